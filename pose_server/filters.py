@@ -1,0 +1,144 @@
+"""One Euro filter for keypoints (Casiez, Roussel, Vogel, CHI 2012), vectorised over keypoints.
+
+Per keypoint ``k`` and frame interval ``dt`` (from timestamps, so variable frame rates are fine)::
+
+    alpha(fc) = 1 / (1 + tau / dt),  tau = 1 / (2 pi fc)
+    dx        = (x - x_hat_prev) / dt
+    dx_hat    = dx_hat_prev + alpha(d_cutoff) * (dx - dx_hat_prev)
+    fc        = min_cutoff + beta * |dx_hat|
+    x_hat     = x_hat_prev + alpha(fc) * (x - x_hat_prev)
+
+``|dx_hat|`` is the speed of the keypoint (Euclidean norm over its 2 or 3 coordinates), so all
+coordinates of one keypoint share a cutoff and the filter does not depend on the axes' orientation;
+with ``dims=1`` it is exactly the scalar filter of the paper.
+
+Keypoints whose score drops below ``min_score`` are not fed to the filter (a detector's guess for an
+occluded joint jumps around). For ``hold_s`` seconds they are predicted from the last filtered
+position and velocity, with the velocity decaying (time constant ``hold_s / 3``), and flagged in the
+returned ``held`` mask with their last confident score. After that they pass through unfiltered with
+their own low score, and the keypoint's filter restarts from the next confident sample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["KeypointFilter", "smoothing_factor"]
+
+
+def smoothing_factor(dt: float | np.ndarray, cutoff: float | np.ndarray) -> np.ndarray:
+    """alpha = 1 / (1 + tau / dt) with tau = 1 / (2 pi cutoff)."""
+    tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff, dtype=np.float64))
+    return 1.0 / (1.0 + tau / np.asarray(dt, dtype=np.float64))
+
+
+class KeypointFilter:
+    """One Euro filter over (K, dims) keypoints with hold/predict of low-confidence keypoints."""
+
+    def __init__(
+        self,
+        num_keypoints: int = 17,
+        dims: int = 2,
+        min_cutoff: float = 1.0,
+        beta: float = 0.01,
+        d_cutoff: float = 1.0,
+        min_score: float = 0.3,
+        hold_s: float = 0.25,
+    ) -> None:
+        if num_keypoints < 1 or dims < 1:
+            raise ValueError(f"num_keypoints and dims must be >= 1, got {num_keypoints}, {dims}")
+        self.num_keypoints = int(num_keypoints)
+        self.dims = int(dims)
+        self.min_cutoff = self.beta = self.d_cutoff = self.min_score = self.hold_s = 0.0
+        self.set_params(min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff, min_score=min_score, hold_s=hold_s)
+        self.reset()
+
+    def set_params(self, **params: float) -> None:
+        """Change any of min_cutoff, beta, d_cutoff, min_score, hold_s while running (state is kept)."""
+        allowed = ("min_cutoff", "beta", "d_cutoff", "min_score", "hold_s")
+        for name, value in params.items():
+            if name not in allowed:
+                raise ValueError(f"unknown filter parameter {name!r}; expected one of {', '.join(allowed)}")
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"filter parameter {name} must be finite, got {value}")
+            if name in ("min_cutoff", "d_cutoff") and value <= 0:
+                raise ValueError(f"{name} is a cutoff frequency in Hz and must be > 0, got {value}")
+            if name in ("beta", "hold_s") and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+            setattr(self, name, value)
+
+    def reset(self) -> None:
+        """Forget all state (e.g. when the tracked person is lost)."""
+        k, d = self.num_keypoints, self.dims
+        self._x = np.zeros((k, d))  # filtered position
+        self._dx = np.zeros((k, d))  # filtered velocity
+        self._active = np.zeros(k, dtype=bool)  # has filter state
+        self._t_good = np.full(k, -np.inf)  # time of the last confident sample
+        self._score_good = np.zeros(k)  # its score
+        self._t_prev: float | None = None
+        self._out = np.zeros((k, d))
+
+    def __call__(
+        self, points: np.ndarray, scores: np.ndarray, t: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Filter one frame: points (K, dims), scores (K,), t seconds -> (points, scores, held)."""
+        x = np.asarray(points, dtype=np.float64)
+        s = np.asarray(scores, dtype=np.float64)
+        if x.shape != (self.num_keypoints, self.dims):
+            raise ValueError(
+                f"points must have shape ({self.num_keypoints}, {self.dims}), got {x.shape}; "
+                "create one KeypointFilter per person with the right num_keypoints/dims"
+            )
+        if s.shape != (self.num_keypoints,):
+            raise ValueError(f"scores must have shape ({self.num_keypoints},), got {s.shape}")
+        t = float(t)
+        if self._t_prev is not None and t <= self._t_prev:
+            # A repeated or out-of-order timestamp carries no new information about motion.
+            t = self._t_prev + 1e-6
+
+        good = (s >= self.min_score) & np.isfinite(x).all(axis=1)
+        out = x.copy()
+        out_s = s.copy()
+        held = np.zeros(self.num_keypoints, dtype=bool)
+
+        # Confident keypoints with state: One Euro update with their own dt since their last update.
+        upd = good & self._active
+        if upd.any():
+            dt = (t - self._t_good[upd])[:, None]
+            a_d = smoothing_factor(dt, self.d_cutoff)
+            dx = (x[upd] - self._x[upd]) / dt
+            dx_hat = self._dx[upd] + a_d * (dx - self._dx[upd])
+            fc = self.min_cutoff + self.beta * np.linalg.norm(dx_hat, axis=1, keepdims=True)
+            a = smoothing_factor(dt, fc)
+            self._x[upd] = self._x[upd] + a * (x[upd] - self._x[upd])
+            self._dx[upd] = dx_hat
+        # Confident keypoints without state start their filter here.
+        new = good & ~self._active
+        self._x[new] = x[new]
+        self._dx[new] = 0.0
+        self._active |= good
+        self._t_good[good] = t
+        self._score_good[good] = s[good]
+        out[good] = self._x[good]
+
+        # Low-confidence keypoints: predict with the decaying last velocity while within hold_s.
+        low = ~good & self._active
+        if low.any():
+            elapsed = t - self._t_good[low]
+            within = elapsed <= self.hold_s
+            idx = np.flatnonzero(low)
+            hold_idx, drop_idx = idx[within], idx[~within]
+            if hold_idx.size:
+                tau = max(self.hold_s / 3.0, 1e-6)
+                travel = tau * (1.0 - np.exp(-elapsed[within] / tau))  # integral of exp(-t/tau)
+                out[hold_idx] = self._x[hold_idx] + self._dx[hold_idx] * travel[:, None]
+                out_s[hold_idx] = self._score_good[hold_idx]
+                held[hold_idx] = True
+            self._active[drop_idx] = False  # restart from the next confident sample
+
+        self._t_prev = t
+        self._out = out
+        return out.astype(np.float32), out_s.astype(np.float32), held
