@@ -1,0 +1,320 @@
+"""Frame sources: webcam, video file, image folder, stream URL.
+
+Every source yields `Frame`s through `read()`. Live sources (webcams, stream URLs) grab in a
+background thread and keep only the newest frame, so a slow consumer never builds up latency:
+older frames are dropped and counted. Files deliver every frame in order, paced to real time
+with `realtime=True` or as fast as the consumer reads.
+
+A recorded session (`.jsonl`) is not a frame source: `is_recording()` tells the pipeline to
+replay it instead (see `pose_server.record`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+URL_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+CAPTURE_BACKENDS = {
+    "any": cv2.CAP_ANY,
+    "v4l2": cv2.CAP_V4L2,
+    "ffmpeg": cv2.CAP_FFMPEG,
+    "gstreamer": cv2.CAP_GSTREAMER,
+    "dshow": cv2.CAP_DSHOW,
+    "msmf": cv2.CAP_MSMF,
+    "avfoundation": cv2.CAP_AVFOUNDATION,
+}
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened; the message says what to do."""
+
+
+@dataclass
+class Frame:
+    """One captured frame: its index in the source and the time it was captured (time.time())."""
+
+    index: int
+    image: np.ndarray
+    timestamp: float
+
+
+def is_recording(spec: str) -> bool:
+    """True when `spec` names a recorded session (JSON lines) to replay rather than frames."""
+    return str(spec).lower().endswith((".jsonl", ".ndjson"))
+
+
+def _camera_index(spec: str) -> int | None:
+    s = str(spec).strip()
+    if s.lower().startswith(("cam:", "webcam:")):
+        s = s.split(":", 1)[1]
+    return int(s) if s.isdigit() else None
+
+
+def probe_cameras(max_index: int = 10, backend: str = "any") -> list[int]:
+    """Indices 0..max_index-1 that open and deliver a frame."""
+    found = []
+    api = CAPTURE_BACKENDS.get(backend, cv2.CAP_ANY)
+    prev = os.environ.get("OPENCV_LOG_LEVEL")
+    os.environ["OPENCV_LOG_LEVEL"] = "ERROR"  # probing absent devices otherwise spams warnings
+    try:
+        for i in range(max_index):
+            cap = cv2.VideoCapture(i, api)
+            try:
+                if cap.isOpened() and cap.read()[0]:
+                    found.append(i)
+            finally:
+                cap.release()
+    finally:
+        if prev is None:
+            os.environ.pop("OPENCV_LOG_LEVEL", None)
+        else:
+            os.environ["OPENCV_LOG_LEVEL"] = prev
+    return found
+
+
+class Source:
+    """Base class: `read()` returns the next Frame, or None at the end (or when closed)."""
+
+    live = False
+    name = "source"
+    fps = 30.0
+    frame_count: int | None = None
+    size: tuple[int, int] = (0, 0)
+
+    def __init__(self) -> None:
+        self.dropped = 0  # live frames overwritten before anyone read them
+        self.corrupt = 0  # frames that failed to decode and were skipped
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Pacer:
+    """Sleeps so that frame i is delivered no earlier than start + i / fps."""
+
+    def __init__(self, fps: float, enabled: bool) -> None:
+        self.period = 1.0 / fps if fps and fps > 0 else 0.0
+        self.enabled = enabled and self.period > 0
+        self.start: float | None = None
+
+    def wait(self, i: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = now - i * self.period
+        delay = self.start + i * self.period - now
+        if delay > 0:
+            time.sleep(delay)
+
+
+class VideoFileSource(Source):
+    """Every frame of a video file, in order."""
+
+    def __init__(self, path: str | Path, realtime: bool = False) -> None:
+        super().__init__()
+        path = Path(path)
+        if not path.is_file():
+            raise SourceError(f"video file not found: {path} (check the path; supported: {', '.join(VIDEO_EXTS)})")
+        self.cap = cv2.VideoCapture(str(path))
+        ok, first = self.cap.read() if self.cap.isOpened() else (False, None)
+        if not ok:
+            self.cap.release()
+            raise SourceError(f"OpenCV cannot read the video {path}: the file is damaged or its codec is "
+                              "unsupported; re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`")
+        self._pending: np.ndarray | None = first
+        self.name = path.name
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) or 30.0
+        n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = n if n > 0 else None
+        self.size = (first.shape[1], first.shape[0])
+        self.index = 0
+        self.pacer = _Pacer(self.fps, realtime)
+        self._failures = 0
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        while True:
+            if self._pending is not None:
+                img, self._pending = self._pending, None
+            else:
+                ok, img = self.cap.read()
+                if not ok:
+                    # A failed decode before the known end is a corrupt frame: skip it and go on.
+                    at_end = self.frame_count is None or self.index >= self.frame_count - 1
+                    self._failures += 1
+                    if at_end or self._failures > 30:
+                        return None
+                    self.corrupt += 1
+                    self.index += 1
+                    continue
+            self._failures = 0
+            i = self.index
+            self.index += 1
+            self.pacer.wait(i)
+            return Frame(i, img, time.time())
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImageFolderSource(Source):
+    """The images of a folder in name order; unreadable images are skipped and counted."""
+
+    def __init__(self, path: str | Path, realtime: bool = False, fps: float = 30.0) -> None:
+        super().__init__()
+        path = Path(path)
+        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not self.files:
+            raise SourceError(f"no images in folder {path} (looked for {', '.join(IMAGE_EXTS)})")
+        self.name = path.name or str(path)
+        self.fps = fps
+        self.frame_count = len(self.files)
+        self.pos = 0
+        self.pacer = _Pacer(fps, realtime)
+        self.size = (0, 0)
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        while self.pos < len(self.files):
+            i = self.pos
+            self.pos += 1
+            img = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
+            if img is None or img.size == 0:
+                self.corrupt += 1
+                log.warning("skipping unreadable image %s", self.files[i])
+                continue
+            self.size = (img.shape[1], img.shape[0])
+            self.pacer.wait(i)
+            return Frame(i, img, time.time())
+        return None
+
+
+class LiveSource(Source):
+    """A webcam or stream URL read in a background thread that keeps only the newest frame."""
+
+    live = True
+
+    def __init__(self, cap: cv2.VideoCapture, name: str) -> None:
+        super().__init__()
+        self.cap = cap
+        self.name = name
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30.0
+        self.size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._index = 0
+        self._ended = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._grab_loop, name=f"grab-{name}", daemon=True)
+        self._thread.start()
+
+    def _grab_loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            ok, img = self.cap.read()
+            if not ok or img is None:
+                failures += 1
+                if failures > 50:  # the device or stream went away
+                    break
+                self.corrupt += 1
+                time.sleep(0.01)
+                continue
+            failures = 0
+            frame = Frame(self._index, img, time.time())
+            self._index += 1
+            with self._cond:
+                if self._latest is not None:
+                    self.dropped += 1  # nobody took the previous one: it is stale now
+                self._latest = frame
+                self._cond.notify_all()
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._latest is None and not self._ended:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no frame from {self.name} within {timeout:.1f} s")
+                self._cond.wait(left)
+            frame, self._latest = self._latest, None
+            return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.cap.release()
+
+
+def open_camera(index: int, backend: str = "any", width: int | None = None, height: int | None = None,
+                fps: float | None = None) -> LiveSource:
+    """Open webcam `index`; when it does not open, the error lists the indices that do."""
+    if backend not in CAPTURE_BACKENDS:
+        raise SourceError(f"unknown capture backend {backend!r}; choose one of {', '.join(CAPTURE_BACKENDS)}")
+    cap = cv2.VideoCapture(index, CAPTURE_BACKENDS[backend])
+    if cap.isOpened():
+        if width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        if fps:
+            cap.set(cv2.CAP_PROP_FPS, fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # ask the driver not to queue frames either
+    if not cap.isOpened() or not cap.grab():
+        cap.release()
+        found = [i for i in probe_cameras(backend=backend) if i != index]
+        listed = ", ".join(str(i) for i in found) if found else "none (no camera is connected or permitted)"
+        raise SourceError(f"no camera at index {index} (backend {backend}). Cameras that open: {listed}. "
+                          "Pass one of them with --source, or a video file / image folder / URL.")
+    return LiveSource(cap, f"camera {index}")
+
+
+def open_url(url: str) -> LiveSource:
+    cap = cv2.VideoCapture(url)
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"OpenCV cannot open the stream {url}: check the address, credentials and that "
+                          "the stream is running")
+    return LiveSource(cap, url.split("@")[-1])  # keep credentials out of logs and packets
+
+
+def open_source(spec: str | int, realtime: bool = False, backend: str = "any", width: int | None = None,
+                height: int | None = None, fps: float | None = None) -> Source:
+    """Open a camera index ('0', 'cam:0'), a URL, a video file or an image folder."""
+    spec = str(spec)
+    index = _camera_index(spec)
+    if index is not None:
+        return open_camera(index, backend, width, height, fps)
+    if spec.lower().startswith(URL_PREFIXES):
+        return open_url(spec)
+    if is_recording(spec):
+        raise SourceError(f"{spec} is a recorded session: replay it with `pose-server replay {spec}`")
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return ImageFolderSource(path, realtime=realtime, fps=fps or 30.0)
+    if not path.exists():
+        raise SourceError(f"source not found: {spec}. Give a camera index (0), a video file, an image folder, "
+                          "a stream URL (rtsp://...) or a recorded session (.jsonl)")
+    return VideoFileSource(path, realtime=realtime)
