@@ -1,0 +1,6 @@
+"""ViTPose inference engine: model, loading, pre/post-processing and backends."""
+
+from .configs import DATASETS, ModelLoadError
+from .loading import LoadedModel, ModelSpec, load_vitpose
+
+__all__ = ["DATASETS", "LoadedModel", "ModelLoadError", "ModelSpec", "load_vitpose"]
