@@ -1,0 +1,140 @@
+"""UDP receiver: a background thread that validates pose packets and keeps only the newest one.
+
+Blender's main thread must never block on the network, so the socket lives on a daemon thread and
+the timer tick only swaps out the newest packet (`take_latest`). Everything the thread sees is
+counted so the panel can say why motion is missing: invalid (failed validation), stale (older seq
+than one already accepted), dropped (valid but overwritten by a newer packet before a tick used it).
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import threading
+import time
+
+from .packet import SeqGate, validate_packet
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9000
+# The largest UDP payload over IPv4; anything longer cannot arrive in one datagram.
+MAX_DATAGRAM = 65507
+RATE_WINDOW_S = 1.0
+
+
+class Receiver:
+    """Listens on host:port on a background thread; `take_latest()` hands out the newest valid packet."""
+
+    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+        self.host = host
+        self.port = port
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._gate = SeqGate()
+        self._latest: dict | None = None
+        self._arrivals: collections.deque[float] = collections.deque()
+        self.received = 0
+        self.accepted = 0
+        self.invalid = 0
+        self.stale = 0
+        self.dropped = 0
+        self.last_error = ""
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Bind the socket and start the thread. Raises OSError with a message that says what to do."""
+        if self.running:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(
+                f"cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); "
+                "another program (or another Blender) may use this port: pick a free port here and in the server"
+            ) from exc
+        # Large receive buffer: bursts are absorbed by the kernel instead of being lost there.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.settimeout(0.1)
+        self.port = sock.getsockname()[1]
+        self._sock = sock
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"vitpose-mocap-udp-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread and close the socket; safe to call twice."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def _run(self) -> None:
+        sock = self._sock
+        while not self._stop.is_set() and sock is not None:
+            try:
+                data = sock.recv(MAX_DATAGRAM + 1)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if not self._stop.is_set():
+                    with self._lock:
+                        self.last_error = f"socket error: {exc}"
+                break
+            self.offer(data, time.monotonic())
+
+    def offer(self, data: bytes, now: float | None = None) -> bool:
+        """Validate one datagram and keep it if it is the newest; returns whether it was kept."""
+        ok, result = validate_packet(data)
+        with self._lock:
+            self.received += 1
+            if not ok:
+                self.invalid += 1
+                self.last_error = f"invalid packet: {result}"
+                return False
+            if not self._gate.accept(result["seq"]):
+                self.stale += 1
+                return False
+            self.accepted += 1
+            if self._latest is not None:
+                self.dropped += 1
+            self._latest = result
+            self._arrivals.append(time.monotonic() if now is None else now)
+            return True
+
+    def take_latest(self) -> dict | None:
+        """The newest packet not handed out yet, or None."""
+        with self._lock:
+            packet, self._latest = self._latest, None
+            return packet
+
+    def packets_per_second(self, now: float | None = None) -> float:
+        """Accepted packets over the last second."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            while self._arrivals and now - self._arrivals[0] > RATE_WINDOW_S:
+                self._arrivals.popleft()
+            return len(self._arrivals) / RATE_WINDOW_S
+
+    def stats(self) -> dict:
+        """Counters for the status panel."""
+        rate = self.packets_per_second()
+        with self._lock:
+            return {
+                "received": self.received,
+                "accepted": self.accepted,
+                "invalid": self.invalid,
+                "stale": self.stale,
+                "dropped": self.dropped,
+                "packets_per_s": rate,
+                "last_error": self.last_error,
+            }

@@ -1,0 +1,188 @@
+"""Recording takes: sample the evaluated pose per packet, resample to the scene frame rate, write an Action.
+
+Samples are taken with "visual keying": the depsgraph is evaluated first, so IK and other
+constraints are already applied, and the resulting pose-bone transforms are stored. Keys are placed
+on the scene's frame grid from the packets' capture timestamps (not their arrival times), so network
+jitter or a slow viewport does not warp the timing of the motion.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import math
+import re
+
+import bpy
+from mathutils import Quaternion
+
+from . import compat
+
+TAKE_PATTERN = re.compile(r"^Take_(\d{3,})_")
+_STRIDE = 10  # per bone: location xyz, quaternion wxyz, scale xyz
+
+
+def next_take_name(now: datetime.datetime | None = None) -> str:
+    """`Take_NNN_YYYY-MM-DD_HHMM`, NNN one more than the highest take in this file."""
+    numbers = [int(m.group(1)) for a in bpy.data.actions if (m := TAKE_PATTERN.match(a.name))]
+    now = now or datetime.datetime.now()
+    return f"Take_{max(numbers, default=0) + 1:03d}_{now:%Y-%m-%d_%H%M}"
+
+
+def scene_fps(scene: bpy.types.Scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def evaluated_view_layer(scene: bpy.types.Scene) -> bpy.types.ViewLayer:
+    """Evaluate the scene so pose bones carry their constrained (visual) transforms."""
+    ctx_layer = getattr(bpy.context, "view_layer", None)
+    layer = ctx_layer if ctx_layer is not None and bpy.context.scene == scene else scene.view_layers[0]
+    layer.update()
+    return layer
+
+
+class TakeRecorder:
+    """Collects timestamped visual poses of one armature and turns them into one Action."""
+
+    def __init__(self, armature_obj: bpy.types.Object, fps: float, start_frame: int, name: str) -> None:
+        self.armature_name = armature_obj.name
+        self.bone_names = [pb.name for pb in armature_obj.pose.bones]
+        self.fps = float(fps)
+        self.start_frame = int(start_frame)
+        self.name = name
+        self.times: list[float] = []
+        self.values: list[list[float]] = []
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def sample(self, armature_obj: bpy.types.Object, timestamp: float) -> None:
+        """Store the current evaluated pose at capture time `timestamp` (call after evaluating the scene)."""
+        row: list[float] = []
+        convert = armature_obj.convert_space
+        bones = armature_obj.pose.bones
+        for name in self.bone_names:
+            pb = bones[name]
+            local = convert(pose_bone=pb, matrix=pb.matrix, from_space="POSE", to_space="LOCAL")
+            loc, rot, scale = local.decompose()
+            row.extend((*loc, *rot, *scale))
+        # Out-of-order or repeated timestamps (an imported file) still give a monotonic timeline.
+        i = bisect.bisect_left(self.times, timestamp)
+        if i < len(self.times) and self.times[i] == timestamp:
+            self.values[i] = row
+        else:
+            self.times.insert(i, timestamp)
+            self.values.insert(i, row)
+
+    def resample(self) -> tuple[list[int], list[list[float]]]:
+        """Frames on the scene grid covering the take and the pose interpolated at each of them."""
+        if not self.times:
+            return [], []
+        t0, t1 = self.times[0], self.times[-1]
+        count = int(math.floor((t1 - t0) * self.fps + 1e-6)) + 1
+        frames, rows = [], []
+        for k in range(count):
+            t = t0 + k / self.fps
+            i = max(0, min(bisect.bisect_right(self.times, t) - 1, len(self.times) - 1))
+            if i + 1 < len(self.times):
+                span = self.times[i + 1] - self.times[i]
+                alpha = min(1.0, max(0.0, (t - self.times[i]) / span)) if span > 0 else 0.0
+                row = _interpolate(self.values[i], self.values[i + 1], alpha)
+            else:
+                row = list(self.values[i])
+            frames.append(self.start_frame + k)
+            rows.append(row)
+        return frames, rows
+
+    def finish(self, armature_obj: bpy.types.Object, reduce: bool = False, tolerance: float = 1e-3):
+        """Write the take into a new Action assigned to the armature; None if nothing was sampled."""
+        frames, rows = self.resample()
+        if not frames:
+            return None
+        action = compat.new_action(self.name)
+        action.use_fake_user = True  # a take must survive being unassigned and the file being saved
+        compat.assign_action(armature_obj, action)
+        for b, name in enumerate(self.bone_names):
+            pb = armature_obj.pose.bones.get(name)
+            if pb is None:
+                continue
+            base = b * _STRIDE
+            for path, channels in _bone_channels(pb, rows, base):
+                for index, values in enumerate(channels):
+                    _write_fcurve(action, armature_obj, pb.path_from_id(path), index, name, frames, values,
+                                  tolerance if reduce else None)
+        return action
+
+
+def _interpolate(a: list[float], b: list[float], alpha: float) -> list[float]:
+    out = [x + (y - x) * alpha for x, y in zip(a, b, strict=True)]
+    for base in range(0, len(a), _STRIDE):
+        qa = Quaternion(a[base + 3:base + 7])
+        qb = Quaternion(b[base + 3:base + 7])
+        out[base + 3:base + 7] = qa.slerp(qb, alpha)
+    return out
+
+
+def _bone_channels(pb: bpy.types.PoseBone, rows: list[list[float]], base: int):
+    """(property, per-index value lists) for one bone, rotations in the bone's own rotation mode."""
+    loc = [[r[base + i] for r in rows] for i in range(3)]
+    scale = [[r[base + 7 + i] for r in rows] for i in range(3)]
+    quats, prev = [], None
+    for r in rows:
+        q = Quaternion(r[base + 3:base + 7])
+        if prev is not None and q.dot(prev) < 0:  # stay on one hemisphere so curves do not flip
+            q.negate()
+        quats.append(q)
+        prev = q
+    mode = pb.rotation_mode
+    if mode == "QUATERNION":
+        rot_path, rot = "rotation_quaternion", [[q[i] for q in quats] for i in range(4)]
+    elif mode == "AXIS_ANGLE":
+        pairs = [q.to_axis_angle() for q in quats]
+        rot_path, rot = "rotation_axis_angle", [[p[1] for p in pairs]] + [[p[0][i] for p in pairs] for i in range(3)]
+    else:
+        eulers, prev_e = [], None
+        for q in quats:
+            e = q.to_euler(mode, prev_e) if prev_e is not None else q.to_euler(mode)
+            eulers.append(e)
+            prev_e = e
+        rot_path, rot = "rotation_euler", [[e[i] for e in eulers] for i in range(3)]
+    return (("location", loc), (rot_path, rot), ("scale", scale))
+
+
+def reduce_keys(frames: list[int], values: list[float], tolerance: float) -> list[int]:
+    """Indices of the keys to keep so that linear interpolation stays within `tolerance` of every dropped key."""
+    n = len(frames)
+    if n <= 2:
+        return list(range(n))
+    keep = [0]
+    anchor = 0
+    j = 2
+    while j < n:
+        fa, va = frames[anchor], values[anchor]
+        slope = (values[j] - va) / (frames[j] - fa)
+        if any(abs(va + slope * (frames[m] - fa) - values[m]) > tolerance for m in range(anchor + 1, j)):
+            anchor = j - 1
+            keep.append(anchor)
+        j += 1
+    keep.append(n - 1)
+    return keep
+
+
+def _write_fcurve(action, obj, data_path: str, index: int, group: str, frames: list[int], values: list[float],
+                  tolerance: float | None) -> None:
+    if tolerance is not None:
+        kept = reduce_keys(frames, values, tolerance)
+        frames = [frames[i] for i in kept]
+        values = [values[i] for i in kept]
+    fc = compat.new_fcurve(action, obj, data_path, index, group)
+    points = fc.keyframe_points
+    points.add(len(frames))
+    points.foreach_set("co", [c for pair in zip(frames, values, strict=True) for c in pair])
+    if tolerance is not None:
+        # The reduction assumed straight lines between the kept keys.
+        points.foreach_set("interpolation", [_LINEAR] * len(frames))
+    fc.update()
+
+
+_LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value

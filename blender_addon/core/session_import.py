@@ -1,0 +1,65 @@
+"""Import a session recorded by the pose server (.jsonl, one packet per line) into an Action, offline.
+
+Each packet goes through the same validator, person selection, rig drive and visual sampling as live
+data, and the take is resampled from capture timestamps exactly like a live recording.
+"""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+
+from . import drive, recorder
+from .packet import validate_packet
+from .tick import select_person
+
+
+class SessionImportError(ValueError):
+    """The file cannot become a take; the message says why and what to do."""
+
+
+def read_session(path: str) -> tuple[list[dict], int]:
+    """Valid packets of a session file sorted by capture time, and the number of lines skipped."""
+    if not os.path.isfile(path):
+        raise SessionImportError(f"session file not found: {path}")
+    packets, skipped = [], 0
+    with open(path, "rb") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            ok, result = validate_packet(line)
+            if ok:
+                packets.append(result)
+            else:
+                skipped += 1
+    packets.sort(key=lambda p: (p["timestamp"], p["seq"]))
+    return packets, skipped
+
+
+def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path: str,
+                   person_mode: str = "LARGEST", person_id: int = 0, start_frame: int | None = None,
+                   reduce: bool = False, tolerance: float = 1e-3) -> tuple[bpy.types.Action, int]:
+    """Drive `armature_obj` with every packet of the file and bake the result into a new take Action.
+
+    Returns (action, skipped lines). Raises SessionImportError when no packet holds the person.
+    """
+    if armature_obj is None or armature_obj.type != "ARMATURE":
+        raise SessionImportError("pick a target armature first")
+    packets, skipped = read_session(path)
+    if not packets:
+        raise SessionImportError(f"{path} holds no valid pose packets ({skipped} lines rejected); "
+                                 "is it a session recorded by pose-server --record?")
+    frame0 = scene.frame_current if start_frame is None else start_frame
+    take = recorder.TakeRecorder(armature_obj, recorder.scene_fps(scene), frame0, recorder.next_take_name())
+    for packet in packets:
+        person = select_person(packet, person_mode, person_id)
+        if person is None:
+            continue
+        drive.apply_person(scene, armature_obj, person, packet)
+        recorder.evaluated_view_layer(scene)
+        take.sample(armature_obj, packet["timestamp"])
+    if not len(take):
+        raise SessionImportError(f"no packet in {path} shows the selected person (mode {person_mode}, id {person_id})")
+    return take.finish(armature_obj, reduce=reduce, tolerance=tolerance), skipped

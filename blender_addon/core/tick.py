@@ -1,0 +1,110 @@
+"""The per-tick work: newest packet -> selected person -> armature -> status -> recording.
+
+`apply_tick` is a plain function so tests and benchmarks call it directly (timers never fire when
+Blender runs as a Python module); the `bpy.app.timers` callback below only loops over scenes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import bpy
+
+from . import drive, recorder, state
+
+TICK_INTERVAL_S = 1.0 / 120.0  # poll faster than any sender so a packet waits at most ~8 ms
+_printed_errors: set[str] = set()
+
+
+def select_person(packet: dict, mode: str = "LARGEST", person_id: int = 0) -> dict | None:
+    """The person to drive: the largest box, the first listed, or a fixed track id."""
+    people = packet.get("people") or []
+    if not people:
+        return None
+    if mode == "ID":
+        return next((p for p in people if p["id"] == person_id), None)
+    if mode == "FIRST":
+        return people[0]
+    return max(people, key=lambda p: (p["bbox"][2] - p["bbox"][0]) * (p["bbox"][3] - p["bbox"][1]))
+
+
+def report_error(settings, message: str) -> None:
+    """Show an error in the panel, and print each distinct message once instead of every tick."""
+    if settings.last_error != message:
+        settings.last_error = message
+    if message and message not in _printed_errors:
+        _printed_errors.add(message)
+        print(f"ViTPose Mocap: {message}")
+
+
+def _update_status(settings, rx) -> None:
+    stats = rx.stats()
+    # Only write what changed: every property write tags the UI for a redraw.
+    for key in ("received", "invalid", "stale", "dropped"):
+        if getattr(settings, key) != stats[key]:
+            setattr(settings, key, stats[key])
+    if abs(settings.packets_per_s - stats["packets_per_s"]) > 1e-6:
+        settings.packets_per_s = stats["packets_per_s"]
+    if stats["last_error"] and stats["last_error"] != settings.last_error:
+        report_error(settings, stats["last_error"])
+    status = "RECEIVING" if stats["packets_per_s"] > 0 else "LISTENING"
+    if settings.status != status:
+        settings.status = status
+
+
+def apply_tick(scene: bpy.types.Scene) -> float | None:
+    """Apply the newest packet of the scene's receiver; returns the next interval, or None if not running."""
+    rx = state.receiver(scene.name)
+    if rx is None:
+        return None
+    settings = scene.vitpose_mocap
+    _update_status(settings, rx)
+    packet = rx.take_latest()
+    if packet is None:
+        return TICK_INTERVAL_S
+    meta = packet.get("meta") or {}
+    settings.fps = float(meta.get("fps", 0.0) or 0.0)
+    settings.latency_ms = max(0.0, (time.time() - packet["timestamp"]) * 1000.0)
+    person = select_person(packet, settings.person_mode, settings.person_id)
+    armature = settings.target
+    if person is None or armature is None or armature.type != "ARMATURE":
+        return TICK_INTERVAL_S
+    try:
+        drive.apply_person(scene, armature, person, packet)
+    except Exception as exc:  # a bad rig must not kill the timer; the panel shows why
+        report_error(settings, f"driving {armature.name} failed: {exc}")
+        return TICK_INTERVAL_S
+    settings.applied += 1
+    take = state.recording(scene.name)
+    if take is not None and settings.is_recording:
+        recorder.evaluated_view_layer(scene)
+        take.sample(armature, packet["timestamp"])
+        settings.recorded_samples = len(take)
+    return TICK_INTERVAL_S
+
+
+def _timer() -> float | None:
+    """bpy.app.timers callback: tick every scene with a running receiver."""
+    names = state.running_scenes()
+    if not names:
+        return None
+    for name in names:
+        scene = bpy.data.scenes.get(name)
+        if scene is None:  # renamed or deleted: nothing left to drive
+            state.stop_receiver(name)
+            continue
+        try:
+            apply_tick(scene)
+        except Exception as exc:
+            report_error(scene.vitpose_mocap, f"tick failed: {exc}")
+    return TICK_INTERVAL_S
+
+
+def ensure_timer() -> None:
+    if not bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.register(_timer, first_interval=TICK_INTERVAL_S)
+
+
+def stop_timer() -> None:
+    if bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.unregister(_timer)

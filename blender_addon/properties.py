@@ -1,0 +1,72 @@
+"""Scene settings and live status of the add-on: `scene.vitpose_mocap`."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from .core.receiver import DEFAULT_HOST, DEFAULT_PORT
+from .rig_properties import RigSettings
+
+
+def _is_armature(_self, obj) -> bool:
+    return obj.type == "ARMATURE"
+
+
+class MocapSettings(bpy.types.PropertyGroup):
+    """Connection, person, recording settings and the receiver's live status."""
+
+    # Connection
+    host: StringProperty(name="Host", default=DEFAULT_HOST,
+                         description="Address to listen on; 127.0.0.1 accepts packets from this computer only")
+    port: IntProperty(name="Port", default=DEFAULT_PORT, min=1, max=65535,
+                      description="UDP port the pose server sends to (pose-server --udp 127.0.0.1:PORT)")
+    status: EnumProperty(name="Status", items=[
+        ("STOPPED", "Stopped", "Not listening"),
+        ("LISTENING", "Listening", "Socket open, no packets in the last second"),
+        ("RECEIVING", "Receiving", "Packets are arriving"),
+        ("ERROR", "Error", "The receiver could not start; see the last error"),
+    ], default="STOPPED")
+
+    # Live status, written by the tick
+    received: IntProperty(name="Received", description="Datagrams received")
+    applied: IntProperty(name="Applied", description="Packets applied to the armature")
+    invalid: IntProperty(name="Invalid", description="Datagrams rejected by the packet validator")
+    stale: IntProperty(name="Stale", description="Packets older than one already received (out of order)")
+    dropped: IntProperty(name="Dropped", description="Valid packets replaced by a newer one before a tick used them")
+    packets_per_s: FloatProperty(name="Packets/s", precision=1)
+    fps: FloatProperty(name="Server FPS", precision=1, description="Frame rate reported by the pose server")
+    latency_ms: FloatProperty(name="Latency", precision=1, description="Capture-to-apply delay in milliseconds")
+    last_error: StringProperty(name="Last error")
+
+    # What to drive
+    target: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
+                            description="Armature driven by the incoming poses and recorded into takes")
+    person_mode: EnumProperty(name="Person", default="LARGEST", items=[
+        ("LARGEST", "Largest", "The person with the largest box"),
+        ("FIRST", "First", "The first person in each packet"),
+        ("ID", "Track ID", "A fixed track id"),
+    ])
+    person_id: IntProperty(name="Track ID", min=0, description="Track id to follow when Person is Track ID")
+    rig: PointerProperty(type=RigSettings)
+
+    # Recording
+    is_recording: BoolProperty(name="Recording", default=False)
+    recorded_samples: IntProperty(name="Samples", description="Poses captured in the take being recorded")
+    last_take: StringProperty(name="Last take", description="Action written by the last recording or import")
+    reduce_keys: BoolProperty(name="Reduce keys", default=False,
+                              description="Drop keys that straight lines between their neighbours reproduce")
+    reduce_tolerance: FloatProperty(name="Tolerance", default=0.001, min=0.0, soft_max=0.05, precision=4,
+                                    description="Largest error a dropped key may have (metres, radians, units)")
+
+
+classes = (MocapSettings,)
+
+
+def register_scene_property() -> None:
+    bpy.types.Scene.vitpose_mocap = PointerProperty(type=MocapSettings)
+
+
+def unregister_scene_property() -> None:
+    if hasattr(bpy.types.Scene, "vitpose_mocap"):
+        del bpy.types.Scene.vitpose_mocap

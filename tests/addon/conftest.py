@@ -1,0 +1,48 @@
+"""Fixtures for the add-on tests on real bpy (Blender 5.0 in .venv, 4.2 LTS in .venv-bpy42).
+
+Only the standard library, pytest and bpy: .venv-bpy42 holds nothing else. `bpy` can be imported
+once per process and keeps global state, so the add-on is registered once per session and every
+test starts from an empty factory scene.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import bpy
+import pytest
+
+import blender_addon
+from blender_addon.core import state
+
+
+@pytest.fixture(scope="session")
+def addon():
+    blender_addon.register()
+    yield blender_addon
+    blender_addon.unregister()
+
+
+@pytest.fixture
+def scene(addon):
+    """An empty scene from factory settings, with the add-on registered and no receiver running."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    yield bpy.context.scene
+    state.stop_all()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sender():
+    """A UDP socket for sending datagrams to the receiver under test."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    yield s
+    s.close()
+

@@ -1,0 +1,115 @@
+"""Exports of a take: FBX (re-imported to check the keys), BVH (parsed), .blend copy."""
+
+from __future__ import annotations
+
+import bpy
+import pytest
+
+from blender_addon.core import compat, export, recorder
+
+from .helpers import make_armature
+
+pytestmark = pytest.mark.bpy42
+FRAMES = 25  # 1 s at 24 fps, frames 1..25
+
+
+def _record_take(scene, arm):
+    """A take where the root slides along X and the child bends, plus a constraint the live rig would have."""
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    take = recorder.TakeRecorder(arm, 24.0, start_frame=1, name=recorder.next_take_name())
+    for i in range(FRAMES):
+        arm.pose.bones["root"].location = (0.0, 0.0, 0.04 * i)  # bone Y = world Z; local Z = world -Y
+        arm.pose.bones["child"].rotation_quaternion = (1.0, 0.02 * i, 0.0, 0.0)
+        arm.pose.bones["child"].rotation_quaternion.normalize()
+        recorder.evaluated_view_layer(scene)
+        take.sample(arm, 50.0 + i / 24.0)
+    action = take.finish(arm)
+    for pb in arm.pose.bones:
+        pb.location = (0.0, 0.0, 0.0)
+        pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+    # A live-rig constraint pinning the root: the export must show the take, not this.
+    pin = bpy.data.objects.new("Pin", None)
+    scene.collection.objects.link(pin)
+    pin.location = (5.0, 5.0, 5.0)
+    arm.pose.bones["root"].constraints.new("COPY_LOCATION").target = pin
+    return action
+
+
+def _child_heads(scene, obj, frames):
+    out = []
+    for f in frames:
+        scene.frame_set(f)
+        out.append(tuple(obj.matrix_world @ obj.pose.bones["child"].tail))
+    return out
+
+
+def test_fbx_holds_only_the_take_and_reimports_with_its_keys(scene, tmp_path):
+    arm = make_armature()
+    other = bpy.data.objects.new("Other", bpy.data.meshes.new("Other"))
+    scene.collection.objects.link(other)
+    action = _record_take(scene, arm)
+    bpy.data.actions.new("NotTheTake")  # must not be exported (bake_anim_use_all_actions=False)
+    arm.pose.bones["root"].constraints[0].mute = True
+    expected = _child_heads(scene, arm, [1, 13, 25])
+    arm.pose.bones["root"].constraints[0].mute = False
+    scene.frame_start, scene.frame_end = 100, 200
+    path = export.export_fbx(scene, arm, action, str(tmp_path / "take"))
+    assert path.endswith("take.fbx")
+    # Everything restored: constraint live again, scene range back.
+    assert not arm.pose.bones["root"].constraints[0].mute
+    assert (scene.frame_start, scene.frame_end) == (100, 200)
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    # anim_offset=0: the importer otherwise shifts keys by one frame.
+    assert "FINISHED" in bpy.ops.import_scene.fbx(filepath=path, anim_offset=0.0)
+    objs = list(bpy.context.scene.objects)
+    assert [o.type for o in objs] == ["ARMATURE"], objs
+    imported = objs[0]
+    assert len(bpy.data.actions) == 1  # only the take came along
+    imp_action = imported.animation_data.action
+    curves = compat.action_fcurves(imp_action)
+    assert curves
+    start, end = imp_action.frame_range
+    assert (round(start), round(end)) == (1, FRAMES)
+    assert max(len(fc.keyframe_points) for fc in curves) == FRAMES
+    got = _child_heads(bpy.context.scene, imported, [1, 13, 25])
+    for g, e in zip(got, expected, strict=True):
+        assert g == pytest.approx(e, abs=1e-3)
+
+
+def test_bvh_has_the_hierarchy_and_every_frame_of_the_take(scene, tmp_path):
+    arm = make_armature()
+    action = _record_take(scene, arm)
+    path = export.export_bvh(scene, arm, action, str(tmp_path / "take.bvh"))
+    text = open(path).read()
+    assert "ROOT root" in text and "JOINT child" in text
+    motion = text.split("MOTION", 1)[1].strip().splitlines()
+    assert motion[0].split() == ["Frames:", str(FRAMES)]
+    assert float(motion[1].split()[-1]) == pytest.approx(1 / 24, abs=1e-5)
+    rows = [list(map(float, line.split())) for line in motion[2:]]
+    assert len(rows) == FRAMES
+    # Root position channels follow the take (world -Y from the bone's local Z), not the pinned constraint.
+    first, last = rows[0][:3], rows[-1][:3]
+    assert max(abs(a - b) for a, b in zip(first, last, strict=True)) == pytest.approx(0.96, abs=0.02)
+    assert all(abs(v) < 2.0 for v in last)
+
+
+def test_export_without_a_take_says_what_to_do(scene, tmp_path):
+    arm = make_armature()
+    with pytest.raises(export.ExportError, match="record or import"):
+        export.export_fbx(scene, arm, None, str(tmp_path / "x.fbx"))
+    with pytest.raises(export.ExportError, match="armature"):
+        export.export_bvh(scene, None, None, str(tmp_path / "x.bvh"))
+
+
+def test_blend_copy_keeps_the_take(scene, tmp_path):
+    arm = make_armature()
+    action = _record_take(scene, arm)
+    path = export.save_blend_copy(str(tmp_path / "session"))
+    assert path.endswith("session.blend")
+    name = action.name
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    assert bpy.data.actions.get(name) is None
+    bpy.ops.wm.open_mainfile(filepath=path)
+    loaded = bpy.data.actions.get(name)
+    assert loaded is not None and len(compat.action_fcurves(loaded)) == 20
