@@ -82,7 +82,7 @@ class Receiver:
         sock = self._sock
         while not self._stop.is_set() and sock is not None:
             try:
-                data = sock.recv(MAX_DATAGRAM + 1)
+                data, address = sock.recvfrom(MAX_DATAGRAM + 1)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -90,10 +90,10 @@ class Receiver:
                     with self._lock:
                         self.last_error = f"socket error: {exc}"
                 break
-            self.offer(data, time.monotonic())
+            self.offer(data, address)
 
-    def offer(self, data: bytes, now: float | None = None) -> bool:
-        """Validate one datagram and keep it if it is the newest; returns whether it was kept."""
+    def offer(self, data: bytes, sender: object = None) -> bool:
+        """Validate one datagram from `sender` and keep it if it is the newest; returns whether it was kept."""
         ok, result = validate_packet(data)
         with self._lock:
             self.received += 1
@@ -101,14 +101,14 @@ class Receiver:
                 self.invalid += 1
                 self.last_error = f"invalid packet: {result}"
                 return False
-            if not self._gate.accept(result["seq"]):
+            if not self._gate.accept(result, sender):
                 self.stale += 1
                 return False
             self.accepted += 1
             if self._latest is not None:
                 self.dropped += 1
             self._latest = result
-            self._arrivals.append(time.monotonic() if now is None else now)
+            self._arrivals.append(time.monotonic())
             return True
 
     def take_latest(self) -> dict | None:
