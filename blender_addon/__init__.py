@@ -20,7 +20,7 @@ import bpy  # noqa: E402
 from bpy.app.handlers import persistent  # noqa: E402
 
 from . import operators, panels, properties, rig_properties  # noqa: E402
-from .core import state, tick  # noqa: E402
+from .core import drive, state, tick  # noqa: E402
 
 _MODULES = (rig_properties, properties, operators, panels)
 
@@ -30,6 +30,7 @@ def _on_load_pre(*_args) -> None:
     """A file is about to replace the current one: close every socket and drop takes in progress."""
     tick.stop_timer()
     state.stop_all()
+    drive.clear_cache()
 
 
 @persistent
@@ -58,6 +59,7 @@ def unregister() -> None:
             handler.remove(fn)
     tick.stop_timer()
     state.stop_all()
+    drive.clear_cache()
     properties.unregister_scene_property()
     for module in reversed(_MODULES):
         for cls in reversed(module.classes):

@@ -79,7 +79,8 @@ class TakeRecorder:
         if not self.times:
             return [], []
         t0, t1 = self.times[0], self.times[-1]
-        count = int(math.floor((t1 - t0) * self.fps + 1e-6)) + 1
+        # Tolerance of 1/1000 frame: epoch timestamps (~1.7e9 s) carry only ~0.2 us of precision.
+        count = int(math.floor((t1 - t0) * self.fps + 1e-3)) + 1
         frames, rows = [], []
         for k in range(count):
             t = t0 + k / self.fps

@@ -13,7 +13,7 @@ import bpy
 import pytest
 
 import blender_addon
-from blender_addon.core import state
+from blender_addon.core import drive, state
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +29,7 @@ def scene(addon):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     yield bpy.context.scene
     state.stop_all()
+    drive.clear_cache()
 
 
 @pytest.fixture

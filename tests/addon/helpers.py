@@ -33,3 +33,18 @@ def make_armature(name: str = "Arm", bones: tuple[str, ...] = ("root", "child"))
         parent = eb
     bpy.ops.object.mode_set(mode="OBJECT")
     return obj
+
+
+def capture_rig(scene) -> bpy.types.Object:
+    """The rig helper's capture rig (no mesh), set as the scene's target armature."""
+    from blender_addon.core import rig
+
+    obj = rig.create_capture_rig(bpy.context, with_mesh=False)
+    scene.vitpose_mocap.target = obj
+    return obj
+
+
+def bone_head(obj: bpy.types.Object, bone: str):
+    """World position of a pose bone's head after evaluating the scene (constraints applied)."""
+    bpy.context.view_layer.update()
+    return obj.matrix_world @ obj.pose.bones[bone].head

@@ -1,0 +1,104 @@
+"""Ticks over a real socket: newest packet -> selected person -> capture rig, with live status."""
+
+from __future__ import annotations
+
+import time
+
+import bpy
+import pytest
+
+from blender_addon.core import state, tick
+
+from .helpers import bone_head, capture_rig, make_armature, wait_until
+from .packets import encode, make_packet
+
+pytestmark = pytest.mark.bpy42
+
+
+@pytest.fixture
+def live(scene, free_port, sender):
+    """Receiver started through the operator; returns send(packet) that waits until it arrived."""
+    scene.vitpose_mocap.port = free_port
+    assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
+    rx = state.receiver(scene.name)
+
+    def send(packet: dict) -> None:
+        before = rx.received
+        sender.sendto(encode(packet), ("127.0.0.1", free_port))
+        wait_until(lambda: rx.received > before, what=f"packet {packet['seq']}")
+
+    return send
+
+
+@pytest.mark.parametrize("mode", ["IK", "DIRECT"])
+def test_ticks_move_the_capture_rig_and_fill_the_status(scene, live, mode):
+    rig = capture_rig(scene)
+    settings = scene.vitpose_mocap
+    settings.rig.drive_mode = mode
+    now = time.time()
+    live(make_packet(0, now, phase=0.0))
+    assert tick.apply_tick(scene) == tick.TICK_INTERVAL_S
+    start = bone_head(rig, "hips").copy()
+    wrist_start = bone_head(rig, "forearm.L").copy()
+    live(make_packet(1, now + 0.033, phase=0.4))
+    tick.apply_tick(scene)
+    moved = bone_head(rig, "hips") - start
+    assert moved.x == pytest.approx(0.4, abs=0.02)
+    assert abs(moved.y) < 0.02 and abs(moved.z) < 0.02
+    assert (bone_head(rig, "forearm.L") - wrist_start).length > 0.3
+    assert (settings.received, settings.applied, settings.invalid, settings.stale) == (2, 2, 0, 0)
+    assert settings.status == "RECEIVING" and settings.packets_per_s >= 2.0
+    assert settings.fps == pytest.approx(30.0)
+    assert 0.0 <= settings.latency_ms < 5000.0
+    assert settings.last_error == ""
+
+
+def test_only_the_newest_packet_is_applied(scene, live):
+    rig = capture_rig(scene)
+    t = time.time()
+    for seq, phase in enumerate((0.1, 0.2, 0.3)):
+        live(make_packet(seq, t + seq / 30, phase=phase))
+    tick.apply_tick(scene)
+    settings = scene.vitpose_mocap
+    assert (settings.received, settings.applied, settings.dropped) == (3, 1, 2)
+    assert bone_head(rig, "hips").x == pytest.approx(0.3, abs=0.02)
+    assert tick.apply_tick(scene) == tick.TICK_INTERVAL_S  # nothing new: nothing applied
+    assert settings.applied == 1
+
+
+@pytest.mark.parametrize(("mode", "person_id", "x"), [("LARGEST", 0, 0.0), ("ID", 1, 1.0), ("FIRST", 0, 0.0)])
+def test_the_selected_person_drives_the_rig(scene, live, mode, person_id, x):
+    rig = capture_rig(scene)
+    settings = scene.vitpose_mocap
+    settings.person_mode, settings.person_id = mode, person_id
+    live(make_packet(0, time.time(), phase=0.0, people=2))
+    tick.apply_tick(scene)
+    assert bone_head(rig, "hips").x == pytest.approx(x, abs=0.02)
+
+
+def test_missing_person_or_target_is_not_an_error(scene, live):
+    settings = scene.vitpose_mocap
+    live(make_packet(0, time.time()))
+    tick.apply_tick(scene)  # no target armature yet
+    capture_rig(scene)
+    settings.person_mode, settings.person_id = "ID", 7
+    live(make_packet(1, time.time()))
+    tick.apply_tick(scene)
+    assert settings.applied == 0 and settings.received == 2 and settings.last_error == ""
+
+
+def test_a_rig_that_cannot_be_driven_reports_once(scene, live, capfd):
+    settings = scene.vitpose_mocap
+    settings.target = make_armature("NotHumanoid")
+    for seq in range(5):
+        live(make_packet(seq, time.time()))
+        assert tick.apply_tick(scene) == tick.TICK_INTERVAL_S  # never raises into the timer
+    assert settings.applied == 0
+    assert "NotHumanoid" in settings.last_error
+    printed = capfd.readouterr().out
+    assert printed.count(settings.last_error) == 1, printed
+
+
+def test_tick_without_a_receiver_ends_the_timer(scene):
+    assert tick.apply_tick(scene) is None
+    assert tick._timer() is None
