@@ -1,0 +1,216 @@
+"""Drive an armature from one person of a packet: `apply_person`, called by the tick.
+
+Two drive modes (scene.vitpose_mocap.rig.drive_mode):
+- IK (default): the capture rig's empties move to the 3D joints and its constraints do the rest;
+  any other armature gets its LOCATION bones (IK controls, root) moved to the joints and its
+  ROTATION bones rotated.
+- DIRECT: bone rotations, from protocol v2 `rotations` when present, else computed from `joints_3d`.
+
+Per tick this touches only pose-bone and empty transforms: no bpy.ops, no depsgraph evaluation.
+Bone-map resolution, rest matrices and empty lookups are cached per armature and rebuilt when a
+name, the bone count or any rig setting changes (RigSettings.revision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import bpy
+from mathutils import Matrix, Vector
+
+from . import bonemaps, rig
+from . import retarget as rt
+
+_MAX_CACHED = 16
+
+
+class RigError(RuntimeError):
+    """The armature cannot be driven as it is; the message says what to do."""
+
+
+@dataclass
+class _Cached:
+    signature: tuple
+    capture: bool
+    solver: rt.TargetSolver
+    slots: frozenset[str]
+    targets: dict[str, bpy.types.Object] = field(default_factory=dict)
+    rest_pelvis: Vector = field(default_factory=Vector)
+    constraint_state: tuple | None = None
+
+
+_cache: dict[tuple[int, int], _Cached] = {}
+_last_joints: dict[int, list] = {}  # scene session_uid -> joints_3d last applied (Create Capture Rig sizes from it)
+
+
+def clear_cache() -> None:
+    """Forget every cached armature (after file loads and in tests)."""
+    _cache.clear()
+    _last_joints.clear()
+
+
+def last_joints(scene: bpy.types.Scene) -> list | None:
+    """joints_3d of the last person applied in this scene, or None."""
+    return _last_joints.get(scene.session_uid)
+
+
+def bone_map_entries(obj: bpy.types.Object, rig_settings) -> list[dict]:
+    """The scene's bone map, or (when it is empty) the preset detected from the armature's bones."""
+    entries = [{"canonical": e.canonical, "target": e.target, "mode": e.mode, "offset": tuple(e.offset)}
+               for e in rig_settings.bone_map]
+    if entries:
+        return entries
+    name, _score = bonemaps.detect_preset(obj.data.bones.keys())
+    return bonemaps.load_preset(name)["bones"]
+
+
+def _build(obj: bpy.types.Object, rig_settings, signature: tuple) -> _Cached:
+    entries = bone_map_entries(obj, rig_settings)
+    resolved = bonemaps.require_entries(obj.name, obj.data.bones.keys(), entries)
+    solver = rt.TargetSolver(obj.data, [(e["canonical"], e["target"], e["mode"], e.get("offset", (1, 0, 0, 0)))
+                                        for e in resolved])
+    cached = _Cached(signature, rig.is_capture_rig(obj), solver, frozenset(e["canonical"] for e in resolved))
+    if cached.capture:
+        names = obj.get(rig.TARGETS_KEY) or {}
+        missing = [k for k in rig.TARGETS if bpy.data.objects.get(names.get(k, "")) is None]
+        if missing:
+            raise RigError(f"capture rig {obj.name!r} lost its target empties ({', '.join(missing)}); "
+                           f"create the capture rig again or switch Drive to Direct rotations")
+        cached.targets = {k: bpy.data.objects[names[k]] for k in rig.TARGETS}
+        props = rig.Proportions(**obj.get(rig.PROPORTIONS_KEY, {}).to_dict()) \
+            if obj.get(rig.PROPORTIONS_KEY) else rig.Proportions()
+        cached.rest_pelvis = Vector((0.0, 0.0, props.pelvis_height))
+    return cached
+
+
+def cached_rig(scene: bpy.types.Scene, obj: bpy.types.Object) -> _Cached:
+    """The cache entry of an armature, rebuilt when its names or the rig settings changed."""
+    rig_settings = scene.vitpose_mocap.rig
+    key = (scene.session_uid, obj.session_uid)  # unique per session, unlike pointers after a file load
+    signature = (obj.name, obj.data.name, len(obj.data.bones), rig_settings.revision)
+    cached = _cache.get(key)
+    if cached is None or cached.signature != signature:
+        if len(_cache) >= _MAX_CACHED:
+            _cache.clear()
+        _cache.pop(key, None)
+        cached = _build(obj, rig_settings, signature)
+        _cache[key] = cached
+    return cached
+
+
+def _placement(obj: bpy.types.Object, scale: float) -> tuple[Matrix, Matrix]:
+    """(packet point -> armature space 4x4, world rotation of the armature 3x3). The packet frame is put
+    at the armature object's origin, world-aligned, in metres times `scale`."""
+    world = obj.matrix_world
+    to_arm = world.inverted_safe() @ Matrix.Translation(world.translation) @ Matrix.Scale(scale, 4)
+    return to_arm, world.to_3x3().normalized()
+
+
+def _joints(person: dict) -> list[Vector] | None:
+    joints = person.get("joints_3d")
+    if not joints:
+        return None
+    if len(joints) != rt.NUM_JOINTS:
+        raise ValueError(f"joints_3d has {len(joints)} joints, expected {rt.NUM_JOINTS} (COCO body)")
+    return [Vector(p) for p in joints]
+
+
+def _masked_shift(joints: list[Vector], rest_pelvis: Vector, rig_settings) -> Vector:
+    """Offset added to every joint: upper-body-only pins the pelvis at rest, lock-root keeps it over its place."""
+    pelvis = rt.mid(joints, (rt.HIP_L, rt.HIP_R))
+    if rig_settings.upper_body_only:
+        return rest_pelvis - pelvis
+    if rig_settings.lock_root:
+        return Vector((rest_pelvis.x - pelvis.x, rest_pelvis.y - pelvis.y, 0.0))
+    return Vector()
+
+
+def apply_person(scene: bpy.types.Scene, armature_obj: bpy.types.Object, person: dict, packet: dict) -> None:
+    """Pose `armature_obj` from one person of a packet, per scene.vitpose_mocap.rig. Raises
+    BoneMapError/RigError/ValueError with a message for the panel when the armature cannot be driven."""
+    rig_settings = scene.vitpose_mocap.rig
+    if person.get("joints_3d"):
+        _last_joints[scene.session_uid] = person["joints_3d"]
+    try:
+        cached = cached_rig(scene, armature_obj)
+        if cached.capture and rig_settings.drive_mode == "IK":
+            _drive_capture_targets(armature_obj, cached, person, rig_settings)
+        else:
+            _drive_bones(armature_obj, cached, person, packet, rig_settings)
+    except ReferenceError:  # a cached empty was deleted: rebuild (and report) next tick
+        _cache.pop((scene.session_uid, armature_obj.session_uid), None)
+        raise RigError(f"an object used by {armature_obj.name!r} was deleted; create the capture rig again") from None
+
+
+def _sync_capture_constraints(obj: bpy.types.Object, cached: _Cached, ik: bool, legs: bool) -> None:
+    """Mute the capture rig's constraints in Direct mode (and the leg IK when legs are masked)."""
+    state = (ik, legs)
+    if cached.constraint_state == state:
+        return
+    for pb in obj.pose.bones:
+        for con in pb.constraints:
+            if not con.name.startswith(rig.CONSTRAINT_PREFIX):
+                continue
+            is_leg = pb.name.startswith(("shin.", "thigh."))
+            mute = not ik or (is_leg and not legs)
+            if con.mute != mute:
+                con.mute = mute
+    if ik:  # constraints start from the rest pose (IK chains from a small pre-bend)
+        rig.reset_ik_pose(obj)
+    cached.constraint_state = state
+
+
+def _drive_capture_targets(obj: bpy.types.Object, cached: _Cached, person: dict, rig_settings) -> None:
+    legs = not (rig_settings.lock_legs or rig_settings.upper_body_only)
+    _sync_capture_constraints(obj, cached, ik=True, legs=legs)
+    joints = _joints(person)
+    if joints is None:
+        return
+    shift = _masked_shift(joints, cached.rest_pelvis, rig_settings)
+    if shift.length_squared:
+        joints = [p + shift for p in joints]
+    deltas = rt.deltas_from_joints(joints)
+    if rig_settings.upper_body_only:
+        deltas["hips"] = Matrix.Identity(3)
+    to_arm, rot = _placement(obj, rig_settings.location_scale)
+    rot_t = rot.transposed()
+    targets = cached.targets
+    for key, pos in rig.target_positions(joints, deltas).items():
+        if not legs and key in rig.LEG_TARGETS:
+            continue
+        targets[key].location = to_arm @ pos
+    hips = rot_t @ deltas["hips"] @ rot @ rt.REST_FRAMES["hips"]
+    targets["pelvis"].rotation_quaternion = hips.to_quaternion()
+
+
+def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: dict, rig_settings) -> None:
+    ik = rig_settings.drive_mode == "IK"
+    if cached.capture:
+        _sync_capture_constraints(obj, cached, ik=False, legs=True)
+    joints = _joints(person)
+    rotations = person.get("rotations") if packet.get("v", 1) >= 2 else None
+    if rotations and not ik:
+        deltas = rt.deltas_from_rotations(rotations)
+    elif joints is not None:
+        deltas = rt.deltas_from_joints(joints)
+    elif rotations:
+        deltas = rt.deltas_from_rotations(rotations)
+    else:
+        return
+    skip = set()
+    if rig_settings.upper_body_only:
+        skip |= bonemaps.LEG_SLOTS | {bonemaps.ROOT_SLOT}
+    if rig_settings.lock_legs:
+        skip |= bonemaps.LEG_SLOTS
+    to_arm, rot = _placement(obj, rig_settings.location_scale)
+    rot_t = rot.transposed()
+    deltas_arm = {name: rot_t @ d @ rot for name, d in deltas.items()}
+    points: dict[str, Vector] = {}
+    if joints is not None:
+        shift = _masked_shift(joints, cached.rest_pelvis, rig_settings) if rig_settings.lock_root else Vector()
+        points[bonemaps.ROOT_SLOT] = to_arm @ (rt.mid(joints, (rt.HIP_L, rt.HIP_R)) + shift)
+        if ik:
+            for slot, index in rt.EFFECTOR_JOINTS.items():
+                if slot in cached.slots:
+                    points[slot] = to_arm @ (joints[index] + shift)
+    cached.solver.solve(obj.pose, deltas_arm, points, frozenset(skip))

@@ -1,0 +1,243 @@
+"""Canonical skeleton maths and retargeting onto any armature (mathutils only, no bpy.ops).
+
+Everything here works on *world-frame deltas*: for each canonical bone, the rotation that takes the
+bone from its canonical rest orientation (T-pose, facing -Y, Z up) to its current orientation, in the
+packet frame. Deltas come from protocol v2 `rotations` (`deltas_from_rotations`) or from `joints_3d`
+(`deltas_from_joints`); `TargetSolver` turns them into pose-bone transforms of a target armature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import bpy
+from mathutils import Matrix, Quaternion, Vector
+
+# COCO-17 body joints (the first 17 keypoints of wholebody133 too).
+NOSE, EYE_L, EYE_R, EAR_L, EAR_R = 0, 1, 2, 3, 4
+SHOULDER_L, SHOULDER_R, ELBOW_L, ELBOW_R, WRIST_L, WRIST_R = 5, 6, 7, 8, 9, 10
+HIP_L, HIP_R, KNEE_L, KNEE_R, ANKLE_L, ANKLE_R = 11, 12, 13, 14, 15, 16
+NUM_JOINTS = 17
+
+CANONICAL_BONES = ("hips", "spine", "neck", "head", "upper_arm.L", "forearm.L", "upper_arm.R", "forearm.R",
+                   "thigh.L", "shin.L", "thigh.R", "shin.R")
+CANONICAL_PARENTS = {"hips": None, "spine": "hips", "neck": "spine", "head": "neck",
+                     "upper_arm.L": "spine", "forearm.L": "upper_arm.L",
+                     "upper_arm.R": "spine", "forearm.R": "upper_arm.R",
+                     "thigh.L": "hips", "shin.L": "thigh.L", "thigh.R": "hips", "shin.R": "thigh.R"}
+# Rest direction (head to tail) of each canonical bone in the T-pose; every bone has roll 0 in
+# Blender's convention, so its rest frame is Bone.MatrixFromAxisRoll(direction, 0).
+REST_DIRECTIONS = {"hips": (0, 0, 1), "spine": (0, 0, 1), "neck": (0, 0, 1), "head": (0, 0, 1),
+                   "upper_arm.L": (1, 0, 0), "forearm.L": (1, 0, 0), "upper_arm.R": (-1, 0, 0),
+                   "forearm.R": (-1, 0, 0), "thigh.L": (0, 0, -1), "shin.L": (0, 0, -1),
+                   "thigh.R": (0, 0, -1), "shin.R": (0, 0, -1)}
+# Joints (or joint pairs, averaged) at the head and tail of each bone that has a direction in COCO.
+_MID_HIP, _MID_SHOULDER, _MID_EAR = (HIP_L, HIP_R), (SHOULDER_L, SHOULDER_R), (EAR_L, EAR_R)
+BONE_JOINTS = {"spine": (_MID_HIP, _MID_SHOULDER), "neck": (_MID_SHOULDER, _MID_EAR),
+               "upper_arm.L": ((SHOULDER_L,), (ELBOW_L,)), "forearm.L": ((ELBOW_L,), (WRIST_L,)),
+               "upper_arm.R": ((SHOULDER_R,), (ELBOW_R,)), "forearm.R": ((ELBOW_R,), (WRIST_R,)),
+               "thigh.L": ((HIP_L,), (KNEE_L,)), "shin.L": ((KNEE_L,), (ANKLE_L,)),
+               "thigh.R": ((HIP_R,), (KNEE_R,)), "shin.R": ((KNEE_R,), (ANKLE_R,))}
+# Normal of the bend plane (upper dir x lower dir) of a bent elbow or knee, in the T-pose: elbows
+# fold forward (-Y) with palms down, knees fold backward (+Y). Used to twist the upper bone so the
+# joint bends about its own hinge axis.
+HINGES = {"upper_arm.L": ("forearm.L", (0, 0, -1)), "upper_arm.R": ("forearm.R", (0, 0, 1)),
+          "thigh.L": ("shin.L", (1, 0, 0)), "thigh.R": ("shin.R", (1, 0, 0))}
+# Effector slots a bone map may drive by location (IK controls): slot -> COCO joint.
+EFFECTOR_JOINTS = {"hand.L": WRIST_L, "hand.R": WRIST_R, "foot.L": ANKLE_L, "foot.R": ANKLE_R}
+
+REST_FRAMES = {b: bpy.types.Bone.MatrixFromAxisRoll(Vector(d), 0.0) for b, d in REST_DIRECTIONS.items()}
+_EPS = 1e-6
+
+
+def mid(joints: Sequence[Vector], idx: Sequence[int]) -> Vector:
+    """The mean of one or more joints."""
+    if len(idx) == 1:
+        return joints[idx[0]].copy()
+    return (joints[idx[0]] + joints[idx[1]]) * 0.5
+
+
+def frame(y_axis: Vector, z_hint: Vector) -> Matrix | None:
+    """A rotation whose Y column is `y_axis` and whose Z column lies towards `z_hint`; None if degenerate."""
+    y = y_axis.normalized()
+    x = y.cross(z_hint)
+    if x.length < _EPS or y.length < _EPS:
+        return None
+    x.normalize()
+    m = Matrix.Identity(3)
+    m.col[0], m.col[1], m.col[2] = x, y, x.cross(y)
+    return m
+
+
+def swing(parent_delta: Matrix, rest_dir: Vector, cur_dir: Vector) -> Matrix:
+    """The parent's delta followed by the smallest rotation that points the carried rest direction at cur_dir."""
+    carried = parent_delta @ rest_dir
+    if cur_dir.length < _EPS:
+        return parent_delta.copy()
+    return carried.rotation_difference(cur_dir).to_matrix() @ parent_delta
+
+
+def torso_delta(up: Vector, left: Vector) -> Matrix | None:
+    """World delta of a torso segment from its up axis and its right-to-left line (rest: +Z and +X)."""
+    y = up.normalized()
+    x = left - y * left.dot(y)
+    if x.length < _EPS or y.length < _EPS:
+        return None
+    x.normalize()
+    m = Matrix.Identity(3)
+    m.col[0], m.col[1], m.col[2] = x, x.cross(y) * -1.0, y  # columns = images of +X, +Y, +Z
+    return m
+
+
+def deltas_from_joints(joints: Sequence[Vector]) -> dict[str, Matrix]:
+    """World-frame rotation deltas of the 12 canonical bones from 17 COCO joints (metres, packet frame)."""
+    eye = Matrix.Identity(3)
+    pelvis, neck_base, head_base = mid(joints, _MID_HIP), mid(joints, _MID_SHOULDER), mid(joints, _MID_EAR)
+    hips = torso_delta(neck_base - pelvis, joints[HIP_L] - joints[HIP_R]) or eye
+    spine = torso_delta(neck_base - pelvis, joints[SHOULDER_L] - joints[SHOULDER_R]) or hips
+    d = {"hips": hips, "spine": spine}
+    d["neck"] = swing(spine, Vector(REST_DIRECTIONS["neck"]), head_base - neck_base)
+    # Head: up is perpendicular to the ear line and the ear-to-nose (forward) line.
+    head_up = (joints[NOSE] - head_base).cross(joints[EAR_L] - joints[EAR_R])
+    head = torso_delta(head_up, joints[EAR_L] - joints[EAR_R]) if head_up.length > _EPS else None
+    d["head"] = head or d["neck"]
+    for upper, (lower, hinge) in HINGES.items():
+        parent = d[CANONICAL_PARENTS[upper]]
+        (a, b), (_, c) = BONE_JOINTS[upper], BONE_JOINTS[lower]
+        u_dir, l_dir = mid(joints, b) - mid(joints, a), mid(joints, c) - mid(joints, b)
+        normal = u_dir.cross(l_dir)
+        rest_dir = Vector(REST_DIRECTIONS[upper])
+        cur, rest = frame(u_dir, normal), frame(rest_dir, Vector(hinge))
+        # A bent joint fixes the upper bone's twist; a straight one keeps the parent's twist.
+        if cur is not None and normal.length > 0.05 * u_dir.length * l_dir.length:
+            d[upper] = cur @ rest.transposed()
+        else:
+            d[upper] = swing(parent, rest_dir, u_dir)
+        d[lower] = swing(d[upper], Vector(REST_DIRECTIONS[lower]), l_dir)
+    return d
+
+
+def deltas_from_rotations(rotations: Sequence[Sequence[float]]) -> dict[str, Matrix]:
+    """World-frame deltas from protocol v2 rotations: `hips` is a world-frame delta, the others are
+    local pose rotations (Blender's pose-bone rotation_quaternion on the canonical rest skeleton)."""
+    if len(rotations) < len(CANONICAL_BONES):
+        raise ValueError(f"rotations has {len(rotations)} bones, protocol v2 needs {len(CANONICAL_BONES)}")
+    world: dict[str, Matrix] = {}
+    deltas: dict[str, Matrix] = {}
+    for name, q in zip(CANONICAL_BONES, rotations, strict=False):
+        rot = Quaternion(q).normalized().to_matrix()
+        parent = CANONICAL_PARENTS[name]
+        if parent is None:
+            world[name] = rot @ REST_FRAMES[name]
+        else:
+            rest_rel = REST_FRAMES[parent].transposed() @ REST_FRAMES[name]
+            world[name] = world[parent] @ rest_rel @ rot
+        deltas[name] = world[name] @ REST_FRAMES[name].transposed()
+    return deltas
+
+
+def local_rotations(deltas: dict[str, Matrix]) -> list[Quaternion]:
+    """The inverse of `deltas_from_rotations`: protocol v2 rotations of the canonical skeleton."""
+    out = []
+    for name in CANONICAL_BONES:
+        world = deltas[name] @ REST_FRAMES[name]
+        parent = CANONICAL_PARENTS[name]
+        if parent is None:
+            out.append(deltas[name].to_quaternion())
+            continue
+        parent_world = deltas[parent] @ REST_FRAMES[parent]
+        rest_rel = REST_FRAMES[parent].transposed() @ REST_FRAMES[name]
+        out.append((rest_rel.transposed() @ parent_world.transposed() @ world).to_quaternion())
+    return out
+
+
+@dataclass
+class SolverBone:
+    """One target bone the solver walks: mapped, or an ancestor of a mapped bone."""
+
+    name: str
+    parent: int  # index into TargetSolver.bones, -1 for none
+    rest_rel: Matrix  # 4x4: parent rest^-1 @ rest (armature rest if no parent)
+    rest: Matrix  # 4x4 armature-space rest matrix
+    slot: str | None = None  # canonical bone or effector driving it
+    rotate: bool = False
+    locate: bool = False
+    offset: Matrix = field(default_factory=lambda: Matrix.Identity(3))  # calibration, armature space
+
+
+class TargetSolver:
+    """Pose-bone transforms of one armature from canonical deltas, walking the hierarchy itself so no
+    depsgraph evaluation is needed between a parent and its children."""
+
+    def __init__(self, armature: bpy.types.Armature, entries: Sequence[tuple[str, str, str, Quaternion]]):
+        """entries: (slot, target bone name, mode ROTATION|LOCATION|BOTH, calibration offset)."""
+        bones = armature.bones
+        wanted = {}
+        for slot, target, mode, offset in entries:
+            wanted[target] = (slot, mode, offset)
+        keep: set[str] = set()
+        for target in wanted:
+            b = bones[target]
+            while b is not None and b.name not in keep:
+                keep.add(b.name)
+                b = b.parent
+        self.bones: list[SolverBone] = []
+        index: dict[str, int] = {}
+        for b in bones:  # armature.bones lists parents before children
+            if b.name not in keep:
+                continue
+            parent = index.get(b.parent.name, -1) if b.parent else -1
+            rest = b.matrix_local.copy()
+            rest_rel = (b.parent.matrix_local.inverted() @ rest) if b.parent else rest
+            sb = SolverBone(b.name, parent, rest_rel, rest)
+            if b.name in wanted:
+                slot, mode, offset = wanted[b.name]
+                sb.slot = slot
+                sb.rotate = mode in ("ROTATION", "BOTH") and slot in REST_FRAMES
+                sb.locate = mode in ("LOCATION", "BOTH")
+                sb.offset = Quaternion(offset).normalized().to_matrix()
+            index[b.name] = len(self.bones)
+            self.bones.append(sb)
+
+    def solve(self, pose: bpy.types.Pose, deltas: dict[str, Matrix], points: dict[str, Vector],
+              skip: frozenset[str] = frozenset()) -> None:
+        """Write pose-bone rotations/locations. deltas: armature-space deltas per canonical bone;
+        points: armature-space positions per slot (bone heads for location mode); skip: slots to leave at rest."""
+        pose_mats: list[Matrix] = []
+        for sb in self.bones:
+            pb = pose.bones[sb.name]
+            chain = (pose_mats[sb.parent] @ sb.rest_rel) if sb.parent >= 0 else sb.rest_rel
+            slot = sb.slot
+            if slot is not None and slot in skip:
+                basis = Matrix.Identity(4)
+                _write(pb, basis, rotate=sb.rotate or not sb.locate, locate=sb.locate)
+            elif slot is not None and (sb.rotate and slot in deltas or sb.locate and slot in points):
+                current = chain @ pb.matrix_basis
+                rot = (deltas[slot] @ sb.offset @ sb.rest.to_3x3()) if sb.rotate and slot in deltas \
+                    else current.to_3x3()
+                loc = points[slot] if sb.locate and slot in points else current.translation
+                desired = Matrix.LocRotScale(loc, rot.normalized(), current.to_scale())
+                basis = chain.inverted_safe() @ desired
+                _write(pb, basis, rotate=sb.rotate and slot in deltas, locate=sb.locate and slot in points)
+            else:
+                basis = pb.matrix_basis
+            pose_mats.append(chain @ basis)
+
+
+def _write(pb: bpy.types.PoseBone, basis: Matrix, rotate: bool, locate: bool) -> None:
+    if locate:
+        pb.location = basis.translation
+    if not rotate:
+        return
+    q = basis.to_quaternion()
+    mode = pb.rotation_mode
+    if mode == "QUATERNION":
+        if pb.rotation_quaternion.dot(q) < 0.0:  # stay on the same hemisphere: no flips when keyed
+            q.negate()
+        pb.rotation_quaternion = q
+    elif mode == "AXIS_ANGLE":
+        axis, angle = q.to_axis_angle()
+        pb.rotation_axis_angle = (angle, *axis)
+    else:
+        pb.rotation_euler = q.to_euler(mode, pb.rotation_euler)

@@ -1,0 +1,292 @@
+"""The capture rig: a humanoid armature matching the canonical skeleton, driven by empties through
+IK (arms, legs), damped/locked tracks (spine, neck, head) and copy-transforms (hips).
+
+Built once by an operator (bpy.ops is fine here); the per-tick code only moves the empties
+(`target_positions` + `drive.apply_person`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import bpy
+from mathutils import Matrix, Quaternion, Vector
+
+from . import retarget as rt
+
+CAPTURE_RIG_KEY = "vitpose_capture_rig"  # custom property on the armature object
+TARGETS_KEY = "vitpose_targets"  # custom property: target key -> empty object name
+PROPORTIONS_KEY = "vitpose_proportions"
+CONSTRAINT_PREFIX = "VP "
+# Measured (tests/addon/test_rig.py checks the result): with roll-0 bones these angles make each
+# elbow/knee bend towards its pole target. The arms differ because their X axes are mirrored.
+POLE_ANGLES = {"forearm.L": 0.0, "forearm.R": math.pi, "shin.L": -math.pi / 2, "shin.R": -math.pi / 2}
+# A straight chain gives the IK solver no bend direction: start it from a small bend about the hinge.
+PREBEND = {"forearm.L": ((0, 0, 1), 0.1), "forearm.R": ((0, 0, -1), 0.1),
+           "shin.L": ((1, 0, 0), 0.1), "shin.R": ((1, 0, 0), 0.1)}
+POLE_DISTANCE = 0.4  # metres from the elbow/knee; far enough that the pole never flips sides
+HIPS_LENGTH = 0.12
+HEAD_LENGTH = 0.22
+
+
+@dataclass
+class Proportions:
+    """Segment lengths of a performer in metres (symmetric: left and right averaged)."""
+
+    pelvis_height: float = 0.94
+    hip_half: float = 0.09
+    torso: float = 0.50
+    shoulder_half: float = 0.18
+    neck: float = 0.20
+    ear_half: float = 0.075
+    nose_forward: float = 0.10
+    upper_arm: float = 0.28
+    forearm: float = 0.26
+    thigh: float = 0.43
+    shin: float = 0.43
+
+    @classmethod
+    def from_joints(cls, joints: Sequence[Sequence[float]]) -> Proportions:
+        """Measure a person from one packet's joints_3d (17 COCO joints, metres); ValueError if implausible."""
+        j = [Vector(p) for p in joints]
+        if len(j) != rt.NUM_JOINTS:
+            raise ValueError(f"joints_3d needs {rt.NUM_JOINTS} joints, got {len(j)}")
+
+        def pair(a: int, b: int, c: int, d: int) -> float:
+            return ((j[a] - j[b]).length + (j[c] - j[d]).length) / 2
+
+        mid_hip, mid_sh = rt.mid(j, (rt.HIP_L, rt.HIP_R)), rt.mid(j, (rt.SHOULDER_L, rt.SHOULDER_R))
+        mid_ear = rt.mid(j, (rt.EAR_L, rt.EAR_R))
+        p = cls(
+            hip_half=(j[rt.HIP_L] - j[rt.HIP_R]).length / 2,
+            torso=(mid_sh - mid_hip).length,
+            shoulder_half=(j[rt.SHOULDER_L] - j[rt.SHOULDER_R]).length / 2,
+            neck=(mid_ear - mid_sh).length,
+            ear_half=(j[rt.EAR_L] - j[rt.EAR_R]).length / 2,
+            nose_forward=(j[rt.NOSE] - mid_ear).length,
+            upper_arm=pair(rt.SHOULDER_L, rt.ELBOW_L, rt.SHOULDER_R, rt.ELBOW_R),
+            forearm=pair(rt.ELBOW_L, rt.WRIST_L, rt.ELBOW_R, rt.WRIST_R),
+            thigh=pair(rt.HIP_L, rt.KNEE_L, rt.HIP_R, rt.KNEE_R),
+            shin=pair(rt.KNEE_L, rt.ANKLE_L, rt.KNEE_R, rt.ANKLE_R),
+        )
+        p.pelvis_height = p.thigh + p.shin + 0.08  # ankle height: COCO has no foot
+        bad = [k for k, v in asdict(p).items() if not 0.02 <= v <= 2.0]
+        if bad:
+            raise ValueError(f"joints_3d do not look like a standing person (implausible {', '.join(bad)}); "
+                             f"create the rig from a frame where the whole body is visible, or use default proportions")
+        return p
+
+    def rest_joints(self) -> list[Vector]:
+        """The 17 COCO joints in the canonical T-pose facing -Y, feet on the floor, pelvis over the origin."""
+        ph, top = self.pelvis_height, self.pelvis_height + self.torso
+        head_z = top + self.neck
+        j = [Vector()] * rt.NUM_JOINTS
+        j[rt.NOSE] = Vector((0, -self.nose_forward, head_z))
+        j[rt.EYE_L], j[rt.EYE_R] = Vector((0.03, -0.08, head_z + 0.03)), Vector((-0.03, -0.08, head_z + 0.03))
+        j[rt.EAR_L], j[rt.EAR_R] = Vector((self.ear_half, 0, head_z)), Vector((-self.ear_half, 0, head_z))
+        for side, sign in ((0, 1.0), (1, -1.0)):
+            sh = Vector((sign * self.shoulder_half, 0, top))
+            el = sh + Vector((sign * self.upper_arm, 0, 0))
+            hip = Vector((sign * self.hip_half, 0, ph))
+            knee = hip - Vector((0, 0, self.thigh))
+            j[rt.SHOULDER_L + side], j[rt.ELBOW_L + side] = sh, el
+            j[rt.WRIST_L + side] = el + Vector((sign * self.forearm, 0, 0))
+            j[rt.HIP_L + side], j[rt.KNEE_L + side] = hip, knee
+            j[rt.ANKLE_L + side] = knee - Vector((0, 0, self.shin))
+        return j
+
+
+def bone_layout(p: Proportions) -> dict[str, tuple[Vector, Vector, str | None, bool]]:
+    """name -> (head, tail, parent, connected) of the capture rig in rest pose."""
+    j = p.rest_joints()
+    pelvis, neck_base = rt.mid(j, (rt.HIP_L, rt.HIP_R)), rt.mid(j, (rt.SHOULDER_L, rt.SHOULDER_R))
+    head_base = rt.mid(j, (rt.EAR_L, rt.EAR_R))
+    bones = {
+        "hips": (pelvis, pelvis + Vector((0, 0, HIPS_LENGTH)), None, False),
+        "spine": (pelvis, neck_base, "hips", False),
+        "neck": (neck_base, head_base, "spine", True),
+        "head": (head_base, head_base + Vector((0, 0, HEAD_LENGTH)), "neck", True),
+    }
+    for s, side in (("L", 0), ("R", 1)):
+        bones[f"upper_arm.{s}"] = (j[rt.SHOULDER_L + side], j[rt.ELBOW_L + side], "spine", False)
+        bones[f"forearm.{s}"] = (j[rt.ELBOW_L + side], j[rt.WRIST_L + side], f"upper_arm.{s}", True)
+        bones[f"thigh.{s}"] = (j[rt.HIP_L + side], j[rt.KNEE_L + side], "hips", False)
+        bones[f"shin.{s}"] = (j[rt.KNEE_L + side], j[rt.ANKLE_L + side], f"thigh.{s}", True)
+    return bones
+
+
+# Targets the rig's constraints follow: key -> (display type, size).
+TARGETS = {
+    "pelvis": ("ARROWS", 0.15), "neck_base": ("SPHERE", 0.04), "shoulder.L": ("SPHERE", 0.03),
+    "head_top": ("SPHERE", 0.04), "ear.L": ("SPHERE", 0.02),
+    "wrist.L": ("CUBE", 0.04), "wrist.R": ("CUBE", 0.04), "ankle.L": ("CUBE", 0.05), "ankle.R": ("CUBE", 0.05),
+    "elbow_pole.L": ("CONE", 0.04), "elbow_pole.R": ("CONE", 0.04),
+    "knee_pole.L": ("CONE", 0.05), "knee_pole.R": ("CONE", 0.05),
+}
+LEG_TARGETS = ("ankle.L", "ankle.R", "knee_pole.L", "knee_pole.R")
+# (bone, constraint type, target key, settings)
+CONSTRAINTS = (
+    ("hips", "COPY_TRANSFORMS", "pelvis", {}),
+    ("spine", "DAMPED_TRACK", "neck_base", {"track_axis": "TRACK_Y"}),
+    ("spine", "LOCKED_TRACK", "shoulder.L", {"lock_axis": "LOCK_Y", "track_axis": "TRACK_X"}),
+    ("neck", "DAMPED_TRACK", "head_base", {"track_axis": "TRACK_Y"}),
+    ("head", "DAMPED_TRACK", "head_top", {"track_axis": "TRACK_Y"}),
+    ("head", "LOCKED_TRACK", "ear.L", {"lock_axis": "LOCK_Y", "track_axis": "TRACK_X"}),
+    ("forearm.L", "IK", "wrist.L", {"pole": "elbow_pole.L"}),
+    ("forearm.R", "IK", "wrist.R", {"pole": "elbow_pole.R"}),
+    ("shin.L", "IK", "ankle.L", {"pole": "knee_pole.L"}),
+    ("shin.R", "IK", "ankle.R", {"pole": "knee_pole.R"}),
+)
+TARGETS["head_base"] = ("SPHERE", 0.03)
+
+
+def _pole(root: Vector, middle: Vector, end: Vector, fallback: Vector, length: float) -> Vector:
+    """Where to put a pole so the chain bends in the plane of the measured joints: out from the middle
+    joint, away from the root-end line; a straight limb uses the fallback direction."""
+    axis = end - root
+    bend = middle - root
+    if axis.length > 1e-6:
+        a = axis.normalized()
+        bend = bend - a * bend.dot(a)
+    direction = bend + fallback * 0.02  # the fallback only wins when the limb is (nearly) straight
+    if direction.length < 1e-9:
+        direction = fallback
+    return middle + direction.normalized() * length
+
+
+def target_positions(j: Sequence[Vector], deltas: dict[str, Matrix]) -> dict[str, Vector]:
+    """Packet-frame position of every rig target from 17 joints and the canonical deltas."""
+    pelvis, neck_base = rt.mid(j, (rt.HIP_L, rt.HIP_R)), rt.mid(j, (rt.SHOULDER_L, rt.SHOULDER_R))
+    head_base = rt.mid(j, (rt.EAR_L, rt.EAR_R))
+    back = deltas["spine"] @ Vector((0, 1, 0))
+    front = deltas["hips"] @ Vector((0, -1, 0))
+    pos = {
+        "pelvis": pelvis, "neck_base": neck_base, "shoulder.L": j[rt.SHOULDER_L], "head_base": head_base,
+        "head_top": head_base + deltas["head"] @ Vector((0, 0, HEAD_LENGTH)), "ear.L": j[rt.EAR_L],
+        "wrist.L": j[rt.WRIST_L], "wrist.R": j[rt.WRIST_R], "ankle.L": j[rt.ANKLE_L], "ankle.R": j[rt.ANKLE_R],
+    }
+    for s, side in (("L", 0), ("R", 1)):
+        pos[f"elbow_pole.{s}"] = _pole(j[rt.SHOULDER_L + side], j[rt.ELBOW_L + side], j[rt.WRIST_L + side],
+                                       back, POLE_DISTANCE)
+        pos[f"knee_pole.{s}"] = _pole(j[rt.HIP_L + side], j[rt.KNEE_L + side], j[rt.ANKLE_L + side],
+                                      front, POLE_DISTANCE)
+    return pos
+
+
+def reset_ik_pose(obj: bpy.types.Object) -> None:
+    """Rest pose plus the small pre-bend the IK chains start from."""
+    for pb in obj.pose.bones:
+        pb.matrix_basis = Matrix.Identity(4)
+        if pb.name in PREBEND:
+            axis, angle = PREBEND[pb.name]
+            pb.rotation_quaternion = Quaternion(axis, angle)
+
+
+def is_capture_rig(obj: bpy.types.Object) -> bool:
+    return obj is not None and obj.type == "ARMATURE" and bool(obj.get(CAPTURE_RIG_KEY))
+
+
+def create_capture_rig(context: bpy.types.Context, joints: Sequence[Sequence[float]] | None = None,
+                       name: str = "CaptureRig", with_mesh: bool = True) -> bpy.types.Object:
+    """Build the capture rig in the active collection: sized from `joints` (one packet's joints_3d) or
+    default proportions. Returns the armature object, left active and in object mode."""
+    props = Proportions.from_joints(joints) if joints is not None else Proportions()
+    collection = context.collection or context.scene.collection
+    if context.object is not None and context.object.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    arm = bpy.data.armatures.new(name)
+    arm.display_type = "STICK"
+    obj = bpy.data.objects.new(name, arm)
+    collection.objects.link(obj)
+    obj.show_in_front = True
+    for other in context.view_layer.objects.selected:
+        other.select_set(False)
+    context.view_layer.objects.active = obj
+    obj.select_set(True)
+
+    layout = bone_layout(props)
+    bpy.ops.object.mode_set(mode="EDIT")
+    for bone_name, (head, tail, parent, connected) in layout.items():
+        eb = arm.edit_bones.new(bone_name)
+        eb.head, eb.tail, eb.roll = head, tail, 0.0
+        if parent:
+            eb.parent = arm.edit_bones[parent]
+            eb.use_connect = connected
+    bpy.ops.object.mode_set(mode="OBJECT")
+
+    rest = props.rest_joints()
+    deltas = {b: Matrix.Identity(3) for b in rt.CANONICAL_BONES}
+    positions = target_positions(rest, deltas)
+    targets = {}
+    for key, (display, size) in TARGETS.items():
+        empty = bpy.data.objects.new(f"{name}_{key}", None)
+        empty.empty_display_type, empty.empty_display_size = display, size
+        empty.parent = obj
+        empty.location = positions[key]
+        empty.rotation_mode = "QUATERNION"
+        collection.objects.link(empty)
+        targets[key] = empty.name
+    # The pelvis target carries the hips bone's whole rest frame (Copy Transforms copies rotation too).
+    pelvis = bpy.data.objects[targets["pelvis"]]
+    pelvis.rotation_quaternion = rt.REST_FRAMES["hips"].to_quaternion()
+
+    for bone_name, ctype, key, settings in CONSTRAINTS:
+        pb = obj.pose.bones[bone_name]
+        con = pb.constraints.new(ctype)
+        con.name = f"{CONSTRAINT_PREFIX}{ctype.replace('_', ' ').title()} {key}"
+        con.target = bpy.data.objects[targets[key]]
+        if ctype == "IK":
+            con.chain_count = 2
+            con.pole_target = bpy.data.objects[targets[settings["pole"]]]
+            con.pole_angle = POLE_ANGLES[bone_name]
+            con.use_tail = True
+        else:
+            for attr, value in settings.items():
+                setattr(con, attr, value)
+    for pb in obj.pose.bones:
+        pb.rotation_mode = "QUATERNION"
+    reset_ik_pose(obj)
+
+    obj[CAPTURE_RIG_KEY] = 1
+    obj[TARGETS_KEY] = targets
+    obj[PROPORTIONS_KEY] = asdict(props)
+    if with_mesh:
+        _add_mesh(obj, layout, props, collection)
+    return obj
+
+
+# Half-widths (x, z in the bone's frame) of the box drawn around each bone.
+_BOX = {"hips": (0.14, 0.10), "spine": (0.16, 0.10), "neck": (0.05, 0.05), "head": (0.09, 0.10),
+        "upper_arm": (0.05, 0.05), "forearm": (0.04, 0.04), "thigh": (0.07, 0.07), "shin": (0.05, 0.05)}
+
+
+def _add_mesh(obj: bpy.types.Object, layout: dict, props: Proportions, collection) -> bpy.types.Object:
+    """A body of boxes, one per bone, rigidly skinned (one vertex group per bone) so it exports to glTF."""
+    verts: list[Vector] = []
+    faces: list[tuple[int, ...]] = []
+    groups: dict[str, list[int]] = {}
+    quad = ((0, 1, 2, 3), (7, 6, 5, 4), (0, 4, 5, 1), (1, 5, 6, 2), (2, 6, 7, 3), (3, 7, 4, 0))
+    for bone_name, (head, tail, _parent, _c) in layout.items():
+        wx, wz = _BOX[bone_name.split(".")[0]]
+        axis = tail - head
+        frame = bpy.types.Bone.MatrixFromAxisRoll(axis.normalized(), 0.0)
+        x, z = frame.col[0] * wx, frame.col[2] * wz
+        if bone_name == "hips":  # a pelvis block from hip to hip
+            x = frame.col[0] * (props.hip_half + 0.05)
+        start = len(verts)
+        for end in (head, tail):
+            verts += [end - x - z, end + x - z, end + x + z, end - x + z]
+        faces += [tuple(start + i for i in f) for f in quad]
+        groups[bone_name] = list(range(start, start + 8))
+    mesh = bpy.data.meshes.new(f"{obj.name}_body")
+    mesh.from_pydata([tuple(v) for v in verts], [], faces)
+    mesh.update()
+    body = bpy.data.objects.new(f"{obj.name}_body", mesh)
+    collection.objects.link(body)
+    body.parent = obj
+    for bone_name, idx in groups.items():
+        body.vertex_groups.new(name=bone_name).add(idx, 1.0, "REPLACE")
+    body.modifiers.new("Armature", "ARMATURE").object = obj
+    return body
