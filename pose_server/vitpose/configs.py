@@ -55,7 +55,7 @@ SIZES: dict[str, tuple[int, int, int]] = {
 SIZE_LETTERS = {"s": "small", "b": "base", "l": "large", "h": "huge"}
 HEADS_BY_DIM = {dim: heads for dim, _, heads in SIZES.values()}
 # Width of each ViTPose+ expert in the released checkpoints.
-PART_FEATURES = {"small": 96, "base": 192, "large": 256, "huge": 320}
+PART_FEATURES = {"small": 192, "base": 192, "large": 256, "huge": 320}
 
 
 def get_dataset(key: str | int) -> Dataset:
@@ -152,6 +152,8 @@ class _Evaluator(ast.NodeVisitor):
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.eval(node.left), self.eval(node.right)
+        if isinstance(node.op, ast.Add) and type(left) is type(right) and isinstance(left, list | tuple | str):
+            return left + right
         if not all(isinstance(v, int | float) for v in (left, right)):
             return UNRESOLVED
         ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
@@ -251,7 +253,8 @@ def arch_from_python_config(path: str | Path, text: str | None = None) -> Config
     backbone = _need(model, "backbone", "model", path)
     head = _need(model, "keypoint_head", "model", path)
     num_deconv = int(head.get("num_deconv_layers", 2) or 0)
-    heads = [head] + [h for h in (model.get("associate_keypoint_head") or []) if isinstance(h, dict)]
+    associate = model.get("associate_keypoint_head")
+    heads = [head] + [h for h in (associate if isinstance(associate, list) else []) if isinstance(h, dict)]
     counts = tuple(int(_need(h, "out_channels", "keypoint_head", path)) for h in heads)
     num_experts = int(backbone.get("num_expert", 1) or 1)
     arch = ViTPoseArch(

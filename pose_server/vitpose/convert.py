@@ -110,6 +110,18 @@ def hf_to_mmpose(state: StateDict) -> StateDict:
     return out
 
 
+def merge_experts(state: StateDict, arch: ViTPoseArch, expert: int) -> tuple[StateDict, ViTPoseArch]:
+    """Fold one ViTPose+ expert into fc2, giving a plain ViT (what the official single-dataset split does)."""
+    if arch.num_experts <= 1:
+        return state, arch
+    out = {k: v for k, v in state.items() if ".mlp.experts." not in k}
+    for layer in range(arch.depth):
+        for kind in ("weight", "bias"):
+            fc2 = f"backbone.blocks.{layer}.mlp.fc2.{kind}"
+            out[fc2] = torch.cat([state[fc2], state[f"backbone.blocks.{layer}.mlp.experts.{expert}.{kind}"]])
+    return out, ViTPoseArch(**{**arch.to_dict(), "num_experts": 1, "part_features": 0})
+
+
 def hf_config_dict(arch: ViTPoseArch) -> dict[str, Any]:
     """Keyword arguments of `transformers.VitPoseConfig` for an architecture."""
     if arch.patch_padding != 2:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import pickle
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,7 +31,7 @@ from .configs import (
     read_config,
     size_name,
 )
-from .convert import arch_from_hf_config, hf_to_mmpose, select_head
+from .convert import arch_from_hf_config, hf_to_mmpose, merge_experts, select_head
 from .hub import default_checkpoints_dir, ensure_snapshot, is_hub_id
 from .model import ViTPose, ViTPoseArch
 
@@ -87,15 +87,19 @@ def load_vitpose(
     inferred from the weights. `dataset` picks a ViTPose+ expert and head ("coco" by default,
     "wholebody", "aic", "mpii", "ap10k", "apt36k", or the index). Raises `ModelLoadError`.
     """
-    info = read_config(config) if config is not None else None
-    state, hf_arch, meta_info, origin = _read_source(source, checkpoints_dir)
-    if info is None and hf_arch is None:
-        info = meta_info
+    explicit = read_config(config) if config is not None else None
+    state, hf_arch, file_info, origin = _read_source(source, checkpoints_dir)
+    info = explicit or file_info
     if dataset is None and info is not None and info.dataset:
         dataset = info.dataset
-    arch, head_counts = _architecture(state, info, hf_arch, origin)
+    # An HF config.json always describes its weights exactly (including layer_norm_eps): it wins.
+    arch, head_counts = _architecture(state, None if hf_arch else info, hf_arch, origin)
+    if arch.num_experts == 1 and any(".mlp.experts." in k for k in state):
+        # The official split tool folds expert 0 into fc2 for its coco.pth but keeps the other heads:
+        # only the first head matches that backbone.
+        head_counts = head_counts[:1]
     chosen = _choose_dataset(arch, head_counts, dataset, hint=f"{origin} {info.name if info else ''}")
-    head_index = chosen.index if len(head_counts) > 1 else 0
+    head_index = _head_index(chosen, head_counts)
     state = select_head(state, head_index)
     if arch.num_experts == 1:
         # Single-dataset splits of ViTPose+ have the expert merged into fc2 but may keep the expert weights.
@@ -134,6 +138,23 @@ def weights_hash(model: ViTPose) -> str:
     return digest.hexdigest()
 
 
+def save_mmpose(loaded: LoadedModel, path: str | Path) -> Path:
+    """Write an official-format .pth (a ViTPose+ model is saved as the single-dataset split of its dataset)."""
+    from .configs import python_config_text
+    from .tiny import save_mmpose_checkpoint
+
+    state, arch = merge_experts(loaded.model.state_dict(), loaded.model.arch, loaded.model.dataset_index)
+    return save_mmpose_checkpoint(state, Path(path), python_config_text(arch), dataset=loaded.spec.dataset)
+
+
+def save_hf(loaded: LoadedModel, path: str | Path) -> Path:
+    """Write a transformers folder (config.json + model.safetensors); ViTPose+ is saved as a single-dataset split."""
+    from .tiny import save_hf_checkpoint
+
+    state, arch = merge_experts(loaded.model.state_dict(), loaded.model.arch, loaded.model.dataset_index)
+    return save_hf_checkpoint(state, arch, Path(path))
+
+
 # --------------------------------------------------------------------------------------------
 # Reading files
 # --------------------------------------------------------------------------------------------
@@ -167,6 +188,8 @@ def _read_source(
             meta_info = arch_from_python_config(path.with_suffix(".py"), text=meta["config"])
         except (ModelLoadError, TypeError, ValueError):
             meta_info = None
+    if meta_info is not None and isinstance(meta.get("dataset"), str):
+        meta_info = replace(meta_info, dataset=meta["dataset"])
     return state, None, meta_info, str(path)
 
 
@@ -350,7 +373,7 @@ def _choose_dataset(arch: ViTPoseArch, head_counts: tuple[int, ...], dataset: st
                 f"the checkpoint has heads for {len(head_counts)} datasets ({_names(len(head_counts))}); "
                 f"{chosen.name!r} is not one of them"
             )
-        count = head_counts[chosen.index]
+        count = head_counts[_head_index(chosen, head_counts)]
     else:
         count = head_counts[0]
         if arch.num_experts > 1 and chosen.index != 0:
@@ -368,6 +391,17 @@ def _choose_dataset(arch: ViTPoseArch, head_counts: tuple[int, ...], dataset: st
             f"leave dataset unset or pick one with {count} keypoints"
         )
     return chosen
+
+
+def _head_index(chosen: Dataset, head_counts: tuple[int, ...]) -> int:
+    """Head of a dataset: its index, or else the only head with its keypoint count (one published ViTPose+
+    config has an extra CrowdPose head in the middle, which shifts the later ones)."""
+    if len(head_counts) == 1:
+        return 0
+    if chosen.index < len(head_counts) and head_counts[chosen.index] == chosen.num_keypoints:
+        return chosen.index
+    same = [i for i, count in enumerate(head_counts) if count == chosen.num_keypoints]
+    return same[0] if len(same) == 1 else chosen.index
 
 
 def _names(n: int) -> str:

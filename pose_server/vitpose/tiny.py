@@ -112,12 +112,16 @@ def make_tiny_checkpoint(
     raise ValueError(f"fmt must be 'mmpose' or 'hf', got {fmt!r}")
 
 
-def save_mmpose_checkpoint(state: dict[str, torch.Tensor], path: Path, config_text: str | None = None) -> Path:
+def save_mmpose_checkpoint(
+    state: dict[str, torch.Tensor], path: Path, config_text: str | None = None, dataset: str | None = None
+) -> Path:
     """Save like mmcv's `save_checkpoint`: `{"state_dict": ..., "meta": {...}}` (config text in meta)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta: dict = {"mmpose_version": "0.24.0", "written_by": "pose_server.vitpose"}
     if config_text is not None:
         meta["config"] = config_text
+    if dataset is not None:
+        meta["dataset"] = dataset
     torch.save({"state_dict": {k: v.contiguous() for k, v in state.items()}, "meta": meta}, path)
     return path
 

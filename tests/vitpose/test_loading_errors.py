@@ -1,0 +1,77 @@
+"""Every way loading can fail ends in a ModelLoadError that says what is wrong and what to do."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from pose_server.vitpose import ModelLoadError, load_vitpose
+from pose_server.vitpose.configs import python_config_text
+from pose_server.vitpose.tiny import tiny_arch
+
+
+def test_missing_file_points_to_checkpoints_and_hub(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not found") as error:
+        load_vitpose(tmp_path / "vitpose_small.pth", checkpoints_dir=tmp_path)
+    assert str(tmp_path) in str(error.value) and "usyd-community/" in str(error.value)
+
+
+def test_truncated_file_is_not_a_checkpoint(tiny_pth: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(tiny_pth.read_bytes()[:5000])
+    with pytest.raises(ModelLoadError, match="not a readable PyTorch checkpoint"):
+        load_vitpose(broken)
+
+
+def test_other_model_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "resnet.pth"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1), "fc.bias": torch.zeros(1)}}, path)
+    with pytest.raises(ModelLoadError, match="does not look like a ViTPose checkpoint.*conv1.weight"):
+        load_vitpose(path)
+
+
+def test_config_that_does_not_fit_names_the_first_keys(tiny_pth: Path, tmp_path: Path) -> None:
+    config = tmp_path / "deeper.py"
+    config.write_text(python_config_text(tiny_arch(depth=3)))
+    with pytest.raises(ModelLoadError, match=r"missing: backbone\.blocks\.2\.") as error:
+        load_vitpose(tiny_pth, config=config)
+    assert str(config) in str(error.value)
+    wider = tmp_path / "wider.py"
+    wider.write_text(python_config_text(tiny_arch(embed_dim=64)))
+    with pytest.raises(ModelLoadError, match="wrong shape"):
+        load_vitpose(tiny_pth, config=wider)
+
+
+def test_dataset_choices(tiny_pth: Path, tiny_checkpoint) -> None:
+    with pytest.raises(ModelLoadError, match="has 133 keypoints but the checkpoint's head has 17"):
+        load_vitpose(tiny_pth, dataset="wholebody")
+    with pytest.raises(ModelLoadError, match="unknown dataset 'crowdpose'.*wholebody"):
+        load_vitpose(tiny_pth, dataset="crowdpose")
+    with pytest.raises(ModelLoadError, match="keeps only its first head"):
+        load_vitpose(tiny_checkpoint(fmt="hf", moe=True), dataset="wholebody")
+    assert load_vitpose(tiny_checkpoint(moe=True), dataset=5).spec.dataset == "wholebody"
+
+
+def test_incomplete_hf_folder(tiny_checkpoint, tmp_path: Path) -> None:
+    folder = tmp_path / "hf"
+    shutil.copytree(tiny_checkpoint(fmt="hf"), folder)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="model.safetensors missing"):
+        load_vitpose(folder)
+
+
+def test_config_passed_as_checkpoint(tmp_path: Path) -> None:
+    config = tmp_path / "ViTPose_base_coco_256x192.py"
+    config.write_text(python_config_text(tiny_arch()))
+    with pytest.raises(ModelLoadError, match="is a config file, not weights"):
+        load_vitpose(config)
+
+
+def test_config_without_model(tiny_pth: Path, tmp_path: Path) -> None:
+    config = tmp_path / "runtime.py"
+    config.write_text("log_level = 'INFO'\n")
+    with pytest.raises(ModelLoadError, match="has no `model = dict"):
+        load_vitpose(tiny_pth, config=config)
