@@ -32,7 +32,9 @@ def blur_heatmaps(heatmaps: np.ndarray, kernel: int = 11) -> np.ndarray:
     but over the whole (N, K, H, W) stack at once instead of a Python loop over maps.
     """
     taps = cv2.getGaussianKernel(kernel, 0).ravel()
-    out = correlate1d(heatmaps.astype(np.float32), taps, axis=3, mode="mirror")
+    # float64: a mirrored map sums in the opposite order, and float32 rounding differences would be amplified
+    # by the Newton step on flat peaks (breaking the flip test's exact mirror symmetry).
+    out = correlate1d(heatmaps.astype(np.float64), taps, axis=3, mode="mirror")
     return correlate1d(out, taps, axis=2, mode="mirror")
 
 
@@ -44,7 +46,7 @@ def refine_dark_udp(coords: np.ndarray, heatmaps: np.ndarray, kernel: int = 11) 
     """
     n, k, h, w = heatmaps.shape
     # float64 for the finite differences: near-flat peaks make the 2x2 solve sensitive to rounding.
-    logmaps = np.log(np.clip(blur_heatmaps(heatmaps, kernel), 0.001, 50.0).astype(np.float64))
+    logmaps = np.log(np.clip(blur_heatmaps(heatmaps, kernel), 0.001, 50.0))
     padded = np.pad(logmaps, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
     # Peak position inside the padded maps; (-1, -1) of empty maps reads the padded corner, as in mmpose.
     px = coords[..., 0].astype(np.int64) + 1

@@ -1,0 +1,73 @@
+"""ONNX Runtime backend: export cache, fp32 parity with PyTorch, int8 closeness, flip test in the graph."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pose_server.vitpose.estimator import VitPoseEstimator
+from tests.vitpose.test_estimator import stick_figure
+
+BOXES = np.array([[230, 50, 410, 460], [10, 10, 200, 300], [300, 200, 600, 470]], np.float32)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx_cache")
+
+
+def map_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every (person, keypoint) heatmap pair."""
+    a = a.reshape(*a.shape[:2], -1) - a.reshape(*a.shape[:2], -1).mean(-1, keepdims=True)
+    b = b.reshape(*b.shape[:2], -1) - b.reshape(*b.shape[:2], -1).mean(-1, keepdims=True)
+    return (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+
+
+@pytest.mark.parametrize("flip_test", [False, True])
+def test_onnx_fp32_matches_torch(tiny_pth: Path, cache_dir: Path, flip_test: bool) -> None:
+    torch_est = VitPoseEstimator(tiny_pth, flip_test=flip_test)
+    onnx_est = VitPoseEstimator(tiny_pth, backend="onnx", flip_test=flip_test, cache_dir=cache_dir)
+    frame = stick_figure()
+    for boxes in (BOXES[:1], BOXES):  # the batch axis is dynamic
+        batch = torch_est.preprocess(frame, boxes)[0]
+        expected = torch_est.backend(batch)
+        got = onnx_est.backend(batch)
+        assert got.shape == expected.shape == (len(boxes), 17, 64, 48)
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    kp, scores = onnx_est(frame, BOXES)
+    assert kp.shape == (3, 17, 2) and scores.shape == (3, 17)
+    assert onnx_est(frame, np.zeros((0, 4)))[0].shape == (0, 17, 2)
+
+
+def test_export_is_cached_by_weights_hash(tiny_pth: Path, tiny_checkpoint, tmp_path: Path) -> None:
+    first = VitPoseEstimator(tiny_pth, backend="onnx", cache_dir=tmp_path)
+    path = first.backend.path
+    assert path.parent == tmp_path and first.spec.weights_hash[:16] in path.name and "192x256" in path.name
+    stamp = path.stat().st_mtime_ns
+    again = VitPoseEstimator(tiny_pth, backend="onnx", cache_dir=tmp_path)
+    assert again.backend.path == path and path.stat().st_mtime_ns == stamp  # reused, not re-exported
+    other = VitPoseEstimator(tiny_checkpoint(seed=1), backend="onnx", cache_dir=tmp_path)
+    assert other.backend.path != path  # different weights, different file
+    flipped = VitPoseEstimator(tiny_pth, backend="onnx", flip_test=True, cache_dir=tmp_path)
+    assert flipped.backend.path != path and "flip" in flipped.backend.path.name
+    assert not list(tmp_path.glob("*.tmp*"))  # no half-written files left behind
+
+
+def test_int8_stays_close_to_fp32(tiny_pth: Path, cache_dir: Path) -> None:
+    """Measured on the tiny model: per-map correlation >= 0.9997, max |diff| ~0.003 of a +-0.45 range."""
+    torch_est = VitPoseEstimator(tiny_pth)
+    int8 = VitPoseEstimator(tiny_pth, backend="onnx", quantize=True, cache_dir=cache_dir)
+    path = int8.backend.path
+    assert path.name.endswith("-int8.onnx")
+    assert path.stat().st_size < path.with_name(path.name.replace("-int8", "")).stat().st_size
+    batch = torch_est.preprocess(stick_figure(), BOXES)[0]
+    expected, got = torch_est.backend(batch), int8.backend(batch)
+    assert map_correlations(got, expected).min() > 0.998
+    assert np.abs(got - expected).max() < 0.02 * np.abs(expected).max()
+    assert not np.allclose(got, expected, atol=1e-5)  # it really is the quantised graph
+
+
+def test_wholebody_onnx_end_to_end(tiny_wholebody_pth: Path, cache_dir: Path) -> None:
+    est = VitPoseEstimator(tiny_wholebody_pth, dataset="wholebody", backend="onnx", quantize=True, cache_dir=cache_dir)
+    kp, scores = est(stick_figure(), BOXES[:2])
+    assert kp.shape == (2, 133, 2) and scores.shape == (2, 133) and np.isfinite(kp).all()
