@@ -221,9 +221,19 @@ def _read_json_source(path: Path, checkpoints_dir: str | Path | None) -> tuple:
     )
 
 
+def _numpy_globals() -> list:
+    """numpy types that mmcv training checkpoints carry in their meta (e.g. `hook_msgs.best_score`)."""
+    import numpy as np
+
+    dtypes = {type(np.dtype(code)) for code in "?bhilqBHILQefdgFDG"}
+    return [np.core.multiarray.scalar, np.dtype, *dtypes]
+
+
 def _load_pth(path: Path) -> tuple[StateDict, Any]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # weights_only: a .pth is a pickle, and a pickle from the internet must not run code.
+        with torch.serialization.safe_globals(_numpy_globals()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
         raise ModelLoadError(
             f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]}). "

@@ -165,3 +165,25 @@ def test_hub_id_offline_says_where_to_put_the_files(tmp_path: Path, monkeypatch)
     assert str(tmp_path / "hf" / "usyd-community--vitpose-plus-base") in message
     assert "config.json" in message and "model.safetensors" in message and "--checkpoint" in message
     assert not any((tmp_path / "hf").rglob("*.safetensors"))
+
+
+def test_training_checkpoint_with_numpy_meta_and_optimizer(tiny_pth: Path, tmp_path: Path) -> None:
+    """mmcv training checkpoints carry numpy scalars in meta and an optimizer state; both are fine."""
+    import numpy as np
+
+    ckpt = torch.load(tiny_pth, weights_only=True)
+    ckpt["meta"]["hook_msgs"] = {"best_score": np.float64(0.756), "best_ckpt": "epoch_210.pth"}
+    ckpt["optimizer"] = {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"lr": 5e-4}]}
+    torch.save(ckpt, tmp_path / "epoch_210.pth")
+    model, spec = load_vitpose(tmp_path / "epoch_210.pth")
+    assert spec.weights_hash == load_vitpose(tiny_pth).spec.weights_hash
+
+
+def test_tiny_cli_writes_loadable_checkpoints(tmp_path: Path) -> None:
+    from pose_server.vitpose.tiny import main
+
+    main([str(tmp_path / "cli.pth"), "--moe"])
+    main([str(tmp_path / "cli_hf"), "--fmt", "hf", "--decoder", "simple", "--keypoints", "133"])
+    assert load_vitpose(tmp_path / "cli.pth", dataset="wholebody").spec.num_keypoints == 133
+    spec = load_vitpose(tmp_path / "cli_hf").spec
+    assert (spec.decoder, spec.skeleton) == ("simple", "wholebody133")
