@@ -180,3 +180,25 @@ def test_create_capture_rig_operator_sizes_from_last_person(scene):
     assert new != obj and rig.is_capture_rig(new)
     assert new.data.bones["upper_arm.R"].length == pytest.approx(0.33, abs=1e-4)
     assert [e.target for e in scene.vitpose_mocap.rig.bone_map][:2] == ["hips", "spine"]
+
+
+@pytest.mark.bpy42
+def test_export_default_model_writes_a_skinned_glb(scene, tmp_path):
+    import importlib.util
+    import json
+    import struct
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "export_default_model.py"
+    spec = importlib.util.spec_from_file_location("export_default_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.export(tmp_path / "model.glb")
+    data = out.read_bytes()
+    assert data[:4] == b"glTF"
+    (length,) = struct.unpack("<I", data[12:16])
+    gltf = json.loads(data[20:20 + length])
+    joints = {gltf["nodes"][i]["name"] for i in gltf["skins"][0]["joints"]}
+    assert joints == set(rt.CANONICAL_BONES)
+    assert len(gltf["meshes"]) == 1
+    assert not any("pole" in n.get("name", "") for n in gltf["nodes"])  # IK empties stay out
