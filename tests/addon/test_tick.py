@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import bpy
@@ -102,3 +103,46 @@ def test_a_rig_that_cannot_be_driven_reports_once(scene, live, capfd):
 def test_tick_without_a_receiver_ends_the_timer(scene):
     assert tick.apply_tick(scene) is None
     assert tick._timer() is None
+
+
+def test_a_flood_of_shuffled_and_broken_packets_is_counted_exactly(scene, free_port, sender):
+    """2000 valid packets in shuffled order mixed with 2000 broken ones, ticking between bursts."""
+    rng = random.Random(1)
+    capture_rig(scene)
+    settings = scene.vitpose_mocap
+    settings.port = free_port
+    bpy.ops.vitpose_mocap.start()
+    rx = state.receiver(scene.name)
+    t0 = time.time()
+    seqs = []
+    for block in range(0, 2000, 16):  # reordered within blocks of 16, as a congested network would
+        chunk = list(range(block, block + 16))
+        rng.shuffle(chunk)
+        seqs += chunk
+    expected_stale, expected_applied, newest, pending = 0, 0, -1, False
+    datagrams = []
+    for n, seq in enumerate(seqs):
+        # sent times within 1 s of each other: a lower seq is a late packet, not a restarted sender
+        good = encode(make_packet(seq, t0 + seq * 1e-4))
+        datagrams += [good, rng.choice([good[:-1], good[: len(good) // 2], b"", b"\x00" * 50,
+                                        good.replace(b'"v":1', b'"v":9')])]
+        expected_stale += seq <= newest
+        pending = pending or seq > newest
+        newest = max(newest, seq)
+        if (n + 1) % 25 == 0:  # a burst of 50 datagrams holds 25 valid ones; one tick after it
+            expected_applied += pending
+            pending = False
+    for i in range(0, len(datagrams), 50):
+        before = rx.received
+        for d in datagrams[i:i + 50]:
+            sender.sendto(d, ("127.0.0.1", free_port))
+        wait_until(lambda before=before: rx.received >= before + 50, what="a burst")
+        tick.apply_tick(scene)
+    tick.apply_tick(scene)
+    assert settings.received == 4000 and settings.invalid == 2000
+    assert settings.stale == expected_stale
+    accepted = 2000 - expected_stale
+    assert settings.applied + settings.dropped == accepted
+    assert settings.applied == expected_applied  # at most one per burst: the newest
+    assert expected_applied > 40
+    assert "invalid packet" in settings.last_error
