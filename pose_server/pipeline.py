@@ -123,6 +123,18 @@ class _TrackSignal:
         self.f3d.set_params(**_filter_params(cfg))
 
 
+def load_estimator(cfg: PipelineConfig) -> Any:
+    """The ViTPose estimator a config asks for (int8 only applies to the ONNX backend)."""
+    try:
+        from .vitpose import VitPoseEstimator
+    except ImportError:
+        from .vitpose.estimator import VitPoseEstimator
+    quantize = cfg.quantize and cfg.backend == "onnx"
+    log.info("loading %s (%s, %s%s)", cfg.model, cfg.backend, cfg.device, ", int8" if quantize else "")
+    return VitPoseEstimator(cfg.model, backend=cfg.backend, device=cfg.device, quantize=quantize,
+                            flip_test=cfg.flip_test)
+
+
 def _filter_params(cfg: PipelineConfig) -> dict:
     return {"min_cutoff": cfg.min_cutoff, "beta": cfg.beta, "d_cutoff": cfg.d_cutoff, "min_score": cfg.kpt_threshold,
             "hold_s": cfg.hold_s}
@@ -145,7 +157,8 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self._estimator = estimator  # injected (tests, bench) or loaded on start()
         self._estimator_key: tuple | None = None if estimator is None else self._model_key()
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # serialises start/stop/update/recording calls
+        self._count_lock = threading.Lock()  # stage threads only (stop() joins them while holding _lock)
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -326,12 +339,8 @@ class Pipeline:
     def _open_inference(self) -> None:
         cfg = self.config
         if self._estimator is None or self._estimator_key != self._model_key():
-            from .vitpose import VitPoseEstimator
-
             self._estimator = None
-            log.info("loading %s (%s, %s%s)", cfg.model, cfg.backend, cfg.device, ", int8" if cfg.quantize else "")
-            self._estimator = VitPoseEstimator(cfg.model, backend=cfg.backend, device=cfg.device,
-                                               quantize=cfg.quantize, flip_test=cfg.flip_test)
+            self._estimator = load_estimator(cfg)
             self._estimator_key = self._model_key()
         from .protocol import PacketEncoder
 
@@ -428,7 +437,7 @@ class Pipeline:
             self.state = "error"
             self._stop.set()
         finally:
-            with self._lock:
+            with self._count_lock:
                 self._live_threads -= 1
                 last = self._live_threads == 0
             if last:

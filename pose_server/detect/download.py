@@ -13,8 +13,9 @@ from tqdm import tqdm
 
 
 def checkpoints_dir() -> Path:
-    """Where model files live: $VITPOSE_CHECKPOINTS, else ./checkpoints."""
-    return Path(os.environ.get("VITPOSE_CHECKPOINTS", "checkpoints"))
+    """Where model files live: $VITPOSE_CHECKPOINTS, else checkpoints/ of this repository (as the ViTPose loader)."""
+    env = os.environ.get("VITPOSE_CHECKPOINTS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 class ModelFileMissing(FileNotFoundError):

@@ -1,0 +1,282 @@
+"""`pose-server`: run the capture server, replay a session, export ONNX, benchmark, open the panel."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .pipeline import DEFAULT_MODEL, HUB_MODELS, Pipeline, PipelineConfig
+
+log = logging.getLogger("pose_server")
+
+# Errors that describe bad input or a missing file: shown as one line, without a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError, ImportError)
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=DEFAULT_MODEL,
+                   help="Hugging Face hub id (downloaded once into checkpoints/hf/) or a size: "
+                        + ", ".join(f"{k}={v}" for k, v in HUB_MODELS.items()))
+    g.add_argument("--checkpoint", default=None,
+                   help="local weights instead of --model: an official ViTPose .pth, a .safetensors file or a "
+                        "Hugging Face folder (config.json + model.safetensors)")
+    g.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
+                   help="inference backend; onnx exports once to checkpoints/onnx/ and runs ONNX Runtime")
+    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
+    g.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
+                   help="int8 dynamic quantization (onnx backend only)")
+    g.add_argument("--flip-test", action="store_true", help="average with mirrored crops (2x compute)")
+
+
+def _checkpoint_of(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(checkpoint, model_size) for PipelineConfig from --checkpoint / --model."""
+    if args.checkpoint:
+        return args.checkpoint, None
+    if args.model in HUB_MODELS:
+        return None, args.model
+    return args.model, None
+
+
+def _targets(values: Sequence[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or ():
+        out += [t for t in v.replace(",", " ").split() if t]
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pose-server", formatter_class=_Formatter,
+                                     description="ViTPose mocap server: frames in, pose packets out over UDP.")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument("--verbose", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="capture, estimate poses and stream them", formatter_class=_Formatter,
+                         description="Capture frames, find and track people, run ViTPose, smooth, lift to 3D and "
+                                     "stream one JSON packet per frame over UDP.")
+    g = run.add_argument_group("source")
+    g.add_argument("--source", default="0",
+                   help="webcam index (0), video file (mp4/avi/mov/mkv), image folder, stream URL (rtsp://, "
+                        "http://) or a recorded session (.jsonl, replayed without inference)")
+    g.add_argument("--realtime", action="store_true",
+                   help="pace files to their frame rate (default: as fast as possible)")
+    g.add_argument("--loop", action="store_true", help="restart a file at its end")
+    g.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    g.add_argument("--fps-limit", type=float, default=0.0, help="process at most this many frames/s (0 = no limit)")
+    g.add_argument("--camera-backend", default="any",
+                   choices=("any", "v4l2", "ffmpeg", "gstreamer", "dshow", "msmf", "avfoundation"),
+                   help="OpenCV capture backend for webcams")
+    g.add_argument("--width", type=int, default=None, help="requested webcam width")
+    g.add_argument("--height", type=int, default=None, help="requested webcam height")
+    g.add_argument("--camera-fps", type=float, default=None, help="requested webcam frame rate")
+    _model_args(run)
+    g = run.add_argument_group("people")
+    g.add_argument("--detector", default="auto",
+                   help="auto (YOLOX-nano if checkpoints/detectors/ has it, else HOG), yolox / yolox-tiny "
+                        "(downloaded on first use), hog, full-frame, or a path to a YOLOX end2end .onnx")
+    g.add_argument("--det-threshold", type=float, default=0.3, help="person detector score threshold")
+    g.add_argument("--det-interval", type=int, default=30,
+                   help="run the detector every N frames while tracks hold (and whenever one is lost)")
+    g.add_argument("--max-people", type=int, default=1, help="most people tracked (1-16)")
+    g = run.add_argument_group("signal")
+    g.add_argument("--kpt-threshold", type=float, default=0.3,
+                   help="keypoint score below which a keypoint is held/predicted")
+    g.add_argument("--min-cutoff", type=float, default=1.0, help="One Euro minimum cutoff (Hz): lower = smoother")
+    g.add_argument("--beta", type=float, default=0.01, help="One Euro speed coefficient: higher = less lag")
+    g.add_argument("--d-cutoff", type=float, default=1.0, help="One Euro derivative cutoff (Hz)")
+    g.add_argument("--hold", type=float, default=0.25, help="seconds a low-confidence keypoint is held/predicted")
+    g.add_argument("--no-3d", action="store_true", help="do not lift to 3D joints")
+    g.add_argument("--protocol", type=int, choices=(1, 2), default=2, help="packet version (2 adds rotations)")
+    g = run.add_argument_group("output")
+    g.add_argument("--udp", action="append", metavar="HOST:PORT",
+                   help="UDP target, repeatable or comma-separated; IPv6 as [::1]:9000 (default 127.0.0.1:9000)")
+    g.add_argument("--record", default=None, metavar="FILE.jsonl", help="write every packet as one JSON line")
+    g.add_argument("--preview", default=None, metavar="FILE.mp4", help="write the overlay video (boxes, ids, bones)")
+    g.add_argument("--control", default=None, metavar="HOST:PORT",
+                   help="serve the websockets control API (e.g. 127.0.0.1:8765); a non-loopback host needs a token")
+    g.add_argument("--control-token", default=os.environ.get("POSE_SERVER_TOKEN"),
+                   help="control API token (default: $POSE_SERVER_TOKEN)")
+    g.add_argument("--log-every", type=float, default=5.0, help="seconds between fps/latency log lines")
+    g.add_argument("--no-progress", action="store_true", help="no tqdm progress bar for files")
+    run.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("replay", help="re-stream a recorded session with its original timing",
+                         formatter_class=_Formatter)
+    rep.add_argument("session", help="a .jsonl file written by --record")
+    rep.add_argument("--udp", action="append", metavar="HOST:PORT", help="UDP target(s) (default 127.0.0.1:9000)")
+    rep.add_argument("--speed", type=float, default=1.0, help="playback speed factor")
+    rep.add_argument("--loop", action="store_true", help="start again at the end")
+    rep.set_defaults(func=cmd_replay)
+
+    exp = sub.add_parser("export-onnx", help="export (and int8-quantize) the model to ONNX once",
+                         formatter_class=_Formatter)
+    _model_args(exp)
+    exp.add_argument("--out", default=None, help="also copy the .onnx here (default: the cache in checkpoints/onnx/)")
+    exp.set_defaults(func=cmd_export)
+
+    bench = sub.add_parser("bench", help="processed fps and capture-to-send latency on a video", add_help=False)
+    bench.set_defaults(func=cmd_bench)
+    panel = sub.add_parser("panel", help="open the Streamlit control panel", add_help=False)
+    panel.set_defaults(func=cmd_panel)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    checkpoint, size = _checkpoint_of(args)
+    return PipelineConfig(
+        source=args.source, loop=args.loop, realtime=args.realtime, max_frames=args.max_frames,
+        fps_limit=args.fps_limit, camera_backend=args.camera_backend, camera_width=args.width,
+        camera_height=args.height, camera_fps=args.camera_fps, checkpoint=checkpoint, model_size=size,
+        device=args.device, backend=args.backend, quantize=args.quantize, flip_test=args.flip_test,
+        detector=args.detector, det_threshold=args.det_threshold, det_interval=args.det_interval,
+        max_people=args.max_people, kpt_threshold=args.kpt_threshold, min_cutoff=args.min_cutoff, beta=args.beta,
+        d_cutoff=args.d_cutoff, hold_s=args.hold, lift_3d=not args.no_3d, protocol_version=args.protocol,
+        udp=_targets(args.udp) or ["127.0.0.1:9000"], record=args.record, preview=args.preview,
+        progress=not args.no_progress, log_every=args.log_every,
+    )
+
+
+def _serve_control(pipeline: Pipeline, spec: str, token: str | None) -> object:
+    from .control.server import serve_in_thread
+    from .udp import parse_target
+
+    host, port = parse_target(spec)
+    handle = serve_in_thread(pipeline, host, port, token)
+    log.info("control API on ws://%s:%d", f"[{host}]" if ":" in host else host, port)
+    return handle
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if cfg.max_people < 1 or cfg.max_people > 16:
+        raise ValueError("--max-people must be in 1-16")
+    pipeline = Pipeline(cfg)
+    control = _serve_control(pipeline, args.control, args.control_token) if args.control else None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        pipeline.start()
+        while not stop.is_set():
+            if pipeline.wait(timeout=0.2) and control is None:
+                break  # the source ended; with a control API the server stays up for the next start
+    except KeyboardInterrupt:
+        log.info("interrupted: stopping")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        pipeline.stop()
+        if control is not None:
+            control.stop()
+    st = pipeline.status()
+    log.info("done: %d frames sent, %d dropped, %d corrupt; latency p50 %s ms, p95 %s ms%s", st["frames"],
+             st["dropped_frames"], st["corrupt_frames"], st["latency_ms"]["p50"], st["latency_ms"]["p95"],
+             f"; recorded {cfg.record}" if cfg.record else "")
+    if st["error"]:
+        print(f"pose-server: error: {st['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .record import replay
+    from .udp import UdpSender
+
+    sender = UdpSender(_targets(args.udp) or ["127.0.0.1:9000"])
+    if not Path(args.session).is_file():
+        raise FileNotFoundError(f"recording not found: {args.session}")
+    from tqdm import tqdm
+
+    total = sum(1 for line in open(args.session, "rb") if line.strip())
+    with tqdm(total=total, unit="packet", desc=Path(args.session).name) as bar:
+        try:
+            n = replay(args.session, lambda data, _p: sender.send(data), speed=args.speed, loop=args.loop,
+                       on_packet=lambda i: bar.update(1) if i <= total else None)
+        except KeyboardInterrupt:
+            n = bar.n
+    sender.close()
+    log.info("replayed %d packets to %s", n, ", ".join(sender.targets))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .pipeline import load_estimator
+
+    checkpoint, size = _checkpoint_of(args)
+    cfg = PipelineConfig(checkpoint=checkpoint, model_size=size, backend="onnx", device=args.device,
+                         quantize=args.quantize, flip_test=args.flip_test)
+    est = load_estimator(cfg)
+    path = Path(getattr(est.backend, "path", "") or "")
+    if args.out and path.is_file():
+        shutil.copyfile(path, args.out)
+        path = Path(args.out)
+    print(path)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def cmd_panel(args: argparse.Namespace) -> int:
+    from .panel import launch
+
+    return int(launch(args.rest) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # bench and panel own their flags: pass everything after the subcommand through untouched.
+    passthrough = {"bench", "panel"}
+    first, i = None, 0
+    while i < len(argv):  # the first positional, skipping top-level options and their values
+        if argv[i] == "--log-level":
+            i += 2
+            continue
+        if not argv[i].startswith("-"):
+            first = i
+            break
+        i += 1
+    if first is not None and argv[first] in passthrough:
+        args = parser.parse_args(argv[: first + 1])
+        args.rest = argv[first + 1:]
+    else:
+        args = parser.parse_args(argv)
+    # Our loggers at the chosen level; third-party ones (e.g. the ONNX quantizer) only from WARNING up.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("pose_server").setLevel(getattr(logging, args.log_level))
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():
+            return func(args)
+    except KeyboardInterrupt:
+        return 130
+    except USER_ERRORS as exc:
+        if args.verbose:
+            raise
+        print(f"pose-server: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""A real video through the whole pipeline (tiny random-weight ViTPose) to real UDP sockets on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import jsonschema
+import pytest
+
+from pose_server.pipeline import Pipeline, PipelineConfig
+
+from .conftest import SCHEMA, Receiver, write_clip
+
+
+def _config(clip, checkpoint, targets, **kw) -> PipelineConfig:
+    # kpt_threshold 0: random weights give low scores, and the test wants the track (and people) to persist.
+    base = dict(source=str(clip), checkpoint=str(checkpoint), backend="torch", quantize=False, detector="full-frame",
+                udp=targets, kpt_threshold=0.0, log_every=1e9)
+    base.update(kw)
+    return PipelineConfig(**base)
+
+
+def test_video_to_udp_every_packet_arrives_and_validates(clip, tiny_checkpoint, receiver, tmp_path):
+    record, preview = tmp_path / "take.jsonl", tmp_path / "overlay.mp4"
+    pipe = Pipeline(_config(clip, tiny_checkpoint, [receiver.target], record=str(record), preview=str(preview)))
+    pipe.start()
+    assert pipe.wait(timeout=120)
+    status = pipe.status()
+    packets = [json.loads(d) for d in receiver.collect(idle=0.5)]
+
+    frames = int(cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT))
+    assert len(packets) == frames == status["frames"]
+    for p in packets:
+        jsonschema.validate(p, SCHEMA)
+    assert [p["seq"] for p in packets] == list(range(frames))
+    assert [p["frame"] for p in packets] == list(range(frames))  # files: every frame, in order
+    assert all(p["image_size"] == [320, 240] and p["skeleton"] == "coco17" for p in packets)
+    assert all(len(p["people"]) == 1 for p in packets)
+    assert len({p["people"][0]["id"] for p in packets}) == 1  # one performer keeps one id
+    assert all(p["sent"] >= p["timestamp"] for p in packets)
+
+    assert status["state"] == "finished" and status["error"] is None
+    assert status["latency_ms"]["p50"] is not None and status["latency_ms"]["p95"] >= status["latency_ms"]["p50"]
+    assert status["detector_runs"] <= 2  # full-frame seeds the track once; keypoints carry it afterwards
+    assert status["dropped_frames"] == 0 and status["corrupt_frames"] == 0
+
+    # The recording holds exactly the datagrams that were sent, and the overlay video every frame.
+    lines = record.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == packets
+    cap = cv2.VideoCapture(str(preview))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (320, 240)
+    assert pipe.latest_packet() == packets[-1]
+    jpeg = pipe.latest_preview_jpeg(max_width=160)
+    img = cv2.imdecode(__import__("numpy").frombuffer(jpeg, "uint8"), cv2.IMREAD_COLOR)
+    assert img.shape[1] == 160
+
+
+def _wait_for(cond, timeout: float = 20.0) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_live_updates_and_restart(clip, tiny_checkpoint, tmp_path):
+    first, second = Receiver(), Receiver()
+    other_clip = write_clip(tmp_path / "other.mp4", frames=12, size=(256, 192))
+    pipe = Pipeline(_config(clip, tiny_checkpoint, [first.target], realtime=True, loop=True))
+    try:
+        pipe.start()
+        _wait_for(lambda: pipe.status()["frames"] >= 5)
+        model = pipe._estimator
+
+        # Live: smoothing parameters reach the per-track filters, the targets change, no restart.
+        out = pipe.update(min_cutoff=0.25, beta=0.5, udp=[second.target], det_interval=5)
+        assert out["restarted"] is False and set(out["applied"]) == {"min_cutoff", "beta", "udp", "det_interval"}
+        filters = [s.f2d for s in pipe._signals.values()]
+        assert filters and all(f.min_cutoff == 0.25 and f.beta == 0.5 for f in filters)
+        assert pipe.tracker.det_interval == 5
+        time.sleep(0.3)
+        first.collect(idle=0.2)  # drain what was sent before the switch
+        got = second.collect(idle=0.5, limit=5)
+        assert len(got) == 5
+        assert first.collect(idle=0.3) == []  # the old target gets nothing any more
+        assert pipe.status()["udp_targets"] == [second.target]
+
+        with pytest.raises(ValueError, match="unknown setting"):
+            pipe.update(smoothness=3)
+        with pytest.raises(ValueError, match="bad UDP target"):
+            pipe.update(udp=["no-port"])
+        assert pipe.status()["udp_targets"] == [second.target]  # a refused change leaves things as they were
+
+        # Restart: a new source reopens cleanly, keeps the loaded model and says it restarted.
+        second.collect(idle=0.1)
+        out = pipe.update(source=str(other_clip))
+        assert out["restarted"] is True and "source" in out["restart_reason"]
+        assert pipe._estimator is model
+        _wait_for(lambda: pipe.status()["frames"] >= 3)
+        packets = [json.loads(d) for d in second.collect(idle=1.0, limit=3)]
+        assert all(p["image_size"] == [256, 192] and p["source"] == "other.mp4" for p in packets)
+
+        # A restart that fails keeps the previous set-up running and says why.
+        with pytest.raises(ValueError, match="not found"):
+            pipe.update(source=str(tmp_path / "missing.mp4"))
+        assert pipe.running and pipe.status()["source"] == str(other_clip)
+    finally:
+        pipe.stop()
+        first.close()
+        second.close()
+    assert pipe.status()["running"] is False
+
+
+def test_recording_started_and_stopped_while_running(clip, tiny_checkpoint, receiver, tmp_path):
+    pipe = Pipeline(_config(clip, tiny_checkpoint, [receiver.target], realtime=True, loop=True))
+    path = tmp_path / "live.jsonl"
+    try:
+        pipe.start()
+        pipe.start()  # idempotent
+        pipe.start_recording(str(path))
+        _wait_for(lambda: pipe.status()["recording"]["packets"] >= 4)
+        result = pipe.stop_recording()
+        assert result["path"] == str(path) and result["packets"] >= 4
+        assert pipe.status()["recording"]["active"] is False
+    finally:
+        pipe.stop()
+    lines = path.read_text().splitlines()
+    assert len(lines) == result["packets"]
+    seqs = [json.loads(line)["seq"] for line in lines]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
