@@ -1,0 +1,162 @@
+"""A small BVH reader with forward kinematics, and COCO-17 points derived from a mocap skeleton.
+
+BVH rotation channels are intrinsic Euler angles in the order listed (``Zrotation Yrotation Xrotation``
+means R = Rz Ry Rx). Positions are returned in the file's units and axes; ``to_z_up`` converts the usual
+Y-up files (CMU: performer facing +Z) to this project's frame (Z up, performer facing -Y).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+__all__ = ["BvhJoint", "Bvh", "read_bvh", "to_z_up", "coco17_from_cmu"]
+
+
+@dataclass
+class BvhJoint:
+    """One joint of the hierarchy: offset from its parent and its channels' column range in the motion."""
+
+    name: str
+    parent: int
+    offset: np.ndarray
+    channels: list[str] = field(default_factory=list)
+    column: int = 0
+
+
+@dataclass
+class Bvh:
+    """Parsed BVH: joints (parents before children), motion (frames, channels), frame time in seconds."""
+
+    joints: list[BvhJoint]
+    motion: np.ndarray
+    frame_time: float
+
+    def index(self, name: str) -> int:
+        for i, j in enumerate(self.joints):
+            if j.name == name:
+                return i
+        raise KeyError(f"joint {name!r} not in BVH; joints are: {', '.join(j.name for j in self.joints)}")
+
+    def forward_kinematics(self, frames: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """World positions (F, J, 3) and rotation matrices (F, J, 3, 3) of every joint."""
+        motion = self.motion[frames]
+        n = motion.shape[0]
+        pos = np.zeros((n, len(self.joints), 3))
+        rot = np.zeros((n, len(self.joints), 3, 3))
+        for i, j in enumerate(self.joints):
+            local_t = np.broadcast_to(j.offset, (n, 3)).copy()
+            axes, angles = "", []
+            for c, name in enumerate(j.channels):
+                col = motion[:, j.column + c]
+                if name.endswith("position"):
+                    local_t[:, "XYZ".index(name[0])] += col
+                else:
+                    axes += name[0].upper()
+                    angles.append(col)
+            local_r = (
+                Rotation.from_euler(axes, np.stack(angles, axis=1), degrees=True).as_matrix()
+                if axes
+                else np.broadcast_to(np.eye(3), (n, 3, 3))
+            )
+            if j.parent < 0:
+                pos[:, i] = local_t
+                rot[:, i] = local_r
+            else:
+                pr = rot[:, j.parent]
+                pos[:, i] = pos[:, j.parent] + np.einsum("fij,fj->fi", pr, local_t)
+                rot[:, i] = pr @ local_r
+        return pos, rot
+
+
+def read_bvh(path: str | Path) -> Bvh:
+    """Parse a BVH file; raises ValueError naming the line when the file is malformed."""
+    tokens = Path(path).read_text().split()
+    joints: list[BvhJoint] = []
+    stack: list[int] = []
+    column = 0
+    i = 0
+
+    def expect(word: str) -> None:
+        if tokens[i] != word:
+            raise ValueError(f"{path}: expected {word!r} in the BVH hierarchy, found {tokens[i]!r}")
+
+    try:
+        expect("HIERARCHY")
+        i += 1
+        while tokens[i] != "MOTION":
+            tok = tokens[i]
+            if tok in ("ROOT", "JOINT"):
+                joints.append(BvhJoint(tokens[i + 1], stack[-1] if stack else -1, np.zeros(3)))
+                i += 2
+            elif tok == "End":
+                joints.append(BvhJoint(joints[stack[-1]].name + "_end", stack[-1], np.zeros(3)))
+                i += 2
+            elif tok == "{":
+                stack.append(len(joints) - 1)
+                i += 1
+            elif tok == "}":
+                stack.pop()
+                i += 1
+            elif tok == "OFFSET":
+                joints[-1].offset = np.array([float(v) for v in tokens[i + 1 : i + 4]])
+                i += 4
+            elif tok == "CHANNELS":
+                count = int(tokens[i + 1])
+                joints[-1].channels = tokens[i + 2 : i + 2 + count]
+                joints[-1].column = column
+                column += count
+                i += 2 + count
+            else:
+                raise ValueError(f"{path}: unexpected token {tok!r} in the BVH hierarchy")
+        i += 1
+        expect("Frames:")
+        frames = int(tokens[i + 1])
+        if tokens[i + 2] != "Frame" or tokens[i + 3] != "Time:":
+            raise ValueError(f"{path}: expected 'Frame Time:' after the frame count")
+        frame_time = float(tokens[i + 4])
+        values = np.array(tokens[i + 5 :], dtype=float)
+    except IndexError as exc:
+        raise ValueError(f"{path}: BVH file ends early; is it truncated?") from exc
+    if values.size != frames * column:
+        raise ValueError(f"{path}: expected {frames} frames x {column} channels of motion, found {values.size} values")
+    return Bvh(joints, values.reshape(frames, column), frame_time)
+
+
+def to_z_up(points: np.ndarray) -> np.ndarray:
+    """Y-up (performer facing +Z) -> Z-up (performer facing -Y): (x, y, z) -> (x, -z, y)."""
+    p = np.asarray(points)
+    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
+
+
+# Face points in the head joint's frame of a CMU skeleton (x = performer's left, y = up, z = forward), metres.
+_CMU_FACE = {
+    "nose": (0.0, 0.03, 0.105),
+    "l_eye": (0.032, 0.07, 0.085),
+    "r_eye": (-0.032, 0.07, 0.085),
+    "l_ear": (0.075, 0.05, -0.005),
+    "r_ear": (-0.075, 0.05, -0.005),
+}
+_CMU_BODY = {
+    "l_shoulder": "LeftShoulder", "r_shoulder": "RightShoulder", "l_elbow": "LeftElbow", "r_elbow": "RightElbow",
+    "l_wrist": "LeftWrist", "r_wrist": "RightWrist", "l_hip": "LeftHip", "r_hip": "RightHip",
+    "l_knee": "LeftKnee", "r_knee": "RightKnee", "l_ankle": "LeftAnkle", "r_ankle": "RightAnkle",
+}  # fmt: skip
+
+
+def coco17_from_cmu(bvh: Bvh, frames: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """COCO-17 joints (F, 17, 3) in the project's frame (Z up, facing -Y) from a CMU-style BVH in metres."""
+    from pose_server.lift.skeleton3d import COCO17
+
+    pos, rot = bvh.forward_kinematics(frames)
+    head = bvh.index("Head")
+    out = np.zeros((pos.shape[0], 17, 3))
+    for k, name in enumerate(COCO17):
+        if name in _CMU_FACE:
+            out[:, k] = pos[:, head] + rot[:, head] @ np.array(_CMU_FACE[name])
+        else:
+            out[:, k] = pos[:, bvh.index(_CMU_BODY[name])]
+    return to_z_up(out)

@@ -1,0 +1,174 @@
+"""Joints -> per-bone rotations of the canonical skeleton (protocol v2), analytic, with joint limits.
+
+Convention (docs/lifting.md): ``W[b]`` is a bone's world orientation (columns: its local X, Y = head to
+tail, Z), ``R[b]`` its rest orientation (``skeleton3d.REST_ROTATIONS``). The hips quaternion is a
+world-frame rotation, ``W[hips] = Q[hips] R[hips]``; every other bone's quaternion is local to its own
+rest frame under its posed parent, ``W[b] = W[parent] R[parent]^T R[b] Q[b]`` (Blender's pose-bone
+``rotation_quaternion`` with inherited rotation).
+
+Two-bone limbs are solved in closed form: the upper bone swings from its rest direction (carried by
+its parent) onto the joint direction, then twists about itself so that the limb bends towards its
+local +Z (the hinge is local X); the twist is limited, and the lower bone gets only a hinge rotation
+about X clamped to [0, max flexion], so elbows and knees bend one way only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from pose_server.lift.skeleton3d import BONE_PARENT, CANONICAL_BONES, REST_JOINTS, REST_ROTATIONS, J
+
+__all__ = ["solve_rotations", "forward_rotations", "JOINT_LIMITS_DEG"]
+
+# Degrees. twist: upper bone about its own axis away from the swing-only twist; flex: hinge range of the
+# lower bone (0 = straight); cone: largest rotation of the trunk bones from their rest pose under the parent.
+JOINT_LIMITS_DEG = {
+    "arm_twist": 100.0,
+    "leg_twist": 50.0,
+    "elbow_flex": 150.0,
+    "knee_flex": 150.0,
+    "spine_cone": 70.0,
+    "neck_cone": 60.0,
+    "head_cone": 70.0,
+}
+_LIMBS = (
+    ("upper_arm.L", "forearm.L", J["l_shoulder"], J["l_elbow"], J["l_wrist"], "arm", "elbow"),
+    ("upper_arm.R", "forearm.R", J["r_shoulder"], J["r_elbow"], J["r_wrist"], "arm", "elbow"),
+    ("thigh.L", "shin.L", J["l_hip"], J["l_knee"], J["l_ankle"], "leg", "knee"),
+    ("thigh.R", "shin.R", J["r_hip"], J["r_knee"], J["r_ankle"], "leg", "knee"),
+)
+_REST = np.array([REST_ROTATIONS[b] for b in CANONICAL_BONES])
+_PARENT = [CANONICAL_BONES.index(BONE_PARENT[b]) if BONE_PARENT[b] else -1 for b in CANONICAL_BONES]
+# Rest of a child expressed in its parent's rest frame: R[parent]^T R[b].
+_REST_REL = np.array([_REST[p].T @ _REST[i] if p >= 0 else _REST[i] for i, p in enumerate(_PARENT)])
+_IDX = {b: i for i, b in enumerate(CANONICAL_BONES)}
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    if n < 1e-9:
+        raise ValueError("degenerate skeleton: two joints coincide; cannot derive a bone direction")
+    return v / n
+
+
+def _frame_x(x: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
+    """Orthonormal frame with X exactly along x and Y as close as possible to y_hint (columns X, Y, Z)."""
+    xa = _unit(x)
+    ya = _unit(y_hint - (y_hint @ xa) * xa)
+    return np.column_stack([xa, ya, np.cross(xa, ya)])
+
+
+def _frame_y(y: np.ndarray, x_hint: np.ndarray) -> np.ndarray:
+    """Orthonormal frame with Y exactly along y and X as close as possible to x_hint."""
+    ya = _unit(y)
+    xa = _unit(x_hint - (x_hint @ ya) * ya)
+    return np.column_stack([xa, ya, np.cross(xa, ya)])
+
+
+def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
+    k = axis / np.linalg.norm(axis)
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * (kx @ kx)
+
+
+def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotation taking unit vector a onto unit vector b."""
+    axis = np.cross(a, b)
+    s, c = np.linalg.norm(axis), float(a @ b)
+    if s < 1e-9:
+        if c > 0:
+            return np.eye(3)
+        perp = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
+        return _axis_angle(perp, np.pi)
+    return _axis_angle(axis, np.arctan2(s, c))
+
+
+def _limit_cone(local: np.ndarray, max_deg: float) -> np.ndarray:
+    """Scale a local rotation's angle down to max_deg (keeps its axis)."""
+    rv = Rotation.from_matrix(local).as_rotvec()
+    ang = np.linalg.norm(rv)
+    lim = np.radians(max_deg)
+    return local if ang <= lim else Rotation.from_rotvec(rv * (lim / ang)).as_matrix()
+
+
+def _child_world(world: np.ndarray, i: int, local: np.ndarray) -> np.ndarray:
+    return world[_PARENT[i]] @ _REST_REL[i] @ local
+
+
+def solve_rotations(joints_3d: np.ndarray) -> np.ndarray:
+    """(17, 3) COCO-17 world joints (Z up, facing -Y) -> (12, 4) unit quaternions [w, x, y, z]."""
+    p = np.asarray(joints_3d, dtype=np.float64)
+    if p.shape != (17, 3) or not np.isfinite(p).all():
+        raise ValueError(f"solve_rotations expects finite COCO-17 joints of shape (17, 3), got {p.shape}")
+    lim = JOINT_LIMITS_DEG
+    world = np.zeros((12, 3, 3))
+    local = np.zeros((12, 3, 3))
+    pelvis = 0.5 * (p[J["l_hip"]] + p[J["r_hip"]])
+    mid_sh = 0.5 * (p[J["l_shoulder"]] + p[J["r_shoulder"]])
+    mid_ear = 0.5 * (p[J["l_ear"]] + p[J["r_ear"]])
+
+    # Trunk: hips from the hip line (X) and the spine (Y); spine/neck follow their bone, rolled by the
+    # shoulder/ear line; the head from the ear line and the nose.
+    world[0] = _frame_x(p[J["l_hip"]] - p[J["r_hip"]], mid_sh - pelvis)
+    local[0] = world[0] @ _REST[0].T
+    trunk = (
+        ("spine", mid_sh - pelvis, p[J["l_shoulder"]] - p[J["r_shoulder"]], lim["spine_cone"]),
+        ("neck", mid_ear - mid_sh, p[J["l_ear"]] - p[J["r_ear"]], lim["neck_cone"]),
+    )
+    for name, y, x_hint, cone in trunk:
+        i = _IDX[name]
+        target = _frame_y(y, x_hint)
+        base = world[_PARENT[i]] @ _REST_REL[i]
+        local[i] = _limit_cone(base.T @ target, cone)
+        world[i] = base @ local[i]
+    rest_me = 0.5 * (REST_JOINTS[J["l_ear"]] + REST_JOINTS[J["r_ear"]])
+    face_now = _frame_x(p[J["l_ear"]] - p[J["r_ear"]], mid_ear - p[J["nose"]])
+    face_rest = _frame_x(REST_JOINTS[J["l_ear"]] - REST_JOINTS[J["r_ear"]], rest_me - REST_JOINTS[J["nose"]])
+    i = _IDX["head"]
+    base = world[_PARENT[i]] @ _REST_REL[i]
+    local[i] = _limit_cone(base.T @ face_now @ face_rest.T @ _REST[i], lim["head_cone"])
+    world[i] = base @ local[i]
+
+    for upper, lower, a, b, c, kind, hinge in _LIMBS:
+        iu, il = _IDX[upper], _IDX[lower]
+        d = _unit(p[b] - p[a])
+        u2 = _unit(p[c] - p[b])
+        base = world[_PARENT[iu]] @ _REST_REL[iu]
+        swing = _rot_between(base[:, 1], d) @ base
+        bend = u2 - (u2 @ d) * d
+        s = np.linalg.norm(bend)
+        twist = 0.0
+        if s > 1e-6:
+            z = swing[:, 2]
+            twist = np.arctan2(np.cross(z, bend / s) @ d, z @ (bend / s))
+            twist *= np.clip((s - 0.05) / 0.2, 0.0, 1.0)  # nearly straight limb: the bend plane is noise
+            max_twist = np.radians(lim[f"{kind}_twist"])
+            twist = float(np.clip(twist, -max_twist, max_twist))
+        world[iu] = _axis_angle(d, twist) @ swing
+        local[iu] = base.T @ world[iu]
+        v = world[iu].T @ u2
+        flex = float(np.clip(np.arctan2(v[2], v[1]), 0.0, np.radians(lim[f"{hinge}_flex"])))
+        local[il] = _axis_angle(np.array([1.0, 0.0, 0.0]), flex)
+        world[il] = _child_world(world, il, local[il])
+
+    q = Rotation.from_matrix(local).as_quat()  # x, y, z, w
+    q = np.concatenate([q[:, 3:], q[:, :3]], axis=1)
+    q *= np.where(q[:, :1] < 0, -1.0, 1.0)
+    return q.astype(np.float32)
+
+
+def forward_rotations(quats: np.ndarray) -> np.ndarray:
+    """(..., 12, 4) quaternions [w, x, y, z] -> (..., 12, 3, 3) world bone orientations (columns X, Y, Z)."""
+    q = np.asarray(quats, dtype=np.float64)
+    lead = q.shape[:-2]
+    flat = q.reshape(-1, 12, 4)
+    mats = Rotation.from_quat(np.concatenate([flat[..., 1:], flat[..., :1]], axis=-1).reshape(-1, 4)).as_matrix()
+    mats = mats.reshape(-1, 12, 3, 3)
+    world = np.zeros_like(mats)
+    for i, parent in enumerate(_PARENT):
+        if parent < 0:
+            world[:, i] = mats[:, i] @ _REST[i]
+        else:
+            world[:, i] = world[:, parent] @ _REST_REL[i] @ mats[:, i]
+    return world.reshape(*lead, 12, 3, 3)

@@ -1,0 +1,433 @@
+"""Causal monocular 3D lifting of COCO-17 keypoints with bone-length priors.
+
+Every joint lies on its camera ray; bones keep their length (Taylor 2000, under full perspective), so
+each bone leaves two depth solutions. The lifter resolves them per chain (torso lines, spine, each
+two-bone limb, the face) by scoring the candidates against the previous frame's pose moved by its
+(damped) velocity and against anatomical priors (knees point forward, elbows bend forward, the spine
+points up, the nose points where the chest faces). The pelvis depth comes from the tightest
+bone-length bound of the vertical bones (a bone cannot be longer in the image than its length
+allows), smoothed over time. Bone proportions start from adult priors and are fitted to the performer
+during the first confident frames; the overall scale is the performer's height (a setting: monocular
+video cannot observe it). Camera up direction and floor height are estimated in the same frames.
+
+Frames: camera (OpenCV: x right, y down, z forward) internally; the output is the world frame of
+the packet: metres, Z up, Y = the camera's horizontal viewing direction (so a performer facing the
+camera faces -Y), origin on the floor under the pelvis of the first lifted frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pose_server.filters import KeypointFilter
+from pose_server.lift.camera import DEFAULT_HFOV_DEG, focal_from_fov
+from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS, J
+
+__all__ = ["Lifter"]
+
+_LS, _RS, _LH, _RH = J["l_shoulder"], J["r_shoulder"], J["l_hip"], J["r_hip"]
+_LIMBS = (  # (root, middle, end, kind)
+    (J["l_shoulder"], J["l_elbow"], J["l_wrist"], "arm"),
+    (J["r_shoulder"], J["r_elbow"], J["r_wrist"], "arm"),
+    (J["l_hip"], J["l_knee"], J["l_ankle"], "leg"),
+    (J["r_hip"], J["r_knee"], J["r_ankle"], "leg"),
+)
+_FACE = (J["nose"], J["l_eye"], J["r_eye"], J["l_ear"], J["r_ear"])
+
+
+def _rest_lengths() -> dict[str, float]:
+    r = REST_JOINTS
+    pelvis = 0.5 * (r[_LH] + r[_RH])
+    mid_sh = 0.5 * (r[_LS] + r[_RS])
+    mid_ear = 0.5 * (r[J["l_ear"]] + r[J["r_ear"]])
+    out = {
+        "hip_half": float(np.linalg.norm(r[_LH] - pelvis)),
+        "shoulder_half": float(np.linalg.norm(r[_LS] - mid_sh)),
+        "spine": float(np.linalg.norm(mid_sh - pelvis)),
+        "neck": float(np.linalg.norm(mid_ear - mid_sh)),
+    }
+    for a, b, c, _ in _LIMBS:
+        out[f"{a}-{b}"] = float(np.linalg.norm(r[b] - r[a]))
+        out[f"{b}-{c}"] = float(np.linalg.norm(r[c] - r[b]))
+    for k in _FACE:
+        out[f"face{k}"] = float(np.linalg.norm(r[k] - mid_ear))
+    return out
+
+
+_REST_LENGTHS = _rest_lengths()
+# Which lengths are fitted to the performer from the image (ratio to the spine), and how far they may move.
+_FITTED = ("hip_half", "shoulder_half", "neck") + tuple(
+    f"{a}-{b}" for a, b, c, _ in _LIMBS) + tuple(f"{b}-{c}" for a, b, c, _ in _LIMBS)  # fmt: skip
+_FIT_RANGE = 0.25
+_VERTICAL = tuple(f"{a}-{b}" for a, b, c, k in _LIMBS if k == "leg") + tuple(
+    f"{b}-{c}" for a, b, c, k in _LIMBS if k == "leg")  # fmt: skip
+
+
+def _taylor(parent: np.ndarray, ray: np.ndarray, length: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The two points on unit ``ray`` (through the camera centre) at ``length`` from ``parent``.
+
+    Returns (near, far, slack): slack < 0 means the image bone is too long for ``length`` and both
+    points collapse to the ray point closest to the parent (bone parallel to the image)."""
+    b = float(ray @ parent)
+    disc = b * b - float(parent @ parent) + length * length
+    root = np.sqrt(max(disc, 0.0))
+    return (b - root) * ray, (b + root) * ray, disc
+
+
+class Lifter:
+    """Monocular COCO-17 lifting: (17,2) pixels + (17,) scores + t -> (17,3) world metres, or None."""
+
+    def __init__(
+        self,
+        image_size: tuple[int, int],
+        focal: float | None = None,
+        hfov_deg: float = DEFAULT_HFOV_DEG,
+        height_m: float = REST_HEIGHT,
+        min_score: float = 0.3,
+        calib_frames: int = 45,
+        camera_pitch_deg: float | None = None,
+        smooth: bool = True,
+        min_cutoff: float = 1.2,
+        beta: float = 1.0,
+    ) -> None:
+        w, h = image_size
+        if w <= 0 or h <= 0:
+            raise ValueError(f"image_size must be positive (width, height) in pixels, got {image_size}")
+        if not 0.5 < height_m < 2.5:
+            raise ValueError(f"height_m is the performer's height in metres (0.5-2.5), got {height_m}")
+        self.image_size = (int(w), int(h))
+        self.focal = float(focal) if focal else focal_from_fov(w, hfov_deg)
+        self.center = np.array([w / 2.0, h / 2.0])
+        self.height_m = float(height_m)
+        self.min_score = float(min_score)
+        self.calib_frames = int(calib_frames)
+        self.camera_pitch_deg = camera_pitch_deg
+        self.smooth = smooth
+        self.w_time, self.vel_gain = 40.0, 0.7
+        self._filter_params = {"min_cutoff": min_cutoff, "beta": beta}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the performer (proportions, floor, history)."""
+        scale = self.height_m / REST_HEIGHT
+        self.lengths = {k: v * scale for k, v in _REST_LENGTHS.items()}
+        self._prior = dict(self.lengths)
+        self._ratios: list[np.ndarray] = []  # calibration samples of image length / image spine length
+        self._floor_samples: list[float] = []
+        self.frames = 0
+        self._prev: np.ndarray | None = None  # root-relative camera-frame joints of the last frame
+        self._vel = np.zeros((17, 3))
+        self._t_prev: float | None = None
+        self._depth_filter = KeypointFilter(1, 1, min_cutoff=0.8, beta=0.3, min_score=0.0, hold_s=0.0)
+        self._out_filter = KeypointFilter(17, 3, min_score=0.0, hold_s=0.0, d_cutoff=1.0, **self._filter_params)
+        self._tracks: dict[object, tuple[np.ndarray, np.ndarray]] = {}
+        self.up_cam = self._pitch_up(self.camera_pitch_deg or 0.0)
+        self.floor = None  # height of the floor along up_cam, camera frame
+        self.origin: np.ndarray | None = None
+
+    @staticmethod
+    def _pitch_up(pitch_deg: float) -> np.ndarray:
+        """World up in camera coordinates for a camera pitched down by ``pitch_deg``."""
+        p = np.radians(pitch_deg)
+        return np.array([0.0, -np.cos(p), -np.sin(p)])
+
+    def set_params(self, **params: float) -> None:
+        """Live tuning of the output smoothing (min_cutoff, beta) and min_score."""
+        if "min_score" in params:
+            self.min_score = float(params.pop("min_score"))
+        self._filter_params.update(params)
+        self._out_filter.set_params(**params)
+
+    # ------------------------------------------------------------------ helpers
+    def _rays(self, kpts: np.ndarray) -> np.ndarray:
+        v = np.empty((kpts.shape[0], 3))
+        v[:, :2] = (kpts - self.center) / self.focal
+        v[:, 2] = 1.0
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def _calibrate(self, px: np.ndarray, ok: np.ndarray) -> None:
+        """Collect image-length ratios to the spine (their upper percentile ~ the bone parallel to the image)."""
+        pelvis = 0.5 * (px[_LH] + px[_RH])
+        mid_sh = 0.5 * (px[_LS] + px[_RS])
+        spine = np.linalg.norm(mid_sh - pelvis)
+        if spine < 5.0:
+            return
+        mid_ear = 0.5 * (px[J["l_ear"]] + px[J["r_ear"]])
+        seg = {
+            "hip_half": (px[_LH], pelvis, ok[_LH] and ok[_RH]),
+            "shoulder_half": (px[_LS], mid_sh, ok[_LS] and ok[_RS]),
+            "neck": (mid_ear, mid_sh, ok[J["l_ear"]] and ok[J["r_ear"]]),
+        }
+        for a, b, c, _ in _LIMBS:
+            seg[f"{a}-{b}"] = (px[a], px[b], ok[a] and ok[b])
+            seg[f"{b}-{c}"] = (px[b], px[c], ok[b] and ok[c])
+        row = np.array([np.linalg.norm(p - q) / spine if good else np.nan for p, q, good in seg.values()])
+        self._ratios.append(row)
+        samples = np.array(self._ratios)
+        weight = min(1.0, len(samples) / self.calib_frames)
+        ratios = {}
+        for i, name in enumerate(seg):
+            col = samples[:, i]
+            col = col[np.isfinite(col)]
+            prior = _REST_LENGTHS[name] / _REST_LENGTHS["spine"]
+            if col.size < 5:
+                ratios[name] = prior
+                continue
+            # The 90th percentile of the image ratio: the moments the bone is most parallel to the image.
+            ratio = float(np.clip(np.percentile(col, 90), prior * (1 - _FIT_RANGE), prior * (1 + _FIT_RANGE)))
+            ratios[name] = prior + weight * (ratio - prior)
+        # Proportions from the image, absolute scale from the height: keep the vertical chain's length.
+        chain = lambda r: r["spine"] + r["neck"] + 0.5 * sum(r[k] for k in _VERTICAL)  # noqa: E731
+        ratios["spine"] = 1.0
+        scale = chain(self._prior) / chain(ratios)
+        for name, r in ratios.items():
+            self.lengths[name] = r * scale
+
+    def _pelvis_depth(self, px: np.ndarray, ok: np.ndarray) -> float | None:
+        """Depth bound from the vertical bones: depth <= f * L / image length (equality when parallel)."""
+        pelvis = 0.5 * (px[_LH] + px[_RH])
+        mid_sh = 0.5 * (px[_LS] + px[_RS])
+        cands = []
+        prev = self._prev
+        spine_px = np.linalg.norm(mid_sh - pelvis)
+        if spine_px > 1.0:
+            dz = 0.0 if prev is None else 0.5 * (prev[_LS, 2] + prev[_RS, 2])
+            cands.append(self.focal * self.lengths["spine"] / spine_px - 0.5 * dz)
+        for a, b, c, kind in _LIMBS:
+            if kind != "leg":
+                continue
+            for p, q in ((a, b), (b, c)):
+                if ok[p] and ok[q]:
+                    d = np.linalg.norm(px[q] - px[p])
+                    if d > 1.0:
+                        dz = 0.0 if prev is None else 0.5 * (prev[p, 2] + prev[q, 2])
+                        cands.append(self.focal * self.lengths[f"{p}-{q}"] / d - dz)
+        if not cands:
+            return None
+        cands.sort()
+        return cands[1] if len(cands) > 2 else cands[0]
+
+    # ------------------------------------------------------------------ main
+    def __call__(self, keypoints_2d: np.ndarray, scores: np.ndarray, t: float) -> np.ndarray | None:
+        """Lift one person's frame. Returns None until the hips and shoulders have been seen confidently."""
+        px = np.asarray(keypoints_2d, dtype=np.float64)
+        sc = np.asarray(scores, dtype=np.float64)
+        if px.shape != (17, 2) or sc.shape != (17,):
+            raise ValueError(
+                f"Lifter expects COCO-17 keypoints (17, 2) and scores (17,), got {px.shape} and {sc.shape}; "
+                "lifting of other skeletons is not supported"
+            )
+        ok = (sc >= self.min_score) & np.isfinite(px).all(axis=1)
+        torso_ok = ok[[_LS, _RS, _LH, _RH]].all()
+        dt = 1 / 30 if self._t_prev is None else max(float(t) - self._t_prev, 1e-3)
+        if not torso_ok:
+            if self._prev is None:
+                return None
+            return self._emit(self._predict(dt), t, dt, ok)
+        if self.frames < self.calib_frames:
+            self._calibrate(px, ok)
+
+        depth = self._pelvis_depth(px, ok)
+        depth = float(self._depth_filter(np.array([[depth]]), np.ones(1), t)[0][0, 0])
+        rays = self._rays(px)
+        if self.frames < self.calib_frames:
+            self._calibrate_world(rays, depth, ok)
+        pred = self._predict(dt)  # root-relative camera-frame prediction, or None
+        cam = self._lift(rays, ok, depth, pred)
+        self.frames += 1
+        return self._emit(cam, t, dt, ok)
+
+    def _predict(self, dt: float) -> np.ndarray | None:
+        if self._prev is None:
+            return None
+        return self._prev + self._vel * min(dt, 0.2) * self.vel_gain
+
+    def _lift(self, rays: np.ndarray, ok: np.ndarray, depth: float, pred: np.ndarray | None) -> np.ndarray:
+        L = self.lengths
+        up = self.up_cam
+        pel_ray = 0.5 * (rays[_LH] + rays[_RH])
+        pelvis = depth * pel_ray / pel_ray[2]
+        out = np.zeros((17, 3))
+
+        # Where the face points sideways in the image (nose and eyes against the ears) tells which way
+        # the trunk is turned: the depth sign of the shoulder and hip lines.
+        face_x = None
+        if ok[J["l_ear"]] and ok[J["r_ear"]] and ok[[J["nose"], J["l_eye"], J["r_eye"]]].any():
+            front = [k for k in (J["nose"], J["l_eye"], J["r_eye"]) if ok[k]]
+            ear_mid = 0.5 * (rays[J["l_ear"]] + rays[J["r_ear"]])
+            face_x = float(np.mean(rays[front, 0] / rays[front, 2]) - ear_mid[0] / ear_mid[2]) * depth
+        face_fwd = 0.09 * self.height_m / REST_HEIGHT
+        hl_n, hl_f, _ = _taylor(pelvis, rays[_LH], L["hip_half"])
+        hr_n, hr_f, _ = _taylor(pelvis, rays[_RH], L["hip_half"])
+        hip_opts = [(hl_n, hr_f), (hl_f, hr_n)]
+        # Spine: mid-shoulder point from the pelvis.
+        ms_ray = rays[_LS] + rays[_RS]
+        ms_ray /= np.linalg.norm(ms_ray)
+        s_n, s_f, _ = _taylor(pelvis, ms_ray, L["spine"])
+        states, emission = [], []
+        for sp in (s_n, s_f):
+            sl_n, sl_f, _ = _taylor(sp, rays[_LS], L["shoulder_half"])
+            sr_n, sr_f, _ = _taylor(sp, rays[_RS], L["shoulder_half"])
+            for ls, rs in ((sl_n, sr_f), (sl_f, sr_n)):
+                for lh, rh in hip_opts:
+                    spine_dir = (sp - pelvis) / L["spine"]
+                    sh_dir = (ls - rs) / (2 * L["shoulder_half"])
+                    hip_dir = (lh - rh) / (2 * L["hip_half"])
+                    fwd = np.cross(sh_dir + hip_dir, spine_dir)
+                    fwd /= np.linalg.norm(fwd) + 1e-9
+                    cost = 8.0 * (1.0 - float(spine_dir @ up))  # upright
+                    cost += 1.0 * (1.0 - float(sh_dir @ hip_dir))  # shoulders roughly parallel to hips
+                    if face_x is not None:
+                        cost += 2.0 * ((face_x - fwd[0] * face_fwd) / 0.05) ** 2
+                    states.append(np.stack([ls, rs, lh, rh]))
+                    emission.append(cost)
+        pts = np.array(states)
+        pick = self._track("torso", np.array(emission), pts - pelvis)
+        out[[_LS, _RS, _LH, _RH]] = pts[pick]
+        mid_sh = 0.5 * (out[_LS] + out[_RS])
+        # Facing direction of the chest (left x up), used by the limb and face priors.
+        left = out[_LS] - out[_RS] + out[_LH] - out[_RH]
+        trunk_up = mid_sh - 0.5 * (out[_LH] + out[_RH])
+        forward = np.cross(left, trunk_up)
+        forward /= np.linalg.norm(forward) + 1e-9
+
+        left_u = left / (np.linalg.norm(left) + 1e-9)
+        for a, b, c, kind in _LIMBS:
+            side = 1.0 if a in (_LS, _LH) else -1.0
+            root = out[a]
+            if not ok[b]:  # hold the limb where it was relative to the body, or collapse it until seen
+                self._tracks.pop(a, None)
+                out[b] = pelvis + pred[b] if pred is not None else root
+                out[c] = pelvis + pred[c] if pred is not None else root
+                continue
+            states, emission = [], []
+            for mid in _taylor(root, rays[b], L[f"{a}-{b}"])[:2]:
+                ends = _taylor(mid, rays[c], L[f"{b}-{c}"])[:2] if ok[c] else (None,)
+                for end in ends:
+                    emission.append(self._limb_prior(kind, side, root, mid, end, mid_sh, forward, left_u))
+                    if end is None:
+                        end = mid + pred[c] - pred[b] if pred is not None else mid
+                    states.append(np.stack([mid, end]))
+            pts = np.array(states)
+            pick = self._track(a, np.array(emission), pts - pelvis)
+            out[[b, c]] = pts[pick]
+
+        # Face: mid-ear from the mid-shoulder point, then each face point from the mid-ear point.
+        me_ray = rays[J["l_ear"]] + rays[J["r_ear"]]
+        me_ray /= np.linalg.norm(me_ray)
+        n_, f_, _ = _taylor(mid_sh, me_ray, L["neck"])
+        head_want = mid_sh + L["neck"] * (0.9 * up + 0.4 * forward)  # the head sits up and a bit forward
+        mid_ear = min((n_, f_), key=lambda p: float(np.sum((p - head_want) ** 2)))
+        rest_me = 0.5 * (REST_JOINTS[J["l_ear"]] + REST_JOINTS[J["r_ear"]])
+        for k in _FACE:
+            if not ok[k]:
+                out[k] = mid_ear + (pred[k] - (0.5 * (pred[J["l_ear"]] + pred[J["r_ear"]])) if pred is not None else 0)
+                continue
+            n_, f_, _ = _taylor(mid_ear, rays[k], L[f"face{k}"])
+            rest_off = REST_JOINTS[k] - rest_me
+            want = forward * float(-rest_off[1]) + left / (np.linalg.norm(left) + 1e-9) * float(rest_off[0])
+            out[k] = min((n_, f_), key=lambda p, want=want: float(np.sum((p - mid_ear - want) ** 2)))
+        return out
+
+    def _track(self, key: object, emission: np.ndarray, points: np.ndarray) -> int:
+        """Causal min-sum (Viterbi forward) choice among depth hypotheses: each hypothesis's cost is its prior
+        now plus the cheapest way to reach it from last frame's hypotheses (moving joints costs w_time per m^2).
+        A branch taken at an ambiguous moment is abandoned as soon as the priors accumulate against it."""
+        prev = self._tracks.get(key)
+        cost = emission
+        if prev is not None and prev[1].shape == points.shape:
+            move = ((points[None] - prev[1][:, None]) ** 2).sum(axis=(2, 3))
+            cost = emission + (prev[0][:, None] + self.w_time * move).min(axis=0)
+        cost = cost - cost.min()
+        self._tracks[key] = (cost, points)
+        return int(np.argmin(cost))
+
+    def _limb_prior(
+        self,
+        kind: str,
+        side: float,
+        root: np.ndarray,
+        mid: np.ndarray,
+        end: np.ndarray | None,
+        mid_sh: np.ndarray,
+        forward: np.ndarray,
+        left_u: np.ndarray,
+    ) -> float:
+        """Anatomical plausibility of one depth choice of a two-bone limb (0 = plausible)."""
+        u1 = mid - root
+        u1 = u1 / np.linalg.norm(u1)
+        lat1 = side * float(u1 @ left_u)  # > 0: outwards
+        cost = 0.3 * float(u1 @ forward) ** 2  # without history: limbs near the body plane
+        if kind == "leg":
+            cost += 3.0 * (max(0.0, lat1 - 0.35) ** 2 + max(0.0, -lat1 - 0.25) ** 2)
+        else:
+            off = mid - mid_sh
+            inside = self.lengths["shoulder_half"] * 0.8 - side * float(off @ left_u)
+            if inside > 0 and abs(float(off @ forward)) < 0.08:  # the elbow inside the chest
+                cost += 3.0 * (inside / 0.1) ** 2
+        if end is None:
+            return cost
+        u2 = end - mid
+        u2 = u2 / np.linalg.norm(u2)
+        lat2 = side * float(u2 @ left_u)
+        bend = u2 - (u2 @ u1) * u1  # where the lower bone bends towards
+        fb = float(bend @ forward)
+        if kind == "leg":
+            cost += 3.0 * max(0.0, fb) ** 2  # knees bend backwards
+            cost += 3.0 * (max(0.0, lat2 - 0.3) ** 2 + max(0.0, -lat2 - 0.3) ** 2)
+            if self.floor is not None:  # an ankle cannot be below the floor
+                ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
+                below = ankle_h - 0.02 - (float(end @ self.up_cam) + self.floor)
+                cost += 20.0 * max(0.0, below / 0.05) ** 2
+        else:
+            cost += 3.0 * max(0.0, -fb) ** 2  # elbows bend forwards
+            cost += 2.0 * max(0.0, lat2 - 0.5) ** 2
+        return cost
+
+    def _calibrate_world(self, rays: np.ndarray, depth: float, ok: np.ndarray) -> None:
+        """Camera height above the floor from the stance foot: the lower ankle in the image is on the floor, at
+        about the pelvis's horizontal distance. (The camera pitch is not observable this way: it is a setting.)"""
+        ankles = [k for k in (J["l_ankle"], J["r_ankle"]) if ok[k]]
+        if not ankles:
+            return
+        ray = rays[max(ankles, key=lambda k: rays[k, 1] / rays[k, 2])]
+        rp = 0.5 * (rays[_LH] + rays[_RH])
+        pelvis = depth * rp / rp[2]
+        u = self.up_cam
+        fwd = np.array([0.0, u[2], -u[1]])  # horizontal forward: perpendicular to up in the camera's y-z plane
+        ankle = (fwd @ pelvis) / (fwd @ ray) * ray
+        ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
+        self._floor_samples.append(ankle_h - float(ankle @ u))
+        if len(self._floor_samples) >= 5:
+            self.floor = float(np.median(self._floor_samples))  # camera height above the floor
+
+    def _world_rotation(self) -> np.ndarray:
+        """Rows: world X, Y, Z axes in camera coordinates (Y = camera forward made horizontal)."""
+        z = self.up_cam
+        y = np.array([0.0, 0.0, 1.0]) - z[2] * z
+        y /= np.linalg.norm(y)
+        x = np.cross(y, z)
+        return np.stack([x, y, z])
+
+    def _emit(self, cam: np.ndarray | None, t: float, dt: float, ok: np.ndarray) -> np.ndarray | None:
+        if cam is None:
+            return None
+        pelvis = 0.5 * (cam[_LH] + cam[_RH])
+        rel = cam - pelvis
+        if self._prev is not None:
+            self._vel = 0.5 * self._vel + 0.5 * (rel - self._prev) / dt
+        self._prev = rel
+        self._t_prev = float(t)
+        rot = self._world_rotation()
+        world = cam @ rot.T
+        if self.origin is None:
+            self.origin = np.array([world[_LH:_RH + 1, 0].mean(), world[_LH:_RH + 1, 1].mean(), 0.0])
+        if self.floor is not None:
+            self.origin[2] = -self.floor
+        else:
+            ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
+            self.origin[2] = min(world[J["l_ankle"], 2], world[J["r_ankle"], 2]) - ankle_h
+        world = world - self.origin
+        if self.smooth:
+            world = self._out_filter(world, np.ones(17), t)[0].astype(np.float64)
+        return world.astype(np.float32)

@@ -1,0 +1,181 @@
+"""Benchmark the server's filter -> lifter -> IK chain on BVH mocap seen through a virtual camera.
+
+    .venv/bin/python scripts/bench_lifting.py --bvh /path/a.bvh /path/b.bvh [--fps 30] [--noise 0 2 3 5]
+
+Each clip is resampled to --fps, its COCO-17 points (derived from the mocap skeleton) are projected by
+a pinhole camera at several azimuths (front / three-quarter / side), detector-like noise is added
+(Gaussian pixels, dropped keypoints with low scores, brief left/right swaps), and the frames are fed one
+by one, causally, through KeypointFilter -> Lifter -> solve_rotations exactly as the server does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pose_server.bvh import coco17_from_cmu, read_bvh
+from pose_server.filters import KeypointFilter
+from pose_server.ik import forward_rotations, solve_rotations
+from pose_server.lift import Lifter
+from pose_server.lift.camera import PinholeCamera
+from pose_server.lift.skeleton3d import COCO17, LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths
+
+VIEWS = {"front": 0.0, "three-quarter": 45.0, "side": 90.0}
+IMAGE = (1280, 720)
+FLIP = [COCO17.index(n.replace("l_", "#").replace("r_", "l_").replace("#", "r_")) for n in COCO17]
+DIR_SEGMENTS = LIMB_SEGMENTS + ((J["l_hip"], J["l_shoulder"]), (J["r_hip"], J["r_shoulder"]))
+
+
+def detector_noise(px: np.ndarray, sigma: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian pixel noise, 2 % dropped keypoints (1-4 frames, wrong spot, score 0.1), 0.5 % brief l/r swaps."""
+    n = px.shape[0]
+    out = px + rng.normal(0.0, sigma, px.shape) if sigma > 0 else px.copy()
+    scores = rng.uniform(0.75, 0.95, (n, 17))
+    if sigma == 0:
+        return out, scores
+    f = 0
+    while f < n:
+        for k in range(17):
+            if rng.random() < 0.02 / 2.5:
+                run = rng.integers(1, 5)
+                out[f : f + run, k] += rng.normal(0, 40, 2)
+                scores[f : f + run, k] = 0.1
+        if rng.random() < 0.005:
+            run = rng.integers(1, 3)
+            pair = rng.choice([J["l_wrist"], J["l_ankle"], J["l_knee"], J["l_elbow"]])
+            other = FLIP[pair]
+            out[f : f + run, [pair, other]] = out[f : f + run, [other, pair]]
+            scores[f : f + run, [pair, other]] = 0.5
+        f += 1
+    return out, scores
+
+
+def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """pred aligned to gt by the best similarity transform (per frame)."""
+    mp, mg = pred.mean(0), gt.mean(0)
+    p, g = pred - mp, gt - mg
+    u, s, vt = np.linalg.svd(p.T @ g)
+    d = np.sign(np.linalg.det(u @ vt))
+    s[-1] *= d
+    u[:, -1] *= d
+    r = u @ vt
+    scale = s.sum() / (p**2).sum()
+    return scale * p @ r + mg
+
+
+def geodesic_deg(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    """Angle (deg) between rotation matrices (..., 3, 3)."""
+    tr = np.einsum("...ij,...ij->...", ra, rb)
+    return np.degrees(np.arccos(np.clip((tr - 1) / 2, -1, 1)))
+
+
+def longest_run(mask: np.ndarray) -> int:
+    best = cur = 0
+    for m in mask:
+        cur = cur + 1 if m else 0
+        best = max(best, cur)
+    return best
+
+
+def run_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float, seed: int) -> dict:
+    target = np.array([*gt_world[:, :, :2].mean((0, 1)), 0.9])
+    cam = PinholeCamera.orbit(IMAGE, target, azimuth, distance=5.0, height=1.2)
+    px = cam.project(gt_world)
+    gt = cam.level_world(gt_world)
+    noisy, scores = detector_noise(px, sigma, np.random.default_rng(seed))
+    filt = KeypointFilter(17, 2, min_cutoff=1.0, beta=0.01)
+    lifter = Lifter(IMAGE, height_m=height)
+    preds, t_lift, t_ik, rots = [], [], [], []
+    for i in range(len(px)):
+        t = i / fps
+        t0 = time.perf_counter()
+        k2, s2, _ = filt(noisy[i], scores[i], t)
+        j3 = lifter(k2, s2, t)
+        t1 = time.perf_counter()
+        q = solve_rotations(j3) if j3 is not None else None
+        t2 = time.perf_counter()
+        t_lift.append(t1 - t0)
+        t_ik.append(t2 - t1)
+        preds.append(np.full((17, 3), np.nan) if j3 is None else j3)
+        rots.append(q)
+    pred = np.array(preds, dtype=np.float64)
+    valid = np.isfinite(pred).all(axis=(1, 2))
+    pred, gtv = pred[valid], gt[valid]
+    root = lambda a: a - 0.5 * (a[:, [J["l_hip"]]] + a[:, [J["r_hip"]]])  # noqa: E731
+    pr, gr = root(pred), root(gtv)
+    mpjpe = np.linalg.norm(pr - gr, axis=-1).mean() * 1000
+    pa = np.mean([np.linalg.norm(procrustes(p, g) - g, axis=-1).mean() for p, g in zip(pr, gr, strict=True)]) * 1000
+    lengths = segment_lengths(pred)
+    cv = (lengths.std(0) / lengths.mean(0)).mean() * 100
+    a = np.array([s[0] for s in DIR_SEGMENTS])
+    b = np.array([s[1] for s in DIR_SEGMENTS])
+    dp, dg = pred[:, b] - pred[:, a], gtv[:, b] - gtv[:, a]
+    cosang = (dp * dg).sum(-1) / (np.linalg.norm(dp, axis=-1) * np.linalg.norm(dg, axis=-1))
+    ang = np.degrees(np.arccos(np.clip(cosang, -1, 1))).mean()
+    # Depth-sign flips: the child's depth relative to its parent has the wrong sign while the mocap's
+    # bone points clearly (> 30 % of its length) towards or away from the camera.
+    flips, runs = 0, 0
+    for s in LIMB_SEGMENTS:
+        dz_p = pred[:, s[1], 1] - pred[:, s[0], 1]
+        dz_g = gtv[:, s[1], 1] - gtv[:, s[0], 1]
+        length = np.linalg.norm(gtv[:, s[1]] - gtv[:, s[0]], axis=-1)
+        wrong = (np.sign(dz_p) != np.sign(dz_g)) & (np.abs(dz_g) > 0.3 * length)
+        flips += int(np.sum(np.diff(np.concatenate([[0], wrong.astype(int)])) == 1))
+        runs = max(runs, longest_run(wrong))
+    acc = lambda a: np.linalg.norm(np.diff(a, 2, axis=0), axis=-1).mean() * fps * fps  # noqa: E731
+    jitter = acc(pr) / acc(gr)
+    rot_err = np.nan
+    good = [i for i, q in enumerate(np.array(rots, dtype=object)[valid]) if q is not None]
+    if good:
+        q_pred = np.array([rots[i] for i in np.flatnonzero(valid)[good]])
+        q_gt = np.array([solve_rotations(g.astype(np.float32)) for g in gtv[good]])
+        rot_err = geodesic_deg(forward_rotations(q_pred), forward_rotations(q_gt)).mean()
+    return {
+        "mpjpe": mpjpe, "pa": pa, "cv": cv, "ang": ang, "flips": flips, "run": runs, "jitter": jitter,
+        "ms": np.median(t_lift) * 1000, "rot": rot_err, "ik_ms": np.median(t_ik) * 1000,
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bvh", nargs="+", required=True, type=Path, help="CMU-style BVH files in metres")
+    ap.add_argument("--fps", type=float, default=30.0, help="resample the mocap to this frame rate")
+    ap.add_argument("--noise", nargs="+", type=float, default=[0, 2, 3, 5], help="pixel noise levels (sigma)")
+    ap.add_argument("--views", nargs="+", default=list(VIEWS), choices=list(VIEWS))
+    ap.add_argument("--default-height", action="store_true", help="do not tell the lifter the performer's height")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    cases = [(p, v, s) for p in args.bvh for v in args.views for s in args.noise]
+    rows = []
+    clips = {}
+    for path in args.bvh:
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such BVH file")
+        bvh = read_bvh(path)
+        step = max(1, round(1.0 / (bvh.frame_time * args.fps)))
+        gt = coco17_from_cmu(bvh, slice(None, None, step))
+        scale = np.mean(segment_lengths(gt[0], LIMB_SEGMENTS) / segment_lengths(REST_JOINTS, LIMB_SEGMENTS))
+        height = REST_HEIGHT if args.default_height else REST_HEIGHT * scale
+        clips[path] = (gt, 1.0 / (bvh.frame_time * step), height)
+    for path, view, sigma in tqdm(cases, desc="bench", unit="case"):
+        gt, fps, height = clips[path]
+        r = run_case(gt, fps, VIEWS[view], sigma, height, args.seed)
+        rows.append((path.stem, view, sigma, r))
+    cols = "clip view px MPJPE PA-MPJPE boneCV% dir° flips maxrun jitter× lift_ms rot° ik_ms".split()
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for clip, view, sigma, r in rows:
+        print(
+            f"| {clip} | {view} | {sigma:g} | {r['mpjpe']:.1f} | {r['pa']:.1f} | {r['cv']:.2f} | {r['ang']:.1f} | "
+            f"{r['flips']} | {r['run']} | {r['jitter']:.2f} | {r['ms']:.3f} | {r['rot']:.1f} | {r['ik_ms']:.3f} |"
+        )
+    for path, (_, _, height) in clips.items():
+        print(f"{path.stem}: performer height given to the lifter {height:.3f} m")
+
+
+if __name__ == "__main__":
+    main()
