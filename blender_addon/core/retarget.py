@@ -26,8 +26,7 @@ CANONICAL_PARENTS = {"hips": None, "spine": "hips", "neck": "spine", "head": "ne
                      "upper_arm.L": "spine", "forearm.L": "upper_arm.L",
                      "upper_arm.R": "spine", "forearm.R": "upper_arm.R",
                      "thigh.L": "hips", "shin.L": "thigh.L", "thigh.R": "hips", "shin.R": "thigh.R"}
-# Rest direction (head to tail) of each canonical bone in the T-pose; every bone has roll 0 in
-# Blender's convention, so its rest frame is Bone.MatrixFromAxisRoll(direction, 0).
+# Rest direction (head to tail) of each canonical bone in the T-pose.
 REST_DIRECTIONS = {"hips": (0, 0, 1), "spine": (0, 0, 1), "neck": (0, 0, 1), "head": (0, 0, 1),
                    "upper_arm.L": (1, 0, 0), "forearm.L": (1, 0, 0), "upper_arm.R": (-1, 0, 0),
                    "forearm.R": (-1, 0, 0), "thigh.L": (0, 0, -1), "shin.L": (0, 0, -1),
@@ -47,7 +46,24 @@ HINGES = {"upper_arm.L": ("forearm.L", (0, 0, -1)), "upper_arm.R": ("forearm.R",
 # Effector slots a bone map may drive by location (IK controls): slot -> COCO joint.
 EFFECTOR_JOINTS = {"hand.L": WRIST_L, "hand.R": WRIST_R, "foot.L": ANKLE_L, "foot.R": ANKLE_R}
 
-REST_FRAMES = {b: bpy.types.Bone.MatrixFromAxisRoll(Vector(d), 0.0) for b, d in REST_DIRECTIONS.items()}
+
+
+def _columns(x: tuple, y: tuple, z: tuple) -> Matrix:
+    m = Matrix.Identity(3)
+    m.col[0], m.col[1], m.col[2] = x, y, z
+    return m
+
+
+# Rest frame of each bone (columns: local X, Y = head to tail, Z), as in docs/lifting.md and
+# pose_server.lift.skeleton3d.REST_ROTATIONS: trunk and legs have Blender roll 0; the arms are rolled so
+# that, like the legs, each limb's hinge is its local X and it bends towards local +Z.
+_UP, _LEG = _columns((1, 0, 0), (0, 0, 1), (0, -1, 0)), _columns((1, 0, 0), (0, 0, -1), (0, 1, 0))
+_ARM_L, _ARM_R = _columns((0, 0, -1), (1, 0, 0), (0, -1, 0)), _columns((0, 0, 1), (-1, 0, 0), (0, -1, 0))
+REST_FRAMES = {"hips": _UP, "spine": _UP, "neck": _UP, "head": _UP,
+               "upper_arm.L": _ARM_L, "forearm.L": _ARM_L, "upper_arm.R": _ARM_R, "forearm.R": _ARM_R,
+               "thigh.L": _LEG, "shin.L": _LEG, "thigh.R": _LEG, "shin.R": _LEG}
+# The canonical rest face (docs/lifting.md): ears 15 cm apart, nose 10 cm forward and 2 cm below them.
+REST_NOSE_OFFSET = Vector((0.0, -0.10, -0.02))
 _EPS = 1e-6
 
 
@@ -90,6 +106,9 @@ def torso_delta(up: Vector, left: Vector) -> Matrix | None:
     return m
 
 
+_REST_FACE_INV = torso_delta(REST_NOSE_OFFSET.cross(Vector((1, 0, 0))), Vector((1, 0, 0))).transposed()
+
+
 def deltas_from_joints(joints: Sequence[Vector]) -> dict[str, Matrix]:
     """World-frame rotation deltas of the 12 canonical bones from 17 COCO joints (metres, packet frame)."""
     eye = Matrix.Identity(3)
@@ -98,10 +117,10 @@ def deltas_from_joints(joints: Sequence[Vector]) -> dict[str, Matrix]:
     spine = torso_delta(neck_base - pelvis, joints[SHOULDER_L] - joints[SHOULDER_R]) or hips
     d = {"hips": hips, "spine": spine}
     d["neck"] = swing(spine, Vector(REST_DIRECTIONS["neck"]), head_base - neck_base)
-    # Head: up is perpendicular to the ear line and the ear-to-nose (forward) line.
-    head_up = (joints[NOSE] - head_base).cross(joints[EAR_L] - joints[EAR_R])
-    head = torso_delta(head_up, joints[EAR_L] - joints[EAR_R]) if head_up.length > _EPS else None
-    d["head"] = head or d["neck"]
+    # Head: the frame of the ear line and the ear-to-nose line, relative to the same frame at rest.
+    ears = joints[EAR_L] - joints[EAR_R]
+    head = torso_delta((joints[NOSE] - head_base).cross(ears), ears)
+    d["head"] = (head @ _REST_FACE_INV) if head is not None else d["neck"]
     for upper, (lower, hinge) in HINGES.items():
         parent = d[CANONICAL_PARENTS[upper]]
         (a, b), (_, c) = BONE_JOINTS[upper], BONE_JOINTS[lower]

@@ -20,32 +20,32 @@ CAPTURE_RIG_KEY = "vitpose_capture_rig"  # custom property on the armature objec
 TARGETS_KEY = "vitpose_targets"  # custom property: target key -> empty object name
 PROPORTIONS_KEY = "vitpose_proportions"
 CONSTRAINT_PREFIX = "VP "
-# Measured (tests/addon/test_rig.py checks the result): with roll-0 bones these angles make each
-# elbow/knee bend towards its pole target. The arms differ because their X axes are mirrored.
-POLE_ANGLES = {"forearm.L": 0.0, "forearm.R": math.pi, "shin.L": -math.pi / 2, "shin.R": -math.pi / 2}
-# A straight chain gives the IK solver no bend direction: start it from a small bend about the hinge.
-PREBEND = {"forearm.L": ((0, 0, 1), 0.1), "forearm.R": ((0, 0, -1), 0.1),
-           "shin.L": ((1, 0, 0), 0.1), "shin.R": ((1, 0, 0), 0.1)}
+# Measured (tests/addon/test_rig.py checks the result): with the canonical rolls (hinge = local X,
+# bending towards local +Z) this angle makes each elbow/knee bend towards its pole target.
+POLE_ANGLES = {"forearm.L": -math.pi / 2, "forearm.R": -math.pi / 2, "shin.L": -math.pi / 2, "shin.R": -math.pi / 2}
+# A straight chain gives the IK solver no bend direction: start it from a small bend about the hinge
+# (local X of every limb bone, bending towards local +Z).
+PREBEND = {name: ((1, 0, 0), 0.1) for name in ("forearm.L", "forearm.R", "shin.L", "shin.R")}
 POLE_DISTANCE = 0.4  # metres from the elbow/knee; far enough that the pole never flips sides
-HIPS_LENGTH = 0.12
-HEAD_LENGTH = 0.22
+HIPS_LENGTH = 0.10
+HEAD_LENGTH = 0.15
 
 
 @dataclass
 class Proportions:
     """Segment lengths of a performer in metres (symmetric: left and right averaged)."""
 
-    pelvis_height: float = 0.94
-    hip_half: float = 0.09
-    torso: float = 0.50
-    shoulder_half: float = 0.18
-    neck: float = 0.20
+    pelvis_height: float = 0.92  # defaults: the canonical rest pose of docs/lifting.md (1.75 m adult)
+    hip_half: float = 0.095
+    torso: float = 0.52
+    shoulder_half: float = 0.19
+    neck: float = 0.16
     ear_half: float = 0.075
-    nose_forward: float = 0.10
+    nose_forward: float = 0.102
     upper_arm: float = 0.28
-    forearm: float = 0.26
+    forearm: float = 0.25
     thigh: float = 0.43
-    shin: float = 0.43
+    shin: float = 0.41
 
     @classmethod
     def from_joints(cls, joints: Sequence[Sequence[float]]) -> Proportions:
@@ -83,8 +83,8 @@ class Proportions:
         ph, top = self.pelvis_height, self.pelvis_height + self.torso
         head_z = top + self.neck
         j = [Vector()] * rt.NUM_JOINTS
-        j[rt.NOSE] = Vector((0, -self.nose_forward, head_z))
-        j[rt.EYE_L], j[rt.EYE_R] = Vector((0.03, -0.08, head_z + 0.03)), Vector((-0.03, -0.08, head_z + 0.03))
+        j[rt.NOSE] = Vector((0, 0, head_z)) + rt.REST_NOSE_OFFSET.normalized() * self.nose_forward
+        j[rt.EYE_L], j[rt.EYE_R] = Vector((0.032, -0.085, head_z + 0.025)), Vector((-0.032, -0.085, head_z + 0.025))
         j[rt.EAR_L], j[rt.EAR_R] = Vector((self.ear_half, 0, head_z)), Vector((-self.ear_half, 0, head_z))
         for side, sign in ((0, 1.0), (1, -1.0)):
             sh = Vector((sign * self.shoulder_half, 0, top))
@@ -210,7 +210,8 @@ def create_capture_rig(context: bpy.types.Context, joints: Sequence[Sequence[flo
     bpy.ops.object.mode_set(mode="EDIT")
     for bone_name, (head, tail, parent, connected) in layout.items():
         eb = arm.edit_bones.new(bone_name)
-        eb.head, eb.tail, eb.roll = head, tail, 0.0
+        eb.head, eb.tail = head, tail
+        eb.align_roll(rt.REST_FRAMES[bone_name].col[2])  # the canonical roll
         if parent:
             eb.parent = arm.edit_bones[parent]
             eb.use_connect = connected
@@ -270,8 +271,7 @@ def _add_mesh(obj: bpy.types.Object, layout: dict, props: Proportions, collectio
     quad = ((0, 1, 2, 3), (7, 6, 5, 4), (0, 4, 5, 1), (1, 5, 6, 2), (2, 6, 7, 3), (3, 7, 4, 0))
     for bone_name, (head, tail, _parent, _c) in layout.items():
         wx, wz = _BOX[bone_name.split(".")[0]]
-        axis = tail - head
-        frame = bpy.types.Bone.MatrixFromAxisRoll(axis.normalized(), 0.0)
+        frame = rt.REST_FRAMES[bone_name]
         x, z = frame.col[0] * wx, frame.col[2] * wz
         if bone_name == "hips":  # a pelvis block from hip to hip
             x = frame.col[0] * (props.hip_half + 0.05)

@@ -19,8 +19,10 @@ LIMBS = (("upper_arm.L", rt.SHOULDER_L, rt.ELBOW_L), ("forearm.L", rt.ELBOW_L, r
          ("thigh.R", rt.HIP_R, rt.KNEE_R), ("shin.R", rt.KNEE_R, rt.ANKLE_R))
 
 
-def posed_joints(props: rig.Proportions, seed: int, travel: tuple = (0.3, -0.2, -0.05)) -> list[Vector]:
-    """A reachable pose: the rest skeleton with a rigid torso turn/lean, bent arms and legs, some travel."""
+def posed_joints(props: rig.Proportions, seed: int, travel: tuple = (0.3, -0.2, -0.05),
+                 swing: float = 0.9) -> list[Vector]:
+    """A reachable pose: the rest skeleton with a rigid torso turn/lean, limbs swung by up to `swing`
+    radians about each axis and bent at elbows/knees, and some travel."""
     rnd = random.Random(seed)
     rest = props.rest_joints()
     pelvis = rt.mid(rest, (rt.HIP_L, rt.HIP_R))
@@ -29,10 +31,10 @@ def posed_joints(props: rig.Proportions, seed: int, travel: tuple = (0.3, -0.2, 
     j = [pelvis + move + torso @ (p - pelvis) for p in rest]
 
     def limb(root: int, mid: int, end: int, rest_dir: Vector, hinge: Vector, upper: float, lower: float) -> None:
-        swing = Euler((rnd.uniform(-0.9, 0.9), rnd.uniform(-0.9, 0.9), rnd.uniform(-0.9, 0.9))).to_matrix()
+        turn = Euler([rnd.uniform(-swing, swing) for _ in range(3)]).to_matrix()
         bend = Quaternion(hinge, rnd.uniform(0.3, 1.8)).to_matrix()
-        j[mid] = j[root] + torso @ swing @ rest_dir * upper
-        j[end] = j[mid] + torso @ swing @ bend @ rest_dir * lower
+        j[mid] = j[root] + torso @ turn @ rest_dir * upper
+        j[end] = j[mid] + torso @ turn @ bend @ rest_dir * lower
 
     limb(rt.SHOULDER_L, rt.ELBOW_L, rt.WRIST_L, Vector((1, 0, 0)), Vector((0, 0, -1)), props.upper_arm, props.forearm)
     limb(rt.SHOULDER_R, rt.ELBOW_R, rt.WRIST_R, Vector((-1, 0, 0)), Vector((0, 0, 1)), props.upper_arm, props.forearm)
@@ -151,14 +153,15 @@ def test_direct_mode_uses_v2_rotations(capture, scene):
     obj = capture
     scene.vitpose_mocap.rig.drive_mode = "DIRECT"
     rotations = [(1.0, 0.0, 0.0, 0.0)] * 12
-    # upper_arm.L rest frame: X=-Y, Y=+X, Z=+Z; 90 degrees about its local Z swings it from +X to +Y.
-    rotations[4] = tuple(Quaternion((0, 0, 1), math.pi / 2))
+    # upper_arm.L rest frame: X=-Z, Y=+X, Z=-Y; 90 degrees about its local X (the hinge) swings it
+    # from +X to -Y (forward).
+    rotations[4] = tuple(Quaternion((1, 0, 0), math.pi / 2))
     # hips: a world-frame yaw of 90 degrees turns the whole body to face +X.
     rotations[0] = tuple(Quaternion((0, 0, 1), math.pi / 2))
     drive.apply_person(scene, obj, *make_packet(None, rotations))
     ev = evaluated(obj)
     yaw = Matrix.Rotation(math.pi / 2, 3, "Z")
-    assert (bone_dir(ev, "upper_arm.L") - yaw @ Vector((0, 1, 0))).length < 1e-3
+    assert (bone_dir(ev, "upper_arm.L") - yaw @ Vector((0, -1, 0))).length < 1e-3
     assert (bone_dir(ev, "upper_arm.R") - yaw @ Vector((-1, 0, 0))).length < 1e-3
     assert (bone_dir(ev, "thigh.L") - Vector((0, 0, -1))).length < 1e-3
     # The round trip through local rotations reproduces the joints' directions.
@@ -168,6 +171,26 @@ def test_direct_mode_uses_v2_rotations(capture, scene):
     ev = evaluated(obj)
     for bone, a, b in LIMBS:
         assert math.degrees(bone_dir(ev, bone).angle(joints[b] - joints[a])) < 0.5, bone
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_direct_mode_with_the_pose_servers_rotations(capture, scene, seed):
+    """Interop: protocol v2 rotations from pose_server.ik reproduce the joints' bone directions
+    (.venv only: the server needs numpy/scipy, which the Blender 4.2 environment lacks). Limbs swing
+    less here so the server's joint limits (leg twist 50 degrees) do not clamp the pose."""
+    import numpy as np
+
+    from pose_server.ik import solve_rotations
+
+    scene.vitpose_mocap.rig.drive_mode = "DIRECT"
+    joints = posed_joints(rig.Proportions(), seed, swing=0.45)
+    rotations = solve_rotations(np.array([list(p) for p in joints])).tolist()
+    drive.apply_person(scene, capture, *make_packet(joints, rotations))
+    ev = evaluated(capture)
+    for bone, a, b in LIMBS:
+        assert math.degrees(bone_dir(ev, bone).angle(joints[b] - joints[a])) < 2.0, bone
+    neck = rt.mid(joints, (rt.EAR_L, rt.EAR_R)) - rt.mid(joints, (rt.SHOULDER_L, rt.SHOULDER_R))
+    assert math.degrees(bone_dir(ev, "neck").angle(neck)) < 2.0
 
 
 def test_create_capture_rig_operator_sizes_from_last_person(scene):
