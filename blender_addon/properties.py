@@ -21,6 +21,9 @@ class MocapSettings(bpy.types.PropertyGroup):
                          description="Address to listen on; 127.0.0.1 accepts packets from this computer only")
     port: IntProperty(name="Port", default=DEFAULT_PORT, min=1, max=65535,
                       description="UDP port the pose server sends to (pose-server --udp 127.0.0.1:PORT)")
+    token: StringProperty(name="Token", subtype="PASSWORD",
+                          description="Shared secret the server puts in meta.token; required unless listening "
+                                      "on 127.0.0.1 (then other computers could send poses)")
     status: EnumProperty(name="Status", items=[
         ("STOPPED", "Stopped", "Not listening"),
         ("LISTENING", "Listening", "Socket open, no packets in the last second"),

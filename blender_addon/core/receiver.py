@@ -9,6 +9,8 @@ than one already accepted), dropped (valid but overwritten by a newer packet bef
 from __future__ import annotations
 
 import collections
+import hmac
+import ipaddress
 import socket
 import threading
 import time
@@ -22,12 +24,27 @@ MAX_DATAGRAM = 65507
 RATE_WINDOW_S = 1.0
 
 
-class Receiver:
-    """Listens on host:port on a background thread; `take_latest()` hands out the newest valid packet."""
+def is_loopback(host: str) -> bool:
+    """True when only this computer can reach `host`."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+
+class Receiver:
+    """Listens on host:port on a background thread; `take_latest()` hands out the newest valid packet.
+
+    With a `token`, only packets whose `meta.token` matches are accepted; listening anywhere but on
+    loopback requires one, because other computers can reach the socket.
+    """
+
+    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str = "") -> None:
         self.host = host
         self.port = port
+        self.token = token
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -50,6 +67,9 @@ class Receiver:
         """Bind the socket and start the thread. Raises OSError with a message that says what to do."""
         if self.running:
             return
+        if not self.token and not is_loopback(self.host):
+            raise OSError(f"listening on {self.host} accepts packets from other computers: set a token "
+                          "(and give the server the same one) or listen on 127.0.0.1")
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.bind((self.host, self.port))
@@ -101,6 +121,10 @@ class Receiver:
                 self.invalid += 1
                 self.last_error = f"invalid packet: {result}"
                 return False
+            if self.token and not _token_matches(result, self.token):
+                self.invalid += 1
+                self.last_error = "packet without the right token: give the server the same token as Blender"
+                return False
             if not self._gate.accept(result, sender):
                 self.stale += 1
                 return False
@@ -138,3 +162,8 @@ class Receiver:
                 "packets_per_s": rate,
                 "last_error": self.last_error,
             }
+
+
+def _token_matches(packet: dict, token: str) -> bool:
+    sent = (packet.get("meta") or {}).get("token")
+    return isinstance(sent, str) and hmac.compare_digest(sent.encode(), token.encode())

@@ -41,6 +41,12 @@ def evaluated_view_layer(scene: bpy.types.Scene) -> bpy.types.ViewLayer:
     return layer
 
 
+def detach_action(obj: bpy.types.Object) -> None:
+    """Unassign the armature's Action so an earlier take's keys do not fight the live pose (takes keep a fake user)."""
+    if obj.animation_data is not None and obj.animation_data.action is not None:
+        obj.animation_data.action = None
+
+
 class TakeRecorder:
     """Collects timestamped visual poses of one armature and turns them into one Action."""
 

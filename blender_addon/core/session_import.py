@@ -51,6 +51,7 @@ def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path:
     if not packets:
         raise SessionImportError(f"{path} holds no valid pose packets ({skipped} lines rejected); "
                                  "is it a session recorded by pose-server --record?")
+    recorder.detach_action(armature_obj)
     frame0 = scene.frame_current if start_frame is None else start_frame
     take = recorder.TakeRecorder(armature_obj, recorder.scene_fps(scene), frame0, recorder.next_take_name())
     for packet in packets:

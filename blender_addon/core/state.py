@@ -18,10 +18,10 @@ def receiver(scene_name: str) -> Receiver | None:
     return _receivers.get(scene_name)
 
 
-def start_receiver(scene_name: str, host: str, port: int) -> Receiver:
+def start_receiver(scene_name: str, host: str, port: int, token: str = "") -> Receiver:
     """Start (or restart on a new address) the receiver of a scene; raises OSError if it cannot bind."""
     stop_receiver(scene_name)
-    rx = Receiver(host, port)
+    rx = Receiver(host, port, token)
     rx.start()
     _receivers[scene_name] = rx
     return rx

@@ -17,7 +17,7 @@ class MOCAP_OT_start(bpy.types.Operator):
         scene = context.scene
         settings = scene.vitpose_mocap
         try:
-            state.start_receiver(scene.name, settings.host, settings.port)
+            state.start_receiver(scene.name, settings.host, settings.port, settings.token)
         except OSError as exc:
             settings.status = "ERROR"
             settings.last_error = str(exc)

@@ -24,6 +24,7 @@ class MOCAP_OT_record_start(bpy.types.Operator):
         if state.receiver(scene.name) is None:
             self.report({"ERROR"}, "Start the connection first: recording captures incoming packets")
             return {"CANCELLED"}
+        recorder.detach_action(settings.target)
         take = recorder.TakeRecorder(settings.target, recorder.scene_fps(scene), scene.frame_current,
                                      recorder.next_take_name())
         state.set_recording(scene.name, take)

@@ -2,4 +2,4 @@
 
 from . import main_panel, rig_panel
 
-classes = (*main_panel.classes, *getattr(rig_panel, "classes", ()))
+classes = (*main_panel.classes, *rig_panel.classes)

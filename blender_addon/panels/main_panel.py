@@ -27,6 +27,9 @@ class MOCAP_PT_main(bpy.types.Panel):
         row.enabled = not running
         row.prop(settings, "host", text="")
         row.prop(settings, "port", text="")
+        row = box.row()
+        row.enabled = not running
+        row.prop(settings, "token")
         if running:
             box.operator("vitpose_mocap.stop", icon="PAUSE")
         else:
@@ -48,9 +51,7 @@ class MOCAP_PT_main(bpy.types.Panel):
         row.prop(settings, "person_mode", text="")
         if settings.person_mode == "ID":
             row.prop(settings, "person_id", text="")
-        draw_rig = getattr(rig_panel, "draw_rig_settings", None)
-        if draw_rig is not None:
-            draw_rig(box, context)
+        rig_panel.draw_rig_settings(box, context)
 
         box = layout.box()
         box.label(text="Recording", icon="REC")

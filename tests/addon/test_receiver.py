@@ -118,3 +118,24 @@ def test_busy_port_gives_an_error_that_says_what_to_do(rx):
     with pytest.raises(OSError, match="pick a free port"):
         other.start()
     assert not other.running
+
+
+def test_listening_beyond_loopback_needs_a_token(free_port):
+    with pytest.raises(OSError, match="set a token"):
+        Receiver("0.0.0.0", free_port).start()
+
+
+def test_a_token_admits_only_packets_that_carry_it(free_port, sender):
+    r = Receiver("127.0.0.1", free_port, token="s3cret")
+    r.start()
+    try:
+        plain, wrong, right = (make_packet(i, float(i + 1)) for i in range(3))
+        wrong["meta"]["token"] = "guess"
+        right["meta"]["token"] = "s3cret"
+        _send_all(r, sender, [encode(plain), encode(wrong)])
+        assert r.take_latest() is None
+        assert r.stats()["invalid"] == 2 and "token" in r.stats()["last_error"]
+        _send_all(r, sender, [encode(right)])
+        assert r.take_latest()["seq"] == 2
+    finally:
+        r.stop()

@@ -59,8 +59,9 @@ def test_recording_n_packets_gives_keys_on_the_frame_grid(scene, free_port, send
     # Every bone of the rig is keyed.
     bones = {fc.data_path.split('"')[1] for fc in compat.action_fcurves(action)}
     assert bones == {pb.name for pb in rig.pose.bones}
-    # A second take gets the next number.
+    # A new take starts from the live pose: the previous take is unassigned but kept.
     assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
+    assert rig.animation_data.action is None and action.use_fake_user
     assert bpy.ops.vitpose_mocap.record_stop() == {"CANCELLED"}  # nothing applied: no empty take
     bpy.ops.vitpose_mocap.stop()
 
