@@ -29,9 +29,11 @@ def default_checkpoints_dir() -> Path:
 
 
 def is_hub_id(text: str) -> bool:
-    """`owner/name` that is not an existing path and has no file suffix such as .pth."""
+    """`owner/name` that is not a local path (`checkpoints/x` is a missing file, not a repo) nor a file name."""
     path = Path(text)
-    return bool(_HUB_ID.fullmatch(text)) and not path.exists() and path.suffix not in (".pth", ".pt", ".json", ".py")
+    if not _HUB_ID.fullmatch(text) or path.exists() or path.parent.is_dir():
+        return False
+    return path.suffix not in (".pth", ".pt", ".json", ".py", ".safetensors")
 
 
 def snapshot_dir(repo_id: str, checkpoints_dir: str | Path | None = None) -> Path:

@@ -99,6 +99,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_features, in_features)
 
     def forward(self, x: torch.Tensor, dataset_index: int = 0) -> torch.Tensor:
+        # dataset_index is unused: the same call signature as MoEMlp keeps Block simple.
         return self.fc2(self.act(self.fc1(x)))
 
 
@@ -213,14 +214,12 @@ class SimpleDecoder(nn.Module):
 
 
 class ViTPose(nn.Module):
-    """Top-down pose model: (N, 3, 256, 192) normalised crops -> (N, K, 64, 48) heatmaps.
-
-    A ViTPose+ network keeps every expert but one head; `dataset_index` picks the expert, and the
-    loader builds the head of the same dataset, so `forward(x)` needs no extra input (ONNX friendly).
-    """
+    """Top-down pose model: (N, 3, 256, 192) normalised crops -> (N, K, 64, 48) heatmaps."""
 
     def __init__(self, arch: ViTPoseArch, dataset_index: int = 0) -> None:
         super().__init__()
+        # A ViTPose+ network keeps every expert but one head: `dataset_index` picks the expert and the
+        # loader builds the head of the same dataset, so forward(x) needs no other input (ONNX friendly).
         if arch.num_experts > 1 and not 0 <= dataset_index < arch.num_experts:
             raise ValueError(f"dataset_index {dataset_index} out of range for {arch.num_experts} experts")
         self.arch = arch

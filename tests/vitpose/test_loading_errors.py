@@ -75,3 +75,10 @@ def test_config_without_model(tiny_pth: Path, tmp_path: Path) -> None:
     config.write_text("log_level = 'INFO'\n")
     with pytest.raises(ModelLoadError, match="has no `model = dict"):
         load_vitpose(tiny_pth, config=config)
+
+
+def test_missing_local_path_is_not_mistaken_for_a_hub_id(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(ModelLoadError, match="checkpoint checkpoints/vitpose_small not found"):
+        load_vitpose("checkpoints/vitpose_small", checkpoints_dir=tmp_path / "checkpoints")
