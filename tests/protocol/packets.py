@@ -50,7 +50,8 @@ def person(pid: int = 0, k: int = 17, joints: bool = True, rotations: bool = Fal
         "joints_3d": [[0.1 * i, -0.05 * i, 0.9 + 0.01 * i] for i in range(17)] if joints else None,
     }
     if rotations:
-        p["rotations"] = [[1.0, 0.0, 0.0, 0.0], [0.6, 0.8, 0.0, 0.0], [0.5, -0.5, 0.5, -0.5]] + [[0.0, 0.0, 0.0, 1.0]] * 9
+        unit = [[1.0, 0.0, 0.0, 0.0], [0.6, 0.8, 0.0, 0.0], [0.5, -0.5, 0.5, -0.5]]
+        p["rotations"] = unit + [[0.0, 0.0, 0.0, 1.0]] * (12 - len(unit))
     return p
 
 
