@@ -76,7 +76,8 @@ def apply_tick(scene: bpy.types.Scene) -> float | None:
         return TICK_INTERVAL_S
     settings.applied += 1
     take = state.recording(scene.name)
-    if take is not None and settings.is_recording:
+    # A take keeps the armature it started on; switching targets mid-take pauses it.
+    if take is not None and settings.is_recording and take.armature_name == armature.name:
         recorder.evaluated_view_layer(scene)
         take.sample(armature, packet["timestamp"])
         settings.recorded_samples = len(take)

@@ -113,3 +113,17 @@ def test_blend_copy_keeps_the_take(scene, tmp_path):
     bpy.ops.wm.open_mainfile(filepath=path)
     loaded = bpy.data.actions.get(name)
     assert loaded is not None and len(compat.action_fcurves(loaded)) == 20
+
+
+def test_export_operator_writes_the_last_take(scene, tmp_path):
+    arm = make_armature()
+    action = _record_take(scene, arm)
+    settings = scene.vitpose_mocap
+    settings.target = arm
+    with pytest.raises(RuntimeError, match="record or import"):
+        bpy.ops.vitpose_mocap.export(format="FBX", filepath=str(tmp_path / "none.fbx"))
+    settings.last_take = action.name
+    for fmt in ("FBX", "BVH", "BLEND"):
+        out = tmp_path / f"take.{fmt.lower()}"
+        assert bpy.ops.vitpose_mocap.export(format=fmt, filepath=str(out)) == {"FINISHED"}
+        assert out.stat().st_size > 1000
