@@ -33,6 +33,8 @@ def report_error(settings, message: str) -> None:
     if settings.last_error != message:
         settings.last_error = message
     if message and message not in _printed_errors:
+        if len(_printed_errors) >= 256:  # hostile input can vary its reasons without end
+            _printed_errors.clear()
         _printed_errors.add(message)
         print(f"ViTPose Mocap: {message}")
 
