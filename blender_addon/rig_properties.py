@@ -29,9 +29,13 @@ def _bump(self, _context) -> None:
     rig.revision += 1
 
 
+_PRESET_ITEMS: list[tuple[str, str, str]] = []  # Blender needs Python to keep the item strings alive
+
+
 def _preset_items(_self, _context):
     items = [(name, name.replace("_", " ").title(), f"Bone map preset {name}.json") for name in list_presets()]
-    return items or [("NONE", "None", "No presets found")]
+    _PRESET_ITEMS[:] = items or [("NONE", "None", "No presets found")]
+    return _PRESET_ITEMS
 
 
 class BoneMapEntry(bpy.types.PropertyGroup):

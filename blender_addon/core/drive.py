@@ -71,16 +71,22 @@ def _build(obj: bpy.types.Object, rig_settings, signature: tuple) -> _Cached:
                                         for e in resolved])
     cached = _Cached(signature, rig.is_capture_rig(obj), solver, frozenset(e["canonical"] for e in resolved))
     if cached.capture:
+        props = rig.Proportions(**obj.get(rig.PROPORTIONS_KEY, {}).to_dict()) \
+            if obj.get(rig.PROPORTIONS_KEY) else rig.Proportions()
+        cached.rest_pelvis = Vector((0.0, 0.0, props.pelvis_height))
+    return cached
+
+
+def _capture_targets(obj: bpy.types.Object, cached: _Cached) -> dict[str, bpy.types.Object]:
+    """The capture rig's IK empties, looked up once per cache entry (only IK mode needs them)."""
+    if not cached.targets:
         names = obj.get(rig.TARGETS_KEY) or {}
         missing = [k for k in rig.TARGETS if bpy.data.objects.get(names.get(k, "")) is None]
         if missing:
             raise RigError(f"capture rig {obj.name!r} lost its target empties ({', '.join(missing)}); "
                            f"create the capture rig again or switch Drive to Direct rotations")
         cached.targets = {k: bpy.data.objects[names[k]] for k in rig.TARGETS}
-        props = rig.Proportions(**obj.get(rig.PROPORTIONS_KEY, {}).to_dict()) \
-            if obj.get(rig.PROPORTIONS_KEY) else rig.Proportions()
-        cached.rest_pelvis = Vector((0.0, 0.0, props.pelvis_height))
-    return cached
+    return cached.targets
 
 
 def cached_rig(scene: bpy.types.Scene, obj: bpy.types.Object) -> _Cached:
@@ -131,15 +137,22 @@ def apply_person(scene: bpy.types.Scene, armature_obj: bpy.types.Object, person:
     rig_settings = scene.vitpose_mocap.rig
     if person.get("joints_3d"):
         _last_joints[scene.session_uid] = person["joints_3d"]
-    try:
+    key = (scene.session_uid, armature_obj.session_uid)
+    for attempt in range(2):
         cached = cached_rig(scene, armature_obj)
-        if cached.capture and rig_settings.drive_mode == "IK":
-            _drive_capture_targets(armature_obj, cached, person, rig_settings)
-        else:
-            _drive_bones(armature_obj, cached, person, packet, rig_settings)
-    except ReferenceError:  # a cached empty was deleted: rebuild (and report) next tick
-        _cache.pop((scene.session_uid, armature_obj.session_uid), None)
-        raise RigError(f"an object used by {armature_obj.name!r} was deleted; create the capture rig again") from None
+        try:
+            if cached.capture and rig_settings.drive_mode == "IK":
+                _drive_capture_targets(armature_obj, cached, person, rig_settings)
+            else:
+                _drive_bones(armature_obj, cached, person, packet, rig_settings)
+            return
+        except (KeyError, ReferenceError):
+            # A bone was renamed or a cached empty deleted since the cache was built: rebuild once,
+            # which raises a BoneMapError/RigError naming what is missing.
+            _cache.pop(key, None)
+            if attempt:
+                raise RigError(f"{armature_obj.name!r} changed while it was being driven; "
+                               f"press Detect or create the capture rig again") from None
 
 
 def _sync_capture_constraints(obj: bpy.types.Object, cached: _Cached, ik: bool, legs: bool) -> None:
@@ -162,6 +175,7 @@ def _sync_capture_constraints(obj: bpy.types.Object, cached: _Cached, ik: bool, 
 
 def _drive_capture_targets(obj: bpy.types.Object, cached: _Cached, person: dict, rig_settings) -> None:
     legs = not (rig_settings.lock_legs or rig_settings.upper_body_only)
+    _capture_targets(obj, cached)
     _sync_capture_constraints(obj, cached, ik=True, legs=legs)
     joints = _joints(person)
     if joints is None:
@@ -174,7 +188,7 @@ def _drive_capture_targets(obj: bpy.types.Object, cached: _Cached, person: dict,
         deltas["hips"] = Matrix.Identity(3)
     to_arm, rot = _placement(obj, rig_settings.location_scale)
     rot_t = rot.transposed()
-    targets = cached.targets
+    targets = _capture_targets(obj, cached)
     for key, pos in rig.target_positions(joints, deltas).items():
         if not legs and key in rig.LEG_TARGETS:
             continue
