@@ -1,0 +1,201 @@
+"""`make demo`: a video in, a recorded Blender animation out.
+
+Runs the pose server on a video (or a webcam) with the default model, streams the packets over UDP
+on loopback to a headless Blender (`scripts/demo_blender.py`, the real add-on in the `bpy` module),
+records a take, and writes to `out/`: `demo.blend`, `demo.fbx`, `demo.bvh`, `overlay.mp4`,
+`take.jsonl`, `demo_rig.png` (a render of the rig) and `summary.json`.
+
+    python -m pose_server.demo                         # resources/videos/default.mp4, default model
+    python -m pose_server.demo --checkpoint checkpoints/vitpose_small.pth
+    python -m pose_server.demo --webcam 0 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .pipeline import DEFAULT_MODEL, Pipeline, PipelineConfig, load_estimator
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER = ROOT / "scripts" / "demo_blender.py"
+DEFAULT_VIDEO = ROOT / "resources" / "videos" / "default.mp4"
+log = logging.getLogger("pose_server.demo")
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says what to do."""
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BlenderWorker:
+    """The headless Blender process: started, told to stop, and read for its summary."""
+
+    def __init__(self, port: int, out: Path, render: bool) -> None:
+        cmd = [sys.executable, str(WORKER), "--port", str(port), "--out", str(out)]
+        if not render:
+            cmd.append("--no-render")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("READY"):
+                self._ready.set()
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(self.lines[-15:])
+                raise DemoError(f"headless Blender did not start (exit code {self.proc.poll()}):\n{tail}")
+
+    def finish(self, timeout: float = 600.0) -> dict:
+        """Tell Blender to stop and export; returns its summary."""
+        try:
+            self.proc.stdin.write("stop\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(timeout)
+        self._reader.join(5)
+        for line in reversed(self.lines):
+            if line.startswith("SUMMARY "):
+                return json.loads(line[len("SUMMARY "):])
+        raise DemoError("headless Blender ended without a summary:\n" + "\n".join(self.lines[-15:]))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m pose_server.demo", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--source", default=str(DEFAULT_VIDEO), help="video file, image folder or URL")
+    src.add_argument("--webcam", type=int, default=None, metavar="INDEX", help="capture from this webcam instead")
+    ap.add_argument("--seconds", type=float, default=15.0, help="how long to capture from a webcam")
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="Hugging Face hub id (downloaded into checkpoints/)")
+    ap.add_argument("--checkpoint", default=None, help="a local .pth file or model folder (overrides --model)")
+    ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
+                    help="int8 dynamic quantization (onnx backend)")
+    ap.add_argument("--detector", default="auto", help="auto | yolox | hog | full-frame | path.onnx")
+    ap.add_argument("--max-people", type=int, default=2, help="people tracked; Blender drives the largest")
+    ap.add_argument("--kpt-threshold", type=float, default=0.3,
+                    help="keypoint score below which a keypoint counts as missing")
+    ap.add_argument("--max-frames", type=int, default=None, help="stop the video after N frames")
+    ap.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
+                    help="pace the video at its own frame rate, as a live performance would arrive")
+    ap.add_argument("--out", default=str(ROOT / "out"), help="output folder")
+    ap.add_argument("--no-render", action="store_true", help="skip the rendered preview image")
+    return ap
+
+
+def run_demo(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    source = str(args.webcam) if args.webcam is not None else args.source
+    cfg = PipelineConfig(
+        source=source, checkpoint=args.checkpoint, backend=args.backend, quantize=args.quantize,
+        detector=args.detector, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
+        realtime=args.realtime and args.webcam is None,
+        max_frames=args.max_frames, record=str(out / "take.jsonl"), preview=str(out / "overlay.mp4"),
+        progress=True, udp=[],
+    )
+    if args.checkpoint is None:
+        cfg.checkpoint = args.model
+    # Load the model before starting Blender: a missing model is the most likely failure here.
+    estimator = load_estimator(cfg)
+    port = free_udp_port()
+    cfg.udp = [f"127.0.0.1:{port}"]
+    worker = BlenderWorker(port, out, render=not args.no_render)
+    pipeline = Pipeline(cfg, estimator=estimator)
+    try:
+        worker.wait_ready()
+        log.info("headless Blender is listening on 127.0.0.1:%d; streaming %s", port, source)
+        pipeline.start()
+        if args.webcam is not None:
+            pipeline.wait(args.seconds)
+            pipeline.stop()
+        else:
+            pipeline.wait()
+        status = pipeline.status()
+        pipeline.stop()
+        time.sleep(0.3)  # the last datagrams are in flight on loopback
+        blender = worker.finish()
+    except BaseException:
+        pipeline.stop()
+        worker.kill()
+        raise
+    if status.get("error"):
+        raise DemoError(f"the pose server stopped with an error: {status['error']}")
+    sent = sum(t["sent"] for t in status["udp"])
+    summary = {
+        "source": source,
+        "model": cfg.model,
+        "backend": cfg.backend + (" int8" if cfg.quantize and cfg.backend == "onnx" else ""),
+        "frames": status["frames"],
+        "fps": status["fps"],
+        "server_latency_ms": status["latency_ms"],
+        "applied_latency_ms": {"p50": blender.get("applied_latency_ms_p50"),
+                               "p95": blender.get("applied_latency_ms_p95")},
+        "packets_sent": sent,
+        "packets_received": blender.get("received"),
+        "packets_lost": None if blender.get("received") is None else sent - blender["received"],
+        "packets_applied": blender.get("applied"),
+        "dropped_by_receiver": blender.get("dropped_by_receiver"),
+        "invalid": blender.get("invalid"),
+        "blender": blender,
+        "files": {**blender.get("files", {}), "overlay": str(out / "overlay.mp4"), "session": str(out / "take.jsonl")},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if blender.get("error"):
+        raise DemoError(f"Blender recorded nothing: {blender['error']}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("pose_server").setLevel(logging.INFO)
+    from .cli import USER_ERRORS
+
+    try:
+        summary = run_demo(args)
+    except (DemoError, *USER_ERRORS) as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    lat, app = summary["server_latency_ms"], summary["applied_latency_ms"]
+    print(f"\nDemo finished: {summary['frames']} frames at {summary['fps']} fps; capture->send p50/p95 "
+          f"{lat['p50']}/{lat['p95']} ms; capture->applied in Blender p50/p95 {app['p50']}/{app['p95']} ms; "
+          f"packets sent {summary['packets_sent']}, received {summary['packets_received']}, "
+          f"lost {summary['packets_lost']}")
+    for name, path in summary["files"].items():
+        print(f"  {name:8s} {path}")
+    print(f"  summary  {Path(args.out) / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

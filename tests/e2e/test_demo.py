@@ -1,0 +1,71 @@
+"""`make demo`'s path end to end with a tiny random-weight model on two seconds of the real clip:
+pose server -> UDP on loopback -> headless Blender running the real add-on -> take -> files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+FRAMES = 60
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from pose_server.vitpose.tiny import make_tiny_checkpoint
+
+    tmp = tmp_path_factory.mktemp("demo")
+    ckpt = make_tiny_checkpoint(tmp / "tiny.pth", fmt="mmpose")
+    out = tmp / "out"
+    # Random weights give low keypoint scores: threshold 0 keeps the person tracked; full-frame
+    # detection keeps the test independent of the detector download.
+    cmd = [sys.executable, "-m", "pose_server.demo", "--checkpoint", str(ckpt), "--max-frames", str(FRAMES),
+           "--detector", "full-frame", "--kpt-threshold", "0", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def test_all_output_files_exist(demo):
+    out, _ = demo
+    for name in ["demo.blend", "demo.fbx", "demo.bvh", "overlay.mp4", "demo_rig.png", "take.jsonl", "summary.json"]:
+        path = out / name
+        assert path.is_file() and path.stat().st_size > 0, name
+
+
+def test_no_packet_lost_and_every_packet_applied(demo):
+    _, s = demo
+    assert s["frames"] == FRAMES
+    assert s["packets_sent"] == FRAMES
+    assert s["packets_lost"] == 0
+    assert s["packets_applied"] == FRAMES
+    assert s["dropped_by_receiver"] == 0 and s["invalid"] == 0
+
+
+def test_latencies_recorded(demo):
+    _, s = demo
+    for key in ("server_latency_ms", "applied_latency_ms"):
+        p50, p95 = s[key]["p50"], s[key]["p95"]
+        assert p50 is not None and p95 is not None and 0 < p50 <= p95, (key, s[key])
+    # Applying in Blender comes after sending: its latency cannot be smaller.
+    assert s["applied_latency_ms"]["p50"] >= s["server_latency_ms"]["p50"] * 0.5
+
+
+def test_fbx_has_keys_on_every_bone_for_every_frame(demo):
+    out, s = demo
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "e2e" / "fbx_keys.py"), str(out / "demo.fbx")],
+                          capture_output=True, text=True, timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("KEYS ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    keys = json.loads(line[5:])
+    start, end = s["blender"]["frame_start"], s["blender"]["frame_end"]
+    expected = set(range(start, end + 1))
+    # The take is resampled at 30 fps from capture timestamps of a 30 fps clip: one key per streamed frame.
+    assert abs(len(expected) - FRAMES) <= 2, (start, end)
+    for bone in ["hips", "spine", "neck", "head", "upper_arm.L", "forearm.L", "upper_arm.R", "forearm.R",
+                 "thigh.L", "shin.L", "thigh.R", "shin.R"]:
+        assert bone in keys["frames"], f"no keys on {bone}"
+        missing = expected - set(keys["frames"][bone])
+        assert not missing, f"{bone}: no key at frames {sorted(missing)[:10]}"
