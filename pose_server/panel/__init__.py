@@ -1,0 +1,42 @@
+"""The Streamlit control panel. `pose-server panel` calls launch(); the page itself is app.py."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+APP = Path(__file__).with_name("app.py")
+
+
+def panel_command(port: int = 8501, address: str = "127.0.0.1", extra: list[str] | None = None) -> list[str]:
+    """The `streamlit run` command line of the panel (headless: it prints the URL instead of opening a browser)."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.port", str(port),
+        "--server.address", address,
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        *(extra or []),
+    ]
+
+
+def launch(argv: list[str] | None = None) -> int:
+    """Run the panel until Ctrl-C. argv: [--control URL] [--token T] [--port N] [--address A] [streamlit options]."""
+    parser = argparse.ArgumentParser(prog="pose-server panel", description="Streamlit control panel")
+    parser.add_argument("--control", default="ws://127.0.0.1:8765", help="control API URL of the pose server")
+    parser.add_argument("--token", default=os.environ.get("POSE_SERVER_TOKEN", ""),
+                        help="control API token (or set POSE_SERVER_TOKEN)")
+    parser.add_argument("--port", type=int, default=8501, help="port of the panel's web page")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="address of the web page; the page can steer the server, keep it local")
+    args, extra = parser.parse_known_args(argv)
+    # The token goes through the environment, not the command line that `ps` shows.
+    env = {**os.environ, "POSE_SERVER_CONTROL_URL": args.control, "POSE_SERVER_TOKEN": args.token}
+    print(f"panel: http://{args.address}:{args.port}  (control API {args.control})", file=sys.stderr)
+    try:
+        return subprocess.call(panel_command(args.port, args.address, extra), env=env)
+    except KeyboardInterrupt:
+        return 0

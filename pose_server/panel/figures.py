@@ -1,0 +1,41 @@
+"""Figures of the panel: the rotatable 3D skeleton (plotly, whose JavaScript ships inside Streamlit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+from pose_server.skeleton import COCO17_BONES
+
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def skeleton_3d_figure(people: list[tuple[int, list[list[float]]]], height: int = 420) -> go.Figure:
+    """3D joints (metres, Z up) of each person as bones and joints; the camera survives refreshes."""
+    fig = go.Figure()
+    for n, (track_id, joints) in enumerate(people):
+        xs: list[Any] = []
+        ys: list[Any] = []
+        zs: list[Any] = []
+        for a, b in COCO17_BONES:  # None breaks the line between bones
+            xs += [joints[a][0], joints[b][0], None]
+            ys += [joints[a][1], joints[b][1], None]
+            zs += [joints[a][2], joints[b][2], None]
+        colour = COLOURS[n % len(COLOURS)]
+        fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", line={"width": 6, "color": colour},
+                                   name=f"person {track_id}", hoverinfo="skip"))
+        fig.add_trace(go.Scatter3d(x=[j[0] for j in joints], y=[j[1] for j in joints], z=[j[2] for j in joints],
+                                   mode="markers", marker={"size": 3, "color": colour}, showlegend=False))
+    fig.update_layout(
+        height=height,
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        uirevision="keep-camera",  # a user's rotation stays when the figure is refreshed
+        scene={
+            "aspectmode": "data",
+            "xaxis_title": "x (m)", "yaxis_title": "y (m)", "zaxis_title": "z (m, up)",
+            "camera": {"eye": {"x": 0.3, "y": -2.0, "z": 0.6}, "up": {"x": 0, "y": 0, "z": 1}},
+        },
+        legend={"orientation": "h"},
+    )
+    return fig
