@@ -120,7 +120,7 @@ def bone_layout(p: Proportions) -> dict[str, tuple[Vector, Vector, str | None, b
 # Targets the rig's constraints follow: key -> (display type, size).
 TARGETS = {
     "pelvis": ("ARROWS", 0.15), "neck_base": ("SPHERE", 0.04), "shoulder.L": ("SPHERE", 0.03),
-    "head_top": ("SPHERE", 0.04), "ear.L": ("SPHERE", 0.02),
+    "head_base": ("SPHERE", 0.03), "head_top": ("SPHERE", 0.04), "ear.L": ("SPHERE", 0.02),
     "wrist.L": ("CUBE", 0.04), "wrist.R": ("CUBE", 0.04), "ankle.L": ("CUBE", 0.05), "ankle.R": ("CUBE", 0.05),
     "elbow_pole.L": ("CONE", 0.04), "elbow_pole.R": ("CONE", 0.04),
     "knee_pole.L": ("CONE", 0.05), "knee_pole.R": ("CONE", 0.05),
@@ -139,7 +139,6 @@ CONSTRAINTS = (
     ("shin.L", "IK", "ankle.L", {"pole": "knee_pole.L"}),
     ("shin.R", "IK", "ankle.R", {"pole": "knee_pole.R"}),
 )
-TARGETS["head_base"] = ("SPHERE", 0.03)
 
 
 def _pole(root: Vector, middle: Vector, end: Vector, fallback: Vector, length: float) -> Vector:
