@@ -103,7 +103,7 @@ class Receiver:
         while not self._stop.is_set() and sock is not None:
             try:
                 data, address = sock.recvfrom(MAX_DATAGRAM + 1)
-            except TimeoutError:
+            except (TimeoutError, ConnectionResetError):  # Windows reports ICMP errors on UDP reads: not fatal
                 continue
             except OSError as exc:
                 if not self._stop.is_set():

@@ -7,6 +7,7 @@ data, and the take is resampled from capture timestamps exactly like a live reco
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import bpy
 
@@ -40,10 +41,12 @@ def read_session(path: str) -> tuple[list[dict], int]:
 
 def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path: str,
                    person_mode: str = "LARGEST", person_id: int = 0, start_frame: int | None = None,
-                   reduce: bool = False, tolerance: float = 1e-3) -> tuple[bpy.types.Action, int]:
+                   reduce: bool = False, tolerance: float = 1e-3,
+                   progress: Callable[[float], object] | None = None) -> tuple[bpy.types.Action, int]:
     """Drive `armature_obj` with every packet of the file and bake the result into a new take Action.
 
-    Returns (action, skipped lines). Raises SessionImportError when no packet holds the person.
+    `progress` is called with the fraction done. Returns (action, skipped lines). Raises
+    SessionImportError when no packet holds the person.
     """
     if armature_obj is None or armature_obj.type != "ARMATURE":
         raise SessionImportError("pick a target armature first")
@@ -54,7 +57,9 @@ def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path:
     recorder.detach_action(armature_obj)
     frame0 = scene.frame_current if start_frame is None else start_frame
     take = recorder.TakeRecorder(armature_obj, recorder.scene_fps(scene), frame0, recorder.next_take_name())
-    for packet in packets:
+    for i, packet in enumerate(packets):
+        if progress is not None and i % 100 == 0:
+            progress(i / len(packets))
         person = select_person(packet, person_mode, person_id)
         if person is None:
             continue

@@ -25,13 +25,18 @@ class MOCAP_OT_import_session(bpy.types.Operator):
     def execute(self, context):
         scene = context.scene
         settings = scene.vitpose_mocap
+        wm = context.window_manager
+        wm.progress_begin(0, 100)
         try:
             action, skipped = import_session(
                 scene, settings.target, bpy.path.abspath(self.filepath), settings.person_mode, settings.person_id,
-                reduce=settings.reduce_keys, tolerance=settings.reduce_tolerance)
+                reduce=settings.reduce_keys, tolerance=settings.reduce_tolerance,
+                progress=lambda done: wm.progress_update(int(done * 100)))
         except SessionImportError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        finally:
+            wm.progress_end()
         settings.last_take = action.name
         if skipped:
             self.report({"WARNING"}, f"{action.name}: skipped {skipped} invalid lines")

@@ -100,8 +100,9 @@ def test_session_import_skips_bad_lines_and_keys_from_timestamps(scene, tmp_path
     lines.insert(5, '{"v": 1, "seq": "broken"')
     lines.append('{"v": 1, "seq": 99, "timest')  # truncated by a killed recorder
     path.write_text("\n".join(lines) + "\n")
-    action, skipped = import_session(scene, rig, str(path), start_frame=1)
-    assert skipped == 2
+    fractions = []
+    action, skipped = import_session(scene, rig, str(path), start_frame=1, progress=fractions.append)
+    assert skipped == 2 and fractions == [0.0]
     keys = _hips_keys(action)
     assert [f for f, _ in keys] == list(range(1, 47))  # 1.5 s at 30 fps
     for f, x in keys:
