@@ -254,34 +254,46 @@ def validate_packet(data: bytes) -> tuple[bool, dict | str]:
 
 
 class SeqGate:
-    """Passes only the newest packet of each sender: a seq at or below the last accepted one is stale.
+    """Passes only the newest packet of each sender; older ones are stale: dropped and counted.
 
-    Senders are keyed by (address, source). A sender that restarts counts from seq 0 again; its packets
-    are told from late ones by their `sent` time: a lower seq sent more than `restart_after_s` after the
-    newest accepted packet starts a new run instead of being dropped (a late packet was sent earlier).
+    Senders are keyed by (address, source). Within a run, a packet is newer when its seq is higher. A
+    sender that restarts counts from seq 0 again; `sent` (sender clock) tells its packets from late ones:
+    a lower seq sent more than `restart_after_s` after the newest accepted packet starts a new run, and a
+    higher seq sent more than `restart_after_s` before it is a leftover of an earlier run. If the sender's
+    clock steps, `resync_after` stale packets in a row re-anchor the sender, so the stream never stalls
+    for long.
     """
 
-    def __init__(self, restart_after_s: float = 1.0, max_senders: int = 64) -> None:
+    def __init__(self, restart_after_s: float = 1.0, resync_after: int = 30, max_senders: int = 64) -> None:
         self.restart_after_s = restart_after_s
+        self.resync_after = resync_after
         self.max_senders = max_senders
-        self._newest: OrderedDict[tuple, tuple[int, float]] = OrderedDict()  # key -> (seq, sent)
+        self._newest: OrderedDict[tuple, list] = OrderedDict()  # key -> [seq, sent, stale packets in a row]
         self.accepted = 0
         self.invalid = 0
         self.stale = 0
         self.restarts = 0
         self.last_error = ""
 
+    def _is_newer(self, newest: list, seq: int, sent: float) -> bool:
+        if seq > newest[0]:
+            return sent >= newest[1] - self.restart_after_s
+        return sent > newest[1] + self.restart_after_s  # a restarted sender, not a late packet
+
     def accept(self, packet: dict, sender: object = None) -> bool:
         """True if a validated packet is the newest of its sender (and remember it), False if stale."""
         key = (sender, packet["source"])
         seq, sent = packet["seq"], packet["sent"]
         newest = self._newest.get(key)
-        if newest is not None and seq <= newest[0]:
-            if sent - newest[1] <= self.restart_after_s:
+        if newest is not None and not self._is_newer(newest, seq, sent):
+            if newest[2] < self.resync_after:
+                newest[2] += 1
                 self.stale += 1
                 return False
+            self.restarts += 1  # a clock step made every packet look old for a while: follow the sender
+        elif newest is not None and seq <= newest[0]:
             self.restarts += 1
-        self._newest[key] = (seq, sent)
+        self._newest[key] = [seq, sent, 0]
         self._newest.move_to_end(key)
         while len(self._newest) > self.max_senders:
             self._newest.popitem(last=False)
