@@ -93,14 +93,25 @@ def _timer() -> float | None:
         return None
     for name in names:
         scene = bpy.data.scenes.get(name)
-        if scene is None:  # renamed or deleted: nothing left to drive
+        if scene is None:  # renamed or deleted: the receiver belonged to that name
             state.stop_receiver(name)
+            print(f"ViTPose Mocap: scene {name!r} was renamed or deleted; its receiver stopped (press Start again)")
+            _mark_stopped()
             continue
         try:
             apply_tick(scene)
         except Exception as exc:
             report_error(scene.vitpose_mocap, f"tick failed: {exc}")
-    return TICK_INTERVAL_S
+    return TICK_INTERVAL_S if state.running_scenes() else None
+
+
+def _mark_stopped() -> None:
+    """Scenes whose receiver is gone show Stopped instead of their last live status."""
+    running = set(state.running_scenes())
+    for scene in bpy.data.scenes:
+        settings = scene.vitpose_mocap
+        if scene.name not in running and settings.status != "STOPPED":
+            settings.status = "STOPPED"
 
 
 def ensure_timer() -> None:

@@ -146,3 +146,15 @@ def test_a_flood_of_shuffled_and_broken_packets_is_counted_exactly(scene, free_p
     assert settings.applied == expected_applied  # at most one per burst: the newest
     assert expected_applied > 40
     assert "invalid packet" in settings.last_error
+
+
+def test_the_timer_callback_ticks_running_scenes_and_forgets_deleted_ones(scene, live):
+    capture_rig(scene)
+    assert bpy.app.timers.is_registered(tick._timer)  # Start registered it
+    live(make_packet(0, time.time()))
+    assert tick._timer() == tick.TICK_INTERVAL_S
+    assert scene.vitpose_mocap.applied == 1
+    scene.name = "Renamed"  # the receiver belonged to the old name: nothing left to drive
+    assert tick._timer() is None
+    assert state.running_scenes() == []
+    assert scene.vitpose_mocap.status == "STOPPED"
