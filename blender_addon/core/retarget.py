@@ -111,11 +111,11 @@ _REST_FACE_INV = torso_delta(REST_NOSE_OFFSET.cross(Vector((1, 0, 0))), Vector((
 
 def deltas_from_joints(joints: Sequence[Vector]) -> dict[str, Matrix]:
     """World-frame rotation deltas of the 12 canonical bones from 17 COCO joints (metres, packet frame)."""
-    eye = Matrix.Identity(3)
     pelvis, neck_base, head_base = mid(joints, _MID_HIP), mid(joints, _MID_SHOULDER), mid(joints, _MID_EAR)
-    hips = torso_delta(neck_base - pelvis, joints[HIP_L] - joints[HIP_R]) or eye
-    spine = torso_delta(neck_base - pelvis, joints[SHOULDER_L] - joints[SHOULDER_R]) or hips
-    d = {"hips": hips, "spine": spine}
+    hips = torso_delta(neck_base - pelvis, joints[HIP_L] - joints[HIP_R])
+    hips = Matrix.Identity(3) if hips is None else hips
+    spine = torso_delta(neck_base - pelvis, joints[SHOULDER_L] - joints[SHOULDER_R])
+    d = {"hips": hips, "spine": hips if spine is None else spine}
     d["neck"] = swing(spine, Vector(REST_DIRECTIONS["neck"]), head_base - neck_base)
     # Head: the frame of the ear line and the ear-to-nose line, relative to the same frame at rest.
     ears = joints[EAR_L] - joints[EAR_R]
@@ -127,12 +127,15 @@ def deltas_from_joints(joints: Sequence[Vector]) -> dict[str, Matrix]:
         u_dir, l_dir = mid(joints, b) - mid(joints, a), mid(joints, c) - mid(joints, b)
         normal = u_dir.cross(l_dir)
         rest_dir = Vector(REST_DIRECTIONS[upper])
-        cur, rest = frame(u_dir, normal), frame(rest_dir, Vector(hinge))
-        # A bent joint fixes the upper bone's twist; a straight one keeps the parent's twist.
-        if cur is not None and normal.length > 0.05 * u_dir.length * l_dir.length:
-            d[upper] = cur @ rest.transposed()
-        else:
-            d[upper] = swing(parent, rest_dir, u_dir)
+        d[upper] = swing(parent, rest_dir, u_dir)
+        # A bent joint fixes the upper bone's twist (its hinge along the bend normal); a nearly straight
+        # one keeps the parent's twist. Blend between the two (a twist about the bone) so it never pops.
+        cur = frame(u_dir, normal)
+        bend_sin = normal.length / max(u_dir.length * l_dir.length, _EPS)
+        weight = min(max((bend_sin - 0.05) / 0.2, 0.0), 1.0)
+        if cur is not None and weight > 0.0:
+            hinged = (cur @ frame(rest_dir, Vector(hinge)).transposed()).to_quaternion()
+            d[upper] = d[upper].to_quaternion().slerp(hinged, weight).to_matrix()
         d[lower] = swing(d[upper], Vector(REST_DIRECTIONS[lower]), l_dir)
     return d
 

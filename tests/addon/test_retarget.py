@@ -282,3 +282,21 @@ def test_presets_round_trip_and_bad_presets(fresh, tmp_path):
     path.write_text(json.dumps({"bones": [{"canonical": "tail", "target": "x", "mode": "SPIN"}]}))
     with pytest.raises(bonemaps.BoneMapError, match="unknown canonical bone 'tail'.*mode 'SPIN'"):
         bonemaps.load_preset(path)
+
+
+@pytest.mark.bpy42
+def test_upper_arm_twist_is_continuous_as_the_elbow_straightens():
+    """The twist from the bend plane fades into the parent's twist: no pop when an arm goes straight."""
+    j = rig.Proportions().rest_joints()
+    upper = Vector((1, 0, 0)) * 0.28
+    previous = None
+    for step in range(61):
+        bend = 0.6 - step * 0.01
+        # Bend about an axis rotated 60 degrees away from the arm's natural hinge (-Z).
+        hinge = Matrix.Rotation(math.radians(60), 3, "X") @ Vector((0, 0, -1))
+        j[rt.ELBOW_L] = j[rt.SHOULDER_L] + upper
+        j[rt.WRIST_L] = j[rt.ELBOW_L] + Matrix.Rotation(bend, 3, hinge) @ Vector((0.25, 0, 0))
+        q = rt.deltas_from_joints(j)["upper_arm.L"].to_quaternion()
+        if previous is not None:
+            assert math.degrees(previous.rotation_difference(q).angle) < 6.0, bend
+        previous = q
