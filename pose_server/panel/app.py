@@ -23,8 +23,9 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only this folder on sys.pa
 
 from pose_server.control.client import DEFAULT_URL, ControlClient, ControlError, ServerUnavailable  # noqa: E402
 from pose_server.panel import logic  # noqa: E402
+from pose_server.panel.figures import skeleton_3d_figure, timeline_figure  # noqa: E402
 
-MODEL_SIZES = ("small", "base", "large", "huge")
+MODEL_SIZES = ("", "small", "base", "large", "huge")
 DEVICES = ("cpu", "cuda")
 BACKENDS = ("torch", "onnx")
 S = st.session_state
@@ -95,7 +96,7 @@ def init_settings(config: dict[str, Any]) -> None:
     S["w_path"] = str(src) if S["w_source_kind"] == "Video file" else ""
     S["w_webcam"] = int(src) if S["w_source_kind"] == "Webcam" else 0
     S["w_upload_path"] = str(src) if S["w_source_kind"] == "Upload" else None
-    S["w_model_size"] = config.get("model_size") or "small"
+    S["w_model_size"] = config.get("model_size") or ""
     S["w_checkpoint"] = config.get("checkpoint") or ""
     S["w_device"] = str(config.get("device", "cpu")).split(":")[0]
     S["w_backend"] = config.get("backend", "torch")
@@ -127,7 +128,8 @@ def sidebar_settings(config: dict[str, Any]) -> None:
 
     sb.subheader("Model")
     if "model_size" in config:
-        sb.selectbox("Size", MODEL_SIZES, key="w_model_size")
+        sb.selectbox("Size (hub model when no checkpoint is chosen)", MODEL_SIZES, key="w_model_size",
+                     format_func=lambda v: v or "(server default)")
     listing = call("request", "list_checkpoints") or {}
     options = [""] + list(listing.get("checkpoints", []))
     if S.w_checkpoint and S.w_checkpoint not in options:
@@ -167,7 +169,7 @@ def wanted_settings() -> dict[str, Any]:
     return {
         "source": logic.source_value(S.w_source_kind, S.get("w_path", ""), S.get("w_webcam", 0),
                                      S.get("w_upload_path")),
-        "model_size": S.get("w_model_size"),
+        "model_size": S.get("w_model_size") or None,
         "checkpoint": S.w_checkpoint or None,
         "device": S.w_device,
         "backend": S.w_backend,
@@ -262,21 +264,21 @@ def live_view() -> None:
         st.markdown("**3D skeleton** (drag to rotate)")
         people = logic.joints_3d(call("keypoints"))
         if people:
-            from pose_server.panel.figures import skeleton_3d_figure
-
             st.plotly_chart(skeleton_3d_figure(people), key="skeleton3d", config={"displaylogo": False})
         else:
             st.info("No 3D joints in the latest packet (nobody found yet, or 3D lifting is off).")
 
-    hist = S["_history"]
+    hist: logic.History = S["_history"]
     c1, c2 = st.columns(2)
     with c1:
         st.markdown("**FPS**")
-        st.line_chart(hist.table(("fps",)), x="seconds ago", y="fps", height=200)
+        st.plotly_chart(timeline_figure(hist.table(("fps",)), ("fps",), "frames/s"), key="fps_chart",
+                        config={"displaylogo": False})
     with c2:
         st.markdown("**Latency (ms)**")
-        st.line_chart(hist.table(("latency p50 (ms)", "latency p95 (ms)")), x="seconds ago",
-                      y=["latency p50 (ms)", "latency p95 (ms)"], height=200)
+        lat = ("latency p50 (ms)", "latency p95 (ms)")
+        st.plotly_chart(timeline_figure(hist.table(lat), lat, "ms"), key="latency_chart",
+                        config={"displaylogo": False})
 
 
 def _pair(a: Any, b: Any) -> str:

@@ -39,3 +39,17 @@ def skeleton_3d_figure(people: list[tuple[int, list[list[float]]]], height: int 
         legend={"orientation": "h"},
     )
     return fig
+
+
+def timeline_figure(table: dict[str, list[float]], columns: tuple[str, ...], y_title: str,
+                    height: int = 220) -> go.Figure:
+    """Lines over "seconds ago" (from History.table). Plotly, not st.line_chart: Streamlit's own charts
+    go through pyarrow, whose current wheels need numpy 2 (bpy keeps us on numpy 1.x)."""
+    fig = go.Figure()
+    for n, col in enumerate(columns):
+        fig.add_trace(go.Scatter(x=table["seconds ago"], y=table[col], mode="lines", name=col,
+                                 line={"color": COLOURS[n % len(COLOURS)], "width": 2}))
+    fig.update_layout(height=height, margin={"l": 40, "r": 10, "t": 10, "b": 30}, uirevision="keep",
+                      xaxis_title="seconds ago", yaxis_title=y_title, yaxis_rangemode="tozero",
+                      legend={"orientation": "h", "y": 1.15}, showlegend=len(columns) > 1)
+    return fig

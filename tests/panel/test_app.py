@@ -1,0 +1,123 @@
+"""The Streamlit panel (streamlit.testing AppTest) against a real control server and pipeline."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pose_server.control.server import serve_in_thread
+
+APP = str(Path(__file__).resolve().parents[2] / "pose_server/panel/app.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def panel(url: str, monkeypatch) -> AppTest:
+    monkeypatch.setenv("POSE_SERVER_CONTROL_URL", url)
+    monkeypatch.delenv("POSE_SERVER_TOKEN", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_live_view_shows_status_preview_and_charts(live, monkeypatch):
+    at = panel(live[1].url, monkeypatch)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["State"] == "running"
+    assert float(metrics["FPS"]) > 0
+    assert metrics["Recording"] == "off"
+    assert len(at.image) == 1  # the preview JPEG from the server
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 2
+    fps = json.loads(charts[0].proto.spec)
+    assert fps["data"][0]["name"] == "fps" and len(fps["data"][0]["y"]) == 1
+    assert not at.error
+    caption = " ".join(texts(at.caption))
+    assert "vitpose_tiny.pth" in caption and "torch" in caption
+    # the sidebar mirrors the server's settings
+    assert at.sidebar.selectbox(key="w_backend").value == "torch"
+    assert Path(at.sidebar.selectbox(key="w_checkpoint").value).name == "vitpose_tiny.pth"
+    assert at.sidebar.text_area(key="w_udp").value == "\n".join(live[0].config.udp)
+    at.run()  # the history grows with every refresh
+    assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["y"]) == 2
+
+
+def test_apply_changes_smoothing_live(live, monkeypatch):
+    at = panel(live[1].url, monkeypatch)
+    at.sidebar.number_input(key="w_min_cutoff").set_value(0.4)
+    at.sidebar.number_input(key="w_beta").set_value(0.03)
+    at.sidebar.slider(key="w_kpt_threshold").set_value(0.05)
+    at.sidebar.button(key="apply").click().run()
+    assert any("Applied without a restart" in t and "min_cutoff" in t for t in texts(at.success)), texts(at.success)
+    assert (live[0].config.min_cutoff, live[0].config.beta, live[0].config.kpt_threshold) == (0.4, 0.03, 0.05)
+    at.sidebar.button(key="apply").click().run()
+    assert any("Nothing to apply" in t for t in texts(at.info))
+
+
+def test_bad_entries_are_explained_and_not_sent(live, monkeypatch):
+    before = list(live[0].config.udp)
+    at = panel(live[1].url, monkeypatch)
+    at.sidebar.text_area(key="w_udp").set_value("127.0.0.1:9000\nnot-a-target")
+    at.sidebar.button(key="apply").click().run()
+    assert any("Not applied" in t and "not-a-target" in t for t in texts(at.error)), texts(at.error)
+    assert live[0].config.udp == before
+    at.sidebar.text_area(key="w_udp").set_value("\n".join(before))
+    assert at.sidebar.radio(key="w_source_kind").value == "Video file"  # the generated clip
+    at.sidebar.text_input(key="w_path").set_value("  ")
+    at.sidebar.button(key="apply").click().run()
+    assert any("enter the path" in t for t in texts(at.error))
+
+
+def test_recording_buttons(live, monkeypatch, tmp_path):
+    path = tmp_path / "take.jsonl"
+    at = panel(live[1].url, monkeypatch)
+    at.text_input(key="w_rec_path").set_value(str(path))
+    at.button(key="rec_start").click().run()
+    assert any(str(path) in t for t in texts(at.success)), texts(at.success)
+    assert {m.label: m.value for m in at.metric}["Recording"] == "on"
+    at.button(key="rec_stop").click().run()
+    assert any("Recording stopped" in t for t in texts(at.success))
+    assert path.read_text().count("\n") >= 1
+    at.button(key="rec_start").click().run()  # the same file again: refused, the take is kept
+    assert any("exists" in t for t in texts(at.error))
+
+
+def test_server_down_is_reported_then_reconnects(live, monkeypatch):
+    port = free_port()
+    at = panel(f"ws://127.0.0.1:{port}", monkeypatch)
+    assert any("Control server unreachable" in t and "Retrying" in t for t in texts(at.error))
+    assert not at.metric and not at.sidebar.button  # nothing to steer
+    with serve_in_thread(live[0], "127.0.0.1", port):
+        at.run()
+        assert not at.exception
+        assert {m.label: m.value for m in at.metric}["State"] == "running"
+        assert at.sidebar.button(key="apply")
+
+
+def test_empty_checkpoint_folder_reminds_how_to_get_one(live, monkeypatch, tmp_path):
+    with serve_in_thread(live[0], "127.0.0.1", 0, checkpoints_dir=tmp_path / "none") as handle:
+        at = panel(handle.url, monkeypatch)
+        assert any("README.md" in t for t in texts(at.sidebar.info)), texts(at.sidebar.info)
+
+
+@pytest.mark.slow
+def test_stop_and_start_buttons(live, monkeypatch):
+    at = panel(live[1].url, monkeypatch)
+    at.button(key="stop").click().run()
+    assert any("Capture stopped" in t for t in texts(at.success))
+    assert {m.label: m.value for m in at.metric}["State"] == "stopped" and not live[0].running
+    at.button(key="start").click().run()
+    assert any("Capture started" in t for t in texts(at.success)) and live[0].running
