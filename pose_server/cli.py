@@ -153,7 +153,7 @@ def _serve_control(pipeline: Pipeline, spec: str, token: str | None) -> object:
 
     host, port = parse_target(spec)
     handle = serve_in_thread(pipeline, host, port, token)
-    log.info("control API on ws://%s:%d", f"[{host}]" if ":" in host else host, port)
+    log.info("control API on %s", getattr(handle, "url", f"{host}:{port}"))
     return handle
 
 

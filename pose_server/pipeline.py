@@ -338,6 +338,9 @@ class Pipeline:
 
     def _open_inference(self) -> None:
         cfg = self.config
+        # The source first: a wrong path or camera index is the likelier mistake and costs no model load.
+        self.source = src.open_source(cfg.source, realtime=cfg.realtime, backend=cfg.camera_backend,
+                                      width=cfg.camera_width, height=cfg.camera_height, fps=cfg.camera_fps)
         if self._estimator is None or self._estimator_key != self._model_key():
             self._estimator = None
             self._estimator = load_estimator(cfg)
@@ -346,8 +349,6 @@ class Pipeline:
 
         self.detector = make_detector(cfg.detector, cfg.det_threshold)
         self.tracker = Tracker(cfg.max_people, cfg.det_interval, min_keypoint_score=cfg.kpt_threshold)
-        self.source = src.open_source(cfg.source, realtime=cfg.realtime, backend=cfg.camera_backend,
-                                      width=cfg.camera_width, height=cfg.camera_height, fps=cfg.camera_fps)
         self._media_fps = self.source.fps or 30.0
         self.encoder = PacketEncoder(self.source.name, skeleton=self._estimator.skeleton,
                                      image_size=self.source.size if all(self.source.size) else (1, 1))

@@ -47,6 +47,12 @@ class Recorder:
     def closed(self) -> bool:
         return self._file.closed
 
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def read_recording(path: str | Path) -> Iterator[dict]:
     """Packets of a recording in order; a truncated or damaged line is skipped with one warning."""

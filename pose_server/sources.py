@@ -11,10 +11,11 @@ replay it instead (see `pose_server.record`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +67,7 @@ def probe_cameras(max_index: int = 10, backend: str = "any") -> list[int]:
     """Indices 0..max_index-1 that open and deliver a frame."""
     found = []
     api = CAPTURE_BACKENDS.get(backend, cv2.CAP_ANY)
-    prev = os.environ.get("OPENCV_LOG_LEVEL")
-    os.environ["OPENCV_LOG_LEVEL"] = "ERROR"  # probing absent devices otherwise spams warnings
-    try:
+    with _quiet_opencv():  # probing absent devices otherwise prints two warnings per index
         for i in range(max_index):
             cap = cv2.VideoCapture(i, api)
             try:
@@ -76,12 +75,17 @@ def probe_cameras(max_index: int = 10, backend: str = "any") -> list[int]:
                     found.append(i)
             finally:
                 cap.release()
-    finally:
-        if prev is None:
-            os.environ.pop("OPENCV_LOG_LEVEL", None)
-        else:
-            os.environ["OPENCV_LOG_LEVEL"] = prev
     return found
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # 0 = silent
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(level)
 
 
 class Source:
@@ -273,7 +277,8 @@ def open_camera(index: int, backend: str = "any", width: int | None = None, heig
     """Open webcam `index`; when it does not open, the error lists the indices that do."""
     if backend not in CAPTURE_BACKENDS:
         raise SourceError(f"unknown capture backend {backend!r}; choose one of {', '.join(CAPTURE_BACKENDS)}")
-    cap = cv2.VideoCapture(index, CAPTURE_BACKENDS[backend])
+    with _quiet_opencv():
+        cap = cv2.VideoCapture(index, CAPTURE_BACKENDS[backend])
     if cap.isOpened():
         if width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)

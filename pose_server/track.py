@@ -63,7 +63,7 @@ class Tracker:
 
     def __init__(self, max_people: int = 1, det_interval: int = 30, iou_threshold: float = 0.3,
                  expand: float = 1.25, min_keypoint_score: float = 0.3, min_keypoints: int = 4,
-                 duplicate_iou: float = 0.7) -> None:
+                 duplicate_iou: float = 0.9, overlap_iou: float = 0.3) -> None:
         self.max_people = max_people
         self.det_interval = det_interval
         self.iou_threshold = iou_threshold
@@ -71,6 +71,7 @@ class Tracker:
         self.min_keypoint_score = min_keypoint_score
         self.min_keypoints = min_keypoints
         self.duplicate_iou = duplicate_iou
+        self.overlap_iou = overlap_iou
         self.tracks: list[Track] = []
         self.next_id = 0
         self.frames_since_detection = 10**9
@@ -142,17 +143,19 @@ class Tracker:
         return lost
 
     def _drop_duplicates(self) -> None:
-        """Two tracks that converged on one person: keep the older one."""
+        """Two tracks that converged on one person: keep the older one. While people overlap (crossing),
+        ask for the detector on every frame so the Hungarian matching keeps each id on its person."""
         if len(self.tracks) < 2:
             return
         iou = iou_matrix(np.stack([t.box for t in self.tracks]), np.stack([t.box for t in self.tracks]))
+        np.fill_diagonal(iou, 0.0)
         keep: list[int] = []
         for i in range(len(self.tracks)):  # tracks are in creation order: older first
             if all(iou[i, j] <= self.duplicate_iou for j in keep):
                 keep.append(i)
-        if len(keep) < len(self.tracks):
-            self.tracks = [self.tracks[i] for i in keep]
+        if len(keep) < len(self.tracks) or iou.max() > self.overlap_iou:
             self.lost_since_detection = True
+        self.tracks = [self.tracks[i] for i in keep]
 
     def set_params(self, max_people: int | None = None, det_interval: int | None = None) -> None:
         if max_people is not None:

@@ -1,0 +1,112 @@
+"""The `pose-server` command: help, clean one-line errors, a real run with recording, Ctrl-C, control API."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pose_server.cli import build_parser, main
+from pose_server.pipeline import Pipeline, PipelineConfig
+
+from .conftest import ROOT
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pose_server.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_documents_every_flag_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    flat = "".join(text.split())  # argparse wraps long lines, also at hyphens
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    for action in run._actions:
+        for flag in action.option_strings:
+            assert flag in text
+    for needle in ("--source", "--udp", "--record", "--preview", "--max-frames", "--realtime", "--detector",
+                   "--det-interval", "--max-people", "--control", "--checkpoint", "--model", "--device", "--backend",
+                   "(default:30)", "usyd-community/vitpose-base-simple"):
+        assert needle in flat
+    for sub in ("replay", "export-onnx"):
+        with pytest.raises(SystemExit):
+            main([sub, "--help"])
+    top = build_parser().format_help()
+    assert all(cmd in top for cmd in ("run", "replay", "export-onnx", "bench", "panel"))
+
+
+def test_missing_video_is_one_clean_line(tmp_path, tiny_checkpoint):
+    proc = _cli("run", "--source", str(tmp_path / "missing.mp4"), "--checkpoint", str(tiny_checkpoint),
+                "--detector", "full-frame")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("pose-server: error: source not found") and "missing.mp4" in last
+
+
+def test_missing_checkpoint_is_one_clean_line(tmp_path, clip):
+    proc = _cli("run", "--source", str(clip), "--checkpoint", str(tmp_path / "vitpose_small.pth"),
+                "--detector", "full-frame")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    error = proc.stderr[proc.stderr.index("pose-server: error:"):]
+    assert "vitpose_small.pth" in error and "--checkpoint" in error
+
+
+def test_run_records_every_frame_and_ctrl_c_closes_the_recording(tmp_path, clip, tiny_checkpoint, receiver):
+    take = tmp_path / "take.jsonl"
+    proc = _cli("run", "--source", str(clip), "--checkpoint", str(tiny_checkpoint), "--backend", "torch",
+                "--no-quantize", "--detector", "full-frame", "--udp", receiver.target, "--record", str(take),
+                "--max-frames", "10", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert len(take.read_text().splitlines()) == 10 == len(receiver.collect(idle=0.3))
+
+    live = tmp_path / "live.jsonl"
+    p = subprocess.Popen([sys.executable, "-m", "pose_server.cli", "run", "--source", str(clip), "--checkpoint",
+                          str(tiny_checkpoint), "--backend", "torch", "--no-quantize", "--detector", "full-frame",
+                          "--udp", receiver.target, "--record", str(live), "--loop", "--realtime", "--no-progress"],
+                         cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while (not live.exists() or len(live.read_bytes().splitlines()) < 15) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode in (0, 130), err
+    assert "Traceback" not in err
+    raw = live.read_bytes()
+    assert raw.endswith(b"\n")  # closed after a whole line
+    assert len([json.loads(line) for line in raw.splitlines()]) >= 15
+
+
+def test_control_api_drives_the_pipeline(clip, tiny_checkpoint, receiver):
+    from pose_server.control.client import ControlClient
+    from pose_server.control.server import serve_in_thread
+
+    pipe = Pipeline(PipelineConfig(source=str(clip), checkpoint=str(tiny_checkpoint), backend="torch", quantize=False,
+                                   detector="full-frame", udp=[receiver.target], realtime=True, loop=True,
+                                   kpt_threshold=0.0))
+    handle = serve_in_thread(pipe, "127.0.0.1", 0)
+    try:
+        with ControlClient(handle.url) as client:
+            client.request("start")
+            deadline = time.monotonic() + 30
+            while client.status().get("frames", 0) < 3:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            out = client.set_config(min_cutoff=0.5, det_interval=7)
+            assert out["restarted"] is False and out["config"]["min_cutoff"] == 0.5
+            assert client.keypoints()["people"]
+            assert client.preview(max_width=64)[:2] == b"\xff\xd8"
+            client.request("stop")
+            assert client.status()["running"] is False
+    finally:
+        handle.stop()
+        pipe.stop()
