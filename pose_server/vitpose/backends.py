@@ -7,6 +7,7 @@ session; ``onnx_model_path`` exports the network on first use and caches it (opt
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import warnings
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,97 @@ class HeatmapNet(nn.Module):
         # Original and mirrored crops in one batch; mirror the second half's maps back, swap left/right, average.
         both = self.heatmaps(torch.cat([x, x.flip(3)], dim=0)).unflatten(0, (2, -1))
         return (both[0] + both[1].index_select(1, self.flip_indices).flip(3)) * 0.5
+
+
+# Kernel taps of a stride-2, kernel-4, padding-1 transposed convolution, per output parity: output row 2m + a
+# reads input rows m + offset with kernel row k, for (offset, k) in _PHASE_TAPS[a].
+_PHASE_TAPS = {0: ((0, 1), (-1, 3)), 1: ((1, 0), (0, 2))}
+
+
+class PhaseDeconv(nn.Module):
+    """ConvTranspose2d(k=4, s=2, p=1) + eval BatchNorm as four 2x2 "phase" MatMuls on channels-last maps.
+
+    Same numbers as the original layers, but as MatMuls: ONNX Runtime runs them far faster than its
+    ConvTranspose kernel and can quantise them to int8 like the transformer's linear layers.
+    """
+
+    def __init__(self, deconv: nn.ConvTranspose2d, norm: nn.BatchNorm2d | None) -> None:
+        super().__init__()
+        weight = deconv.weight.detach()  # (in, out, 4, 4)
+        out_ch = weight.shape[1]
+        scale = torch.ones(out_ch)
+        shift = deconv.bias.detach().clone() if deconv.bias is not None else torch.zeros(out_ch)
+        if norm is not None:
+            scale = norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)
+            shift = (shift - norm.running_mean) * scale + norm.bias.detach()
+        phases = []
+        for a in (0, 1):
+            for b in (0, 1):
+                rows = [weight[:, :, ky, kx] for _, ky in _PHASE_TAPS[a] for _, kx in _PHASE_TAPS[b]]
+                phases.append(torch.cat(rows, dim=0) * scale)  # (4 * in, out)
+        self.register_buffer("weight", torch.stack(phases))
+        self.register_buffer("shift", shift)
+
+    @staticmethod
+    def supports(deconv: nn.Module) -> bool:
+        return (
+            isinstance(deconv, nn.ConvTranspose2d) and deconv.kernel_size == (4, 4) and deconv.stride == (2, 2)
+            and deconv.padding == (1, 1) and deconv.output_padding == (0, 0) and deconv.groups == 1
+            and deconv.dilation == (1, 1)
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h, w, _ = x.shape
+        padded = F.pad(x, (0, 0, 1, 1, 1, 1))
+        outs = []
+        for i, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            cols = [
+                padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+                for dy, _ in _PHASE_TAPS[a]
+                for dx, _ in _PHASE_TAPS[b]
+            ]
+            outs.append(torch.cat(cols, dim=-1) @ self.weight[i])
+        # (N, H, W, 2, 2, C) phases -> interleave rows and columns -> (N, 2H, 2W, C)
+        y = torch.stack(outs, dim=3).reshape(-1, h, w, 2, 2, self.shift.shape[0])
+        return y.permute(0, 1, 3, 2, 4, 5).reshape(-1, 2 * h, 2 * w, self.shift.shape[0]) + self.shift
+
+
+class MatMulClassicDecoder(nn.Module):
+    """The classic ViTPose head (2 deconvs + BN + ReLU, 1x1 conv) rewritten channels-last with MatMuls only."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        layers = list(head.deconv_layers)
+        self.up1 = PhaseDeconv(layers[0], layers[1])
+        self.up2 = PhaseDeconv(layers[3], layers[4])
+        final = head.final_layer
+        self.register_buffer("final_weight", final.weight.detach()[:, :, 0, 0].t().contiguous())
+        self.register_buffer("final_bias", final.bias.detach().clone())
+
+    @staticmethod
+    def supports(head: nn.Module) -> bool:
+        layers = list(getattr(head, "deconv_layers", []))
+        final = getattr(head, "final_layer", None)
+        return (
+            len(layers) == 6 and PhaseDeconv.supports(layers[0]) and PhaseDeconv.supports(layers[3])
+            and isinstance(layers[1], nn.BatchNorm2d) and isinstance(layers[4], nn.BatchNorm2d)
+            and isinstance(final, nn.Conv2d) and final.kernel_size == (1, 1) and final.bias is not None
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = torch.relu(self.up2(torch.relu(self.up1(x))))
+        return (x @ self.final_weight + self.final_bias).permute(0, 3, 1, 2)
+
+
+def for_export(net: nn.Module) -> nn.Module:
+    """A copy of the network with the classic head as MatMuls (see ``PhaseDeconv``); other heads unchanged."""
+    net = copy.deepcopy(net).eval().float().cpu()
+    model = getattr(net, "model", net)
+    head = getattr(model, "keypoint_head", None)
+    if head is not None and MatMulClassicDecoder.supports(head):
+        model.keypoint_head = MatMulClassicDecoder(head)
+    return net
 
 
 def default_threads() -> int:
@@ -101,7 +194,7 @@ def export_onnx(net: nn.Module, path: Path, input_size: tuple[int, int], opset: 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.onnx")
     w, h = input_size
-    net = net.eval().float().cpu()
+    net = for_export(net)
     dummy = torch.zeros(2, 3, h, w)
     try:
         with warnings.catch_warnings():
@@ -125,16 +218,29 @@ def export_onnx(net: nn.Module, path: Path, input_size: tuple[int, int], opset: 
 
 
 def quantize_onnx(src: Path, dst: Path, per_channel: bool = False, reduce_range: bool = False) -> Path:
-    """Dynamic int8 quantisation of the MatMul weights (the ViT's linear layers; convolutions stay fp32)."""
+    """Dynamic int8 quantisation of the MatMul weights: the transformer's linear layers and the head's deconvs.
+
+    The head's last 1x1 layer (tiny, and it writes the heatmaps directly) stays fp32, as do convolutions.
+    """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    graph = onnx.load(str(src), load_external_data=False).graph
+    keep_fp32 = [n.name for n in graph.node if n.op_type == "MatMul" and n.name == "/model/keypoint_head/MatMul"]
     dst = Path(dst)
     tmp = dst.with_suffix(f".tmp{os.getpid()}.onnx")
     try:
-        quantize_dynamic(
-            str(src), str(tmp), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
-            per_channel=per_channel, reduce_range=reduce_range,
-        )  # fmt: skip
+        # The quantiser logs a "consider pre-processing" hint through the root logger; its pre-processing
+        # (symbolic shape inference + optimisation) made ViTPose slower in our measurements, so it is skipped.
+        root = logging.getLogger()
+        was_disabled, root.disabled = root.disabled, True
+        try:
+            quantize_dynamic(
+                str(src), str(tmp), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
+                per_channel=per_channel, reduce_range=reduce_range, nodes_to_exclude=keep_fp32,
+            )  # fmt: skip
+        finally:
+            root.disabled = was_disabled
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
