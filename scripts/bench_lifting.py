@@ -11,6 +11,7 @@ by one, causally, through KeypointFilter -> Lifter -> solve_rotations exactly as
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from pose_server.lift import Lifter
 from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.skeleton3d import COCO17, LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths
 
+LIFT_DEFAULTS = {k: p.default for k, p in inspect.signature(Lifter).parameters.items() if "cutoff" in k or "beta" in k}
 VIEWS = {"front": 0.0, "three-quarter": 45.0, "side": 90.0}
 IMAGE = (1280, 720)
 FLIP = [COCO17.index(n.replace("l_", "#").replace("r_", "l_").replace("#", "r_")) for n in COCO17]
@@ -81,14 +83,18 @@ def longest_run(mask: np.ndarray) -> int:
     return best
 
 
-def run_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float, seed: int) -> dict:
-    target = np.array([*gt_world[:, :, :2].mean((0, 1)), 0.9])
-    cam = PinholeCamera.orbit(IMAGE, target, azimuth, distance=5.0, height=1.2)
+def run_case(
+    gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float, args: argparse.Namespace
+) -> dict:
+    target = np.array([*gt_world[:, :, :2].mean((0, 1)), args.target_height])
+    cam = PinholeCamera.orbit(IMAGE, target, azimuth, distance=args.distance, height=args.camera_height)
+    pitch = np.degrees(np.arctan2(args.camera_height - args.target_height, args.distance))
     px = cam.project(gt_world)
     gt = cam.level_world(gt_world)
-    noisy, scores = detector_noise(px, sigma, np.random.default_rng(seed))
-    filt = KeypointFilter(17, 2, min_cutoff=1.0, beta=0.01)
-    lifter = Lifter(IMAGE, height_m=height)
+    noisy, scores = detector_noise(px, sigma, np.random.default_rng(args.seed))
+    filt = KeypointFilter(17, 2, min_cutoff=args.min_cutoff, beta=args.beta)
+    smooth = {k: getattr(args, f"lift_{k}") for k in LIFT_DEFAULTS}
+    lifter = Lifter(IMAGE, height_m=height, camera_pitch_deg=pitch, **smooth)
     preds, t_lift, t_ik, rots = [], [], [], []
     for i in range(len(px)):
         t = i / fps
@@ -148,6 +154,16 @@ def main() -> None:
     ap.add_argument("--views", nargs="+", default=list(VIEWS), choices=list(VIEWS))
     ap.add_argument("--default-height", action="store_true", help="do not tell the lifter the performer's height")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-cutoff", type=float, default=KeypointFilter().min_cutoff, help="2D One Euro min cutoff")
+    ap.add_argument("--beta", type=float, default=KeypointFilter().beta, help="2D One Euro beta (per px/s)")
+    ap.add_argument("--lift-min-cutoff", type=float, default=LIFT_DEFAULTS["min_cutoff"], help="3D smoothing")
+    ap.add_argument("--lift-beta", type=float, default=LIFT_DEFAULTS["beta"], help="3D smoothing beta (per m/s)")
+    ap.add_argument("--lift-depth-min-cutoff", type=float, default=LIFT_DEFAULTS["depth_min_cutoff"])
+    ap.add_argument("--lift-depth-beta", type=float, default=LIFT_DEFAULTS["depth_beta"])
+    ap.add_argument("--distance", type=float, default=5.0, help="camera distance to the clip's centre (m)")
+    ap.add_argument("--camera-height", type=float, default=1.0, help="camera height above the floor (m)")
+    ap.add_argument("--target-height", type=float, default=1.0, help="height the camera looks at (m); the pitch "
+                    "this gives is passed to the lifter as the user's camera setting")
     args = ap.parse_args()
     cases = [(p, v, s) for p in args.bvh for v in args.views for s in args.noise]
     rows = []
@@ -163,7 +179,7 @@ def main() -> None:
         clips[path] = (gt, 1.0 / (bvh.frame_time * step), height)
     for path, view, sigma in tqdm(cases, desc="bench", unit="case"):
         gt, fps, height = clips[path]
-        r = run_case(gt, fps, VIEWS[view], sigma, height, args.seed)
+        r = run_case(gt, fps, VIEWS[view], sigma, height, args)
         rows.append((path.stem, view, sigma, r))
     cols = "clip view px MPJPE PA-MPJPE boneCV% dir° flips maxrun jitter× lift_ms rot° ik_ms".split()
     print("| " + " | ".join(cols) + " |")

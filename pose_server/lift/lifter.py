@@ -87,8 +87,10 @@ class Lifter:
         calib_frames: int = 45,
         camera_pitch_deg: float | None = None,
         smooth: bool = True,
-        min_cutoff: float = 1.2,
-        beta: float = 1.0,
+        min_cutoff: float = 1.5,
+        beta: float = 0.3,
+        depth_min_cutoff: float = 0.7,
+        depth_beta: float = 0.3,
     ) -> None:
         w, h = image_size
         if w <= 0 or h <= 0:
@@ -103,8 +105,9 @@ class Lifter:
         self.calib_frames = int(calib_frames)
         self.camera_pitch_deg = camera_pitch_deg
         self.smooth = smooth
-        self.w_time, self.vel_gain = 40.0, 0.7
+        self.w_time, self.vel_gain, self.w_contact, self.gait_prior = 40.0, 0.7, 1.0, 0.0
         self._filter_params = {"min_cutoff": min_cutoff, "beta": beta}
+        self._depth_params = {"min_cutoff": depth_min_cutoff, "beta": depth_beta}
         self.reset()
 
     def reset(self) -> None:
@@ -119,8 +122,11 @@ class Lifter:
         self._vel = np.zeros((17, 3))
         self._t_prev: float | None = None
         self._depth_filter = KeypointFilter(1, 1, min_cutoff=0.8, beta=0.3, min_score=0.0, hold_s=0.0)
-        self._out_filter = KeypointFilter(17, 3, min_score=0.0, hold_s=0.0, d_cutoff=1.0, **self._filter_params)
-        self._tracks: dict[object, tuple[np.ndarray, np.ndarray]] = {}
+        # Depth (world Y, along the camera) is far noisier than the image-plane axes: it gets its own filter.
+        self._out_filter = KeypointFilter(17, 2, min_score=0.0, hold_s=0.0, **self._filter_params)
+        self._out_depth_filter = KeypointFilter(17, 1, min_score=0.0, hold_s=0.0, **self._depth_params)
+        self._root_filter = KeypointFilter(1, 3, min_cutoff=1.0, beta=0.5, min_score=0.0, hold_s=0.0)
+        self._tracks: dict[object, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.up_cam = self._pitch_up(self.camera_pitch_deg or 0.0)
         self.floor = None  # height of the floor along up_cam, camera frame
         self.origin: np.ndarray | None = None
@@ -132,11 +138,15 @@ class Lifter:
         return np.array([0.0, -np.cos(p), -np.sin(p)])
 
     def set_params(self, **params: float) -> None:
-        """Live tuning of the output smoothing (min_cutoff, beta) and min_score."""
+        """Live tuning of the output smoothing (min_cutoff, beta, depth_min_cutoff, depth_beta) and min_score."""
         if "min_score" in params:
             self.min_score = float(params.pop("min_score"))
+        for name in ("depth_min_cutoff", "depth_beta"):
+            if name in params:
+                self._depth_params[name.removeprefix("depth_")] = float(params.pop(name))
         self._filter_params.update(params)
-        self._out_filter.set_params(**params)
+        self._out_filter.set_params(**self._filter_params)
+        self._out_depth_filter.set_params(**self._depth_params)
 
     # ------------------------------------------------------------------ helpers
     def _rays(self, kpts: np.ndarray) -> np.ndarray:
@@ -164,13 +174,13 @@ class Lifter:
         row = np.array([np.linalg.norm(p - q) / spine if good else np.nan for p, q, good in seg.values()])
         self._ratios.append(row)
         samples = np.array(self._ratios)
-        weight = min(1.0, len(samples) / self.calib_frames)
+        weight = 1.0
         ratios = {}
         for i, name in enumerate(seg):
             col = samples[:, i]
             col = col[np.isfinite(col)]
             prior = _REST_LENGTHS[name] / _REST_LENGTHS["spine"]
-            if col.size < 5:
+            if col.size < 1:
                 ratios[name] = prior
                 continue
             # The 90th percentile of the image ratio: the moments the bone is most parallel to the image.
@@ -292,25 +302,35 @@ class Lifter:
         forward /= np.linalg.norm(forward) + 1e-9
 
         left_u = left / (np.linalg.norm(left) + 1e-9)
-        for a, b, c, kind in _LIMBS:
-            side = 1.0 if a in (_LS, _LH) else -1.0
-            root = out[a]
-            if not ok[b]:  # hold the limb where it was relative to the body, or collapse it until seen
-                self._tracks.pop(a, None)
-                out[b] = pelvis + pred[b] if pred is not None else root
-                out[c] = pelvis + pred[c] if pred is not None else root
+        ctx = (mid_sh, forward, left_u)
+        legs = [self._limb_states(limb, out, rays, ok, pred, pelvis, ctx) for limb in _LIMBS[2:]]
+        if self.floor is not None and legs[0] is not None and legs[1] is not None:
+            # Both legs in one state space: the lower ankle stands on the floor (walking, standing).
+            (pl, el), (pr, er) = legs
+            pts = np.concatenate([np.repeat(pl, len(pr), axis=0), np.tile(pr, (len(pl), 1, 1))], axis=1)
+            emission = (el[:, None] + er[None, :]).ravel()
+            ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
+            lowest = np.minimum(pts[:, 1] @ up, pts[:, 3] @ up) + self.floor
+            emission = emission + self.w_contact * np.minimum(((lowest - ankle_h) / 0.03) ** 2, 4.0)
+            pick = self._track("legs", emission, pts - pelvis)
+            out[[J["l_knee"], J["l_ankle"], J["r_knee"], J["r_ankle"]]] = pts[pick]
+        else:
+            self._tracks.pop("legs", None)
+            for (a, b, c, _), st in zip(_LIMBS[2:], legs, strict=True):
+                if st is not None:
+                    out[[b, c]] = st[0][self._track(a, st[1], st[0] - pelvis)]
+        knee_fwd = {
+            side: float((out[J[f"{side}_knee"]] - out[J[f"{side}_hip"]]) @ forward) for side in ("l", "r")
+        }  # fmt: skip
+        for limb, side in zip(_LIMBS[:2], ("l", "r"), strict=True):
+            st = self._limb_states(limb, out, rays, ok, pred, pelvis, ctx)
+            if st is None:
                 continue
-            states, emission = [], []
-            for mid in _taylor(root, rays[b], L[f"{a}-{b}"])[:2]:
-                ends = _taylor(mid, rays[c], L[f"{b}-{c}"])[:2] if ok[c] else (None,)
-                for end in ends:
-                    emission.append(self._limb_prior(kind, side, root, mid, end, mid_sh, forward, left_u))
-                    if end is None:
-                        end = mid + pred[c] - pred[b] if pred is not None else mid
-                    states.append(np.stack([mid, end]))
-            pts = np.array(states)
-            pick = self._track(a, np.array(emission), pts - pelvis)
-            out[[b, c]] = pts[pick]
+            pts, emission = st
+            if self.gait_prior:  # arms swing against the legs: an elbow is not forward with its knee
+                elbow_fwd = (pts[:, 0] - out[limb[0]]) @ forward
+                emission = emission + self.gait_prior * np.maximum(0.0, elbow_fwd * knee_fwd[side]) / 0.01
+            out[list(limb[1:3])] = pts[self._track(limb[0], emission, pts - pelvis)]
 
         # Face: mid-ear from the mid-shoulder point, then each face point from the mid-ear point.
         me_ray = rays[J["l_ear"]] + rays[J["r_ear"]]
@@ -334,13 +354,49 @@ class Lifter:
         now plus the cheapest way to reach it from last frame's hypotheses (moving joints costs w_time per m^2).
         A branch taken at an ambiguous moment is abandoned as soon as the priors accumulate against it."""
         prev = self._tracks.get(key)
-        cost = emission
+        cost, vel = emission, np.zeros_like(points)
         if prev is not None and prev[1].shape == points.shape:
-            move = ((points[None] - prev[1][:, None]) ** 2).sum(axis=(2, 3))
-            cost = emission + (prev[0][:, None] + self.w_time * move).min(axis=0)
+            p_cost, p_pts, p_vel = prev
+            expect = p_pts + self.vel_gain * p_vel  # constant velocity: a bone bouncing off the image plane costs
+            move = ((points[None] - expect[:, None]) ** 2).sum(axis=(2, 3))
+            total = p_cost[:, None] + self.w_time * move
+            came_from = np.argmin(total, axis=0)
+            cost = emission + total[came_from, np.arange(len(points))]
+            vel = points - p_pts[came_from]
         cost = cost - cost.min()
-        self._tracks[key] = (cost, points)
+        self._tracks[key] = (cost, points, vel)
         return int(np.argmin(cost))
+
+    def _limb_states(
+        self,
+        limb: tuple[int, int, int, str],
+        out: np.ndarray,
+        rays: np.ndarray,
+        ok: np.ndarray,
+        pred: np.ndarray | None,
+        pelvis: np.ndarray,
+        ctx: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Depth hypotheses (S, 2, 3) of a limb's middle and end joints with their prior costs (S,).
+        Returns None (after holding the limb where it was relative to the body) when the middle joint is missing."""
+        a, b, c, kind = limb
+        L = self.lengths
+        root = out[a]
+        if not ok[b]:
+            self._tracks.pop(a, None)
+            out[b] = pelvis + pred[b] if pred is not None else root
+            out[c] = pelvis + pred[c] if pred is not None else root
+            return None
+        side = 1.0 if a in (_LS, _LH) else -1.0
+        states, emission = [], []
+        for mid in _taylor(root, rays[b], L[f"{a}-{b}"])[:2]:
+            ends = _taylor(mid, rays[c], L[f"{b}-{c}"])[:2] if ok[c] else (None,)
+            for end in ends:
+                emission.append(self._limb_prior(kind, side, root, mid, end, *ctx))
+                if end is None:
+                    end = mid + pred[c] - pred[b] if pred is not None else mid
+                states.append(np.stack([mid, end]))
+        return np.array(states), np.array(emission)
 
     def _limb_prior(
         self,
@@ -428,6 +484,33 @@ class Lifter:
             ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
             self.origin[2] = min(world[J["l_ankle"], 2], world[J["r_ankle"], 2]) - ankle_h
         world = world - self.origin
-        if self.smooth:
-            world = self._out_filter(world, np.ones(17), t)[0].astype(np.float64)
-        return world.astype(np.float32)
+        root = 0.5 * (world[_LH] + world[_RH])
+        rel = world - root
+        if self.smooth:  # the body and its path are smoothed separately: a walk's speed must not lag the limbs
+            ones = np.ones(17)
+            rel[:, [0, 2]] = self._out_filter(rel[:, [0, 2]], ones, t)[0]
+            rel[:, [1]] = self._out_depth_filter(rel[:, [1]], ones, t)[0]
+            root = self._root_filter(root[None], np.ones(1), t)[0][0].astype(np.float64)
+        return (root + self._rigid(rel)).astype(np.float32)
+
+    def _rigid(self, rel: np.ndarray) -> np.ndarray:
+        """Give every bone its length again (smoothing and image noise stretch them), keeping directions."""
+        L = self.lengths
+        out = np.empty_like(rel)
+
+        def unit(v: np.ndarray) -> np.ndarray:
+            return v / (np.linalg.norm(v) + 1e-9)
+
+        hip = unit(rel[_LH] - rel[_RH]) * L["hip_half"]
+        out[_LH], out[_RH] = hip, -hip
+        mid_sh = unit(0.5 * (rel[_LS] + rel[_RS])) * L["spine"]
+        sh = unit(rel[_LS] - rel[_RS]) * L["shoulder_half"]
+        out[_LS], out[_RS] = mid_sh + sh, mid_sh - sh
+        for a, b, c, _ in _LIMBS:
+            out[b] = out[a] + unit(rel[b] - rel[a]) * L[f"{a}-{b}"]
+            out[c] = out[b] + unit(rel[c] - rel[b]) * L[f"{b}-{c}"]
+        mid_ear_raw = 0.5 * (rel[J["l_ear"]] + rel[J["r_ear"]])
+        mid_ear = mid_sh + unit(mid_ear_raw - 0.5 * (rel[_LS] + rel[_RS])) * L["neck"]
+        for k in _FACE:
+            out[k] = mid_ear + unit(rel[k] - mid_ear_raw) * L[f"face{k}"]
+        return out
