@@ -131,7 +131,7 @@ class ControlServer:
         if not is_loopback(host) and not token:
             raise ValueError(
                 f"the control API on {host!r} is reachable from other machines: give a token "
-                "(pose-server run --control HOST:PORT --token SECRET) or bind 127.0.0.1"
+                "(pose-server run --control HOST:PORT --control-token SECRET, or POSE_SERVER_TOKEN) or bind 127.0.0.1"
             )
         self.pipeline = pipeline
         self.host, self.port = host, port

@@ -19,6 +19,7 @@ def panel_command(port: int = 8501, address: str = "127.0.0.1", extra: list[str]
         "--server.address", address,
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",  # no "Deploy" button: this page steers a local server
         *(extra or []),
     ]
 

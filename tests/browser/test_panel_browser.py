@@ -1,0 +1,96 @@
+"""The panel in a real headless Chromium (Debian's, driven by playwright) against a running server.
+
+Set UPDATE_PANEL_SCREENSHOT=1 to refresh docs/images/panel.png (the README's picture); otherwise the
+screenshot goes to the test's temporary folder only, so a test run leaves the work tree clean.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from pose_server.panel import panel_command
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("streamlit did not come up in time")
+
+
+@pytest.fixture()
+def panel_url(live, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh (apt-get install chromium)")
+    port = free_port()
+    env = {**os.environ, "POSE_SERVER_CONTROL_URL": live[1].url, "POSE_SERVER_TOKEN": ""}
+    log = (tmp_path / "streamlit.log").open("w")
+    proc = subprocess.Popen(panel_command(port, extra=["--server.fileWatcherType", "none"]), cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_panel_renders_preview_and_charts(panel_url, tmp_path):
+    with sync_playwright() as pw:
+        # a fresh profile folder per run (playwright passes it as --user-data-dir)
+        browser = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                        args=CHROMIUM_ARGS, viewport={"width": 1600, "height": 1150})
+        try:
+            page = browser.new_page()
+            page.goto(panel_url, wait_until="domcontentloaded")
+            img = page.wait_for_selector('[data-testid="stImage"] img', timeout=60_000)
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img, timeout=30_000)
+            assert img.evaluate("img => img.naturalWidth") == 640
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
+                                   timeout=60_000)
+            metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+            assert "running" in metrics, metrics
+            assert page.locator('[data-testid="stSidebar"]').get_by_text("Smoothing (One Euro)").is_visible()
+            assert page.locator('[data-testid="stException"]').count() == 0
+            time.sleep(3)  # a few refreshes so the charts have a line
+            shot = tmp_path / "panel.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("UPDATE_PANEL_SCREENSHOT"):
+        (ROOT / "docs/images").mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, ROOT / "docs/images/panel.png")
