@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -121,3 +123,38 @@ def test_stop_and_start_buttons(live, monkeypatch):
     assert {m.label: m.value for m in at.metric}["State"] == "stopped" and not live[0].running
     at.button(key="start").click().run()
     assert any("Capture started" in t for t in texts(at.success)) and live[0].running
+
+
+def write_session(path: Path, frames: int = 60) -> Path:
+    """A recorded session (JSON lines) of one person standing in the rest pose, swaying."""
+    from pose_server.lift.skeleton3d import REST_JOINTS
+    from pose_server.record import Recorder
+
+    t0 = 1_700_000_000.0
+    with Recorder(path) as rec:
+        for i in range(frames):
+            joints = REST_JOINTS + [0.1 * np.sin(i / 5), 0.0, 0.0]
+            rec.write({"v": 1, "seq": i, "timestamp": t0 + i / 30, "sent": t0 + i / 30, "frame": i,
+                       "source": "session", "skeleton": "coco17", "image_size": [640, 480],
+                       "people": [{"id": 3, "bbox": [100, 50, 300, 450], "keypoints": [[200.0, 250.0]] * 17,
+                                   "scores": [0.9] * 17, "joints_3d": joints.round(4).tolist()}]})
+    return path
+
+
+def test_replayed_session_shows_the_3d_skeleton(live, monkeypatch, tmp_path):
+    pipeline = live[0]
+    old = pipeline.config.source
+    session = write_session(tmp_path / "take.jsonl")
+    try:
+        assert pipeline.update(source=str(session), loop=True)["restarted"] is True
+        end = time.monotonic() + 10
+        while not (pipeline.latest_packet() or {}).get("people") and time.monotonic() < end:
+            time.sleep(0.05)
+        at = panel(live[1].url, monkeypatch)
+        figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+        skeleton = [f for f in figures if f["data"] and f["data"][0]["type"] == "scatter3d"]
+        assert len(skeleton) == 1, [f["data"][0]["type"] for f in figures]
+        assert skeleton[0]["data"][0]["name"] == "person 3"
+        assert max(z for z in skeleton[0]["data"][0]["z"] if z is not None) > 1.4  # a standing person, Z up
+    finally:
+        pipeline.update(source=old)
