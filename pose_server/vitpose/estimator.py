@@ -106,8 +106,13 @@ class VitPoseEstimator:
     def postprocess(
         self, heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(N, K, h, w) heatmaps -> keypoints (N, K, 2) image pixels and scores (N, K), both float32."""
-        return decode_heatmaps(heatmaps, centers, scales, self.kernel)
+        """(N, K, h, w) heatmaps -> keypoints (N, K, 2) image pixels and scores (N, K), both float32.
+
+        Scores are the heatmap maxima clipped to [0, 1] (the packet contract); a map with no positive value
+        (score 0) decodes to a meaningless point, as in mmpose, so filter on the score.
+        """
+        keypoints, scores = decode_heatmaps(heatmaps, centers, scales, self.kernel)
+        return keypoints, np.clip(scores, 0.0, 1.0)
 
     def __call__(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         batch, centers, scales = self.preprocess(frame_bgr, boxes_xyxy)

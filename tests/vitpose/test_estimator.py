@@ -56,7 +56,8 @@ def test_pre_and_post_process_are_the_call(tiny_pth: Path) -> None:
     kp, scores = est.postprocess(heatmaps, centers, scales)
     kp2, scores2 = est(frame, boxes)
     np.testing.assert_allclose(kp, kp2, atol=1e-4)
-    np.testing.assert_allclose(scores, heatmaps.max(axis=(2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(scores, np.clip(heatmaps.max(axis=(2, 3)), 0, 1), rtol=1e-6)
+    assert (scores >= 0).all() and (scores <= 1).all() and (heatmaps.max(axis=(2, 3)) < 0).any()
     # Batching does not change a person's result (up to GEMM rounding, which DARK's Newton step can amplify a
     # little on the flat, noisy maps of random weights).
     np.testing.assert_allclose(est.backend(batch[1:]), heatmaps[1:], atol=1e-4)
