@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,15 @@ def launch(argv: list[str] | None = None) -> int:
     # The token goes through the environment, not the command line that `ps` shows.
     env = {**os.environ, "POSE_SERVER_CONTROL_URL": args.control, "POSE_SERVER_TOKEN": args.token}
     print(f"panel: http://{args.address}:{args.port}  (control API {args.control})", file=sys.stderr)
+    proc = subprocess.Popen(panel_command(args.port, args.address, extra), env=env)
+    # Stopping `pose-server panel` stops the page too (SIGTERM would otherwise orphan streamlit).
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.terminate())
     try:
-        return subprocess.call(panel_command(args.port, args.address, extra), env=env)
-    except KeyboardInterrupt:
-        return 0
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached streamlit as well (same process group)
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

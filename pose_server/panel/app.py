@@ -306,6 +306,8 @@ def main() -> None:
     if config is not None:
         sidebar_settings(config)
         controls()
+    else:
+        st.sidebar.warning("Not connected: the settings appear once the server answers.")
     show_flash()
     st.fragment(live_view, run_every=S.refresh)()
 
