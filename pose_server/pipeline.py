@@ -12,6 +12,7 @@ its packets are re-sent with their original timing and no inference runs.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import queue
@@ -55,6 +56,7 @@ class PipelineConfig:
     source: str | int = "0"
     loop: bool = False  # restart a video file / image folder / recording at its end
     realtime: bool = False  # pace files to their frame rate (else as fast as possible)
+    drop_stale: bool | None = None  # keep only the newest frame at each stage; None = for live sources only
     max_frames: int | None = None  # stop after this many frames
     camera_backend: str = "any"  # any | v4l2 | ffmpeg | gstreamer | dshow | msmf | avfoundation
     camera_width: int | None = None
@@ -107,20 +109,20 @@ class _Item:
 
 
 class _TrackSignal:
-    """Per-track smoothing and lifting state."""
+    """Per-track state: the 2D One Euro filter and the lifter, whose own 3D One Euro filter (tuned for
+    metres by its owner) is the 3D filter; a second one on top would only add lag."""
 
     def __init__(self, cfg: PipelineConfig, num_keypoints: int, image_size: tuple[int, int], lift: Any) -> None:
         from .filters import KeypointFilter
 
-        p = _filter_params(cfg)
-        self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **p)
-        self.f3d = KeypointFilter(num_keypoints=17, dims=3, **p)
-        self.lifter = lift(image_size=image_size) if lift is not None else None
+        self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
+        self.lifter = lift(image_size=image_size, min_score=cfg.kpt_threshold) if lift is not None else None
         self.last_seen = 0.0
 
     def set_params(self, cfg: PipelineConfig) -> None:
         self.f2d.set_params(**_filter_params(cfg))
-        self.f3d.set_params(**_filter_params(cfg))
+        if self.lifter is not None and hasattr(self.lifter, "set_params"):
+            self.lifter.set_params(min_score=cfg.kpt_threshold)
 
 
 def load_estimator(cfg: PipelineConfig) -> Any:
@@ -245,7 +247,7 @@ class Pipeline:
         return any(t.is_alive() for t in self._threads)
 
     def status(self) -> dict:
-        lat = np.array(self._latencies, np.float64) if self._latencies else None
+        lat = np.array(list(self._latencies), np.float64) if self._latencies else None
         cfg = self.config
         return {
             "state": "running" if self.running else self.state,
@@ -260,6 +262,9 @@ class Pipeline:
             "dropped_frames": self._dropped + (self.source.dropped if self.source else 0),
             "corrupt_frames": self.source.corrupt if self.source else self._corrupt,
             "detector_runs": self.tracker.detections if self.tracker else 0,
+            "lift_failures": self._lift_failures,
+            "stage_ms": {k: round(float(np.mean(list(v))), 1) if v else None
+                         for k, v in self._stage_ms.items()},
             "source": str(cfg.source),
             "source_name": self.source_name,
             "model": cfg.model,
@@ -396,6 +401,8 @@ class Pipeline:
         self._latencies: deque[float] = deque(maxlen=600)
         self._sent_times: deque[float] = deque(maxlen=120)
         self._frames_read = self._frames_sent = self._dropped = self._corrupt = self._people = 0
+        self._lift_failures = 0
+        self._stage_ms: dict[str, deque[float]] = {k: deque(maxlen=100) for k in ("detect", "infer", "signal", "send")}
         self._t_start = 0.0
         self._t_log = time.monotonic()
 
@@ -474,9 +481,14 @@ class Pipeline:
                 continue
         return _END
 
+    def _newest_only(self) -> bool:
+        d = self.config.drop_stale
+        return self.source.live if d is None else bool(d)
+
     def _capture_loop(self) -> None:
         q = self._queues[0]
         live = self.source.live
+        newest_only = self._newest_only()
         last = 0.0
         while not self._stop.is_set():
             cfg = self.config
@@ -502,13 +514,25 @@ class Pipeline:
                     time.sleep(wait)
                 last = time.monotonic()
             self._frames_read += 1
+            if self._progress is not None:
+                self._progress.update(1)
             media_t = frame.timestamp if live else frame.index / self._media_fps
-            self._put(q, _Item(frame, media_t), newest_only=live)
+            self._put(q, _Item(frame, media_t), newest_only=newest_only)
         self._put(q, _END, newest_only=False)
 
     def _infer_loop(self) -> None:
         qin, qout = self._queues[0], self._queues[1]
-        live = self.source.live
+        live = self._newest_only()
+        detect_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-detect")
+        try:
+            self._infer_frames(qin, qout, live, detect_pool)
+        finally:
+            detect_pool.shutdown(wait=True, cancel_futures=True)
+        self._put(qout, _END, newest_only=False)
+
+    def _infer_frames(self, qin: queue.Queue, qout: queue.Queue, live: bool,
+                      detect_pool: concurrent.futures.ThreadPoolExecutor) -> None:
+        pending: concurrent.futures.Future | None = None
         while True:
             item = self._get(qin)
             if item is _END:
@@ -517,9 +541,17 @@ class Pipeline:
             img = item.frame.image
             size = (img.shape[1], img.shape[0])
             tracker = self.tracker
-            if tracker.needs_detection():
-                boxes, scores = self.detector(img)
-                tracker.update_detections(boxes, scores)
+            if pending is not None and pending.done():
+                tracker.update_detections(*pending.result(), stale=True)
+                pending = None
+            if tracker.urgent():
+                t_det = time.perf_counter()
+                tracker.update_detections(*self.detector(img))
+                self._stage_ms["detect"].append((time.perf_counter() - t_det) * 1000)
+            elif tracker.needs_detection() and pending is None:
+                # Periodic re-detection (new people, drift) runs beside ViTPose: no latency spike on this frame.
+                pending = detect_pool.submit(self.detector, img)
+                tracker.detection_scheduled()
             ids, boxes = tracker.boxes()
             if len(ids):
                 kpts, scores = self._estimator(img, boxes)
@@ -530,17 +562,18 @@ class Pipeline:
             else:
                 tracker.frames_since_detection += 1
             item.infer_ms = (time.perf_counter() - t0) * 1000
+            self._stage_ms["infer"].append(item.infer_ms)
             self._put(qout, item, newest_only=live)
-        self._put(qout, _END, newest_only=False)
 
     def _signal_loop(self) -> None:
         qin, qout = self._queues[1], self._queues[2]
-        live = self.source.live
+        live = self._newest_only()
         num_k = self._estimator.num_keypoints
         while True:
             item = self._get(qin)
             if item is _END:
                 break
+            t0 = time.perf_counter()
             img = item.frame.image
             size = (img.shape[1], img.shape[0])
             people = []
@@ -554,19 +587,32 @@ class Pipeline:
                 person = {"id": int(tid), "bbox": box, "keypoints": pts, "scores": np.clip(sc, 0.0, 1.0),
                           "held": np.flatnonzero(held).tolist(), "joints_3d": None}
                 if sig.lifter is not None:
-                    joints = sig.lifter(pts[:17], sc[:17], item.media_t)
-                    if joints is not None:
-                        j3, _, _ = sig.f3d(joints, np.ones(17), item.media_t)
-                        person["joints_3d"] = j3
-                        if self._solve is not None and self.config.protocol_version >= 2:
-                            person["rotations"] = self._solve(j3)
+                    person.update(self._lift_person(sig, pts, sc, item.media_t))
                 people.append(person)
             # Forget tracks not seen for a second: their filters would only drag stale state along.
             for tid in [t for t, s in self._signals.items() if item.media_t - s.last_seen > 1.0]:
                 del self._signals[tid]
             item.people = people
+            self._stage_ms["signal"].append((time.perf_counter() - t0) * 1000)
             self._put(qout, item, newest_only=live)
         self._put(qout, _END, newest_only=False)
+
+    def _lift_person(self, sig: _TrackSignal, pts: np.ndarray, scores: np.ndarray, t: float) -> dict:
+        """joints_3d (and v2 rotations) of one person; a pose the lifter/IK cannot handle (e.g. two joints on
+        one pixel) sends the 2D keypoints alone rather than stopping the stream."""
+        try:
+            joints = sig.lifter(pts[:17], scores[:17], t)
+            if joints is None or not np.isfinite(joints).all():
+                return {}
+            out = {"joints_3d": joints}
+            if self._solve is not None and self.config.protocol_version >= 2:
+                out["rotations"] = self._solve(joints)
+            return out
+        except ValueError as exc:
+            self._lift_failures += 1
+            if self._lift_failures == 1:
+                log.warning("3D lifting skipped for a frame (%s); further failures are only counted", exc)
+            return {}
 
     def _send_loop(self) -> None:
         qin = self._queues[2]
@@ -574,11 +620,12 @@ class Pipeline:
             item = self._get(qin)
             if item is _END:
                 break
+            t0 = time.perf_counter()
             lat = self._latencies
             meta = {"fps": round(self._fps(), 2), "model": Path(self.config.model).name[:256],
                     "latency_ms": {"infer": round(item.infer_ms, 1)}}
             if lat:
-                meta["latency_ms"]["p50"] = float(np.percentile(lat, 50))
+                meta["latency_ms"]["p50"] = float(np.percentile(list(lat), 50))
             data = self.encoder.encode(item.frame.index, item.frame.timestamp, item.people, meta=meta)
             self.sender.send(data)
             now = time.time()
@@ -587,6 +634,7 @@ class Pipeline:
             packet = self.encoder.last_packet
             self._emit(data, packet, people=len(item.people))
             self._latest_view = (item.frame.image, packet["people"])
+            self._stage_ms["send"].append((time.perf_counter() - t0) * 1000)
             if self._preview_writer is not None:
                 self._preview_writer.write(draw_people(item.frame.image, packet["people"], self._bones(),
                                                        self.config.kpt_threshold))
@@ -599,15 +647,14 @@ class Pipeline:
         self._latest_packet = packet
         self._people = people
         self._frames_sent += 1
-        if self._progress is not None:
-            self._progress.update(1)
         now = time.monotonic()
         if now - self._t_log >= self.config.log_every:
             self._t_log = now
             st = self.status()
-            log.info("fps %.1f | latency p50 %s ms p95 %s ms | people %d | frames %d | dropped %d | corrupt %d",
-                     st["fps"], st["latency_ms"]["p50"], st["latency_ms"]["p95"], st["people"], st["frames"],
-                     st["dropped_frames"], st["corrupt_frames"])
+            log.info("fps %.1f | latency p50 %s ms p95 %s ms | people %d | frames %d | dropped %d | corrupt %d | "
+                     "ms/frame %s", st["fps"], st["latency_ms"]["p50"], st["latency_ms"]["p95"], st["people"],
+                     st["frames"], st["dropped_frames"], st["corrupt_frames"],
+                     " ".join(f"{k} {v}" for k, v in st["stage_ms"].items() if v is not None))
 
     def _replay_loop(self) -> None:
         def send(data: bytes, packet: dict) -> None:

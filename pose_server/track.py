@@ -79,8 +79,16 @@ class Tracker:
         self.detections = 0  # detector runs, for the one-per-second budget
 
     def needs_detection(self) -> bool:
-        return (not self.tracks or self.lost_since_detection
-                or self.frames_since_detection >= max(1, self.det_interval))
+        return self.urgent() or self.frames_since_detection >= max(1, self.det_interval)
+
+    def urgent(self) -> bool:
+        """Nobody is tracked or a track was just lost: this frame's boxes must come from the detector.
+        (The periodic re-detection is not urgent: the pipeline may run it in the background.)"""
+        return not self.tracks or self.lost_since_detection
+
+    def detection_scheduled(self) -> None:
+        """A background detection started: do not ask for another one until det_interval frames pass."""
+        self.frames_since_detection = 0
 
     def boxes(self) -> tuple[list[int], np.ndarray]:
         """Ids and boxes (N,4) to run the pose model on this frame."""
@@ -88,11 +96,15 @@ class Tracker:
             return [], np.zeros((0, 4), np.float32)
         return [t.id for t in self.tracks], np.stack([t.box for t in self.tracks]).astype(np.float32)
 
-    def update_detections(self, boxes: np.ndarray, scores: np.ndarray | None = None) -> None:
-        """Match fresh detections to tracks (Hungarian on IoU), start tracks for the unmatched ones."""
+    def update_detections(self, boxes: np.ndarray, scores: np.ndarray | None = None, stale: bool = False) -> None:
+        """Match detections to tracks (Hungarian on IoU), start tracks for the unmatched ones.
+
+        `stale`: the detections come from a frame a few frames back (background detection): matched
+        tracks keep their newer keypoint boxes, and a new track only starts clear of existing ones."""
         self.detections += 1
-        self.frames_since_detection = 0
-        self.lost_since_detection = False
+        if not stale:
+            self.frames_since_detection = 0
+            self.lost_since_detection = False
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         scores = np.ones(len(boxes), np.float32) if scores is None else np.asarray(scores, np.float32)
         order = np.argsort(-scores)
@@ -103,15 +115,18 @@ class Tracker:
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols, strict=True):
                 if iou[r, c] >= self.iou_threshold:
+                    matched_dets.add(int(c))
+                    if stale:
+                        continue
                     t = self.tracks[r]
                     t.velocity = 0.5 * t.velocity + 0.5 * (boxes[c] - t.box)
                     t.box, t.score = boxes[c].copy(), float(scores[c])
-                    matched_dets.add(int(c))
             # A track the detector no longer sees is kept only while its keypoints hold it (next update).
         for c in range(len(boxes)):
             if c in matched_dets or len(self.tracks) >= self.max_people:
                 continue
-            if self.tracks and iou_matrix(boxes[c], np.stack([t.box for t in self.tracks])).max() > self.duplicate_iou:
+            clear = self.overlap_iou if stale else self.duplicate_iou
+            if self.tracks and iou_matrix(boxes[c], np.stack([t.box for t in self.tracks])).max() > clear:
                 continue
             self.tracks.append(Track(self.next_id, boxes[c].copy(), float(scores[c])))
             self.next_id += 1
