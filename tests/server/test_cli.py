@@ -110,3 +110,57 @@ def test_control_api_drives_the_pipeline(clip, tiny_checkpoint, receiver):
     finally:
         handle.stop()
         pipe.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_with_control_flag_serves_the_api(tmp_path, clip, tiny_checkpoint, receiver):
+    from pose_server.control.client import ControlClient
+
+    port = _free_port()
+    p = subprocess.Popen([sys.executable, "-m", "pose_server.cli", "run", "--source", str(clip), "--checkpoint",
+                          str(tiny_checkpoint), "--backend", "torch", "--no-quantize", "--detector", "full-frame",
+                          "--udp", receiver.target, "--realtime", "--loop", "--no-progress",
+                          "--control", f"127.0.0.1:{port}"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                with ControlClient(f"ws://127.0.0.1:{port}", timeout=2) as client:
+                    status = client.status()
+                    if status.get("frames", 0) >= 3:
+                        out = client.set_config(max_people=2)
+                        break
+            except (ConnectionError, OSError):
+                pass
+            time.sleep(0.2)
+        assert status is not None and status["running"], "control API never answered"
+        assert out["restarted"] is False and out["config"]["max_people"] == 2
+    finally:
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    assert p.returncode in (0, 130) and "Traceback" not in err
+
+
+def test_pipeline_replays_a_session_source(tmp_path, receiver):
+    from pose_server.record import Recorder
+
+    path = tmp_path / "session.jsonl"
+    with Recorder(path) as rec:
+        for i in range(6):
+            rec.write({"v": 1, "seq": 40 + i, "timestamp": 1000.0 + i / 60, "sent": 1000.0 + i / 60, "frame": i,
+                       "source": "cam", "skeleton": "coco17", "image_size": [64, 48], "people": []})
+    pipe = Pipeline(PipelineConfig(source=str(path), udp=[receiver.target]))
+    pipe.start()
+    assert pipe.wait(timeout=20)
+    got = [json.loads(d) for d in receiver.collect(idle=0.5)]
+    assert [p["frame"] for p in got] == list(range(6)) and [p["seq"] for p in got] == list(range(6))
+    assert pipe.status()["frames"] == 6 and pipe.status()["state"] == "finished"
+    assert pipe.latest_packet()["frame"] == 5
