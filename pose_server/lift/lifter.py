@@ -58,7 +58,9 @@ _REST_LENGTHS = _rest_lengths()
 # Which lengths are fitted to the performer from the image (ratio to the spine), and how far they may move.
 _FITTED = ("hip_half", "shoulder_half", "neck") + tuple(
     f"{a}-{b}" for a, b, c, _ in _LIMBS) + tuple(f"{b}-{c}" for a, b, c, _ in _LIMBS)  # fmt: skip
-_FIT_RANGE = 0.25
+# Image ratios are lower bounds (foreshortening only shortens), so the fit may lengthen a bone a lot
+# but shorten it only a little below the adult prior.
+_FIT_RANGE = (0.9, 1.25)
 _VERTICAL = tuple(f"{a}-{b}" for a, b, c, k in _LIMBS if k == "leg") + tuple(
     f"{b}-{c}" for a, b, c, k in _LIMBS if k == "leg")  # fmt: skip
 
@@ -184,7 +186,7 @@ class Lifter:
                 ratios[name] = prior
                 continue
             # The 90th percentile of the image ratio: the moments the bone is most parallel to the image.
-            ratio = float(np.clip(np.percentile(col, 90), prior * (1 - _FIT_RANGE), prior * (1 + _FIT_RANGE)))
+            ratio = float(np.clip(np.percentile(col, 90), prior * _FIT_RANGE[0], prior * _FIT_RANGE[1]))
             ratios[name] = prior + weight * (ratio - prior)
         # Proportions from the image, absolute scale from the height: keep the vertical chain's length.
         chain = lambda r: r["spine"] + r["neck"] + 0.5 * sum(r[k] for k in _VERTICAL)  # noqa: E731

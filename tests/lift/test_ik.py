@@ -1,0 +1,107 @@
+"""Analytic IK: rest pose, round trips through forward kinematics, joint limits, quaternion conventions."""
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from pose_server.ik import JOINT_LIMITS_DEG, fk_joints, forward_rotations, solve_rotations
+from pose_server.lift.skeleton3d import CANONICAL_BONES, REST_JOINTS, REST_ROTATIONS, J, bone_endpoints
+from pose_server.lift.synthetic import walk
+
+B = {b: i for i, b in enumerate(CANONICAL_BONES)}
+
+
+def quats_from_rotvec(rv: np.ndarray) -> np.ndarray:
+    q = Rotation.from_rotvec(rv).as_quat()
+    return np.concatenate([q[:, 3:], q[:, :3]], axis=1)
+
+
+def random_pose(rng: np.random.Generator) -> np.ndarray:
+    """Local rotations inside the IK's limits: trunk within its cones, hinge-only elbows/knees bent 15-120 deg."""
+    rv = rng.normal(0, 0.25, (12, 3))
+    rv[B["hips"]] = Rotation.from_euler("zx", [rng.uniform(-np.pi, np.pi), rng.uniform(-0.3, 0.3)]).as_rotvec()
+    for hinge in ("forearm.L", "forearm.R", "shin.L", "shin.R"):
+        rv[B[hinge]] = [rng.uniform(0.25, 2.1), 0.0, 0.0]
+    return quats_from_rotvec(rv)
+
+
+def test_rest_pose_is_identity():
+    q = solve_rotations(REST_JOINTS)
+    assert q.shape == (12, 4) and q.dtype == np.float32
+    np.testing.assert_allclose(q, np.tile([1, 0, 0, 0], (12, 1)), atol=1e-6)
+    np.testing.assert_allclose(fk_joints(q), REST_JOINTS, atol=1e-9)
+    world = forward_rotations(q)
+    for b, name in enumerate(CANONICAL_BONES):
+        np.testing.assert_allclose(world[b], REST_ROTATIONS[name], atol=1e-6)
+
+
+def test_rest_frames_follow_blender_convention():
+    """Local Y runs head to tail; elbows and knees hinge about local X (flexion = +X rotation)."""
+    ends = bone_endpoints(REST_JOINTS)
+    for name, (head, tail) in ends.items():
+        y = REST_ROTATIONS[name][:, 1]
+        np.testing.assert_allclose(y, (tail - head) / np.linalg.norm(tail - head), atol=1e-9)
+        assert np.linalg.det(REST_ROTATIONS[name]) == pytest.approx(1.0)
+    # flexing the left elbow by +90 deg about local X swings the forearm forwards (-Y)
+    q = np.tile([1.0, 0, 0, 0], (12, 1))
+    q[B["forearm.L"]] = quats_from_rotvec(np.array([[np.pi / 2, 0, 0]]))[0]
+    wrist = fk_joints(q)[J["l_wrist"]] - REST_JOINTS[J["l_elbow"]]
+    np.testing.assert_allclose(wrist / np.linalg.norm(wrist), [0, -1, 0], atol=1e-9)
+    # flexing the knee swings the shin backwards (+Y)
+    q[B["shin.L"]] = quats_from_rotvec(np.array([[np.pi / 2, 0, 0]]))[0]
+    ankle = fk_joints(q)[J["l_ankle"]] - REST_JOINTS[J["l_knee"]]
+    np.testing.assert_allclose(ankle / np.linalg.norm(ankle), [0, 1, 0], atol=1e-9)
+
+
+def test_round_trip_random_poses():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        q = random_pose(rng)
+        joints = fk_joints(q, pelvis=rng.normal(0, 1, 3))
+        q2 = solve_rotations(joints)
+        np.testing.assert_allclose(np.linalg.norm(q2, axis=1), 1.0, atol=1e-5)
+        assert np.all(q2[:, 0] >= 0)  # canonical hemisphere
+        np.testing.assert_allclose(fk_joints(q2, pelvis=joints[[J["l_hip"], J["r_hip"]]].mean(0)), joints, atol=2e-3)
+
+
+def test_bone_directions_reproduced_on_a_walk():
+    joints, _ = walk(seconds=2.0, height=1.6)
+    for frame in joints[::5]:
+        world = forward_rotations(solve_rotations(frame))
+        for name, (head, tail) in bone_endpoints(frame).items():
+            if name in ("hips", "head"):
+                continue  # their Y is not a joint direction
+            d = (tail - head) / np.linalg.norm(tail - head)
+            angle = np.degrees(np.arccos(np.clip(world[B[name]][:, 1] @ d, -1, 1)))
+            assert angle < 0.5, name
+
+
+def test_knee_cannot_hyperextend_and_elbow_flex_is_capped():
+    joints = REST_JOINTS.copy()
+    joints[J["l_knee"]] = [0.095, 0.0, 0.49]
+    joints[J["l_ankle"]] = [0.095, -0.3, 0.2]  # shin bent forwards: a knee bending the wrong way
+    joints[J["r_elbow"]] = [-0.47, 0.0, 1.44]
+    joints[J["r_wrist"]] = [-0.22, -0.005, 1.44]  # forearm folded back onto the upper arm (180 deg)
+    q = solve_rotations(joints)
+    world = forward_rotations(q)
+    shin = Rotation.from_quat(np.roll(q[B["shin.L"]], -1))
+    forearm = Rotation.from_quat(np.roll(q[B["forearm.R"]], -1))
+    # hinge about local X only, inside [0, max flexion]
+    for rot, limit in ((shin, JOINT_LIMITS_DEG["knee_flex"]), (forearm, JOINT_LIMITS_DEG["elbow_flex"])):
+        rv = rot.as_rotvec()
+        assert abs(rv[1]) < 1e-6 and abs(rv[2]) < 1e-6
+        assert -1e-6 <= np.degrees(rv[0]) <= limit + 1e-4
+    assert np.degrees(forearm.magnitude()) == pytest.approx(JOINT_LIMITS_DEG["elbow_flex"], abs=1e-3)
+    # the hyperextended knee is limited by the thigh's twist limit: the shin never points forwards of the thigh
+    thigh_z = world[B["thigh.L"]][:, 2]
+    shin_y = world[B["shin.L"]][:, 1]
+    assert shin_y @ thigh_z >= -1e-6
+
+
+def test_bad_input_is_rejected_with_a_clear_message():
+    with pytest.raises(ValueError, match=r"\(17, 3\)"):
+        solve_rotations(np.zeros((16, 3)))
+    bad = REST_JOINTS.copy()
+    bad[J["l_elbow"]] = bad[J["l_shoulder"]]
+    with pytest.raises(ValueError, match="coincide"):
+        solve_rotations(bad)

@@ -1,0 +1,106 @@
+"""Monocular lifting on a procedural walker seen through a pinhole camera (noise-free and noisy)."""
+
+import numpy as np
+import pytest
+
+from pose_server.filters import KeypointFilter
+from pose_server.lift import Lifter
+from pose_server.lift.camera import PinholeCamera
+from pose_server.lift.skeleton3d import LIMB_SEGMENTS, RIGID_SEGMENTS, J, segment_lengths
+from pose_server.lift.synthetic import walk
+
+IMAGE = (1280, 720)
+HEIGHT = 1.68
+
+
+def scene(azimuth: float, seconds: float = 4.0):
+    joints, _ = walk(seconds=seconds, height=HEIGHT, speed=1.0)
+    target = np.array([*joints[:, :, :2].mean((0, 1)), 1.0])
+    cam = PinholeCamera.orbit(IMAGE, target, azimuth, distance=6.0, height=1.0)
+    return cam.project(joints), cam.level_world(joints)
+
+
+def run(px: np.ndarray, scores: np.ndarray | None = None, filt: KeypointFilter | None = None, **kw) -> np.ndarray:
+    lifter = Lifter(IMAGE, height_m=HEIGHT, **kw)
+    out = []
+    for i, p in enumerate(px):
+        s = np.ones(17) if scores is None else scores[i]
+        if filt is not None:
+            p, s, _ = filt(p, s, i / 30)
+        out.append(lifter(p, s, i / 30))
+    return np.array(out, dtype=np.float64)
+
+
+def root_relative(a: np.ndarray) -> np.ndarray:
+    return a - 0.5 * (a[:, [J["l_hip"]]] + a[:, [J["r_hip"]]])
+
+
+@pytest.mark.parametrize("azimuth", [0.0, 45.0, 90.0])
+def test_noise_free_walk_is_lifted_accurately(azimuth):
+    px, gt = scene(azimuth)
+    pred = run(px)
+    err = np.linalg.norm(root_relative(pred) - root_relative(gt), axis=-1)
+    assert err.mean() < 0.08, f"MPJPE {err.mean() * 1000:.0f} mm"
+    assert np.median(err) < 0.06
+    # bones keep their length
+    lengths = segment_lengths(pred, RIGID_SEGMENTS)
+    cv = lengths.std(0) / lengths.mean(0)  # includes the first frames, while proportions are being fitted
+    assert cv.mean() < 0.02 and cv.max() < 0.03
+    # output frame: Z up, standing on the floor, facing -Y in a front view
+    feet = [J["l_ankle"], J["r_ankle"]]
+    assert abs(pred[:, feet, 2].min(1).mean() - gt[:, feet, 2].min(1).mean()) < 0.05
+    head_up = pred[:, J["nose"], 2] - pred[:, J["l_ankle"], 2]
+    assert np.all(head_up > 1.0)
+
+
+def test_depth_signs_are_continuous():
+    px, gt = scene(45.0)
+    pred = run(px)
+    for a, b in LIMB_SEGMENTS:
+        dz_p = pred[:, b, 1] - pred[:, a, 1]
+        dz_g = gt[:, b, 1] - gt[:, a, 1]
+        length = np.linalg.norm(gt[:, b] - gt[:, a], axis=-1)
+        wrong = (np.sign(dz_p) != np.sign(dz_g)) & (np.abs(dz_g) > 0.3 * length)
+        run_len = best = 0
+        for w in wrong:
+            run_len = run_len + 1 if w else 0
+            best = max(best, run_len)
+        assert best <= 3, f"segment {a}-{b}: wrong depth sign for {best} frames in a row"
+
+
+def test_front_view_faces_minus_y():
+    px, _ = scene(0.0, seconds=1.0)
+    pred = run(px)[-1]
+    left = pred[J["l_shoulder"]] - pred[J["r_shoulder"]]
+    up = pred[J["nose"]] - pred[[J["l_hip"], J["r_hip"]]].mean(0)
+    forward = np.cross(left, up)
+    assert forward[1] < -0.8 * np.linalg.norm(forward)
+
+
+def test_noisy_detections_through_the_filter():
+    px, gt = scene(45.0)
+    rng = np.random.default_rng(0)
+    noisy = px + rng.normal(0, 2.0, px.shape)
+    scores = np.full((len(px), 17), 0.9)
+    scores[40:44, J["l_wrist"]] = 0.05  # a dropped wrist
+    noisy[40:44, J["l_wrist"]] += 80.0
+    pred = run(noisy, scores, KeypointFilter(17, 2))
+    err = np.linalg.norm(root_relative(pred) - root_relative(gt), axis=-1)
+    assert err.mean() < 0.11
+    assert err[40:44, J["l_wrist"]].max() < 0.25  # held, not thrown to the detector's guess
+    lengths = segment_lengths(pred, LIMB_SEGMENTS)
+    cv = lengths.std(0) / lengths.mean(0)
+    assert cv.mean() < 0.02 and cv.max() < 0.03
+
+
+def test_waits_for_the_torso_and_rejects_bad_input():
+    lifter = Lifter(IMAGE)
+    px, _ = scene(0.0, seconds=0.2)
+    scores = np.ones(17)
+    scores[J["l_hip"]] = 0.0
+    assert lifter(px[0], scores, 0.0) is None
+    assert lifter(px[0], np.ones(17), 0.033) is not None
+    with pytest.raises(ValueError, match="COCO-17"):
+        lifter(np.zeros((133, 2)), np.ones(133), 0.1)
+    with pytest.raises(ValueError, match="height_m"):
+        Lifter(IMAGE, height_m=175)
