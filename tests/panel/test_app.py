@@ -31,6 +31,14 @@ def panel(url: str, monkeypatch) -> AppTest:
     return at
 
 
+def chart(at: AppTest, first_trace: str) -> dict:
+    """The plotly figure whose first trace has this name."""
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    found = [f for f in figures if f["data"] and f["data"][0].get("name") == first_trace]
+    assert len(found) == 1, [f["data"][0].get("name") for f in figures if f["data"]]
+    return found[0]
+
+
 def texts(elements) -> list[str]:
     return [e.value for e in elements]
 
@@ -42,10 +50,9 @@ def test_live_view_shows_status_preview_and_charts(live, monkeypatch):
     assert float(metrics["FPS"]) > 0
     assert metrics["Recording"] == "off"
     assert len(at.image) == 1  # the preview JPEG from the server
-    charts = at.get("plotly_chart")
-    assert len(charts) >= 2
-    fps = json.loads(charts[0].proto.spec)
-    assert fps["data"][0]["name"] == "fps" and len(fps["data"][0]["y"]) == 1
+    fps = chart(at, "fps")
+    assert len(fps["data"][0]["y"]) == 1
+    assert [t["name"] for t in chart(at, "latency p50 (ms)")["data"]] == ["latency p50 (ms)", "latency p95 (ms)"]
     assert not at.error
     caption = " ".join(texts(at.caption))
     assert "vitpose_tiny.pth" in caption and "torch" in caption
@@ -54,7 +61,7 @@ def test_live_view_shows_status_preview_and_charts(live, monkeypatch):
     assert Path(at.sidebar.selectbox(key="w_checkpoint").value).name == "vitpose_tiny.pth"
     assert at.sidebar.text_area(key="w_udp").value == "\n".join(live[0].config.udp)
     at.run()  # the history grows with every refresh
-    assert len(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["y"]) == 2
+    assert len(chart(at, "fps")["data"][0]["y"]) == 2
 
 
 def test_apply_changes_smoothing_live(live, monkeypatch):
