@@ -31,6 +31,7 @@ MAX_STRING = 256
 MAX_META = 32
 MAX_LATENCY_KEYS = 16
 MAX_LATENCY_MS = 1e6
+KEEP_META = ("token",)  # never shed: the add-on rejects packets without its token (blender_addon/core/receiver.py)
 
 # Decimal places on the wire: 0.1 px, 1 mm, 0.01 confidence, 1e-3 quaternion, 1 us timestamps.
 # A quaternion step of 1e-3 is ~0.11 degrees, ~1 mm at the tip of a 0.5 m bone: the precision of joints_3d.
@@ -265,8 +266,9 @@ class PacketEncoder:
             "image_size": self.image_size,
             "people": persons,
         }
-        data = _dumps(packet)
         meta_out = _meta(meta)
+        kept = {k: meta_out[k] for k in KEEP_META if k in meta_out} if meta_out else {}
+        data = _dumps({**packet, "meta": kept} if kept else packet)
         if meta_out is not None:
             with_meta = _dumps({**packet, "meta": meta_out})
             # meta is best effort: it never costs a packet its single-datagram size (docs/protocol.md)
@@ -274,6 +276,8 @@ class PacketEncoder:
                 packet["meta"], data = meta_out, with_meta
             else:
                 self.meta_dropped += 1
+                if kept:
+                    packet["meta"] = kept
         if len(data) > self.max_bytes:
             raise PacketTooLarge(
                 f"packet of {len(data)} bytes exceeds the {self.max_bytes}-byte datagram limit "

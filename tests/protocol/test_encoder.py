@@ -236,6 +236,8 @@ def test_meta_is_dropped_rather_than_break_the_budget() -> None:
     assert len(data) <= SINGLE_FRAME_BUDGET and "meta" not in json.loads(data) and enc.meta_dropped == 1
     data = enc.encode(1, 1.0, [], big_meta)  # small packet: meta fits and is kept
     assert json.loads(data)["meta"]["note0"] == "x" * 40 and enc.meta_dropped == 1
+    data = enc.encode(2, 1.0, [_worst_case_person(True)], {**big_meta, "token": "s3cret"})
+    assert json.loads(data)["meta"] == {"token": "s3cret"} and enc.meta_dropped == 2  # the token is never shed
     wb = PacketEncoder("cam", "wholebody133", (640, 480))
     data = wb.encode(0, 1.0, [_person(1, 133)], big_meta)  # over the budget anyway: meta costs nothing extra
     assert "meta" in json.loads(data) and wb.meta_dropped == 0
