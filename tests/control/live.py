@@ -34,6 +34,13 @@ def make_clip(path: Path, frames: int = 30, size: tuple[int, int] = (192, 144), 
     return path
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def udp_socket() -> tuple[socket.socket, str]:
     """A bound UDP receiver on loopback and its "host:port"."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

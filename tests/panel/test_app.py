@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -12,14 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pose_server.control.server import serve_in_thread
+from tests.control.live import free_port
 
 APP = str(Path(__file__).resolve().parents[2] / "pose_server/panel/app.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def panel(url: str, monkeypatch) -> AppTest:

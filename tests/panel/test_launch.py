@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from tests.control.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,9 +23,7 @@ def health(port: int) -> bytes | None:
 
 
 def test_launch_serves_the_panel_and_stops_with_it():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     code = f"from pose_server.panel import launch; raise SystemExit(launch(['--port', '{port}']))"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
