@@ -172,8 +172,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         pipeline.start()
         while not stop.is_set():
-            if pipeline.wait(timeout=0.2) and control is None:
-                break  # the source ended; with a control API the server stays up for the next start
+            if pipeline.wait(timeout=0.2):
+                if control is None:
+                    break
+                stop.wait(0.2)  # the source ended; with a control API the server stays up for the next start
     except KeyboardInterrupt:
         log.info("interrupted: stopping")
     finally:

@@ -307,8 +307,10 @@ class Pipeline:
                         "message": f"restarted the pipeline to apply {', '.join(restart_keys)}"}
             self._apply_live(old, new, changed)
             self.config = new
-            return {"applied": changed, "restarted": False,
-                    "message": "applied live" if changed else "nothing changed"}
+            message = "nothing changed"
+            if changed:
+                message = "applied live" if self.running else "saved; used from the next start"
+            return {"applied": changed, "restarted": False, "message": message}
 
     def latest_packet(self) -> dict | None:
         return self._latest_packet
@@ -590,8 +592,9 @@ class Pipeline:
                     person.update(self._lift_person(sig, pts, sc, item.media_t))
                 people.append(person)
             # Forget tracks not seen for a second: their filters would only drag stale state along.
-            for tid in [t for t, s in self._signals.items() if item.media_t - s.last_seen > 1.0]:
-                del self._signals[tid]
+            signals = self._signals  # (lift_3d may swap the dict from another thread)
+            for tid in [t for t, sig in list(signals.items()) if item.media_t - sig.last_seen > 1.0]:
+                signals.pop(tid, None)
             item.people = people
             self._stage_ms["signal"].append((time.perf_counter() - t0) * 1000)
             self._put(qout, item, newest_only=live)
@@ -626,6 +629,9 @@ class Pipeline:
                     "latency_ms": {"infer": round(item.infer_ms, 1)}}
             if lat:
                 meta["latency_ms"]["p50"] = float(np.percentile(list(lat), 50))
+            h, w = item.frame.image.shape[:2]
+            if self.encoder.image_size != [w, h]:  # image folders and some streams only tell their size per frame
+                self.encoder.image_size = [w, h]
             data = self.encoder.encode(item.frame.index, item.frame.timestamp, item.people, meta=meta)
             self.sender.send(data)
             now = time.time()

@@ -73,7 +73,9 @@ def test_corrupt_frames_skipped_and_counted_by_the_pipeline(tmp_path, tiny_check
     assert pipe.wait(timeout=60)
     status = pipe.status()
     assert status["corrupt_frames"] == 2 and status["frames"] == 4 and status["error"] is None
-    assert [json.loads(d)["frame"] for d in receiver.collect(idle=0.5)] == [0, 1, 3, 5]
+    packets = [json.loads(d) for d in receiver.collect(idle=0.5)]
+    assert [p["frame"] for p in packets] == [0, 1, 3, 5]
+    assert all(p["image_size"] == [160, 120] for p in packets)
 
 
 def test_video_file_every_frame_in_order_and_realtime_pacing(clip):
