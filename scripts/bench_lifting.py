@@ -146,6 +146,54 @@ def run_case(
     }  # fmt: skip
 
 
+def ikpy_leg_chain(lengths: tuple[float, float]) -> object:
+    """The left leg as an ikpy chain (hip: 3 revolute axes, knee: 1, bounded to bend one way), rest pose straight
+    down from the origin."""
+    from ikpy.chain import Chain
+    from ikpy.link import OriginLink, URDFLink
+
+    zero = np.zeros(3)
+    links = [
+        OriginLink(),
+        URDFLink("hip_x", zero, zero, rotation=np.array([1.0, 0, 0])),
+        URDFLink("hip_y", zero, zero, rotation=np.array([0, 1.0, 0])),
+        URDFLink("hip_z", zero, zero, rotation=np.array([0, 0, 1.0])),
+        URDFLink("knee", np.array([0, 0, -lengths[0]]), zero, rotation=np.array([1.0, 0, 0]), bounds=(0.0, 2.6)),
+        URDFLink("ankle", np.array([0, 0, -lengths[1]]), zero, rotation=np.array([1.0, 0, 0]), bounds=(0.0, 0.0)),
+    ]
+    return Chain(links, active_links_mask=[False, True, True, True, True, False])
+
+
+def compare_ikpy(gt: np.ndarray, frames: int = 40) -> str:
+    """Median time and position error of ikpy vs the analytic solver on one leg (the ankle as target)."""
+    from pose_server.ik import fk_joints
+
+    hip, knee, ankle = J["l_hip"], J["l_knee"], J["l_ankle"]
+    lengths = (float(np.linalg.norm(REST_JOINTS[knee] - REST_JOINTS[hip])),
+               float(np.linalg.norm(REST_JOINTS[ankle] - REST_JOINTS[knee])))  # fmt: skip
+    chain = ikpy_leg_chain(lengths)
+    t_ikpy, t_ours, e_ikpy, e_ours = [], [], [], []
+    for frame in gt[:: max(1, len(gt) // frames)][:frames]:
+        scale = np.linalg.norm(frame[knee] - frame[hip]) + np.linalg.norm(frame[ankle] - frame[knee])
+        target = (frame[ankle] - frame[hip]) * (sum(lengths) / scale)  # the rest skeleton's leg, same direction
+        t0 = time.perf_counter()
+        angles = chain.inverse_kinematics(target)
+        t1 = time.perf_counter()
+        e_ikpy.append(np.linalg.norm(chain.forward_kinematics(angles)[:3, 3] - target))
+        t2 = time.perf_counter()
+        q = solve_rotations(frame.astype(np.float32))
+        t3 = time.perf_counter()
+        joints = fk_joints(q)
+        e_ours.append(np.linalg.norm((joints[ankle] - joints[hip]) - target))
+        t_ikpy.append(t1 - t0)
+        t_ours.append(t3 - t2)
+    return (
+        f"ikpy (one leg, 4 DOF, scipy optimiser): {np.median(t_ikpy) * 1000:.2f} ms/limb, ankle error "
+        f"{np.median(e_ikpy) * 1000:.1f} mm median; analytic (all 12 bones): {np.median(t_ours) * 1000:.2f} ms/frame, "
+        f"ankle error {np.median(e_ours) * 1000:.1f} mm median"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bvh", nargs="+", required=True, type=Path, help="CMU-style BVH files in metres")
@@ -154,6 +202,7 @@ def main() -> None:
     ap.add_argument("--views", nargs="+", default=list(VIEWS), choices=list(VIEWS))
     ap.add_argument("--default-height", action="store_true", help="do not tell the lifter the performer's height")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ikpy", action="store_true", help="also time ikpy against the analytic IK on one leg")
     ap.add_argument("--min-cutoff", type=float, default=KeypointFilter().min_cutoff, help="2D One Euro min cutoff")
     ap.add_argument("--beta", type=float, default=KeypointFilter().beta, help="2D One Euro beta (per px/s)")
     ap.add_argument("--lift-min-cutoff", type=float, default=LIFT_DEFAULTS["min_cutoff"], help="3D smoothing")
@@ -191,6 +240,8 @@ def main() -> None:
         )
     for path, (_, _, height) in clips.items():
         print(f"{path.stem}: performer height given to the lifter {height:.3f} m")
+    if args.ikpy:
+        print(compare_ikpy(next(iter(clips.values()))[0]))
 
 
 if __name__ == "__main__":

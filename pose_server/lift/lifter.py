@@ -33,6 +33,9 @@ _LIMBS = (  # (root, middle, end, kind)
     (J["r_hip"], J["r_knee"], J["r_ankle"], "leg"),
 )
 _FACE = (J["nose"], J["l_eye"], J["r_eye"], J["l_ear"], J["r_ear"])
+_LIMB_BONES = tuple((p, c, f"{p}-{c}") for a, b, c, _ in _LIMBS for p, c in ((a, b), (b, c)))
+_LIMB_PARENT = [p for p, _, _ in _LIMB_BONES]
+_LIMB_CHILD = [c for _, c, _ in _LIMB_BONES]
 
 
 def _rest_lengths() -> dict[str, float]:
@@ -276,25 +279,26 @@ class Lifter:
         ms_ray = rays[_LS] + rays[_RS]
         ms_ray /= np.linalg.norm(ms_ray)
         s_n, s_f, _ = _taylor(pelvis, ms_ray, L["spine"])
-        states, emission = [], []
+        states = []
         for sp in (s_n, s_f):
             sl_n, sl_f, _ = _taylor(sp, rays[_LS], L["shoulder_half"])
             sr_n, sr_f, _ = _taylor(sp, rays[_RS], L["shoulder_half"])
             for ls, rs in ((sl_n, sr_f), (sl_f, sr_n)):
                 for lh, rh in hip_opts:
-                    spine_dir = (sp - pelvis) / L["spine"]
-                    sh_dir = (ls - rs) / (2 * L["shoulder_half"])
-                    hip_dir = (lh - rh) / (2 * L["hip_half"])
-                    fwd = np.cross(sh_dir + hip_dir, spine_dir)
-                    fwd /= np.linalg.norm(fwd) + 1e-9
-                    cost = 8.0 * (1.0 - float(spine_dir @ up))  # upright
-                    cost += 1.0 * (1.0 - float(sh_dir @ hip_dir))  # shoulders roughly parallel to hips
-                    if face_x is not None:
-                        cost += 2.0 * ((face_x - fwd[0] * face_fwd) / 0.05) ** 2
-                    states.append(np.stack([ls, rs, lh, rh]))
-                    emission.append(cost)
-        pts = np.array(states)
-        pick = self._track("torso", np.array(emission), pts - pelvis)
+                    states.append((ls, rs, lh, rh, sp))
+        cand = np.array(states)  # (8, 5, 3): l/r shoulder, l/r hip, mid-shoulder
+        spine_dir = (cand[:, 4] - pelvis) / L["spine"]
+        sh_dir = (cand[:, 0] - cand[:, 1]) / (2 * L["shoulder_half"])
+        hip_dir = (cand[:, 2] - cand[:, 3]) / (2 * L["hip_half"])
+        emission = 8.0 * (1.0 - spine_dir @ up)  # upright
+        emission += 1.0 * (1.0 - np.sum(sh_dir * hip_dir, axis=1))  # shoulders roughly parallel to the hips
+        if face_x is not None:
+            fwd = np.cross(sh_dir + hip_dir, spine_dir)
+            fwd /= np.linalg.norm(fwd, axis=1, keepdims=True) + 1e-9
+            emission += 2.0 * ((face_x - fwd[:, 0] * face_fwd) / 0.05) ** 2
+        states = cand[:, :4]
+        pts = states
+        pick = self._track("torso", emission, pts - pelvis)
         out[[_LS, _RS, _LH, _RH]] = pts[pick]
         mid_sh = 0.5 * (out[_LS] + out[_RS])
         # Facing direction of the chest (left x up), used by the limb and face priors.
@@ -390,15 +394,16 @@ class Lifter:
             out[c] = pelvis + pred[c] if pred is not None else root
             return None
         side = 1.0 if a in (_LS, _LH) else -1.0
-        states, emission = [], []
+        mids, ends = [], []
         for mid in _taylor(root, rays[b], L[f"{a}-{b}"])[:2]:
-            ends = _taylor(mid, rays[c], L[f"{b}-{c}"])[:2] if ok[c] else (None,)
-            for end in ends:
-                emission.append(self._limb_prior(kind, side, root, mid, end, *ctx))
-                if end is None:
+            for end in _taylor(mid, rays[c], L[f"{b}-{c}"])[:2] if ok[c] else (None,):
+                mids.append(mid)
+                if end is None:  # end joint missing: carry it rigidly with the middle joint
                     end = mid + pred[c] - pred[b] if pred is not None else mid
-                states.append(np.stack([mid, end]))
-        return np.array(states), np.array(emission)
+                ends.append(end)
+        mids_a, ends_a = np.array(mids), np.array(ends)
+        emission = self._limb_prior(kind, side, root, mids_a, ends_a if ok[c] else None, *ctx)
+        return np.stack([mids_a, ends_a], axis=1), emission
 
     def _limb_prior(
         self,
@@ -410,36 +415,37 @@ class Lifter:
         mid_sh: np.ndarray,
         forward: np.ndarray,
         left_u: np.ndarray,
-    ) -> float:
-        """Anatomical plausibility of one depth choice of a two-bone limb (0 = plausible)."""
+    ) -> np.ndarray:
+        """Anatomical implausibility (0 = plausible) of S depth choices of a two-bone limb: mid, end (S, 3)."""
+        relu = lambda v: np.maximum(v, 0.0)  # noqa: E731
         u1 = mid - root
-        u1 = u1 / np.linalg.norm(u1)
-        lat1 = side * float(u1 @ left_u)  # > 0: outwards
-        cost = 0.3 * float(u1 @ forward) ** 2  # without history: limbs near the body plane
+        u1 = u1 / (np.linalg.norm(u1, axis=1, keepdims=True) + 1e-9)
+        lat1 = side * (u1 @ left_u)  # > 0: outwards
+        cost = 0.3 * (u1 @ forward) ** 2  # without history: limbs near the body plane
         if kind == "leg":
-            cost += 3.0 * (max(0.0, lat1 - 0.35) ** 2 + max(0.0, -lat1 - 0.25) ** 2)
+            cost += 3.0 * (relu(lat1 - 0.35) ** 2 + relu(-lat1 - 0.25) ** 2)
         else:
             off = mid - mid_sh
-            inside = self.lengths["shoulder_half"] * 0.8 - side * float(off @ left_u)
-            if inside > 0 and abs(float(off @ forward)) < 0.08:  # the elbow inside the chest
-                cost += 3.0 * (inside / 0.1) ** 2
+            inside = self.lengths["shoulder_half"] * 0.8 - side * (off @ left_u)
+            in_chest = (inside > 0) & (np.abs(off @ forward) < 0.08)  # the elbow inside the chest
+            cost += np.where(in_chest, 3.0 * (inside / 0.1) ** 2, 0.0)
         if end is None:
             return cost
         u2 = end - mid
-        u2 = u2 / np.linalg.norm(u2)
-        lat2 = side * float(u2 @ left_u)
-        bend = u2 - (u2 @ u1) * u1  # where the lower bone bends towards
-        fb = float(bend @ forward)
+        u2 = u2 / (np.linalg.norm(u2, axis=1, keepdims=True) + 1e-9)
+        lat2 = side * (u2 @ left_u)
+        bend = u2 - np.sum(u2 * u1, axis=1, keepdims=True) * u1  # where the lower bone bends towards
+        fb = bend @ forward
         if kind == "leg":
-            cost += 3.0 * max(0.0, fb) ** 2  # knees bend backwards
-            cost += 3.0 * (max(0.0, lat2 - 0.3) ** 2 + max(0.0, -lat2 - 0.3) ** 2)
+            cost += 3.0 * relu(fb) ** 2  # knees bend backwards
+            cost += 3.0 * (relu(lat2 - 0.3) ** 2 + relu(-lat2 - 0.3) ** 2)
             if self.floor is not None:  # an ankle cannot be below the floor
                 ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
-                below = ankle_h - 0.02 - (float(end @ self.up_cam) + self.floor)
-                cost += 20.0 * max(0.0, below / 0.05) ** 2
+                below = ankle_h - 0.02 - (end @ self.up_cam + self.floor)
+                cost += 20.0 * relu(below / 0.05) ** 2
         else:
-            cost += 3.0 * max(0.0, -fb) ** 2  # elbows bend forwards
-            cost += 2.0 * max(0.0, lat2 - 0.5) ** 2
+            cost += 3.0 * relu(-fb) ** 2  # elbows bend forwards
+            cost += 2.0 * relu(lat2 - 0.5) ** 2
         return cost
 
     def _calibrate_world(self, rays: np.ndarray, depth: float, ok: np.ndarray) -> None:
@@ -498,21 +504,23 @@ class Lifter:
     def _rigid(self, rel: np.ndarray) -> np.ndarray:
         """Give every bone its length again (smoothing and image noise stretch them), keeping directions."""
         L = self.lengths
-        out = np.empty_like(rel)
-
-        def unit(v: np.ndarray) -> np.ndarray:
-            return v / (np.linalg.norm(v) + 1e-9)
-
-        hip = unit(rel[_LH] - rel[_RH]) * L["hip_half"]
-        out[_LH], out[_RH] = hip, -hip
-        mid_sh = unit(0.5 * (rel[_LS] + rel[_RS])) * L["spine"]
-        sh = unit(rel[_LS] - rel[_RS]) * L["shoulder_half"]
-        out[_LS], out[_RS] = mid_sh + sh, mid_sh - sh
-        for a, b, c, _ in _LIMBS:
-            out[b] = out[a] + unit(rel[b] - rel[a]) * L[f"{a}-{b}"]
-            out[c] = out[b] + unit(rel[c] - rel[b]) * L[f"{b}-{c}"]
+        mid_sh_raw = 0.5 * (rel[_LS] + rel[_RS])
         mid_ear_raw = 0.5 * (rel[J["l_ear"]] + rel[J["r_ear"]])
-        mid_ear = mid_sh + unit(mid_ear_raw - 0.5 * (rel[_LS] + rel[_RS])) * L["neck"]
-        for k in _FACE:
-            out[k] = mid_ear + unit(rel[k] - mid_ear_raw) * L[f"face{k}"]
+        vecs = np.concatenate(
+            [
+                [rel[_LH] - rel[_RH], mid_sh_raw, rel[_LS] - rel[_RS], mid_ear_raw - mid_sh_raw],
+                rel[_LIMB_CHILD] - rel[_LIMB_PARENT],
+                rel[list(_FACE)] - mid_ear_raw,
+            ]
+        )
+        dirs = vecs / (np.sqrt(np.einsum("ij,ij->i", vecs, vecs))[:, None] + 1e-9)
+        out = np.empty_like(rel)
+        out[_LH], out[_RH] = dirs[0] * L["hip_half"], -dirs[0] * L["hip_half"]
+        mid_sh = dirs[1] * L["spine"]
+        out[_LS], out[_RS] = mid_sh + dirs[2] * L["shoulder_half"], mid_sh - dirs[2] * L["shoulder_half"]
+        for i, (p, c, name) in enumerate(_LIMB_BONES):
+            out[c] = out[p] + dirs[4 + i] * L[name]
+        mid_ear = mid_sh + dirs[3] * L["neck"]
+        for i, k in enumerate(_FACE):
+            out[k] = mid_ear + dirs[12 + i] * L[f"face{k}"]
         return out
