@@ -90,11 +90,12 @@ class ControlClient(_Requests):
         except (OSError, InvalidStatus, TimeoutError) as e:
             raise _refusal(url, e) from None
 
-    def request(self, cmd: str, **args: Any) -> dict[str, Any]:
-        """Send one command and return its "result"; raises ControlError on an error reply."""
+    def request(self, cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
+        """Send one command and return its "result"; raises ControlError on an error reply.
+        timeout overrides the client's for slow commands (a restart may load a model)."""
         req_id, text = self._encode(cmd, args)
         self.ws.send(text)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             result = self._match(self.ws.recv(timeout=max(0.0, deadline - time.monotonic())), req_id)
             if result is not None:
@@ -116,8 +117,8 @@ class ControlClient(_Requests):
     def config(self) -> dict[str, Any]:
         return self.request("get_config")["config"]
 
-    def set_config(self, **changes: Any) -> dict[str, Any]:
-        return self.request("set_config", changes=changes)
+    def set_config(self, timeout: float | None = None, **changes: Any) -> dict[str, Any]:
+        return self.request("set_config", timeout=timeout, changes=changes)
 
     def preview(self, max_width: int = 640) -> bytes | None:
         r = self.request("get_preview", max_width=max_width)
@@ -156,10 +157,10 @@ class AsyncControlClient(_Requests):
     async def __aexit__(self, *exc: object) -> None:
         await self.ws.close()
 
-    async def request(self, cmd: str, **args: Any) -> dict[str, Any]:
+    async def request(self, cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
         req_id, text = self._encode(cmd, args)
         await self.ws.send(text)
-        async with asyncio.timeout(self.timeout):
+        async with asyncio.timeout(self.timeout if timeout is None else timeout):
             while True:
                 result = self._match(await self.ws.recv(), req_id)
                 if result is not None:

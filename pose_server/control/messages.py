@@ -210,12 +210,12 @@ def parse_request(raw: str | bytes) -> Request:
     if not isinstance(msg, dict):
         got = type(msg).__name__
         raise ProtocolError("not_an_object", f'a message is a JSON object like {{"cmd": "ping"}}, got {got}')
-    req_id = msg.get("id")
+    req_id, cmd = msg.get("id"), msg.get("cmd")
+    named = cmd if isinstance(cmd, str) and cmd in COMMANDS else None
     if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, (str, int))):
-        raise ProtocolError("wrong_type", "'id' must be a string or an integer")
+        raise ProtocolError("wrong_type", "'id' must be a string or an integer", cmd=named)
     if isinstance(req_id, str) and len(req_id) > 128:
-        raise ProtocolError("out_of_range", "'id' may be at most 128 characters")
-    cmd = msg.get("cmd")
+        raise ProtocolError("out_of_range", "'id' may be at most 128 characters", cmd=named)
     if cmd is None:
         raise ProtocolError("missing_field", "missing 'cmd'; commands: " + ", ".join(COMMANDS), req_id)
     if not isinstance(cmd, str):

@@ -28,6 +28,7 @@ from pose_server.panel.figures import skeleton_3d_figure, timeline_figure  # noq
 MODEL_SIZES = ("", "small", "base", "large", "huge")
 DEVICES = ("cpu", "cuda")
 BACKENDS = ("torch", "onnx")
+SLOW_S = 600.0  # a restart may export and quantize a model first: wait for it rather than report a lost server
 S = st.session_state
 
 
@@ -192,7 +193,7 @@ def apply_settings(config: dict[str, Any]) -> None:
         flash("info", "Nothing to apply: the server already uses these settings.")
         return
     with st.spinner("Applying (a source or model change restarts the pipeline)..."):
-        result = call("set_config", **changes)
+        result = call("set_config", timeout=SLOW_S, **changes)
     if result is not None:
         flash("success", logic.describe_update(result))
 
@@ -201,10 +202,10 @@ def apply_settings(config: dict[str, Any]) -> None:
 def controls() -> None:
     c1, c2, c3, c4, c5 = st.columns([1, 1, 3, 1.4, 1.4], vertical_alignment="bottom")
     if c1.button("Start", icon=":material/play_arrow:", key="start"):
-        if call("request", "start") is not None:
+        if call("request", "start", timeout=SLOW_S) is not None:
             flash("success", "Capture started.")
     if c2.button("Stop", icon=":material/stop:", key="stop"):
-        if call("request", "stop") is not None:
+        if call("request", "stop", timeout=SLOW_S) is not None:
             flash("success", "Capture stopped.")
     c3.text_input("Recording file (empty: out/recordings/session_<time>.jsonl)", key="w_rec_path")
     if c4.button("Start recording", icon=":material/fiber_manual_record:", key="rec_start"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -15,8 +16,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from pose_server.control import messages as m
-from pose_server.control.client import ControlClient, ControlError
-from tests.control.live import make_clip, udp_socket
+from pose_server.control.client import AsyncControlClient, ControlClient, ControlError, ServerUnavailable
+from tests.control.live import free_port, make_clip, udp_socket
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "protocol/pose_packet.schema.json").read_text())
 
@@ -267,3 +268,26 @@ def test_beyond_the_hard_limit_the_connection_closes_with_1009(live):
         assert ws.close_code == 1009
     with ControlClient(live[1].url) as c:  # the server itself is fine
         assert c.request("ping")["pong"]
+
+
+def test_async_client(live):
+    async def session() -> tuple[dict, dict, dict]:
+        async with AsyncControlClient(live[1].url) as c:
+            status = await c.request("get_status")
+            await c.request("subscribe", stream="keypoints", rate=20)
+            event = await c.next_event(timeout=10)
+            with pytest.raises(ControlError) as e:
+                await c.request("set_config", changes={"beta": "fast"})
+            assert e.value.code == "wrong_type"
+            binary = await c.request("get_preview", encoding="binary", max_width=64)
+            return status, event, binary
+
+    status, event, binary = asyncio.run(session())
+    assert status["status"]["running"] is True
+    assert event["type"] == "keypoints" and event["packet"]["skeleton"] == "coco17"
+    assert binary["jpeg"][:2] == b"\xff\xd8"
+
+
+def test_unreachable_server_says_how_to_start_one():
+    with pytest.raises(ServerUnavailable, match="pose-server run --control 127.0.0.1:"):
+        ControlClient(f"ws://127.0.0.1:{free_port()}", timeout=2)

@@ -1,0 +1,65 @@
+"""The message schema on its own: any text either parses or becomes a ProtocolError, never a crash."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pose_server.control import messages as m
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4),
+                    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_parses_or_is_a_protocol_error(text):
+    try:
+        req = m.parse_request(text)
+    except m.ProtocolError as e:
+        assert e.code and e.message
+    else:
+        assert req.cmd in m.COMMANDS
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(m.COMMANDS)), st.dictionaries(st.sampled_from(["changes", "stream", "rate", "path",
+                                                                          "max_width", "encoding", "id", "x"]),
+                                                         JSON, max_size=4))
+def test_commands_with_random_arguments(cmd, args):
+    text = json.dumps({"cmd": cmd, **args})
+    try:
+        req = m.parse_request(text)
+    except m.ProtocolError as e:
+        assert e.code in {"wrong_type", "out_of_range", "unknown_field", "missing_field", "invalid_json"}
+        if e.code != "invalid_json":
+            assert e.cmd == cmd  # the error names the command
+    else:
+        if req.cmd == "set_config":
+            try:
+                m.validate_config_changes(req.args["changes"], set(m.CONFIG_FIELDS))
+            except m.ProtocolError as e:
+                assert e.code in {"wrong_type", "out_of_range", "unknown_field", "missing_field"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(m.CONFIG_FIELDS)), JSON, min_size=1, max_size=3))
+def test_config_values_of_any_type_are_checked(changes):
+    try:
+        m.validate_config_changes(changes)
+    except m.ProtocolError as e:
+        assert e.code in {"wrong_type", "out_of_range"}
+    else:
+        for name, value in changes.items():  # what passes has the declared type
+            spec = m.CONFIG_FIELDS[name]
+            assert value is None or isinstance(value, spec.types)
+
+
+def test_outgoing_messages_are_strict_json():
+    import numpy as np
+
+    text = m.dumps({"fps": float("nan"), "p": np.float32(1.5), "a": np.arange(3), "t": (1, 2)})
+    assert json.loads(text) == {"fps": None, "p": 1.5, "a": [0, 1, 2], "t": [1, 2]}
