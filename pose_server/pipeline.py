@@ -204,7 +204,7 @@ class Pipeline:
                 if cfg.preview and not src.is_recording(str(cfg.source)):
                     self._preview_writer = PreviewWriter(cfg.preview, self.source.fps if self.source else 30.0)
             except BaseException:
-                self._close_io()
+                self._close_io(close_recording=False)
                 self._done.set()
                 raise
             self._queues = [queue.Queue(maxsize=2) for _ in range(3)]
@@ -222,6 +222,9 @@ class Pipeline:
 
     def stop(self) -> None:
         """Stop every thread, close the source, the recording and the preview. Idempotent."""
+        self._halt(close_recording=True)
+
+    def _halt(self, close_recording: bool) -> None:
         with self._lock:
             self._stop.set()
             for q in getattr(self, "_queues", []):
@@ -230,7 +233,7 @@ class Pipeline:
                 if t is not threading.current_thread():
                     t.join(timeout=10.0)
             self._threads = []
-            self._close_io()
+            self._close_io(close_recording)
             if self.state == "running":
                 self.state = "stopped"
             self._done.set()
@@ -294,7 +297,7 @@ class Pipeline:
             changed = {k: v for k, v in changes.items() if getattr(old, k) != v}
             restart_keys = sorted(k for k in changed if k not in LIVE_FIELDS)
             if restart_keys and self.running:
-                self.stop()
+                self._halt(close_recording=False)  # a recording in progress goes on across the restart
                 self.config = new
                 try:
                     self.start()
@@ -324,8 +327,9 @@ class Pipeline:
 
     def start_recording(self, path: str) -> dict:
         with self._lock:
+            rec = Recorder(path)  # first: a refused path leaves the current recording running
             self.stop_recording()
-            self.recorder = Recorder(path)
+            self.recorder = rec
             self.config.record = str(path)
             return {"path": str(path)}
 
@@ -357,8 +361,10 @@ class Pipeline:
         self.detector = make_detector(cfg.detector, cfg.det_threshold)
         self.tracker = Tracker(cfg.max_people, cfg.det_interval, min_keypoint_score=cfg.kpt_threshold)
         self._media_fps = self.source.fps or 30.0
+        # seq goes on across restarts: receivers drop packets whose seq goes backwards.
         self.encoder = PacketEncoder(self.source.name, skeleton=self._estimator.skeleton,
-                                     image_size=self.source.size if all(self.source.size) else (1, 1))
+                                     image_size=self.source.size if all(self.source.size) else (1, 1),
+                                     start_seq=self.encoder.seq if self.encoder is not None else 0)
         self._lift = _optional("lift", "Lifter") if cfg.lift_3d else None
         self._solve = _optional("ik", "solve_rotations") if cfg.protocol_version >= 2 else None
         self._signals: dict[int, _TrackSignal] = {}
@@ -387,13 +393,13 @@ class Pipeline:
             else:
                 self.stop_recording()
 
-    def _close_io(self) -> None:
+    def _close_io(self, close_recording: bool = True) -> None:
         if self.source is not None:
             self.source.close()
         if self._preview_writer is not None:
             self._preview_writer.close()
             self._preview_writer = None
-        if self.recorder is not None:
+        if self.recorder is not None and close_recording:
             self.stop_recording()
         if getattr(self, "_progress", None) is not None:
             self._progress.close()

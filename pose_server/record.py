@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 class Recorder:
     """Appends packets (bytes or dict) to a JSON-lines file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
         self.path = Path(path)
+        if not overwrite and self.path.exists() and self.path.stat().st_size > 0:
+            raise FileExistsError(f"{self.path} already holds a recording; choose another name or delete it first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         self._lock = threading.Lock()

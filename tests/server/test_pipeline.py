@@ -121,15 +121,22 @@ def test_recording_started_and_stopped_while_running(clip, tiny_checkpoint, rece
         pipe.start()  # idempotent
         pipe.start_recording(str(path))
         _wait_for(lambda: pipe.status()["recording"]["packets"] >= 4)
+        with pytest.raises(FileExistsError):
+            pipe.start_recording(str(path))  # never overwrites a take
+        # A restart (new source) keeps recording into the same file, and seq goes on.
+        other = write_clip(tmp_path / "other.mp4", frames=6, size=(160, 120))
+        assert pipe.update(source=str(other))["restarted"] is True
+        _wait_for(lambda: pipe.status()["frames"] >= 4)
         result = pipe.stop_recording()
-        assert result["path"] == str(path) and result["packets"] >= 4
+        assert result["path"] == str(path) and result["packets"] >= 8
         assert pipe.status()["recording"]["active"] is False
     finally:
         pipe.stop()
-    lines = path.read_text().splitlines()
-    assert len(lines) == result["packets"]
-    seqs = [json.loads(line)["seq"] for line in lines]
+    packets = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(packets) == result["packets"]
+    seqs = [p["seq"] for p in packets]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert {p["source"] for p in packets} == {clip.name, "other.mp4"}
 
 
 class BrightFigurePose:
