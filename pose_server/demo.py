@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run_demo(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # A new run replaces the previous demo's files (the recorder refuses to overwrite a session on its own).
+    (out / "take.jsonl").unlink(missing_ok=True)
     source = str(args.webcam) if args.webcam is not None else args.source
     cfg = PipelineConfig(
         source=source, checkpoint=args.checkpoint, backend=args.backend, quantize=args.quantize,

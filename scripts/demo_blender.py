@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import select
 import statistics
 import sys
@@ -58,7 +57,14 @@ def render_preview(scene: bpy.types.Scene, armature: bpy.types.Object, path: Pat
     cam_data = bpy.data.cameras.new("PreviewCamera")
     cam = bpy.data.objects.new("PreviewCamera", cam_data)
     scene.collection.objects.link(cam)
-    centre = armature.matrix_world @ Vector((0.0, 0.0, 0.9))
+    # Frame the body where the take has it at this frame (the root moves), not the armature's origin.
+    bpy.context.view_layer.update()
+    hips = armature.pose.bones.get("hips")
+    centre = armature.matrix_world @ (hips.head if hips else Vector((0.0, 0.0, 0.9)))
+    bpy.ops.mesh.primitive_plane_add(size=6.0, location=(centre.x, centre.y, 0.0))
+    world = bpy.data.worlds.new("PreviewWorld")
+    world.color = (0.25, 0.27, 0.3)
+    scene.world = world
     # Three-quarter front view: the performer faces -Y, so the camera stands at -Y, a little to the side.
     cam.location = centre + Vector((2.2, -4.0, 0.6))
     cam.rotation_euler = (centre - cam.location).to_track_quat("-Z", "Y").to_euler()
@@ -173,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "applied_latency_ms_p50": round(percentile(latencies, 50), 2),
         "applied_latency_ms_p95": round(percentile(latencies, 95), 2),
         "tick_ms_median": round(statistics.median(tick_ms), 3) if tick_ms else None,
-        "files": {k: os.path.relpath(v) for k, v in files.items()},
+        "files": {k: str(Path(v).resolve()) for k, v in files.items()},
     })
     print("SUMMARY " + json.dumps(summary), flush=True)
     return 0
