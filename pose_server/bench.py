@@ -81,6 +81,7 @@ def run_once(cfg: PipelineConfig) -> dict:
     return {"packets": len(received), "frames_read": status["frames_read"], "fps": fps, "wall_s": wall,
             "lat_p50": float(np.percentile(lat, 50)), "lat_p95": float(np.percentile(lat, 95)),
             "dropped": status["dropped_frames"], "detector_runs": status["detector_runs"],
+            "stage_ms": status["stage_ms"], "detector": status["detector"],
             "people": statistics.mean(len(p["people"]) for p in packets) if packets else 0.0}
 
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(r)
         print(f"run {i + 1}: {r['packets']} packets, {r['fps']:.1f} fps, latency p50 {r['lat_p50']:.1f} ms "
               f"p95 {r['lat_p95']:.1f} ms, dropped {r['dropped']}, detector runs {r['detector_runs']}, "
-              f"people/frame {r['people']:.2f}")
+              f"people/frame {r['people']:.2f}, detector {r['detector']}, mean ms per stage {r['stage_ms']}")
     med = {k: statistics.median(r[k] for r in runs) for k in ("fps", "lat_p50", "lat_p95")}
     print(f"median of {len(runs)}: {med['fps']:.1f} fps, capture-to-send latency p50 {med['lat_p50']:.1f} ms, "
           f"p95 {med['lat_p95']:.1f} ms  (model {Path(ckpt).name}{' random weights' if random_weights else ''}, "

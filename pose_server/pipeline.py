@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -481,6 +482,12 @@ class Pipeline:
             except queue.Full:
                 continue
 
+    def _items(self, q: queue.Queue) -> Iterator[tuple[_Item, np.ndarray, tuple[int, int], float]]:
+        """The items of a stage's input queue until the end marker: (item, image, (w, h), start time)."""
+        while (item := self._get(q)) is not _END:
+            img = item.frame.image
+            yield item, img, (img.shape[1], img.shape[0]), time.perf_counter()
+
     def _get(self, q: queue.Queue) -> Any:
         while not self._stop.is_set():
             try:
@@ -541,13 +548,7 @@ class Pipeline:
     def _infer_frames(self, qin: queue.Queue, qout: queue.Queue, live: bool,
                       detect_pool: concurrent.futures.ThreadPoolExecutor) -> None:
         pending: concurrent.futures.Future | None = None
-        while True:
-            item = self._get(qin)
-            if item is _END:
-                break
-            t0 = time.perf_counter()
-            img = item.frame.image
-            size = (img.shape[1], img.shape[0])
+        for item, img, size, t0 in self._items(qin):
             tracker = self.tracker
             if pending is not None and pending.done():
                 tracker.update_detections(*pending.result(), stale=True)
@@ -577,13 +578,7 @@ class Pipeline:
         qin, qout = self._queues[1], self._queues[2]
         live = self._newest_only()
         num_k = self._estimator.num_keypoints
-        while True:
-            item = self._get(qin)
-            if item is _END:
-                break
-            t0 = time.perf_counter()
-            img = item.frame.image
-            size = (img.shape[1], img.shape[0])
+        for item, _img, size, t0 in self._items(qin):
             people = []
             for tid, box, k, s in zip(item.ids, _rows(item.boxes), _rows(item.kpts), _rows(item.scores),
                                       strict=True):
@@ -624,18 +619,12 @@ class Pipeline:
             return {}
 
     def _send_loop(self) -> None:
-        qin = self._queues[2]
-        while True:
-            item = self._get(qin)
-            if item is _END:
-                break
-            t0 = time.perf_counter()
+        for item, img, (w, h), t0 in self._items(self._queues[2]):
             lat = self._latencies
             meta = {"fps": round(self._fps(), 2), "model": Path(self.config.model).name[:256],
                     "latency_ms": {"infer": round(item.infer_ms, 1)}}
             if lat:
                 meta["latency_ms"]["p50"] = float(np.percentile(list(lat), 50))
-            h, w = item.frame.image.shape[:2]
             if self.encoder.image_size != [w, h]:  # image folders and some streams only tell their size per frame
                 self.encoder.image_size = [w, h]
             data = self.encoder.encode(item.frame.index, item.frame.timestamp, item.people, meta=meta)
@@ -645,11 +634,10 @@ class Pipeline:
             self._sent_times.append(time.monotonic())
             packet = self.encoder.last_packet
             self._emit(data, packet, people=len(item.people))
-            self._latest_view = (item.frame.image, packet["people"])
+            self._latest_view = (img, packet["people"])
             self._stage_ms["send"].append((time.perf_counter() - t0) * 1000)
             if self._preview_writer is not None:
-                self._preview_writer.write(draw_people(item.frame.image, packet["people"], self._bones(),
-                                                       self.config.kpt_threshold))
+                self._preview_writer.write(draw_people(img, packet["people"], self._bones(), self.config.kpt_threshold))
 
     def _emit(self, data: bytes, packet: dict, people: int) -> None:
         """Book-keeping shared by live streaming and replay: recording, latest packet, progress, logs."""
