@@ -246,6 +246,15 @@ def test_every_documented_gap_has_a_case() -> None:
         assert any(needle in fragment for fragment in fragments), needle
 
 
+@pytest.mark.timeout(20)  # a hang guard, not a speed test: the quadratic string scan took ~25 s per datagram
+@pytest.mark.parametrize("data", [b'"' + b'\\"' * 32000, b'"\\' * 32000, b'\\"' * 32000, b'""' * 32000],
+                         ids=["escaped quotes", "quote backslash", "backslash quote", "empty strings"])
+def test_adversarial_strings_scan_in_linear_time(data: bytes) -> None:
+    for _ in range(10):
+        ok, reason = validate_packet(data)
+        assert not ok and "JSON" in reason
+
+
 def test_integral_floats_come_back_as_ints() -> None:
     ok, p = validate_packet(VALID["integral floats count as integers"])
     assert ok
