@@ -164,3 +164,18 @@ def test_pipeline_replays_a_session_source(tmp_path, receiver):
     assert [p["frame"] for p in got] == list(range(6)) and [p["seq"] for p in got] == list(range(6))
     assert pipe.status()["frames"] == 6 and pipe.status()["state"] == "finished"
     assert pipe.latest_packet()["frame"] == 5
+
+
+def test_export_onnx_writes_an_int8_model(tmp_path, tiny_checkpoint):
+    import os
+
+    import onnx
+
+    out = tmp_path / "model.onnx"
+    env = dict(os.environ, VITPOSE_CHECKPOINTS=str(tmp_path / "ckpt"))
+    proc = subprocess.run([sys.executable, "-m", "pose_server.cli", "export-onnx", "--checkpoint", str(tiny_checkpoint),
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    model = onnx.load(str(out))
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul") for n in model.graph.node)
