@@ -11,7 +11,7 @@ class HogDetector:
 
     name = "hog"
 
-    def __init__(self, max_side: int = 640, score_threshold: float = 0.3, nms_iou: float = 0.45) -> None:
+    def __init__(self, max_side: int = 480, score_threshold: float = 0.3, nms_iou: float = 0.45) -> None:
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.max_side = max_side
