@@ -42,7 +42,7 @@ class KeypointFilter:
         num_keypoints: int = 17,
         dims: int = 2,
         min_cutoff: float = 1.0,
-        beta: float = 0.01,
+        beta: float = 0.05,
         d_cutoff: float = 1.0,
         min_score: float = 0.3,
         hold_s: float = 0.25,

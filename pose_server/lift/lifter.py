@@ -1,14 +1,27 @@
 """Causal monocular 3D lifting of COCO-17 keypoints with bone-length priors.
 
-Every joint lies on its camera ray; bones keep their length (Taylor 2000, under full perspective), so
-each bone leaves two depth solutions. The lifter resolves them per chain (torso lines, spine, each
-two-bone limb, the face) by scoring the candidates against the previous frame's pose moved by its
-(damped) velocity and against anatomical priors (knees point forward, elbows bend forward, the spine
-points up, the nose points where the chest faces). The pelvis depth comes from the tightest
-bone-length bound of the vertical bones (a bone cannot be longer in the image than its length
-allows), smoothed over time. Bone proportions start from adult priors and are fitted to the performer
-during the first confident frames; the overall scale is the performer's height (a setting: monocular
-video cannot observe it). Camera up direction and floor height are estimated in the same frames.
+Every joint lies on its camera ray and every bone keeps its length (Taylor 2000, under full
+perspective), so each bone leaves two depth solutions (towards or away from the camera). Per frame:
+
+1. pelvis depth: the second tightest bound ``f * L / image length`` of the spine and leg bones (a bone
+   cannot look longer than its length allows; the bound is exact when it is parallel to the image),
+   corrected by each bone's depth offset in the last frame, then One Euro smoothed;
+2. torso (8 hypotheses: spine, shoulder line, hip line), each leg pair (16) and each arm (4): every
+   hypothesis gets a prior cost (upright spine, shoulders parallel to the hips, the face turned the
+   way the nose and eyes say, knees bending backwards, elbows forwards, limbs not far outwards, no
+   ankle under the floor, the lower ankle on the floor) and a causal min-sum (Viterbi forward) tracker
+   picks the cheapest history: moving from last frame's hypothesis costs ``w_time`` per m^2 away from
+   where its velocity was heading, so the depth signs stay continuous and a branch taken at an
+   ambiguous moment (bone parallel to the image) is dropped as soon as the priors accumulate against it;
+3. face: the mid-ear point above the mid-shoulder, the face points in front of it;
+4. output: root-relative pose and root path One Euro smoothed separately (depth with a lower cutoff:
+   it is the noisy axis), then every bone given its length again.
+
+Bone proportions start from adult priors and are fitted to the performer over the first
+``calib_frames`` confident frames (upper percentile of each bone's image length over the spine's);
+the overall scale is the performer's height, a setting: monocular video cannot observe it. The
+camera height above the floor is estimated in the same frames from the stance foot; the camera pitch
+is a setting (default: level camera), since it is not observable from one static viewpoint.
 
 Frames: camera (OpenCV: x right, y down, z forward) internally; the output is the world frame of
 the packet: metres, Z up, Y = the camera's horizontal viewing direction (so a performer facing the
@@ -58,9 +71,6 @@ def _rest_lengths() -> dict[str, float]:
 
 
 _REST_LENGTHS = _rest_lengths()
-# Which lengths are fitted to the performer from the image (ratio to the spine), and how far they may move.
-_FITTED = ("hip_half", "shoulder_half", "neck") + tuple(
-    f"{a}-{b}" for a, b, c, _ in _LIMBS) + tuple(f"{b}-{c}" for a, b, c, _ in _LIMBS)  # fmt: skip
 # Image ratios are lower bounds (foreshortening only shortens), so the fit may lengthen a bone a lot
 # but shorten it only a little below the adult prior.
 _FIT_RANGE = (0.9, 1.25)
@@ -92,10 +102,10 @@ class Lifter:
         calib_frames: int = 45,
         camera_pitch_deg: float | None = None,
         smooth: bool = True,
-        min_cutoff: float = 1.5,
-        beta: float = 0.3,
-        depth_min_cutoff: float = 0.7,
-        depth_beta: float = 0.3,
+        min_cutoff: float = 1.0,
+        beta: float = 1.0,
+        depth_min_cutoff: float = 0.5,
+        depth_beta: float = 0.2,
     ) -> None:
         w, h = image_size
         if w <= 0 or h <= 0:
@@ -110,7 +120,9 @@ class Lifter:
         self.calib_frames = int(calib_frames)
         self.camera_pitch_deg = camera_pitch_deg
         self.smooth = smooth
-        self.w_time, self.vel_gain, self.w_contact, self.gait_prior = 40.0, 0.7, 1.0, 0.0
+        # Depth-hypothesis tracking: cost per m^2 of joint motion between frames, share of the last velocity
+        # expected to continue, weight of the "lower ankle on the floor" term.
+        self.w_time, self.vel_gain, self.w_contact = 40.0, 0.7, 1.0
         self._filter_params = {"min_cutoff": min_cutoff, "beta": beta}
         self._depth_params = {"min_cutoff": depth_min_cutoff, "beta": depth_beta}
         self.reset()
@@ -219,7 +231,7 @@ class Lifter:
                         cands.append(self.focal * self.lengths[f"{p}-{q}"] / d - dz)
         if not cands:
             return None
-        cands.sort()
+        cands.sort()  # the second tightest: one noisy or badly proportioned bone does not decide alone
         return cands[1] if len(cands) > 2 else cands[0]
 
     # ------------------------------------------------------------------ main
@@ -325,17 +337,11 @@ class Lifter:
             for (a, b, c, _), st in zip(_LIMBS[2:], legs, strict=True):
                 if st is not None:
                     out[[b, c]] = st[0][self._track(a, st[1], st[0] - pelvis)]
-        knee_fwd = {
-            side: float((out[J[f"{side}_knee"]] - out[J[f"{side}_hip"]]) @ forward) for side in ("l", "r")
-        }  # fmt: skip
-        for limb, side in zip(_LIMBS[:2], ("l", "r"), strict=True):
+        for limb in _LIMBS[:2]:
             st = self._limb_states(limb, out, rays, ok, pred, pelvis, ctx)
             if st is None:
                 continue
             pts, emission = st
-            if self.gait_prior:  # arms swing against the legs: an elbow is not forward with its knee
-                elbow_fwd = (pts[:, 0] - out[limb[0]]) @ forward
-                emission = emission + self.gait_prior * np.maximum(0.0, elbow_fwd * knee_fwd[side]) / 0.01
             out[list(limb[1:3])] = pts[self._track(limb[0], emission, pts - pelvis)]
 
         # Face: mid-ear from the mid-shoulder point, then each face point from the mid-ear point.
