@@ -46,6 +46,17 @@ def read_frames(video: Path, count: int) -> list[np.ndarray]:
     return [frames[i % len(frames)] for i in range(count)]  # loop a short clip
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM starts afresh at exec; ru_maxrss would include the parent's."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # macOS: bytes, but no /proc
+
+
 def run_config(job: dict) -> dict:
     """Time one configuration in this (fresh) process; returns medians in ms, peak RSS in MB, first heatmaps."""
     import torch
@@ -76,7 +87,7 @@ def run_config(job: dict) -> dict:
         "setup_s": setup,
         "ms": {k: 1000 * float(np.median(v)) for k, v in times.items() if v},
         "p90_ms": 1000 * float(np.percentile(times["total"], 90)),
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": peak_rss_mb(),
         "heatmaps": first,
     }
 

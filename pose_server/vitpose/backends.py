@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ONNX_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "onnx"
 DEFAULT_OPSET = 17
+EXPORT_REVISION = "r1"  # revision of the export-time graph rewrites (part of the cache key)
 
 
 class HeatmapNet(nn.Module):
@@ -176,9 +178,11 @@ def onnx_model_path(
     opset: int = DEFAULT_OPSET,
     quantize: bool = False,
 ) -> Path:
-    """Cache file name: everything the exported graph depends on is in it."""
+    """Cache file name: everything the exported graph depends on is in it (bump EXPORT_REVISION when the
+    export-time rewrites change, so old files are not reused)."""
     w, h = input_size
-    tags = [name, weights_hash[:16], f"{w}x{h}", f"op{opset}"]
+    safe_name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "vitpose"
+    tags = [safe_name, weights_hash[:16], f"{w}x{h}", f"op{opset}", EXPORT_REVISION]
     tags += (["flip"] if flip else []) + (["int8"] if quantize else [])
     return Path(cache_dir) / ("-".join(tags) + ".onnx")
 

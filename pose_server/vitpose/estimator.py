@@ -77,7 +77,7 @@ class VitPoseEstimator:
     def _onnx_file(self, net: HeatmapNet, cache_dir: Path, opset: int, quantize: bool) -> Path:
         """Cached export (and int8 copy) for these weights, input size, opset and flip setting; made if missing."""
         key = dict(
-            cache_dir=cache_dir, name=str(getattr(self.spec, "name", "vitpose")), weights_hash=self.spec.weights_hash,
+            cache_dir=cache_dir, name=_cache_name(self.spec), weights_hash=self.spec.weights_hash,
             input_size=self.input_size, flip=self.flip_test, opset=opset,
         )  # fmt: skip
         fp32 = onnx_model_path(**key)
@@ -120,6 +120,13 @@ class VitPoseEstimator:
             k = self.num_keypoints
             return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
         return self.postprocess(self.backend(batch), centers, scales)
+
+
+def _cache_name(spec: Any) -> str:
+    """Readable part of the ONNX cache name: model name, plus the dataset head of a ViTPose+ checkpoint."""
+    name = str(getattr(spec, "name", "") or "vitpose")
+    dataset = getattr(spec, "dataset", "")
+    return f"{name}-{dataset}" if dataset and getattr(spec, "num_experts", 1) > 1 else name
 
 
 def _skeleton_of(spec: Any) -> Skeleton:

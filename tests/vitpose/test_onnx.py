@@ -74,6 +74,7 @@ def test_wholebody_onnx_end_to_end(tiny_wholebody_pth: Path, cache_dir: Path) ->
     est = VitPoseEstimator(tiny_wholebody_pth, dataset="wholebody", backend="onnx", quantize=True, cache_dir=cache_dir)
     kp, scores = est(stick_figure(), BOXES[:2])
     assert kp.shape == (2, 133, 2) and scores.shape == (2, 133) and np.isfinite(kp).all()
+    assert "-wholebody-" in est.backend.path.name  # ViTPose+ heads share experts: the dataset is in the key
 
 
 def test_matmul_head_equals_the_deconv_head(tiny_pth: Path) -> None:
