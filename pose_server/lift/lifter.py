@@ -102,6 +102,7 @@ class Lifter:
         calib_frames: int = 45,
         camera_pitch_deg: float | None = None,
         smooth: bool = True,
+        hold_s: float = 0.5,
         min_cutoff: float = 1.0,
         beta: float = 1.0,
         depth_min_cutoff: float = 0.5,
@@ -120,6 +121,7 @@ class Lifter:
         self.calib_frames = int(calib_frames)
         self.camera_pitch_deg = camera_pitch_deg
         self.smooth = smooth
+        self.hold_s = float(hold_s)
         # Depth-hypothesis tracking: cost per m^2 of joint motion between frames, share of the last velocity
         # expected to continue, weight of the "lower ankle on the floor" term.
         self.w_time, self.vel_gain, self.w_contact = 40.0, 0.7, 1.0
@@ -138,6 +140,8 @@ class Lifter:
         self._prev: np.ndarray | None = None  # root-relative camera-frame joints of the last frame
         self._vel = np.zeros((17, 3))
         self._t_prev: float | None = None
+        self._t_seen = -np.inf  # last time the torso was seen
+        self._pelvis_cam = np.zeros(3)
         self._depth_filter = KeypointFilter(1, 1, min_cutoff=0.8, beta=0.3, min_score=0.0, hold_s=0.0)
         # Depth (world Y, along the camera) is far noisier than the image-plane axes: it gets its own filter.
         self._out_filter = KeypointFilter(17, 2, min_score=0.0, hold_s=0.0, **self._filter_params)
@@ -247,14 +251,17 @@ class Lifter:
         ok = (sc >= self.min_score) & np.isfinite(px).all(axis=1)
         torso_ok = ok[[_LS, _RS, _LH, _RH]].all()
         dt = 1 / 30 if self._t_prev is None else max(float(t) - self._t_prev, 1e-3)
-        if not torso_ok:
+        depth = self._pelvis_depth(px, ok) if torso_ok else None
+        if depth is None:  # no torso: hold the body (moving with its damped velocity) for hold_s, then give up
             if self._prev is None:
                 return None
-            return self._emit(self._predict(dt), t, dt, ok)
+            if float(t) - self._t_seen > self.hold_s:
+                self._lose()
+                return None
+            return self._emit(self._pelvis_cam + self._predict(dt), t, dt, ok)
+        self._t_seen = float(t)
         if self.frames < self.calib_frames:
             self._calibrate(px, ok)
-
-        depth = self._pelvis_depth(px, ok)
         depth = float(self._depth_filter(np.array([[depth]]), np.ones(1), t)[0][0, 0])
         rays = self._rays(px)
         if self.frames < self.calib_frames:
@@ -263,6 +270,15 @@ class Lifter:
         cam = self._lift(rays, ok, depth, pred)
         self.frames += 1
         return self._emit(cam, t, dt, ok)
+
+    def _lose(self) -> None:
+        """The performer is gone: forget the motion (not the proportions, floor or origin)."""
+        self._prev = None
+        self._t_prev = None
+        self._vel = np.zeros((17, 3))
+        self._tracks.clear()
+        for f in (self._depth_filter, self._out_filter, self._out_depth_filter, self._root_filter):
+            f.reset()
 
     def _predict(self, dt: float) -> np.ndarray | None:
         if self._prev is None:
@@ -483,6 +499,7 @@ class Lifter:
         if cam is None:
             return None
         pelvis = 0.5 * (cam[_LH] + cam[_RH])
+        self._pelvis_cam = pelvis
         rel = cam - pelvis
         if self._prev is not None:
             self._vel = 0.5 * self._vel + 0.5 * (rel - self._prev) / dt

@@ -104,3 +104,17 @@ def test_waits_for_the_torso_and_rejects_bad_input():
         lifter(np.zeros((133, 2)), np.ones(133), 0.1)
     with pytest.raises(ValueError, match="height_m"):
         Lifter(IMAGE, height_m=175)
+
+
+def test_lost_torso_is_held_briefly_then_released():
+    px, _ = scene(45.0, seconds=2.0)
+    lifter = Lifter(IMAGE, height_m=HEIGHT, hold_s=0.3)
+    outs = [lifter(px[i], np.ones(17), i / 30) for i in range(30)]
+    gone = np.zeros(17)
+    held = [lifter(px[i], gone, i / 30) for i in range(30, 45)]
+    assert all(h is not None for h in held[:9])  # within 0.3 s: held near the last pose
+    assert np.linalg.norm(held[0] - outs[-1], axis=1).max() < 0.1
+    assert held[-1] is None  # then the person is released
+    back = [lifter(px[i], np.ones(17), i / 30) for i in range(45, 50)]
+    assert all(b is not None for b in back)
+    assert abs(back[-1][[J["l_ankle"], J["r_ankle"]], 2].min() - outs[-1][[J["l_ankle"], J["r_ankle"]], 2].min()) < 0.1
