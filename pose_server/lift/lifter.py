@@ -251,6 +251,8 @@ class Lifter:
         ok = (sc >= self.min_score) & np.isfinite(px).all(axis=1)
         torso_ok = ok[[_LS, _RS, _LH, _RH]].all()
         dt = 1 / 30 if self._t_prev is None else max(float(t) - self._t_prev, 1e-3)
+        if torso_ok and self.frames < self.calib_frames:
+            self._calibrate(px, ok)
         depth = self._pelvis_depth(px, ok) if torso_ok else None
         if depth is None:  # no torso: hold the body (moving with its damped velocity) for hold_s, then give up
             if self._prev is None:
@@ -260,8 +262,6 @@ class Lifter:
                 return None
             return self._emit(self._pelvis_cam + self._predict(dt), t, dt, ok)
         self._t_seen = float(t)
-        if self.frames < self.calib_frames:
-            self._calibrate(px, ok)
         depth = float(self._depth_filter(np.array([[depth]]), np.ones(1), t)[0][0, 0])
         rays = self._rays(px)
         if self.frames < self.calib_frames:
