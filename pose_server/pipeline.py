@@ -505,14 +505,19 @@ class Pipeline:
         live = self.source.live
         newest_only = self._newest_only()
         last = 0.0
+        waiting_since: float | None = None
         while not self._stop.is_set():
             cfg = self.config
             if cfg.max_frames and self._frames_read >= cfg.max_frames:
                 break
             try:
-                frame = self.source.read(timeout=5.0)
-            except TimeoutError as exc:
-                log.warning("%s", exc)
+                frame = self.source.read(timeout=0.5)  # short, so stop() is never held up by a silent camera
+                waiting_since = None
+            except TimeoutError:
+                waiting_since = waiting_since or time.monotonic()
+                if time.monotonic() - waiting_since > 5.0:
+                    log.warning("no frame from %s for 5 s; still waiting", self.source_name)
+                    waiting_since = time.monotonic()
                 continue
             if frame is None:
                 if cfg.loop and not live:
