@@ -125,6 +125,7 @@ class Lifter:
         # Depth-hypothesis tracking: cost per m^2 of joint motion between frames, share of the last velocity
         # expected to continue, weight of the "lower ankle on the floor" term.
         self.w_time, self.vel_gain, self.w_contact = 40.0, 0.7, 1.0
+        self.w_ext = 10.0
         self._filter_params = {"min_cutoff": min_cutoff, "beta": beta}
         self._depth_params = {"min_cutoff": depth_min_cutoff, "beta": depth_beta}
         self.reset()
@@ -443,7 +444,10 @@ class Lifter:
         u1 = mid - root
         u1 = u1 / (np.linalg.norm(u1, axis=1, keepdims=True) + 1e-9)
         lat1 = side * (u1 @ left_u)  # > 0: outwards
-        cost = 0.3 * (u1 @ forward) ** 2  # without history: limbs near the body plane
+        fwd1 = u1 @ forward
+        cost = 0.3 * fwd1**2  # without history: limbs near the body plane
+        # hips extend ~30 deg backwards and shoulders ~50 deg, while both flex far forwards
+        cost += self.w_ext * relu(-fwd1 - (0.5 if kind == "leg" else 0.77)) ** 2
         if kind == "leg":
             cost += 3.0 * (relu(lat1 - 0.35) ** 2 + relu(-lat1 - 0.25) ** 2)
         else:
