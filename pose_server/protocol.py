@@ -94,7 +94,10 @@ def _integer(value: Any, lo: int, hi: int, what: str) -> int:
 
 
 def _seconds(value: Any, what: str) -> float:
-    t = float(value)
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected seconds since the epoch (time.time()), got {value!r}") from None
     if not math.isfinite(t) or not 0.0 <= t <= MAX_TIME:
         raise ValueError(f"{what}: {value!r} is not a time in seconds since the epoch (time.time())")
     return round(t, TIME_DECIMALS)
