@@ -191,3 +191,28 @@ def test_lifted_v2_packets_follow_the_figure(clip, receiver):
     assert hips_x[-1] - hips_x[0] > 80
     assert {p["people"][0]["id"] for p in packets} == {0}
     assert pipe.status()["detector_runs"] <= 2
+
+
+def test_camera_like_source_drops_stale_frames_instead_of_queueing(tmp_path, receiver):
+    """A source paced like a camera and a model three times too slow: frames are dropped and counted,
+    the newest one is processed, and latency stays near one inference instead of growing."""
+    import numpy as np
+
+    class SlowPose(BrightFigurePose):
+        def __call__(self, frame, boxes):
+            time.sleep(0.1)  # 10 fps against a 30 fps source
+            return super().__call__(frame, boxes)
+
+    clip = write_clip(tmp_path / "long.mp4", frames=45)
+    cfg = PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], realtime=True,
+                         drop_stale=True, log_every=1e9)
+    pipe = Pipeline(cfg, estimator=SlowPose())
+    pipe.start()
+    assert pipe.wait(timeout=60)
+    status = pipe.status()
+    frames = [json.loads(d)["frame"] for d in receiver.collect(idle=0.5)]
+    assert 8 <= len(frames) < 30 and frames == sorted(set(frames))
+    assert status["dropped_frames"] == 45 - len(frames)
+    lat = [status["latency_ms"]["p50"], status["latency_ms"]["p95"]]
+    assert lat[1] < 400, lat  # queueing every frame would reach ~1 s by the end of this clip
+    assert np.diff(frames).max() > 1
