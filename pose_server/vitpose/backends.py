@@ -252,9 +252,9 @@ def quantize_onnx(src: Path, dst: Path, per_channel: bool = False, reduce_range:
 
 
 class OnnxBackend:
-    """ONNX Runtime session with full graph optimisation (LayerNorm/GELU/attention fusions) and pinned threads."""
+    """ONNX Runtime session: full graph optimisation (LayerNorm / GELU fusions), a fixed thread count, no spinning."""
 
-    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None, spin: bool = False) -> None:
         import onnxruntime as ort
 
         available = ort.get_available_providers()
@@ -272,6 +272,9 @@ class OnnxBackend:
         # One inference at a time per frame: all cores to the operators, none to parallel branches.
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: the server's capture, detector and sender threads share
+        # the same few cores, and on a busy 2-core machine spinning doubled the CPU time of ViTPose-S int8.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
