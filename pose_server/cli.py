@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "http://) or a recorded session (.jsonl, replayed without inference)")
     g.add_argument("--realtime", action="store_true",
                    help="pace files to their frame rate (default: as fast as possible)")
+    g.add_argument("--drop-stale", action="store_true",
+                   help="treat a file like a camera: with --realtime, skip frames the server is too slow for "
+                        "(live sources always do)")
     g.add_argument("--loop", action="store_true", help="restart a file at its end")
     g.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     g.add_argument("--fps-limit", type=float, default=0.0, help="process at most this many frames/s (0 = no limit)")
@@ -136,6 +139,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     checkpoint, size = _checkpoint_of(args)
     return PipelineConfig(
         source=args.source, loop=args.loop, realtime=args.realtime, max_frames=args.max_frames,
+        drop_stale=True if args.drop_stale else None,
         fps_limit=args.fps_limit, camera_backend=args.camera_backend, camera_width=args.width,
         camera_height=args.height, camera_fps=args.camera_fps, checkpoint=checkpoint, model_size=size,
         device=args.device, backend=args.backend, quantize=args.quantize, flip_test=args.flip_test,
