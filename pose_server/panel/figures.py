@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from pose_server.skeleton import COCO17_BONES
@@ -27,14 +28,20 @@ def skeleton_3d_figure(people: list[tuple[int, list[list[float]]]], height: int 
                                    name=f"person {track_id}", hoverinfo="skip"))
         fig.add_trace(go.Scatter3d(x=[j[0] for j in joints], y=[j[1] for j in joints], z=[j[2] for j in joints],
                                    mode="markers", marker={"size": 3, "color": colour}, showlegend=False))
+    # One cube around everybody, equal scale on every axis: a flat T-pose would otherwise squash the view.
+    pts = np.array([j for _, joints in people for j in joints], np.float64).reshape(-1, 3)
+    centre = (pts.min(0) + pts.max(0)) / 2 if len(pts) else np.zeros(3)
+    half = max(float((pts.max(0) - pts.min(0)).max()) / 2 if len(pts) else 1.0, 0.5) * 1.1
+    axes = {f"{a}axis": {"range": [centre[i] - half, centre[i] + half], "title": f"{a} (m{', up' if a == 'z' else ''})"}
+            for i, a in enumerate("xyz")}
     fig.update_layout(
         height=height,
         margin={"l": 0, "r": 0, "t": 0, "b": 0},
         uirevision="keep-camera",  # a user's rotation stays when the figure is refreshed
         scene={
-            "aspectmode": "data",
-            "xaxis_title": "x (m)", "yaxis_title": "y (m)", "zaxis_title": "z (m, up)",
-            "camera": {"eye": {"x": 0.3, "y": -2.0, "z": 0.6}, "up": {"x": 0, "y": 0, "z": 1}},
+            "aspectmode": "cube",
+            **axes,
+            "camera": {"eye": {"x": 0.6, "y": -1.6, "z": 0.5}, "up": {"x": 0, "y": 0, "z": 1}},
         },
         legend={"orientation": "h"},
     )

@@ -14,10 +14,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import BrowserContext, Playwright, sync_playwright
 
 from pose_server.panel import panel_command
-from tests.control.live import free_port
+from tests.control.live import free_port, write_session
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -37,6 +37,12 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> Non
         except OSError:
             time.sleep(0.3)
     raise AssertionError("streamlit did not come up in time")
+
+
+def open_browser(pw: Playwright, tmp_path: Path) -> BrowserContext:
+    """Debian's Chromium with a fresh profile folder (playwright passes it as --user-data-dir)."""
+    return pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                 args=CHROMIUM_ARGS, viewport={"width": 1600, "height": 1150})
 
 
 @pytest.fixture()
@@ -64,15 +70,14 @@ def panel_url(live, tmp_path):
 
 def test_panel_renders_preview_and_charts(panel_url, tmp_path):
     with sync_playwright() as pw:
-        # a fresh profile folder per run (playwright passes it as --user-data-dir)
-        browser = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                        args=CHROMIUM_ARGS, viewport={"width": 1600, "height": 1150})
+        browser = open_browser(pw, tmp_path)
         try:
             page = browser.new_page()
             page.goto(panel_url, wait_until="domcontentloaded")
-            img = page.wait_for_selector('[data-testid="stImage"] img', timeout=60_000)
-            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img, timeout=30_000)
-            assert img.evaluate("img => img.naturalWidth") == 640
+            # the live view refreshes every second and swaps the <img>: always query the current one
+            page.wait_for_function("""() => { const img = document.querySelector('[data-testid="stImage"] img');
+                                              return img && img.complete && img.naturalWidth === 640; }""",
+                                   timeout=60_000)
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
                                    timeout=60_000)
             metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
@@ -88,3 +93,26 @@ def test_panel_renders_preview_and_charts(panel_url, tmp_path):
     if os.environ.get("UPDATE_PANEL_SCREENSHOT"):
         (ROOT / "docs/images").mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, ROOT / "docs/images/panel.png")
+
+
+def test_3d_skeleton_renders_in_the_browser(live, panel_url, tmp_path):
+    """A replayed session carries 3D joints (the random-weight model's keypoints do not lift)."""
+    pipeline = live[0]
+    old = pipeline.config.source
+    pipeline.update(source=str(write_session(tmp_path / "take.jsonl")), loop=True)
+    try:
+        with sync_playwright() as pw:
+            browser = open_browser(pw, tmp_path)
+            try:
+                page = browser.new_page()
+                page.goto(panel_url, wait_until="domcontentloaded")
+                page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot .gl-container canvas')]
+                                                  .some(c => c.width > 200 && c.height > 200)""", timeout=60_000)
+                page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot .legendtext')]
+                                                  .some(t => t.textContent === 'person 3')""", timeout=10_000)
+                assert page.get_by_text("WebGL is not supported").count() == 0
+                page.screenshot(path=str(tmp_path / "panel_3d.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        pipeline.update(source=old)

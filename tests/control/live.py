@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 
 from pose_server.control.server import ServerHandle, serve_in_thread
+from pose_server.lift.skeleton3d import REST_JOINTS
 from pose_server.pipeline import Pipeline, PipelineConfig
+from pose_server.record import Recorder
 from pose_server.vitpose.tiny import make_tiny_checkpoint
 
 
@@ -39,6 +41,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def write_session(path: Path, frames: int = 60) -> Path:
+    """A recorded session (JSON lines) of one person standing in the rest pose, swaying."""
+    t0 = 1_700_000_000.0
+    with Recorder(path) as rec:
+        for i in range(frames):
+            joints = REST_JOINTS + [0.1 * np.sin(i / 5), 0.0, 0.0]
+            rec.write({"v": 1, "seq": i, "timestamp": t0 + i / 30, "sent": t0 + i / 30, "frame": i,
+                       "source": "session", "skeleton": "coco17", "image_size": [640, 480],
+                       "people": [{"id": 3, "bbox": [100, 50, 300, 450], "keypoints": [[200.0, 250.0]] * 17,
+                                   "scores": [0.9] * 17, "joints_3d": joints.round(4).tolist()}]})
+    return path
 
 
 def udp_socket() -> tuple[socket.socket, str]:

@@ -6,12 +6,11 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from pose_server.control.server import serve_in_thread
-from tests.control.live import free_port
+from tests.control.live import free_port, write_session
 
 APP = str(Path(__file__).resolve().parents[2] / "pose_server/panel/app.py")
 
@@ -124,22 +123,6 @@ def test_stop_and_start_buttons(live, monkeypatch):
     assert {m.label: m.value for m in at.metric}["State"] == "stopped" and not live[0].running
     at.button(key="start").click().run()
     assert any("Capture started" in t for t in texts(at.success)) and live[0].running
-
-
-def write_session(path: Path, frames: int = 60) -> Path:
-    """A recorded session (JSON lines) of one person standing in the rest pose, swaying."""
-    from pose_server.lift.skeleton3d import REST_JOINTS
-    from pose_server.record import Recorder
-
-    t0 = 1_700_000_000.0
-    with Recorder(path) as rec:
-        for i in range(frames):
-            joints = REST_JOINTS + [0.1 * np.sin(i / 5), 0.0, 0.0]
-            rec.write({"v": 1, "seq": i, "timestamp": t0 + i / 30, "sent": t0 + i / 30, "frame": i,
-                       "source": "session", "skeleton": "coco17", "image_size": [640, 480],
-                       "people": [{"id": 3, "bbox": [100, 50, 300, 450], "keypoints": [[200.0, 250.0]] * 17,
-                                   "scores": [0.9] * 17, "joints_3d": joints.round(4).tolist()}]})
-    return path
 
 
 def test_replayed_session_shows_the_3d_skeleton(live, monkeypatch, tmp_path):

@@ -78,4 +78,7 @@ def test_skeleton_3d_figure():
     lines = fig.data[0]
     assert lines.name == "person 4" and lines.type == "scatter3d"
     assert len(lines.x) == 3 * 19  # every COCO bone, separated by gaps
-    assert fig.layout.uirevision == "keep-camera" and fig.layout.scene.aspectmode == "data"
+    assert fig.layout.uirevision == "keep-camera" and fig.layout.scene.aspectmode == "cube"
+    ranges = [getattr(fig.layout.scene, f"{a}axis").range for a in "xyz"]
+    assert len({round(hi - lo, 6) for lo, hi in ranges}) == 1  # equal scale on every axis
+    assert ranges[0][0] < 0.0 and ranges[0][1] > 1.6 and ranges[2][0] < 1.0 < 1.16 < ranges[2][1]
