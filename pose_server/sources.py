@@ -155,28 +155,24 @@ class VideoFileSource(Source):
         self.size = (first.shape[1], first.shape[0])
         self.index = 0
         self.pacer = _Pacer(self.fps, realtime)
-        self._failures = 0
 
     def read(self, timeout: float = 1.0) -> Frame | None:
-        while True:
-            if self._pending is not None:
-                img, self._pending = self._pending, None
-            else:
-                ok, img = self.cap.read()
-                if not ok:
-                    # A failed decode before the known end is a corrupt frame: skip it and go on.
-                    at_end = self.frame_count is None or self.index >= self.frame_count - 1
-                    self._failures += 1
-                    if at_end or self._failures > 30:
-                        return None
-                    self.corrupt += 1
-                    self.index += 1
-                    continue
-            self._failures = 0
-            i = self.index
-            self.index += 1
-            self.pacer.wait(i)
-            return Frame(i, img, time.time())
+        if self._pending is not None:
+            img, self._pending = self._pending, None
+        else:
+            ok, img = self.cap.read()
+            while not ok:
+                # A frame that fails to decode while the stream goes on is corrupt: skip and count it.
+                # When nothing follows either, this is the end of the file.
+                if not self.cap.grab():
+                    return None
+                self.corrupt += 1
+                self.index += 1
+                ok, img = self.cap.retrieve()
+        i = self.index
+        self.index += 1
+        self.pacer.wait(i)
+        return Frame(i, img, time.time())
 
     def close(self) -> None:
         self.cap.release()

@@ -103,3 +103,23 @@ def test_live_source_keeps_only_the_newest_frame(clip):
         assert src.read(timeout=2.0) is None  # the stream ended
     finally:
         src.close()
+
+
+def test_corrupt_frame_inside_a_video_is_skipped_and_counted(tmp_path):
+    path = tmp_path / "mjpeg.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]  # one JPEG per frame
+    assert len(starts) == 10
+    data[starts[5]:starts[5] + 200] = bytes(200)  # frame 5 loses its JPEG header
+    path.write_bytes(bytes(data))
+    with open_source(str(path)) as src:
+        frames = []
+        while (f := src.read()) is not None:
+            frames.append((f.index, round(float(f.image.mean()))))
+        assert src.corrupt == 1
+    assert [i for i, _ in frames] == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    assert [m for _, m in frames] == [20 * i for i in (0, 1, 2, 3, 4, 6, 7, 8, 9)]  # each index its own frame
