@@ -106,11 +106,11 @@ def _is_number(x: object) -> bool:
     return type(x) is int or type(x) is float  # JSON never yields subclasses; this also excludes bool
 
 
-def _number(x: object, lo: float | None, hi: float | None, where: str) -> None:
+def _number(x: object, lo: float, hi: float, where: str) -> None:
     if not _is_number(x):
         raise PacketError(f"{where}: expected a number, got {type(x).__name__}")
-    if (lo is not None and x < lo) or (hi is not None and x > hi):
-        raise PacketError(f"{where}: {x!r} is outside [{lo:g}, {hi:g}]")
+    if not lo <= x <= hi:
+        raise PacketError(f"{where}: {x!r} is outside [{lo:g}, {hi:g}]"[:200])
 
 
 def _integer(x: object, lo: int, hi: int, where: str) -> int:
@@ -257,9 +257,11 @@ def validate_packet(data: bytes) -> tuple[bool, dict | str]:
     try:
         return True, check_packet(parse(data))
     except PacketError as e:
-        return False, str(e)
+        reason = str(e)
     except Exception as e:  # a validator bug must cost one packet, not the receiver thread
-        return False, f"validator error {type(e).__name__}: {e}"[:200]
+        reason = f"validator error {type(e).__name__}: {e}"[:200]
+    # the reason may quote a key with a lone surrogate: make it safe for Blender string properties
+    return False, reason.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class SeqGate:

@@ -236,6 +236,7 @@ def test_rejections_the_schema_cannot_express(name: str) -> None:
     ok, reason = validate_packet(data)
     assert not ok
     assert fragment in reason
+    reason.encode("utf-8")
 
 
 def test_every_documented_gap_has_a_case() -> None:

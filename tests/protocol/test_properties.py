@@ -28,6 +28,7 @@ def _check(data: bytes) -> None:
         assert isinstance(result, dict)
     else:
         assert isinstance(result, str) and result
+        result.encode("utf-8")  # safe to show in Blender's UI, even when the packet quoted a lone surrogate
     assert ok == expected_verdict(data), result
     event("valid" if ok else "invalid")
 
