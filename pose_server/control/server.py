@@ -141,6 +141,7 @@ class ControlServer:
         self.sessions: set[Session] = set()
         self._lock: asyncio.Lock | None = None  # serialises commands that change the pipeline
         self._server: Server | None = None
+        self._previews: dict[int, tuple[Any, bytes | None]] = {}  # max_width -> (frame key, JPEG)
 
     # -- handshake -----------------------------------------------------------------------------
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -279,7 +280,17 @@ class ControlServer:
         return {"status": status}
 
     def _preview(self, max_width: int) -> bytes | None:
-        return self.pipeline.latest_preview_jpeg(max_width=max_width)
+        """The pipeline's JPEG, encoded once per frame and width however many clients ask (~20 ms each)."""
+        packet = self.pipeline.latest_packet()
+        frame = None if packet is None else (packet.get("seq"), packet.get("timestamp"))
+        cached = self._previews.get(max_width)
+        if frame is not None and cached is not None and cached[0] == frame:
+            return cached[1]
+        jpeg = self.pipeline.latest_preview_jpeg(max_width=max_width)
+        if len(self._previews) > 8:  # a few widths in use at a time
+            self._previews.clear()
+        self._previews[max_width] = (frame, jpeg)
+        return jpeg
 
     # -- streams -------------------------------------------------------------------------------
     def _subscribe(self, session: Session, a: dict[str, Any]) -> dict[str, Any]:
