@@ -361,20 +361,27 @@ class Lifter:
             pts, emission = st
             out[list(limb[1:3])] = pts[self._track(limb[0], emission, pts - pelvis)]
 
-        # Face: mid-ear from the mid-shoulder point, then each face point from the mid-ear point.
-        me_ray = rays[J["l_ear"]] + rays[J["r_ear"]]
-        me_ray /= np.linalg.norm(me_ray)
-        n_, f_, _ = _taylor(mid_sh, me_ray, L["neck"])
-        head_want = mid_sh + L["neck"] * (0.9 * up + 0.4 * forward)  # the head sits up and a bit forward
-        mid_ear = min((n_, f_), key=lambda p: float(np.sum((p - head_want) ** 2)))
+        # Face: mid-ear from the mid-shoulder point, then each face point from the mid-ear point. Missing
+        # points keep last frame's offsets (or the rest pose's, turned with the chest).
         rest_me = 0.5 * (REST_JOINTS[J["l_ear"]] + REST_JOINTS[J["r_ear"]])
+        frame = np.stack([left_u, -forward, up], axis=1)  # rest-pose axes (X left, -Y forward, Z up) now
+        pred_me = None if pred is None else 0.5 * (pred[J["l_ear"]] + pred[J["r_ear"]])
+        if ok[J["l_ear"]] and ok[J["r_ear"]]:
+            me_ray = rays[J["l_ear"]] + rays[J["r_ear"]]
+            me_ray /= np.linalg.norm(me_ray)
+            n_, f_, _ = _taylor(mid_sh, me_ray, L["neck"])
+            head_want = mid_sh + L["neck"] * (0.9 * up + 0.4 * forward)  # the head sits up and a bit forward
+            mid_ear = min((n_, f_), key=lambda p: float(np.sum((p - head_want) ** 2)))
+        elif pred is not None:
+            mid_ear = mid_sh + pred_me - 0.5 * (pred[_LS] + pred[_RS])
+        else:
+            mid_ear = mid_sh + L["neck"] * up
         for k in _FACE:
+            want = frame @ (REST_JOINTS[k] - rest_me) * (L[f"face{k}"] / _REST_LENGTHS[f"face{k}"])
             if not ok[k]:
-                out[k] = mid_ear + (pred[k] - (0.5 * (pred[J["l_ear"]] + pred[J["r_ear"]])) if pred is not None else 0)
+                out[k] = mid_ear + (pred[k] - pred_me if pred is not None else want)
                 continue
             n_, f_, _ = _taylor(mid_ear, rays[k], L[f"face{k}"])
-            rest_off = REST_JOINTS[k] - rest_me
-            want = forward * float(-rest_off[1]) + left / (np.linalg.norm(left) + 1e-9) * float(rest_off[0])
             out[k] = min((n_, f_), key=lambda p, want=want: float(np.sum((p - mid_ear - want) ** 2)))
         return out
 
@@ -411,18 +418,20 @@ class Lifter:
         a, b, c, kind = limb
         L = self.lengths
         root = out[a]
-        if not ok[b]:
+        if not ok[b]:  # hold the limb where it was relative to the body; never seen: hanging straight down
             self._tracks.pop(a, None)
-            out[b] = pelvis + pred[b] if pred is not None else root
-            out[c] = pelvis + pred[c] if pred is not None else root
+            down = -self.up_cam
+            out[b] = pelvis + pred[b] if pred is not None else root + down * L[f"{a}-{b}"]
+            out[c] = pelvis + pred[c] if pred is not None else out[b] + down * L[f"{b}-{c}"]
             return None
         side = 1.0 if a in (_LS, _LH) else -1.0
         mids, ends = [], []
         for mid in _taylor(root, rays[b], L[f"{a}-{b}"])[:2]:
             for end in _taylor(mid, rays[c], L[f"{b}-{c}"])[:2] if ok[c] else (None,):
                 mids.append(mid)
-                if end is None:  # end joint missing: carry it rigidly with the middle joint
-                    end = mid + pred[c] - pred[b] if pred is not None else mid
+                if end is None:  # end joint missing: carry it rigidly with the middle joint, or keep the limb straight
+                    straight = (mid - root) * (L[f"{b}-{c}"] / L[f"{a}-{b}"])
+                    end = mid + (pred[c] - pred[b] if pred is not None else straight)
                 ends.append(end)
         mids_a, ends_a = np.array(mids), np.array(ends)
         emission = self._limb_prior(kind, side, root, mids_a, ends_a if ok[c] else None, *ctx)

@@ -118,3 +118,26 @@ def test_lost_torso_is_held_briefly_then_released():
     back = [lifter(px[i], np.ones(17), i / 30) for i in range(45, 50)]
     assert all(b is not None for b in back)
     assert abs(back[-1][[J["l_ankle"], J["r_ankle"]], 2].min() - outs[-1][[J["l_ankle"], J["r_ankle"]], 2].min()) < 0.1
+
+
+FACE = [J["nose"], J["l_eye"], J["r_eye"], J["l_ear"], J["r_ear"]]
+
+
+@pytest.mark.parametrize("missing", [[J["l_elbow"], J["l_wrist"]], [J["r_ankle"]], FACE])
+def test_never_seen_joints_still_give_a_valid_skeleton(missing):
+    """Joints missing from the first frame on (NaN, score 0) get plausible places, and IK accepts the result."""
+    from pose_server.ik import solve_rotations
+
+    px, gt = scene(45.0, seconds=1.0)
+    px = px.copy()
+    px[:, missing] = np.nan
+    scores = np.ones((len(px), 17))
+    scores[:, missing] = 0.0
+    pred = run(px, scores)
+    assert np.isfinite(pred).all()
+    for frame in pred[::5]:
+        q = solve_rotations(frame)
+        np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    seen = [k for k in range(17) if k not in missing]
+    err = np.linalg.norm(root_relative(pred)[:, seen] - root_relative(gt)[:, seen], axis=-1)
+    assert err.mean() < 0.1
