@@ -99,7 +99,7 @@ def init_settings(config: dict[str, Any]) -> None:
     S["w_upload_path"] = str(src) if S["w_source_kind"] == "Upload" else None
     S["w_model_size"] = config.get("model_size") or ""
     S["w_checkpoint"] = config.get("checkpoint") or ""
-    S["w_device"] = str(config.get("device", "cpu")).split(":")[0]
+    S["w_device"] = str(config.get("device", "cpu"))
     S["w_backend"] = config.get("backend", "torch")
     for name, default in (("det_threshold", 0.5), ("kpt_threshold", 0.3), ("min_cutoff", 1.0), ("beta", 0.01)):
         S[f"w_{name}"] = float(config.get(name, default))
@@ -140,7 +140,8 @@ def sidebar_settings(config: dict[str, Any]) -> None:
         sb.info(listing.get("hint") or "No checkpoints found: put ViTPose weights in checkpoints/ "
                 "(see checkpoints/README.md).")
     c1, c2 = sb.columns(2)
-    c1.selectbox("Device", DEVICES, key="w_device")
+    devices = DEVICES if S.w_device in DEVICES else (*DEVICES, S.w_device)  # e.g. "cuda:1" as the server has it
+    c1.selectbox("Device", devices, key="w_device")
     c2.selectbox("Backend", BACKENDS, key="w_backend")
 
     sb.subheader("Detection")
@@ -149,8 +150,8 @@ def sidebar_settings(config: dict[str, Any]) -> None:
     sb.number_input("Run the detector every N frames", min_value=1, max_value=1000, step=1, key="w_det_interval")
 
     sb.subheader("Smoothing (One Euro)")
-    sb.number_input("min_cutoff (Hz): lower = smoother", min_value=0.001, max_value=100.0, step=0.1,
-                    format="%.3f", key="w_min_cutoff")
+    sb.number_input("min_cutoff (Hz): lower = smoother", min_value=0.0001, max_value=100.0, step=0.1,
+                    format="%.4f", key="w_min_cutoff")
     sb.number_input("beta: higher = less lag", min_value=0.0, max_value=100.0, step=0.005, format="%.4f",
                     key="w_beta")
 
