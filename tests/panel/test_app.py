@@ -6,7 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from pose_server.control.server import serve_in_thread
@@ -115,7 +114,6 @@ def test_empty_checkpoint_folder_reminds_how_to_get_one(live, monkeypatch, tmp_p
         assert any("README.md" in t for t in texts(at.sidebar.info)), texts(at.sidebar.info)
 
 
-@pytest.mark.slow
 def test_stop_and_start_buttons(live, monkeypatch):
     at = panel(live[1].url, monkeypatch)
     at.button(key="stop").click().run()
