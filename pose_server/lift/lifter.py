@@ -126,6 +126,14 @@ class Lifter:
         # expected to continue, weight of the "lower ankle on the floor" term.
         self.w_time, self.vel_gain, self.w_contact = 40.0, 0.7, 1.0
         self.w_ext = 10.0
+        # Limb-direction priors (per squared direction component, body frame). Legs swing in the sagittal plane:
+        # the depth mirror of a forward swing seen from an angle is a sideways one, so thighs and shins pay for
+        # their sideways component, not for the forward one. Arms are often raised sideways (free), but an upper
+        # arm crossing in front of or behind the chest is rare: it pays for its inward component.
+        self.w_fwd = {"leg": 0.0, "arm": 0.0}
+        self.w_lat = {"leg": 5.0, "arm": 0.0}
+        self.w_lat2 = {"leg": 2.0, "arm": 0.0}
+        self.w_in = {"leg": 0.0, "arm": 5.0}
         self._filter_params = {"min_cutoff": min_cutoff, "beta": beta}
         self._depth_params = {"min_cutoff": depth_min_cutoff, "beta": depth_beta}
         self.reset()
@@ -454,7 +462,7 @@ class Lifter:
         u1 = u1 / (np.linalg.norm(u1, axis=1, keepdims=True) + 1e-9)
         lat1 = side * (u1 @ left_u)  # > 0: outwards
         fwd1 = u1 @ forward
-        cost = 0.3 * fwd1**2  # without history: limbs near the body plane
+        cost = self.w_fwd[kind] * fwd1**2 + self.w_lat[kind] * lat1**2 + self.w_in[kind] * relu(-lat1) ** 2
         # hips extend ~30 deg backwards and shoulders ~50 deg, while both flex far forwards
         cost += self.w_ext * relu(-fwd1 - (0.5 if kind == "leg" else 0.77)) ** 2
         if kind == "leg":
@@ -471,6 +479,7 @@ class Lifter:
         lat2 = side * (u2 @ left_u)
         bend = u2 - np.sum(u2 * u1, axis=1, keepdims=True) * u1  # where the lower bone bends towards
         fb = bend @ forward
+        cost += self.w_lat2[kind] * lat2**2
         if kind == "leg":
             cost += 3.0 * relu(fb) ** 2  # knees bend backwards
             cost += 3.0 * (relu(lat2 - 0.3) ** 2 + relu(-lat2 - 0.3) ** 2)
