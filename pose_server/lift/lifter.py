@@ -134,6 +134,8 @@ class Lifter:
         self.w_lat = {"leg": 5.0, "arm": 0.0}
         self.w_lat2 = {"leg": 2.0, "arm": 0.0}
         self.w_in = {"leg": 0.0, "arm": 5.0}
+        # A knee bent forwards is anatomically impossible (strong); an elbow bent backwards only unusual.
+        self.w_bend = {"leg": 30.0, "arm": 3.0}
         self._filter_params = {"min_cutoff": min_cutoff, "beta": beta}
         self._depth_params = {"min_cutoff": depth_min_cutoff, "beta": depth_beta}
         self.reset()
@@ -481,14 +483,14 @@ class Lifter:
         fb = bend @ forward
         cost += self.w_lat2[kind] * lat2**2
         if kind == "leg":
-            cost += 3.0 * relu(fb) ** 2  # knees bend backwards
+            cost += self.w_bend[kind] * relu(fb) ** 2  # knees bend backwards
             cost += 3.0 * (relu(lat2 - 0.3) ** 2 + relu(-lat2 - 0.3) ** 2)
             if self.floor is not None:  # an ankle cannot be below the floor
                 ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
                 below = ankle_h - 0.02 - (end @ self.up_cam + self.floor)
                 cost += 20.0 * relu(below / 0.05) ** 2
         else:
-            cost += 3.0 * relu(-fb) ** 2  # elbows bend forwards
+            cost += self.w_bend[kind] * relu(-fb) ** 2  # elbows bend forwards
             cost += 2.0 * relu(lat2 - 0.5) ** 2
         return cost
 
