@@ -9,7 +9,8 @@ import sys
 import bpy
 
 bpy.ops.wm.read_factory_settings(use_empty=True)
-bpy.ops.import_scene.fbx(filepath=sys.argv[1])
+# anim_offset defaults to 1 frame; 0 keeps the exported frame numbers.
+bpy.ops.import_scene.fbx(filepath=sys.argv[1], anim_offset=0.0)
 arm = next(o for o in bpy.data.objects if o.type == "ARMATURE")
 action = arm.animation_data.action
 curves = getattr(action, "fcurves", None)
