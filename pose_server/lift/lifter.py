@@ -30,6 +30,8 @@ camera faces -Y), origin on the floor under the pelvis of the first lifted frame
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from pose_server.filters import KeypointFilter
@@ -107,6 +109,7 @@ class Lifter:
         beta: float = 1.0,
         depth_min_cutoff: float = 0.5,
         depth_beta: float = 0.2,
+        adaptive_smoothing: bool = True,
     ) -> None:
         w, h = image_size
         if w <= 0 or h <= 0:
@@ -136,6 +139,10 @@ class Lifter:
         self.w_in = {"leg": 0.0, "arm": 5.0}
         # A knee bent forwards is anatomically impossible (strong); an elbow bent backwards only unusual.
         self.w_bend = {"leg": 30.0, "arm": 3.0}
+        # Noise-adaptive output smoothing: the cutoffs are multiplied by noise_ref / measured noise (image-plane
+        # axes, depth), within adapt_range: clean input is barely smoothed, noisy input gets the configured cutoffs.
+        self.adaptive_smoothing = adaptive_smoothing
+        self.noise_ref, self.adapt_range = (0.015, 0.025), (1.0, 10.0)
         self._filter_params = {"min_cutoff": min_cutoff, "beta": beta}
         self._depth_params = {"min_cutoff": depth_min_cutoff, "beta": depth_beta}
         self.reset()
@@ -158,6 +165,8 @@ class Lifter:
         self._out_filter = KeypointFilter(17, 2, min_score=0.0, hold_s=0.0, **self._filter_params)
         self._out_depth_filter = KeypointFilter(17, 1, min_score=0.0, hold_s=0.0, **self._depth_params)
         self._root_filter = KeypointFilter(1, 3, min_cutoff=1.0, beta=0.5, min_score=0.0, hold_s=0.0)
+        self._raw_hist: deque[np.ndarray] = deque(maxlen=4)  # unsmoothed root-relative output, last 4 frames
+        self._noise: deque[tuple[float, float]] = deque(maxlen=30)  # its jerk per frame: image plane, depth
         self._tracks: dict[object, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.up_cam = self._pitch_up(self.camera_pitch_deg or 0.0)
         self.floor = None  # height of the floor along up_cam, camera frame
@@ -290,6 +299,7 @@ class Lifter:
         self._tracks.clear()
         for f in (self._depth_filter, self._out_filter, self._out_depth_filter, self._root_filter):
             f.reset()
+        self._raw_hist.clear()
 
     def _predict(self, dt: float) -> np.ndarray | None:
         if self._prev is None:
@@ -541,12 +551,30 @@ class Lifter:
         world = world - self.origin
         root = 0.5 * (world[_LH] + world[_RH])
         rel = world - root
+        if self.smooth and self.adaptive_smoothing:
+            self._adapt_smoothing(rel)
         if self.smooth:  # the body and its path are smoothed separately: a walk's speed must not lag the limbs
             ones = np.ones(17)
             rel[:, [0, 2]] = self._out_filter(rel[:, [0, 2]], ones, t)[0]
             rel[:, [1]] = self._out_depth_filter(rel[:, [1]], ones, t)[0]
             root = self._root_filter(root[None], np.ones(1), t)[0][0].astype(np.float64)
         return (root + self._rigid(rel)).astype(np.float32)
+
+    def _adapt_smoothing(self, rel: np.ndarray) -> None:
+        """Scale the output cutoffs by how noisy the unsmoothed pose is. The third difference over four frames
+        is tiny for body motion at video rates (a few mm) but large for detector noise (2-3 px: 2-8 cm), so its
+        median over joints and the last second measures the noise and not the motion."""
+        self._raw_hist.append(rel.copy())
+        if len(self._raw_hist) < 4:
+            return
+        h = self._raw_hist
+        jerk = h[3] - 3 * h[2] + 3 * h[1] - h[0]
+        plane, depth = np.median(np.linalg.norm(jerk[:, [0, 2]], axis=1)), np.median(np.abs(jerk[:, 1]))
+        self._noise.append((float(plane), float(depth)))
+        noise = np.median(np.array(self._noise), axis=0)
+        scale = np.clip(np.array(self.noise_ref) / np.maximum(noise, 1e-6), *self.adapt_range)
+        self._out_filter.set_params(**{k: v * scale[0] for k, v in self._filter_params.items()})
+        self._out_depth_filter.set_params(**{k: v * scale[1] for k, v in self._depth_params.items()})
 
     def _rigid(self, rel: np.ndarray) -> np.ndarray:
         """Give every bone its length again (smoothing and image noise stretch them), keeping directions."""
