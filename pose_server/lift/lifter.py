@@ -51,6 +51,7 @@ _FACE = (J["nose"], J["l_eye"], J["r_eye"], J["l_ear"], J["r_ear"])
 _LIMB_BONES = tuple((p, c, f"{p}-{c}") for a, b, c, _ in _LIMBS for p, c in ((a, b), (b, c)))
 _LIMB_PARENT = [p for p, _, _ in _LIMB_BONES]
 _LIMB_CHILD = [c for _, c, _ in _LIMB_BONES]
+_CORE = [*_FACE, _LS, _RS, _LH, _RH]  # head and trunk: depth from short lines (hips 14 cm), smoothed more
 
 
 def _rest_lengths() -> dict[str, float]:
@@ -129,6 +130,7 @@ class Lifter:
         # expected to continue, weight of the "lower ankle on the floor" term.
         self.w_time, self.vel_gain, self.w_contact = 40.0, 0.7, 1.0
         self.w_ext = 10.0
+        self.core_depth_ratio = 0.6  # head and trunk depth cutoffs relative to the limbs' (see _CORE)
         # Limb-direction priors (per squared direction component, body frame). Legs swing in the sagittal plane:
         # the depth mirror of a forward swing seen from an angle is a sideways one, so thighs and shins pay for
         # their sideways component, not for the forward one. Arms are often raised sideways (free), but an upper
@@ -165,6 +167,7 @@ class Lifter:
         self._out_filter = KeypointFilter(17, 2, min_score=0.0, hold_s=0.0, **self._filter_params)
         self._out_depth_filter = KeypointFilter(17, 1, min_score=0.0, hold_s=0.0, **self._depth_params)
         self._root_filter = KeypointFilter(1, 3, min_cutoff=1.0, beta=0.5, min_score=0.0, hold_s=0.0)
+        self._core_depth_filter = KeypointFilter(len(_CORE), 1, min_score=0.0, hold_s=0.0, **self._core_params())
         self._raw_hist: deque[np.ndarray] = deque(maxlen=4)  # unsmoothed root-relative output, last 4 frames
         self._noise: deque[tuple[float, float]] = deque(maxlen=30)  # its jerk per frame: image plane, depth
         self._tracks: dict[object, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -188,6 +191,10 @@ class Lifter:
         self._filter_params.update(params)
         self._out_filter.set_params(**self._filter_params)
         self._out_depth_filter.set_params(**self._depth_params)
+        self._core_depth_filter.set_params(**self._core_params())
+
+    def _core_params(self) -> dict[str, float]:
+        return {k: v * self.core_depth_ratio for k, v in self._depth_params.items()}
 
     # ------------------------------------------------------------------ helpers
     def _rays(self, kpts: np.ndarray) -> np.ndarray:
@@ -297,7 +304,8 @@ class Lifter:
         self._t_prev = None
         self._vel = np.zeros((17, 3))
         self._tracks.clear()
-        for f in (self._depth_filter, self._out_filter, self._out_depth_filter, self._root_filter):
+        for f in (self._depth_filter, self._out_filter, self._out_depth_filter, self._root_filter,
+                  self._core_depth_filter):
             f.reset()
         self._raw_hist.clear()
 
@@ -556,7 +564,9 @@ class Lifter:
         if self.smooth:  # the body and its path are smoothed separately: a walk's speed must not lag the limbs
             ones = np.ones(17)
             rel[:, [0, 2]] = self._out_filter(rel[:, [0, 2]], ones, t)[0]
-            rel[:, [1]] = self._out_depth_filter(rel[:, [1]], ones, t)[0]
+            depth = self._out_depth_filter(rel[:, [1]], ones, t)[0]
+            depth[_CORE] = self._core_depth_filter(rel[_CORE][:, [1]], ones[_CORE], t)[0]
+            rel[:, [1]] = depth
             root = self._root_filter(root[None], np.ones(1), t)[0][0].astype(np.float64)
         return (root + self._rigid(rel)).astype(np.float32)
 
@@ -575,6 +585,7 @@ class Lifter:
         scale = np.clip(np.array(self.noise_ref) / np.maximum(noise, 1e-6), *self.adapt_range)
         self._out_filter.set_params(**{k: v * scale[0] for k, v in self._filter_params.items()})
         self._out_depth_filter.set_params(**{k: v * scale[1] for k, v in self._depth_params.items()})
+        self._core_depth_filter.set_params(**{k: v * scale[1] for k, v in self._core_params().items()})
 
     def _rigid(self, rel: np.ndarray) -> np.ndarray:
         """Give every bone its length again (smoothing and image noise stretch them), keeping directions."""
