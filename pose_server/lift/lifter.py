@@ -8,14 +8,17 @@ perspective), so each bone leaves two depth solutions (towards or away from the 
    corrected by each bone's depth offset in the last frame, then One Euro smoothed;
 2. torso (8 hypotheses: spine, shoulder line, hip line), each leg pair (16) and each arm (4): every
    hypothesis gets a prior cost (upright spine, shoulders parallel to the hips, the face turned the
-   way the nose and eyes say, knees bending backwards, elbows forwards, limbs not far outwards, no
-   ankle under the floor, the lower ankle on the floor) and a causal min-sum (Viterbi forward) tracker
+   way the nose and eyes say, knees bending backwards, elbows forwards, thighs and shins swinging in the
+   sagittal plane rather than sideways, upper arms not crossing the chest, no ankle under the floor, the
+   lower ankle on the floor) and a causal min-sum (Viterbi forward) tracker
    picks the cheapest history: moving from last frame's hypothesis costs ``w_time`` per m^2 away from
    where its velocity was heading, so the depth signs stay continuous and a branch taken at an
    ambiguous moment (bone parallel to the image) is dropped as soon as the priors accumulate against it;
 3. face: the mid-ear point above the mid-shoulder, the face points in front of it;
 4. output: root-relative pose and root path One Euro smoothed separately (depth with a lower cutoff:
-   it is the noisy axis), then every bone given its length again.
+   it is the noisy axis; head and trunk depths lower still), then every bone given its length again. The
+   cutoffs adapt to the input's noise, measured as the jerk (third difference) of the unsmoothed pose: clean
+   keypoints are barely smoothed (no lag), noisy ones get the configured cutoffs.
 
 Bone proportions start from adult priors and are fitted to the performer over the first
 ``calib_frames`` confident frames (upper percentile of each bone's image length over the spine's);
