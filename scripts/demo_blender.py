@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             # Size the capture rig from the first packet that carries 3D joints.
             packet = rx.take_latest()
             if packet is None:
-                time.sleep(0.001)
+                time.sleep(tick.TICK_INTERVAL_S)
                 continue
             last_packet = now
             person = tick.select_person(packet, settings.person_mode, settings.person_id)
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             # latency_ms is measured when the tick picked the packet up; add the rest of the tick.
             latencies.append(settings.latency_ms + (t1 - t0) * 1000.0)
         else:
-            time.sleep(0.0005)
+            time.sleep(tick.TICK_INTERVAL_S)  # the same polling period as the add-on's timer in Blender
 
     # Last packets may still be in the socket: give the receiver a moment, then apply what is left.
     time.sleep(0.2)
