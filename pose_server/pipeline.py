@@ -208,7 +208,10 @@ class Pipeline:
                 self._close_io(close_recording=False)
                 self._done.set()
                 raise
-            self._queues = [queue.Queue(maxsize=2) for _ in range(3)]
+            # Camera-like: one slot per hand-over, so a stage always takes the newest item. Files: two, so
+            # decoding the next frame overlaps with inference on this one.
+            newest_only = self.source.live if cfg.drop_stale is None and self.source else bool(cfg.drop_stale)
+            self._queues = [queue.Queue(maxsize=1 if newest_only else 2) for _ in range(3)]
             self._threads = [threading.Thread(target=self._guard, args=(fn,), name=f"pose-{name}", daemon=True)
                              for name, fn in stages]
             self._live_threads = len(self._threads)

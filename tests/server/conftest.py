@@ -68,6 +68,19 @@ class Receiver:
                 break
         return out
 
+    def drain(self) -> int:
+        """Discard what is queued now (without waiting for a pause: a looping stream never pauses)."""
+        n = 0
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recv(65535)
+                n += 1
+        except BlockingIOError:
+            return n
+        finally:
+            self.sock.setblocking(True)
+
     def close(self) -> None:
         self.sock.close()
 

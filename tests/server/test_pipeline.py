@@ -81,7 +81,7 @@ def test_live_updates_and_restart(clip, tiny_checkpoint, tmp_path):
         assert filters and all(f.min_cutoff == 0.25 and f.beta == 0.5 for f in filters)
         assert pipe.tracker.det_interval == 5
         time.sleep(0.3)
-        first.collect(idle=0.2)  # drain what was sent before the switch
+        first.drain()  # what was sent before the switch
         got = second.collect(idle=0.5, limit=5)
         assert len(got) == 5
         assert first.collect(idle=0.3) == []  # the old target gets nothing any more
@@ -94,8 +94,8 @@ def test_live_updates_and_restart(clip, tiny_checkpoint, tmp_path):
         assert pipe.status()["udp_targets"] == [second.target]  # a refused change leaves things as they were
 
         # Restart: a new source reopens cleanly, keeps the loaded model and says it restarted.
-        second.collect(idle=0.1)
         out = pipe.update(source=str(other_clip))
+        second.drain()  # packets of the old source sent before the restart
         assert out["restarted"] is True and "source" in out["restart_reason"]
         assert pipe._estimator is model
         _wait_for(lambda: pipe.status()["frames"] >= 3)
