@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="onnx", choices=("onnx", "torch"))
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--detector", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="inference threads (default: every core)")
     ap.add_argument("--max-people", type=int, default=1)
     ap.add_argument("--frames", type=int, default=0, help="frames per run (0 = the whole video)")
     ap.add_argument("--repeat", type=int, default=2, help="runs; medians are printed")
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.repeat):
         cfg = PipelineConfig(source=args.video, checkpoint=ckpt, backend=args.backend, quantize=args.quantize,
                              detector=args.detector, max_people=args.max_people, realtime=args.realtime,
-                             drop_stale=args.realtime,
+                             drop_stale=args.realtime, threads=args.threads,
                              max_frames=args.frames or None, log_every=1e9,
                              # random weights give random keypoint scores: accept them so the track holds
                              kpt_threshold=0.0 if random_weights else 0.3)

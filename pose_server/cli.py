@@ -37,6 +37,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                    help="int8 dynamic quantization (onnx backend only)")
     g.add_argument("--flip-test", action="store_true", help="average with mirrored crops (2x compute)")
+    g.add_argument("--threads", type=int, default=None, help="inference threads (default: every core)")
 
 
 def _checkpoint_of(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -143,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         fps_limit=args.fps_limit, camera_backend=args.camera_backend, camera_width=args.width,
         camera_height=args.height, camera_fps=args.camera_fps, checkpoint=checkpoint, model_size=size,
         device=args.device, backend=args.backend, quantize=args.quantize, flip_test=args.flip_test,
+        threads=args.threads,
         detector=args.detector, det_threshold=args.det_threshold, det_interval=args.det_interval,
         max_people=args.max_people, kpt_threshold=args.kpt_threshold, min_cutoff=args.min_cutoff, beta=args.beta,
         d_cutoff=args.d_cutoff, hold_s=args.hold, lift_3d=not args.no_3d, protocol_version=args.protocol,
@@ -225,7 +227,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     checkpoint, size = _checkpoint_of(args)
     cfg = PipelineConfig(checkpoint=checkpoint, model_size=size, backend="onnx", device=args.device,
-                         quantize=args.quantize, flip_test=args.flip_test)
+                         quantize=args.quantize, flip_test=args.flip_test, threads=args.threads)
     est = load_estimator(cfg)
     path = Path(getattr(est.backend, "path", "") or "")
     if args.out and path.is_file():

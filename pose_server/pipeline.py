@@ -69,6 +69,7 @@ class PipelineConfig:
     backend: str = "onnx"  # onnx | torch
     quantize: bool = True  # int8 dynamic quantization (onnx backend)
     flip_test: bool = False
+    threads: int | None = None  # inference threads (None = every core)
     detector: str = "auto"  # auto | yolox | yolox-tiny | hog | full-frame | path/to/model.onnx
     det_threshold: float = 0.3
     kpt_threshold: float = 0.3
@@ -134,8 +135,9 @@ def load_estimator(cfg: PipelineConfig) -> Any:
         from .vitpose.estimator import VitPoseEstimator
     quantize = cfg.quantize and cfg.backend == "onnx"
     log.info("loading %s (%s, %s%s)", cfg.model, cfg.backend, cfg.device, ", int8" if quantize else "")
+    extra = {"threads": cfg.threads} if cfg.threads else {}
     return VitPoseEstimator(cfg.model, backend=cfg.backend, device=cfg.device, quantize=quantize,
-                            flip_test=cfg.flip_test)
+                            flip_test=cfg.flip_test, **extra)
 
 
 def _filter_params(cfg: PipelineConfig) -> dict:
@@ -349,7 +351,7 @@ class Pipeline:
     # -- set-up --------------------------------------------------------------------------------
     def _model_key(self) -> tuple:
         c = self.config
-        return (c.model, c.device, c.backend, c.quantize, c.flip_test)
+        return (c.model, c.device, c.backend, c.quantize, c.flip_test, c.threads)
 
     def _open_inference(self) -> None:
         cfg = self.config
