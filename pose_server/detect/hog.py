@@ -28,13 +28,14 @@ class HogDetector:
         if len(rects) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         rects = np.asarray(rects, np.float32).reshape(-1, 4)
-        scores = np.asarray(weights, np.float32).reshape(-1)
+        # HOG's scores are SVM margins, not probabilities: squash them into (0, 1) like the CNN's scores, so
+        # one --det-threshold means the same for both.
+        scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, np.float32).reshape(-1)))
         keep = cv2.dnn.NMSBoxes(rects.tolist(), scores.tolist(), self.score_threshold, self.nms_iou)
         keep = np.asarray(keep, np.int64).reshape(-1)
         boxes = rects[keep].copy()
         boxes[:, 2:] += boxes[:, :2]  # xywh -> xyxy
-        # HOG's scores are SVM margins, not probabilities: squash them into (0, 1) for ranking and output.
-        return boxes / scale, 1.0 / (1.0 + np.exp(-scores[keep]))
+        return boxes / scale, scores[keep]
 
     def __call__(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         img, scale = self.preprocess(frame_bgr)
