@@ -21,7 +21,6 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ONNX_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "onnx"
 DEFAULT_OPSET = 17
 EXPORT_REVISION = "r1"  # revision of the export-time graph rewrites (part of the cache key)
 
@@ -137,6 +136,13 @@ def for_export(net: nn.Module) -> nn.Module:
     if head is not None and MatMulClassicDecoder.supports(head):
         model.keypoint_head = MatMulClassicDecoder(head)
     return net
+
+
+def default_onnx_dir() -> Path:
+    """Export cache: ``onnx/`` under ``$VITPOSE_CHECKPOINTS``, else under the repository's ``checkpoints/``."""
+    from pose_server.vitpose.hub import default_checkpoints_dir
+
+    return default_checkpoints_dir() / "onnx"
 
 
 def default_threads() -> int:

@@ -11,11 +11,11 @@ from tqdm import tqdm
 
 from pose_server.skeleton import Skeleton, get_skeleton
 from pose_server.vitpose.backends import (
-    DEFAULT_ONNX_DIR,
     DEFAULT_OPSET,
     HeatmapNet,
     OnnxBackend,
     TorchBackend,
+    default_onnx_dir,
     export_onnx,
     onnx_model_path,
     quantize_onnx,
@@ -34,8 +34,9 @@ class VitPoseEstimator:
 
     ``source`` is anything ``load_vitpose`` accepts (an mmpose ``.pth``, a Hugging Face folder or repo id) or an
     already loaded ``LoadedModel``. ``backend="onnx"`` exports the network on first use and caches it under
-    ``cache_dir`` (default ``checkpoints/onnx/``); ``quantize=True`` adds int8 dynamic quantisation of the
-    MatMuls. ``flip_test`` averages with the mirrored crops (twice the compute, slightly steadier keypoints).
+    ``cache_dir`` (default ``onnx/`` in ``$VITPOSE_CHECKPOINTS`` or ``checkpoints/``); ``quantize=True`` adds
+    int8 dynamic quantisation of the MatMuls. ``flip_test`` averages with the mirrored crops (twice the compute,
+    slightly steadier keypoints).
     """
 
     def __init__(
@@ -71,7 +72,7 @@ class VitPoseEstimator:
         if backend == "torch":
             self.backend: TorchBackend | OnnxBackend = TorchBackend(net, device, precision)
         else:
-            path = self._onnx_file(net, Path(cache_dir) if cache_dir else DEFAULT_ONNX_DIR, opset, quantize)
+            path = self._onnx_file(net, Path(cache_dir) if cache_dir else default_onnx_dir(), opset, quantize)
             self.backend = OnnxBackend(path, device, threads)
 
     def _onnx_file(self, net: HeatmapNet, cache_dir: Path, opset: int, quantize: bool) -> Path:

@@ -101,3 +101,9 @@ def test_simple_decoder_exports_unchanged(tiny_checkpoint, tmp_path: Path) -> No
     assert not isinstance(for_export(HeatmapNet(load_vitpose(path).model)).model.keypoint_head, MatMulClassicDecoder)
     batch = torch_est.preprocess(stick_figure(), BOXES)[0]
     np.testing.assert_allclose(onnx_est.backend(batch), torch_est.backend(batch), atol=1e-4, rtol=0)
+
+
+def test_default_cache_follows_vitpose_checkpoints(tiny_pth: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("VITPOSE_CHECKPOINTS", str(tmp_path))
+    est = VitPoseEstimator(tiny_pth, backend="onnx")
+    assert est.backend.path.parent == tmp_path / "onnx" and est.backend.path.is_file()
