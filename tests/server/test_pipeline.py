@@ -7,6 +7,7 @@ import time
 
 import cv2
 import jsonschema
+import numpy as np
 import pytest
 
 from pose_server.pipeline import Pipeline, PipelineConfig
@@ -54,7 +55,7 @@ def test_video_to_udp_every_packet_arrives_and_validates(clip, tiny_checkpoint, 
     assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (320, 240)
     assert pipe.latest_packet() == packets[-1]
     jpeg = pipe.latest_preview_jpeg(max_width=160)
-    img = cv2.imdecode(__import__("numpy").frombuffer(jpeg, "uint8"), cv2.IMREAD_COLOR)
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert img.shape[1] == 160
 
 
@@ -146,15 +147,13 @@ class BrightFigurePose:
 
     skeleton = "coco17"
     num_keypoints = 17
-    UNIT = __import__("numpy").array([
+    UNIT = np.array([
         [.5, .08], [.55, .06], [.45, .06], [.6, .08], [.4, .08], [.7, .22], [.3, .22], [.78, .38], [.22, .38],
         [.8, .52], [.2, .52], [.62, .55], [.38, .55], [.62, .75], [.38, .75], [.62, .95], [.38, .95],
-    ], "float32")
+    ], np.float32)
     UNIT = (UNIT - UNIT.min(0)) / (UNIT.max(0) - UNIT.min(0))  # wrists, eyes and ankles at the figure's extent
 
     def __call__(self, frame, boxes):
-        import numpy as np
-
         kpts, scores = [], []
         for x1, y1, x2, y2 in boxes.astype(int):
             crop = frame[max(y1, 0):y2, max(x1, 0):x2]
@@ -171,8 +170,6 @@ class BrightFigurePose:
 
 
 def test_lifted_v2_packets_follow_the_figure(clip, receiver):
-    import numpy as np
-
     cfg = PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], protocol_version=2,
                          log_every=1e9)
     pipe = Pipeline(cfg, estimator=BrightFigurePose())
@@ -196,8 +193,6 @@ def test_lifted_v2_packets_follow_the_figure(clip, receiver):
 def test_camera_like_source_drops_stale_frames_instead_of_queueing(tmp_path, receiver):
     """A source paced like a camera and a model three times too slow: frames are dropped and counted,
     the newest one is processed, and latency stays near one inference instead of growing."""
-    import numpy as np
-
     class SlowPose(BrightFigurePose):
         def __call__(self, frame, boxes):
             time.sleep(0.1)  # 10 fps against a 30 fps source
