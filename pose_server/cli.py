@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--kpt-threshold", type=float, default=0.3,
                    help="keypoint score below which a keypoint is held/predicted")
     g.add_argument("--min-cutoff", type=float, default=1.0, help="One Euro minimum cutoff (Hz): lower = smoother")
-    g.add_argument("--beta", type=float, default=0.01, help="One Euro speed coefficient: higher = less lag")
+    g.add_argument("--beta", type=float, default=0.05, help="One Euro speed coefficient: higher = less lag")
     g.add_argument("--d-cutoff", type=float, default=1.0, help="One Euro derivative cutoff (Hz)")
     g.add_argument("--hold", type=float, default=0.25, help="seconds a low-confidence keypoint is held/predicted")
     g.add_argument("--no-3d", action="store_true", help="do not lift to 3D joints")
@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = run.add_argument_group("output")
     g.add_argument("--udp", action="append", metavar="HOST:PORT",
                    help="UDP target, repeatable or comma-separated; IPv6 as [::1]:9000 (default 127.0.0.1:9000)")
+    g.add_argument("--udp-token", default=os.environ.get("POSE_UDP_TOKEN"),
+                   help="shared secret sent in every packet (meta.token); Blender needs it when it listens on "
+                        "anything but 127.0.0.1 (default: $POSE_UDP_TOKEN)")
     g.add_argument("--record", default=None, metavar="FILE.jsonl", help="write every packet as one JSON line")
     g.add_argument("--preview", default=None, metavar="FILE.mp4", help="write the overlay video (boxes, ids, bones)")
     g.add_argument("--control", default=None, metavar="HOST:PORT",
@@ -148,7 +151,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         detector=args.detector, det_threshold=args.det_threshold, det_interval=args.det_interval,
         max_people=args.max_people, kpt_threshold=args.kpt_threshold, min_cutoff=args.min_cutoff, beta=args.beta,
         d_cutoff=args.d_cutoff, hold_s=args.hold, lift_3d=not args.no_3d, protocol_version=args.protocol,
-        udp=_targets(args.udp) or ["127.0.0.1:9000"], record=args.record, preview=args.preview,
+        udp=_targets(args.udp) or ["127.0.0.1:9000"], udp_token=args.udp_token, record=args.record,
+        preview=args.preview,
         progress=not args.no_progress, log_every=args.log_every,
     )
 

@@ -46,7 +46,7 @@ HUB_MODELS = {
 # Fields applied while running; every other field restarts the pipeline.
 LIVE_FIELDS = {"min_cutoff", "beta", "d_cutoff", "hold_s", "kpt_threshold", "det_threshold", "det_interval",
                "max_people", "udp", "fps_limit", "protocol_version", "lift_3d", "detector", "loop", "max_frames",
-               "record", "log_every"}
+               "record", "log_every", "udp_token"}
 _END = object()  # end-of-stream marker passed down the queues
 
 
@@ -76,12 +76,15 @@ class PipelineConfig:
     det_interval: int = 30  # frames between detector runs while every track holds
     max_people: int = 1
     min_cutoff: float = 1.0
-    beta: float = 0.01
+    beta: float = 0.05
     d_cutoff: float = 1.0
     hold_s: float = 0.25
     lift_3d: bool = True
     protocol_version: int = 2  # 2 adds per-bone rotations
     udp: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
+    # Shared secret sent as meta.token: a Blender listening on anything but 127.0.0.1 accepts only
+    # packets that carry its token.
+    udp_token: str | None = None
     fps_limit: float = 0.0  # 0 = no limit
     record: str | None = None  # JSON-lines session file
     preview: str | None = None  # overlay .mp4
@@ -102,6 +105,7 @@ class _Item:
 
     frame: src.Frame
     media_t: float
+    stamp: float = 0.0  # the packet's capture timestamp (see _capture_loop)
     ids: list[int] = field(default_factory=list)
     boxes: np.ndarray | None = None
     kpts: np.ndarray | None = None
@@ -511,6 +515,7 @@ class Pipeline:
         newest_only = self._newest_only()
         last = 0.0
         waiting_since: float | None = None
+        media_origin: float | None = None
         while not self._stop.is_set():
             cfg = self.config
             if cfg.max_frames and self._frames_read >= cfg.max_frames:
@@ -528,6 +533,7 @@ class Pipeline:
                 if cfg.loop and not live:
                     self.source.close()
                     self.source = src.open_source(cfg.source, realtime=cfg.realtime)
+                    media_origin = None  # the clip starts again: anchor its time anew so stamps keep rising
                     continue
                 break
             if cfg.fps_limit > 0:
@@ -542,7 +548,15 @@ class Pipeline:
             if self._progress is not None:
                 self._progress.update(1)
             media_t = frame.timestamp if live else frame.index / self._media_fps
-            self._put(q, _Item(frame, media_t), newest_only=newest_only)
+            # A file paced in real time was "captured" at its time in the clip: stamping packets with the
+            # clip's own timing (anchored at the first frame read) keeps a recorded take as long as the clip
+            # even when processing falls behind. Pacing never reads a frame before its time, so the stamp
+            # never passes the send time. Latency figures still use the read time.
+            paced = not live and cfg.realtime
+            if paced and media_origin is None:
+                media_origin = frame.timestamp - media_t
+            stamp = media_origin + media_t if paced else frame.timestamp
+            self._put(q, _Item(frame, media_t, stamp=stamp), newest_only=newest_only)
         self._put(q, _END, newest_only=False)
 
     def _infer_loop(self) -> None:
@@ -633,11 +647,13 @@ class Pipeline:
             lat = self._latencies
             meta = {"fps": round(self._fps(), 2), "model": Path(self.config.model).name[:256],
                     "latency_ms": {"infer": round(item.infer_ms, 1)}}
+            if self.config.udp_token:
+                meta["token"] = self.config.udp_token
             if lat:
                 meta["latency_ms"]["p50"] = float(np.percentile(list(lat), 50))
             if self.encoder.image_size != [w, h]:  # image folders and some streams only tell their size per frame
                 self.encoder.image_size = [w, h]
-            data = self.encoder.encode(item.frame.index, item.frame.timestamp, item.people, meta=meta)
+            data = self.encoder.encode(item.frame.index, item.stamp, item.people, meta=meta)
             self.sender.send(data)
             now = time.time()
             self._latencies.append((now - item.frame.timestamp) * 1000)

@@ -115,6 +115,7 @@ CONFIG_FIELDS: dict[str, Arg] = {
     "lift_3d": Arg((bool,), doc="lift keypoints to 3D joints"),
     "protocol_version": _num(1, 2, "pose packet version sent over UDP (2 adds rotations)", integer=True),
     "udp": Arg((list,), max_items=32, doc="UDP targets as host:port strings"),
+    "udp_token": Arg((str,), nullable=True, doc="shared secret sent as meta.token (Blender off loopback needs it)"),
     "fps_limit": _num(0.0, 240.0, "process at most this many frames per second (0 = no limit)"),
     "record": Arg((str,), nullable=True, doc="record packets to this .jsonl file (null stops)"),
     "log_every": _num(0.1, 3600.0, "seconds between fps/latency log lines"),

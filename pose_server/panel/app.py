@@ -101,7 +101,7 @@ def init_settings(config: dict[str, Any]) -> None:
     S["w_checkpoint"] = config.get("checkpoint") or ""
     S["w_device"] = str(config.get("device", "cpu"))
     S["w_backend"] = config.get("backend", "torch")
-    for name, default in (("det_threshold", 0.5), ("kpt_threshold", 0.3), ("min_cutoff", 1.0), ("beta", 0.01)):
+    for name, default in (("det_threshold", 0.5), ("kpt_threshold", 0.3), ("min_cutoff", 1.0), ("beta", 0.05)):
         S[f"w_{name}"] = float(config.get(name, default))
     S["w_det_interval"] = int(config.get("det_interval", 1))
     S["w_udp"] = "\n".join(config.get("udp", []) or [])

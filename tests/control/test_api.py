@@ -77,10 +77,10 @@ def test_get_config_is_the_pipeline_config(client, live):
 def test_live_changes_apply_without_restart(client, live):
     pipeline = live[0]
     before = client.status()["uptime_s"]
-    result = client.set_config(min_cutoff=0.5, beta=0.05, kpt_threshold=0.1, det_interval=7)
+    result = client.set_config(min_cutoff=0.5, beta=0.1, kpt_threshold=0.1, det_interval=7)
     assert result["restarted"] is False
-    assert result["applied"] == {"min_cutoff": 0.5, "beta": 0.05, "kpt_threshold": 0.1, "det_interval": 7}
-    assert (pipeline.config.min_cutoff, pipeline.config.beta, pipeline.config.det_interval) == (0.5, 0.05, 7)
+    assert result["applied"] == {"min_cutoff": 0.5, "beta": 0.1, "kpt_threshold": 0.1, "det_interval": 7}
+    assert (pipeline.config.min_cutoff, pipeline.config.beta, pipeline.config.det_interval) == (0.5, 0.1, 7)
     assert result["config"]["min_cutoff"] == 0.5
     assert client.status()["uptime_s"] >= before  # same run, counters not reset
     client.set_config(kpt_threshold=0.0)
