@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-frames", type=int, default=None, help="stop the video after N frames")
     ap.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
                     help="pace the video at its own frame rate, as a live performance would arrive")
+    ap.add_argument("--drop-stale", action="store_true",
+                    help="treat the video like a camera: skip frames the server is too slow for (the take then "
+                         "has gaps the recorder interpolates; latency stays low)")
+    ap.add_argument("--no-preview", action="store_true", help="do not write overlay.mp4")
     ap.add_argument("--out", default=str(ROOT / "out"), help="output folder")
     ap.add_argument("--no-render", action="store_true", help="skip the rendered preview image")
     return ap
@@ -119,8 +123,9 @@ def run_demo(args: argparse.Namespace) -> dict:
     cfg = PipelineConfig(
         source=source, checkpoint=args.checkpoint, backend=args.backend, quantize=args.quantize,
         detector=args.detector, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
-        realtime=args.realtime and args.webcam is None,
-        max_frames=args.max_frames, record=str(out / "take.jsonl"), preview=str(out / "overlay.mp4"),
+        realtime=args.realtime and args.webcam is None, drop_stale=True if args.drop_stale else None,
+        max_frames=args.max_frames, record=str(out / "take.jsonl"),
+        preview=None if args.no_preview else str(out / "overlay.mp4"),
         progress=True, udp=[],
     )
     if args.checkpoint is None:
@@ -167,7 +172,8 @@ def run_demo(args: argparse.Namespace) -> dict:
         "dropped_by_receiver": blender.get("dropped_by_receiver"),
         "invalid": blender.get("invalid"),
         "blender": blender,
-        "files": {**blender.get("files", {}), "overlay": str(out / "overlay.mp4"), "session": str(out / "take.jsonl")},
+        "files": {**blender.get("files", {}), "session": str(out / "take.jsonl"),
+                  **({} if args.no_preview else {"overlay": str(out / "overlay.mp4")})},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if blender.get("error"):
