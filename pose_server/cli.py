@@ -31,6 +31,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", default=None,
                    help="local weights instead of --model: an official ViTPose .pth, a .safetensors file or a "
                         "Hugging Face folder (config.json + model.safetensors)")
+    g.add_argument("--config", dest="model_config", default=None, metavar="CONFIG",
+                   help="model config for a bare .pth: an official ViTPose python config "
+                        "(ViTPose_base_coco_256x192.py, read without mmcv) or one of configs/*.json "
+                        "(default: inferred from the weights)")
+    g.add_argument("--dataset", default=None,
+                   choices=("coco", "aic", "mpii", "ap10k", "apt36k", "wholebody"),
+                   help="which head of a ViTPose+ checkpoint to use; wholebody gives 133 keypoints with hands "
+                        "(default: coco, or the only head)")
     g.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="inference backend; onnx exports once to checkpoints/onnx/ and runs ONNX Runtime")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
@@ -146,6 +154,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         drop_stale=True if args.drop_stale else None,
         fps_limit=args.fps_limit, camera_backend=args.camera_backend, camera_width=args.width,
         camera_height=args.height, camera_fps=args.camera_fps, checkpoint=checkpoint, model_size=size,
+        model_config=args.model_config, dataset=args.dataset,
         device=args.device, backend=args.backend, quantize=args.quantize, flip_test=args.flip_test,
         threads=args.threads,
         detector=args.detector, det_threshold=args.det_threshold, det_interval=args.det_interval,
@@ -230,8 +239,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .pipeline import load_estimator
 
     checkpoint, size = _checkpoint_of(args)
-    cfg = PipelineConfig(checkpoint=checkpoint, model_size=size, backend="onnx", device=args.device,
-                         quantize=args.quantize, flip_test=args.flip_test, threads=args.threads)
+    cfg = PipelineConfig(checkpoint=checkpoint, model_size=size, model_config=args.model_config,
+                         dataset=args.dataset, backend="onnx", device=args.device, quantize=args.quantize,
+                         flip_test=args.flip_test, threads=args.threads)
     est = load_estimator(cfg)
     path = Path(getattr(est.backend, "path", "") or "")
     if args.out and path.is_file():

@@ -65,6 +65,8 @@ class PipelineConfig:
     camera_height: int | None = None
     camera_fps: float | None = None
     checkpoint: str | None = None  # file, folder or Hugging Face hub id; None = DEFAULT_MODEL / model_size
+    model_config: str | None = None  # official ViTPose python config or configs/*.json for a bare .pth
+    dataset: str | None = None  # ViTPose+ head: coco | aic | mpii | ap10k | apt36k | wholebody
     model_size: str | None = None  # small | base | large | huge (hub model when no checkpoint is given)
     device: str = "cpu"
     backend: str = "onnx"  # onnx | torch
@@ -141,8 +143,8 @@ def load_estimator(cfg: PipelineConfig) -> Any:
     quantize = cfg.quantize and cfg.backend == "onnx"
     log.info("loading %s (%s, %s%s)", cfg.model, cfg.backend, cfg.device, ", int8" if quantize else "")
     extra = {"threads": cfg.threads} if cfg.threads else {}
-    return VitPoseEstimator(cfg.model, backend=cfg.backend, device=cfg.device, quantize=quantize,
-                            flip_test=cfg.flip_test, **extra)
+    return VitPoseEstimator(cfg.model, config=cfg.model_config, backend=cfg.backend, device=cfg.device,
+                            quantize=quantize, flip_test=cfg.flip_test, dataset=cfg.dataset, **extra)
 
 
 def _filter_params(cfg: PipelineConfig) -> dict:
@@ -356,7 +358,7 @@ class Pipeline:
     # -- set-up --------------------------------------------------------------------------------
     def _model_key(self) -> tuple:
         c = self.config
-        return (c.model, c.device, c.backend, c.quantize, c.flip_test, c.threads)
+        return (c.model, c.model_config, c.dataset, c.device, c.backend, c.quantize, c.flip_test, c.threads)
 
     def _open_inference(self) -> None:
         cfg = self.config

@@ -179,3 +179,22 @@ def test_export_onnx_writes_an_int8_model(tmp_path, tiny_checkpoint):
     assert proc.stdout.strip() == str(out)
     model = onnx.load(str(out))
     assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul") for n in model.graph.node)
+
+
+def test_run_with_dataset_picks_the_wholebody_head_of_a_vitpose_plus_file(tmp_path, clip, receiver):
+    from pose_server.vitpose.tiny import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny_plus.pth", moe=True)
+    take = tmp_path / "take.jsonl"
+    common = ["run", "--source", str(clip), "--checkpoint", str(ckpt), "--backend", "torch", "--no-quantize",
+              "--detector", "full-frame", "--kpt-threshold", "0", "--udp", receiver.target, "--max-frames", "3",
+              "--no-progress"]
+    proc = _cli(*common, "--dataset", "wholebody", "--record", str(take))
+    assert proc.returncode == 0, proc.stderr
+    packets = [json.loads(line) for line in take.read_text().splitlines()]
+    assert len(packets) == 3
+    assert all(p["skeleton"] == "wholebody133" and len(p["people"][0]["keypoints"]) == 133 for p in packets)
+    take.unlink()
+    proc = _cli(*common, "--record", str(take))  # no --dataset: the COCO head
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(take.read_text().splitlines()[0])["skeleton"] == "coco17"
