@@ -29,7 +29,7 @@ import bpy  # noqa: E402
 from mathutils import Vector  # noqa: E402
 
 import blender_addon  # noqa: E402
-from blender_addon.core import drive, export, recorder, rig, state, tick  # noqa: E402
+from blender_addon.core import export, recorder, rig, state, tick  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -117,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.idle_timeout and last_packet is not None and now - last_packet > args.idle_timeout:
             break
         if armature is None:
-            # Size the capture rig from the first packet that carries 3D joints.
-            packet = rx.take_latest()
+            # Size the capture rig from the first packet that carries 3D joints. Only peek at it: the
+            # tick below takes and applies it like every later packet.
+            packet = rx.peek_latest()
             if packet is None:
                 time.sleep(tick.TICK_INTERVAL_S)
                 continue
@@ -126,19 +127,14 @@ def main(argv: list[str] | None = None) -> int:
             person = tick.select_person(packet, settings.person_mode, settings.person_id)
             joints = person.get("joints_3d") if person else None
             if joints is None:
-                continue  # nobody lifted in this frame yet: nothing to size the rig from or to record
+                tick.apply_tick(scene)  # nobody lifted in this frame yet: consumed with no target, nothing applied
+                continue
             armature = rig.create_capture_rig(bpy.context, joints=joints)
             settings.target = armature
             take = recorder.TakeRecorder(armature, recorder.scene_fps(scene), scene.frame_start,
                                          recorder.next_take_name())
             state.set_recording(scene.name, take)
             settings.is_recording = True
-            # This first packet sized the rig; apply and record it as the tick would have.
-            drive.apply_person(scene, armature, person, packet)
-            settings.applied += 1
-            recorder.evaluated_view_layer(scene)
-            take.sample(armature, packet["timestamp"])
-            continue
         before = settings.applied
         t0 = time.time()
         tick.apply_tick(scene)

@@ -141,6 +141,11 @@ class Receiver:
             packet, self._latest = self._latest, None
             return packet
 
+    def peek_latest(self) -> dict | None:
+        """The newest packet not handed out yet, or None, without consuming it: `take_latest` still returns it."""
+        with self._lock:
+            return self._latest
+
     def packets_per_second(self, now: float | None = None) -> float:
         """Accepted packets over the last second."""
         now = time.monotonic() if now is None else now

@@ -54,6 +54,17 @@ def test_keeps_only_the_newest_packet_and_counts_drops(rx, sender):
     assert stats["packets_per_s"] == pytest.approx(5.0)
 
 
+def test_peek_shows_the_newest_packet_without_consuming_or_counting(rx, sender):
+    assert rx.peek_latest() is None
+    _send_all(rx, sender, [encode(make_packet(seq, 100.0 + seq / 30)) for seq in range(2)])
+    before = rx.stats()
+    assert rx.peek_latest()["seq"] == 1
+    assert rx.peek_latest()["seq"] == 1  # peeking twice changes nothing
+    assert rx.stats() == before
+    assert rx.take_latest()["seq"] == 1  # still there for the tick
+    assert rx.peek_latest() is None and rx.take_latest() is None
+
+
 def test_out_of_order_packets_are_stale_and_never_replace_newer(rx, sender):
     _send_all(rx, sender, [encode(make_packet(10, 10.0))])
     assert rx.take_latest()["seq"] == 10

@@ -67,6 +67,20 @@ def test_only_the_newest_packet_is_applied(scene, live):
     assert settings.applied == 1
 
 
+def test_a_peeked_packet_sizes_the_rig_and_the_next_tick_applies_it(scene, live):
+    """What the demo does with the first packet: peek, build the rig from its joints, let the tick apply it."""
+    from blender_addon.core import rig
+
+    live(make_packet(0, time.time(), phase=0.25))
+    packet = state.receiver(scene.name).peek_latest()
+    obj = rig.create_capture_rig(bpy.context, joints=packet["people"][0]["joints_3d"], with_mesh=False)
+    scene.vitpose_mocap.target = obj
+    tick.apply_tick(scene)
+    settings = scene.vitpose_mocap
+    assert (settings.received, settings.applied, settings.dropped) == (1, 1, 0)
+    assert bone_head(obj, "hips").x == pytest.approx(0.25, abs=0.02)
+
+
 @pytest.mark.parametrize(("mode", "person_id", "x"), [("LARGEST", 0, 0.0), ("ID", 1, 1.0), ("FIRST", 0, 0.0)])
 def test_the_selected_person_drives_the_rig(scene, live, mode, person_id, x):
     rig = capture_rig(scene)
