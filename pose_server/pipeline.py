@@ -83,6 +83,7 @@ class PipelineConfig:
     d_cutoff: float = 1.0
     hold_s: float = 0.25
     lift_3d: bool = True
+    depth_prior: bool = True  # the lifter's learned depth prior (resources/models/depth_prior.npz)
     protocol_version: int = 2  # 2 adds per-bone rotations
     udp: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
     # Shared secret sent as meta.token: a Blender listening on anything but 127.0.0.1 accepts only
@@ -125,7 +126,10 @@ class _TrackSignal:
         from .filters import KeypointFilter
 
         self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
-        self.lifter = lift(image_size=image_size, min_score=cfg.kpt_threshold) if lift is not None else None
+        prior = "default" if cfg.depth_prior else None
+        self.lifter = (
+            lift(image_size=image_size, min_score=cfg.kpt_threshold, depth_prior=prior) if lift is not None else None
+        )
         self.last_seen = 0.0
 
     def set_params(self, cfg: PipelineConfig) -> None:

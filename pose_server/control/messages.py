@@ -103,6 +103,7 @@ CONFIG_FIELDS: dict[str, Arg] = {
     "flip_test": Arg((bool,), doc="average with the mirrored image (twice the work)"),
     "preview": Arg((str,), nullable=True, doc="write an overlay .mp4 here"),
     "replay_speed": _num(0.01, 100.0, "speed of a replayed session"),
+    "depth_prior": Arg((bool,), doc="use the lifter's learned depth prior (off: geometric priors only)"),
     # applied live
     "loop": Arg((bool,), doc="restart a video file at its end"),
     "max_frames": _num(1, 2**53, "stop after this many frames", integer=True, nullable=True),

@@ -34,11 +34,13 @@ camera faces -Y), origin on the floor under the pelvis of the first lifted frame
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 
 from pose_server.filters import KeypointFilter
 from pose_server.lift.camera import DEFAULT_HFOV_DEG, focal_from_fov
+from pose_server.lift.learned import DEFAULT_DEPTH_PRIOR, DepthPrior, load_cached, window_features
 from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS, J
 
 __all__ = ["Lifter"]
@@ -84,6 +86,12 @@ _VERTICAL = tuple(f"{a}-{b}" for a, b, c, k in _LIMBS if k == "leg") + tuple(
     f"{b}-{c}" for a, b, c, k in _LIMBS if k == "leg")  # fmt: skip
 
 
+def _resolve_prior(prior: DepthPrior | str | Path | None) -> DepthPrior | None:
+    if prior is None or isinstance(prior, DepthPrior):
+        return prior
+    return load_cached(str(DEFAULT_DEPTH_PRIOR if prior == "default" else Path(prior)))
+
+
 def _taylor(parent: np.ndarray, ray: np.ndarray, length: float) -> tuple[np.ndarray, np.ndarray, float]:
     """The two points on unit ``ray`` (through the camera centre) at ``length`` from ``parent``.
 
@@ -114,6 +122,7 @@ class Lifter:
         depth_min_cutoff: float = 0.5,
         depth_beta: float = 0.2,
         adaptive_smoothing: bool = True,
+        depth_prior: DepthPrior | str | Path | None = "default",
     ) -> None:
         w, h = image_size
         if w <= 0 or h <= 0:
@@ -132,6 +141,10 @@ class Lifter:
         # Depth-hypothesis tracking: cost per m^2 of joint motion between frames, share of the last velocity
         # expected to continue, weight of the "lower ankle on the floor" term.
         self.w_time, self.vel_gain, self.w_contact = 40.0, 0.7, 1.0
+        # Learned depth prior (learned.py): cost per squared (error / sigma) of a bone's depth against the network's,
+        # capped per bone so that one confident mistake of the network cannot outvote the anatomy.
+        self.depth_prior = _resolve_prior(depth_prior)
+        self.w_learned, self.learned_sigma, self.learned_cap, self.spread_gain = 1.0, 0.15, 4.0, 1.0
         self.w_ext = 10.0
         self.core_depth_ratio = 0.6  # head and trunk depth cutoffs relative to the limbs' (see _CORE)
         # Limb-direction priors (per squared direction component, body frame). Legs swing in the sagittal plane:
@@ -174,6 +187,10 @@ class Lifter:
         self._raw_hist: deque[np.ndarray] = deque(maxlen=4)  # unsmoothed root-relative output, last 4 frames
         self._noise: deque[tuple[float, float]] = deque(maxlen=30)  # its jerk per frame: image plane, depth
         self._tracks: dict[object, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        window = self.depth_prior.window if self.depth_prior is not None else 1
+        self._px_hist: deque[np.ndarray] = deque(maxlen=window)  # keypoints of the last frames, for the prior
+        self._dz_learned: np.ndarray | None = None  # its joint depths relative to the pelvis (m), this frame
+        self._dz_spread: np.ndarray | None = None  # and how unsure it is of each (Laplace scale, m), if it says
         self.up_cam = self._pitch_up(self.camera_pitch_deg or 0.0)
         self.floor = None  # height of the floor along up_cam, camera frame
         self.origin: np.ndarray | None = None
@@ -297,9 +314,45 @@ class Lifter:
         if self.frames < self.calib_frames:
             self._calibrate_world(rays, depth, ok)
         pred = self._predict(dt)  # root-relative camera-frame prediction, or None
+        self._dz_learned = self._learned_depths(px, ok, depth) if self.depth_prior is not None else None
         cam = self._lift(rays, ok, depth, pred)
         self.frames += 1
         return self._emit(cam, t, dt, ok)
+
+    def _learned_depths(self, px: np.ndarray, ok: np.ndarray, depth: float) -> np.ndarray:
+        """The depth prior's joint depths relative to the pelvis (m). Missing keypoints keep their last position,
+        as the server's keypoint filter does while it holds them; the first frames repeat the oldest one."""
+        cur = px.copy()
+        if self._px_hist:
+            cur[~ok] = self._px_hist[-1][~ok]
+        self._px_hist.append(cur)
+        hist = list(self._px_hist)
+        hist = [hist[0]] * (self.depth_prior.window - len(hist)) + hist
+        feats, scale = window_features(np.array(hist) - self.center)
+        dz, spread = self.depth_prior.predict(feats)
+        to_m = depth * float(scale) / self.focal
+        self._dz_spread = None if spread is None else spread.astype(np.float64) * to_m
+        return dz.astype(np.float64) * to_m
+
+    def _learned_cost(
+        self, joints: list[int], pts: np.ndarray, pelvis: np.ndarray, parents: list[int] | None = None,
+        parent_pts: np.ndarray | None = None,
+    ) -> np.ndarray | float:
+        """Disagreement of hypotheses ``pts`` (S, n, 3) with the learned depths of ``joints``: their depths
+        relative to the pelvis, or with ``parents``, the depth of each bone (joint minus parent)."""
+        if self._dz_learned is None or self.w_learned == 0:
+            return 0.0
+        z = pts[..., 2] - pelvis[2]
+        want = self._dz_learned[joints]
+        sigma = self.learned_sigma
+        if self._dz_spread is not None:
+            spread = self._dz_spread[joints] + (self._dz_spread[parents] if parents is not None else 0.0)
+            sigma = np.sqrt(sigma**2 + (self.spread_gain * spread) ** 2)
+        if parents is not None:
+            z = z - (parent_pts[..., 2] - pelvis[2])
+            want = want - self._dz_learned[parents]
+        err = ((z - want) / sigma) ** 2
+        return self.w_learned * np.minimum(err, self.learned_cap).sum(-1)
 
     def _lose(self) -> None:
         """The performer is gone: forget the motion (not the proportions, floor or origin)."""
@@ -311,6 +364,7 @@ class Lifter:
                   self._core_depth_filter):
             f.reset()
         self._raw_hist.clear()
+        self._px_hist.clear()
 
     def _predict(self, dt: float) -> np.ndarray | None:
         if self._prev is None:
@@ -358,6 +412,7 @@ class Lifter:
             emission += 2.0 * ((face_x - fwd[:, 0] * face_fwd) / 0.05) ** 2
         states = cand[:, :4]
         pts = states
+        emission = emission + self._learned_cost([_LS, _RS, _LH, _RH], pts, pelvis)
         pick = self._track("torso", emission, pts - pelvis)
         out[[_LS, _RS, _LH, _RH]] = pts[pick]
         mid_sh = 0.5 * (out[_LS] + out[_RS])
@@ -466,6 +521,9 @@ class Lifter:
                 ends.append(end)
         mids_a, ends_a = np.array(mids), np.array(ends)
         emission = self._limb_prior(kind, side, root, mids_a, ends_a if ok[c] else None, *ctx)
+        both = np.stack([mids_a, ends_a], axis=1)
+        par = np.stack([np.broadcast_to(root, mids_a.shape), mids_a], axis=1)
+        emission = emission + self._learned_cost([b, c], both, pelvis, [a, b], par)
         return np.stack([mids_a, ends_a], axis=1), emission
 
     def _limb_prior(

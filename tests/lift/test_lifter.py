@@ -1,4 +1,8 @@
-"""Monocular lifting on a procedural walker seen through a pinhole camera (noise-free and noisy)."""
+"""Monocular lifting on a procedural walker seen through a pinhole camera (noise-free and noisy).
+
+These test the geometric lifter on its own (``depth_prior=None``): its accuracy, continuity and smoothing. The
+learned depth prior is tested in test_learned.py and measured on real motion capture by scripts/bench_lifting.py.
+"""
 
 import numpy as np
 import pytest
@@ -21,6 +25,7 @@ def scene(azimuth: float, seconds: float = 4.0):
 
 
 def run(px: np.ndarray, scores: np.ndarray | None = None, filt: KeypointFilter | None = None, **kw) -> np.ndarray:
+    kw.setdefault("depth_prior", None)
     lifter = Lifter(IMAGE, height_m=HEIGHT, **kw)
     out = []
     for i, p in enumerate(px):
@@ -108,7 +113,7 @@ def test_waits_for_the_torso_and_rejects_bad_input():
 
 def test_lost_torso_is_held_briefly_then_released():
     px, _ = scene(45.0, seconds=2.0)
-    lifter = Lifter(IMAGE, height_m=HEIGHT, hold_s=0.3)
+    lifter = Lifter(IMAGE, height_m=HEIGHT, hold_s=0.3, depth_prior=None)
     outs = [lifter(px[i], np.ones(17), i / 30) for i in range(30)]
     gone = np.zeros(17)
     held = [lifter(px[i], gone, i / 30) for i in range(30, 45)]
