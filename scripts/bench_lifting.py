@@ -94,7 +94,8 @@ def run_case(
     noisy, scores = detector_noise(px, sigma, np.random.default_rng(args.seed))
     filt = KeypointFilter(17, 2, min_cutoff=args.min_cutoff, beta=args.beta)
     smooth = {k: getattr(args, f"lift_{k}") for k in LIFT_DEFAULTS}
-    lifter = Lifter(IMAGE, height_m=height, camera_pitch_deg=pitch, **smooth)
+    prior = None if args.depth_prior == "none" else args.depth_prior
+    lifter = Lifter(IMAGE, height_m=height, camera_pitch_deg=pitch, depth_prior=prior, **smooth)
     preds, t_lift, t_ik, rots = [], [], [], []
     for i in range(len(px)):
         t = i / fps
@@ -218,6 +219,8 @@ def main() -> None:
     ap.add_argument("--camera-height", type=float, default=1.0, help="camera height above the floor (m)")
     ap.add_argument("--target-height", type=float, default=1.0, help="height the camera looks at (m); the pitch "
                     "this gives is passed to the lifter as the user's camera setting")
+    ap.add_argument("--depth-prior", default="default", help="learned depth prior: 'default' (the shipped "
+                    "resources/models/depth_prior.npz), a path, or 'none' for the geometric lifter alone")
     args = ap.parse_args()
     cases = [(p, v, s) for p in args.bvh for v in args.views for s in args.noise]
     rows = []
