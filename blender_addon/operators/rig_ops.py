@@ -22,7 +22,7 @@ def _stream_joints(scene) -> list | None:
     if joints is not None:
         return joints
     rx = state.receiver(scene.name)
-    packet = rx.take_latest() if rx is not None else None
+    packet = rx.peek_latest() if rx is not None else None  # the next tick still applies it
     for person in (packet or {}).get("people", []):
         if person.get("joints_3d"):
             return person["joints_3d"]

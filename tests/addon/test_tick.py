@@ -81,6 +81,21 @@ def test_a_peeked_packet_sizes_the_rig_and_the_next_tick_applies_it(scene, live)
     assert bone_head(obj, "hips").x == pytest.approx(0.25, abs=0.02)
 
 
+def test_create_rig_operator_sizes_from_the_waiting_packet_without_taking_it(scene, live):
+    """Create Capture Rig before any person was driven: it measures the receiver's waiting packet, which
+    the next tick still applies (nothing is lost)."""
+    from blender_addon.core import drive
+
+    drive.clear_cache()
+    live(make_packet(0, time.time(), phase=0.25))
+    assert bpy.ops.vitpose_mocap.create_capture_rig(from_stream=True) == {"FINISHED"}
+    assert state.receiver(scene.name).peek_latest() is not None
+    tick.apply_tick(scene)
+    settings = scene.vitpose_mocap
+    assert (settings.received, settings.applied, settings.dropped) == (1, 1, 0)
+    assert bone_head(settings.target, "hips").x == pytest.approx(0.25, abs=0.02)
+
+
 @pytest.mark.parametrize(("mode", "person_id", "x"), [("LARGEST", 0, 0.0), ("ID", 1, 1.0), ("FIRST", 0, 0.0)])
 def test_the_selected_person_drives_the_rig(scene, live, mode, person_id, x):
     rig = capture_rig(scene)
