@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-people", type=int, default=1)
     ap.add_argument("--frames", type=int, default=0, help="frames per run (0 = the whole video)")
     ap.add_argument("--repeat", type=int, default=2, help="runs; medians are printed")
+    ap.add_argument("--depth-prior", action=argparse.BooleanOptionalAction, default=True,
+                    help="the lifter's learned depth prior")
     ap.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
                     help="treat the video like a camera: paced to its frame rate, stale frames dropped "
                          "(else every frame, as fast as possible)")
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = PipelineConfig(source=args.video, checkpoint=ckpt, backend=args.backend, quantize=args.quantize,
                              detector=args.detector, max_people=args.max_people, realtime=args.realtime,
                              drop_stale=args.realtime, threads=args.threads,
-                             max_frames=args.frames or None, log_every=1e9,
+                             max_frames=args.frames or None, log_every=1e9, depth_prior=args.depth_prior,
                              # random weights give random keypoint scores: accept them so the track holds
                              kpt_threshold=0.0 if random_weights else 0.3)
         r = run_once(cfg)
