@@ -1,9 +1,11 @@
 """UDP receiver: a background thread that validates pose packets and keeps only the newest one.
 
 Blender's main thread must never block on the network, so the socket lives on a daemon thread and
-the timer tick only swaps out the newest packet (`take_latest`). Everything the thread sees is
-counted so the panel can say why motion is missing: invalid (failed validation), stale (older seq
-than one already accepted), dropped (valid but overwritten by a newer packet before a tick used it).
+the timer tick only swaps out the newest packet (`take_latest`). While a take records, the tick takes
+the packets a newer one overwrote since the last tick too (`take_all`, up to `MAX_PENDING`), so two
+packets arriving within one tick both reach the take. Everything the thread sees is counted so the
+panel can say why motion is missing: invalid (failed validation), stale (older seq than one already
+accepted), dropped (valid, but overwritten by a newer packet and never used by a tick).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ DEFAULT_PORT = 9000
 # The largest UDP payload over IPv4; anything longer cannot arrive in one datagram.
 MAX_DATAGRAM = 65507
 RATE_WINDOW_S = 1.0
+MAX_PENDING = 32  # overwritten packets kept for `take_all` (a second at 30 fps); older ones are dropped
 
 
 def is_loopback(host: str) -> bool:
@@ -51,6 +54,7 @@ class Receiver:
         self._stop = threading.Event()
         self._gate = SeqGate()
         self._latest: dict | None = None
+        self._overwritten: collections.deque[dict] = collections.deque(maxlen=MAX_PENDING)
         self._arrivals: collections.deque[float] = collections.deque()
         self.received = 0
         self.accepted = 0
@@ -130,16 +134,30 @@ class Receiver:
                 return False
             self.accepted += 1
             if self._latest is not None:
-                self.dropped += 1
+                self.dropped += 1  # until take_all uses it after all
+                self._overwritten.append(self._latest)
             self._latest = result
             self._arrivals.append(time.monotonic())
             return True
 
     def take_latest(self) -> dict | None:
-        """The newest packet not handed out yet, or None."""
+        """The newest packet not handed out yet, or None (the overwritten ones stay dropped)."""
         with self._lock:
             packet, self._latest = self._latest, None
+            self._overwritten.clear()
             return packet
+
+    def take_all(self) -> list[dict]:
+        """Every packet not handed out yet, oldest first: the overwritten ones (no longer counted as dropped)
+        and the newest. For recording, where each packet is a frame of the take."""
+        with self._lock:
+            if self._latest is None:
+                return []
+            packets = [*self._overwritten, self._latest]
+            self.dropped -= len(self._overwritten)
+            self._overwritten.clear()
+            self._latest = None
+            return packets
 
     def peek_latest(self) -> dict | None:
         """The newest packet not handed out yet, or None, without consuming it: `take_latest` still returns it."""

@@ -1,4 +1,4 @@
-"""The per-tick work: newest packet -> selected person -> armature -> status -> recording.
+"""The per-tick work: newest packet (all new packets while recording) -> selected person -> armature -> take.
 
 `apply_tick` is a plain function so tests and benchmarks call it directly (timers never fire when
 Blender runs as a Python module); the `bpy.app.timers` callback below only loops over scenes.
@@ -55,35 +55,42 @@ def _update_status(settings, rx) -> None:
 
 
 def apply_tick(scene: bpy.types.Scene) -> float | None:
-    """Apply the newest packet of the scene's receiver; returns the next interval, or None if not running."""
+    """Apply the newest packet of the scene's receiver (while recording, every packet since the last tick, oldest
+    first); returns the next interval, or None if not running."""
     rx = state.receiver(scene.name)
     if rx is None:
         return None
     settings = scene.vitpose_mocap
+    armature = settings.target
+    take = state.recording(scene.name)
+    # A take keeps the armature it started on; switching targets mid-take pauses it.
+    recording = (take is not None and settings.is_recording and armature is not None
+                 and take.armature_name == armature.name)
+    # Live, only the newest pose matters; a take wants every frame, also two that arrived within one tick.
+    packets = rx.take_all() if recording else [p for p in (rx.take_latest(),) if p is not None]
     _update_status(settings, rx)
-    packet = rx.take_latest()
-    if packet is None:
-        return TICK_INTERVAL_S
+    for packet in packets:
+        _apply_packet(scene, settings, armature, packet, take if recording else None)
+    return TICK_INTERVAL_S
+
+
+def _apply_packet(scene, settings, armature, packet: dict, take) -> None:
     meta = packet.get("meta") or {}
     settings.fps = float(meta.get("fps", 0.0) or 0.0)
     settings.latency_ms = max(0.0, (time.time() - packet["timestamp"]) * 1000.0)
     person = select_person(packet, settings.person_mode, settings.person_id)
-    armature = settings.target
     if person is None or armature is None or armature.type != "ARMATURE":
-        return TICK_INTERVAL_S
+        return
     try:
         drive.apply_person(scene, armature, person, packet)
     except Exception as exc:  # a bad rig must not kill the timer; the panel shows why
         report_error(settings, f"driving {armature.name} failed: {exc}")
-        return TICK_INTERVAL_S
+        return
     settings.applied += 1
-    take = state.recording(scene.name)
-    # A take keeps the armature it started on; switching targets mid-take pauses it.
-    if take is not None and settings.is_recording and take.armature_name == armature.name:
+    if take is not None:
         recorder.evaluated_view_layer(scene)
         take.sample(armature, packet["timestamp"])
         settings.recorded_samples = len(take)
-    return TICK_INTERVAL_S
 
 
 def _timer() -> float | None:

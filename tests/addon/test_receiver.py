@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from blender_addon.core.receiver import DEFAULT_HOST, DEFAULT_PORT, Receiver
+from blender_addon.core.receiver import DEFAULT_HOST, DEFAULT_PORT, MAX_PENDING, Receiver
 
 from .helpers import wait_until
 from .packets import encode, make_packet
@@ -150,3 +150,18 @@ def test_a_token_admits_only_packets_that_carry_it(free_port, sender):
         assert r.take_latest()["seq"] == 2
     finally:
         r.stop()
+
+
+def test_take_all_hands_out_the_overwritten_packets_oldest_first(rx):
+    n = MAX_PENDING + 6
+    for seq in range(n):
+        assert rx.offer(encode(make_packet(seq, 1000.0 + seq)))
+    assert rx.stats()["dropped"] == n - 1
+    packets = rx.take_all()
+    assert [p["seq"] for p in packets] == list(range(n - MAX_PENDING - 1, n))  # the newest + MAX_PENDING before it
+    assert rx.stats()["dropped"] == n - 1 - MAX_PENDING  # only those older than the pending window stay dropped
+    assert rx.take_all() == [] and rx.take_latest() is None
+    for seq in range(n, n + 3):
+        rx.offer(encode(make_packet(seq, 1000.0 + seq)))
+    assert rx.take_latest()["seq"] == n + 2  # taking only the newest leaves the other two dropped
+    assert rx.take_all() == [] and rx.stats()["dropped"] == n - 1 - MAX_PENDING + 2

@@ -31,6 +31,32 @@ def _hips_keys(action):
     return [(round(kp.co[0]), kp.co[1]) for kp in fc.keyframe_points]
 
 
+def test_packets_arriving_within_one_tick_all_reach_the_take(scene, free_port, sender):
+    """Two or more packets between ticks: live driving needs only the newest, but the take keeps them all."""
+    capture_rig(scene)
+    settings = scene.vitpose_mocap
+    settings.port = free_port
+    assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
+    rx = state.receiver(scene.name)
+    packets = _packets(12, 30.0)
+
+    def burst(batch):
+        before = rx.received
+        for p in batch:
+            sender.sendto(encode(p), ("127.0.0.1", free_port))
+        wait_until(lambda: rx.received >= before + len(batch))
+        tick.apply_tick(scene)
+
+    burst(packets[:3])  # not recording: the newest is applied, two are dropped
+    assert (settings.applied, settings.dropped) == (1, 2)
+    assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
+    burst(packets[3:6])
+    burst(packets[6:7])
+    burst(packets[7:12])
+    assert settings.recorded_samples == 9 and settings.applied == 10 and settings.dropped == 2
+    assert bpy.ops.vitpose_mocap.record_stop() == {"FINISHED"}
+
+
 def test_recording_n_packets_gives_keys_on_the_frame_grid(scene, free_port, sender):
     rig = capture_rig(scene)
     settings = scene.vitpose_mocap
