@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="treat the video like a camera: skip frames the server is too slow for (the take then "
                          "has gaps the recorder interpolates; latency stays low)")
     ap.add_argument("--no-preview", action="store_true", help="do not write overlay.mp4")
+    ap.add_argument("--no-depth-prior", action="store_true",
+                    help="lift with the geometric priors only, without the learned depth prior")
     ap.add_argument("--out", default=str(ROOT / "out"), help="output folder")
     ap.add_argument("--no-render", action="store_true", help="skip the rendered preview image")
     return ap
@@ -126,7 +128,7 @@ def run_demo(args: argparse.Namespace) -> dict:
         realtime=args.realtime and args.webcam is None, drop_stale=True if args.drop_stale else None,
         max_frames=args.max_frames, record=str(out / "take.jsonl"),
         preview=None if args.no_preview else str(out / "overlay.mp4"),
-        progress=True, udp=[],
+        progress=True, udp=[], depth_prior=not args.no_depth_prior,
     )
     if args.checkpoint is None:
         cfg.checkpoint = args.model

@@ -34,6 +34,7 @@ def main() -> int:
                                                          "else random weights of its size)")
     ap.add_argument("--backend", default="onnx", choices=("onnx", "torch"))
     ap.add_argument("--no-quantize", action="store_true")
+    ap.add_argument("--no-depth-prior", action="store_true", help="lift without the learned depth prior")
     args = ap.parse_args()
     ckpt, random_weights = small_checkpoint(args.checkpoint)
     with tempfile.TemporaryDirectory() as out:
@@ -45,6 +46,8 @@ def main() -> int:
         ]
         if args.no_quantize:
             demo_args.append("--no-quantize")
+        if args.no_depth_prior:
+            demo_args.append("--no-depth-prior")
         if random_weights:
             # Random weights score every keypoint low: keep the one performer tracked on a fixed box.
             demo_args += ["--detector", "full-frame", "--kpt-threshold", "0"]
