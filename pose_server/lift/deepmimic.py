@@ -49,17 +49,35 @@ def find_motions() -> list[Path]:
 
 
 def load_motion(
-    path: str | Path, fps: float = 30.0, time_scale: float = 1.0, bone_scale: dict[str, float] | None = None
+    path: str | Path,
+    fps: float = 30.0,
+    time_scale: float = 1.0,
+    bone_scale: dict[str, float] | None = None,
+    perturb_deg: float = 0.0,
+    rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """(F, 17, 3) COCO-17 joints in metres (Z up, facing -Y), resampled to ``fps`` (``time_scale`` > 1 plays
-    faster); ``bone_scale`` lengthens named offsets (see ``OFFSETS``)."""
+    faster); ``bone_scale`` lengthens named offsets (see ``OFFSETS``). ``perturb_deg`` turns every ball joint
+    (chest, neck, hips, shoulders) by a fixed random rotation of about that many degrees and scales the knee
+    and elbow angles by 0.8-1.2: new poses near the recorded ones (augmentation)."""
     frames = np.asarray(json.loads(Path(path).read_text())["Frames"], dtype=np.float64)
     if frames.ndim != 2 or frames.shape[1] != _FRAME_LEN or len(frames) < 2:
         raise ValueError(f"{path}: not a DeepMimic humanoid3d clip ({_FRAME_LEN} values per frame, >= 2 frames)")
     t = np.concatenate([[0.0], np.cumsum(frames[:-1, 0])])
     tq = np.arange(0.0, t[-1], time_scale / fps)
     lin = lambda c: np.interp(tq, t, frames[:, c])  # noqa: E731
-    slerp = lambda c: Slerp(t, Rotation.from_quat(frames[:, [c + 1, c + 2, c + 3, c]]))(tq)  # noqa: E731
+    rng = rng or np.random.default_rng(0)
+
+    def slerp(c: int) -> Rotation:
+        r = Slerp(t, Rotation.from_quat(frames[:, [c + 1, c + 2, c + 3, c]]))(tq)
+        if perturb_deg > 0 and c != 4:  # not the root: it only places and turns the whole body
+            return r * Rotation.from_rotvec(rng.normal(0.0, np.radians(perturb_deg) / np.sqrt(3), 3))
+        return r
+
+    def hinge(c: int) -> np.ndarray:
+        angle = lin(c) * (rng.uniform(0.8, 1.2) if perturb_deg > 0 else 1.0)
+        return Rotation.from_rotvec(np.outer(angle, [0.0, 0.0, 1.0]))
+
     off = {k: np.array(v) * (bone_scale or {}).get(k, 1.0) for k, v in OFFSETS.items()}
     root = np.stack([lin(1), lin(2), lin(3)], axis=1)
     r_root = slerp(4)
@@ -71,9 +89,9 @@ def load_motion(
     for side, z, c in _SIDES:
         mirror_z = np.array([1.0, 1.0, z])
         r_hip = r_root * slerp(c)
-        r_knee = r_hip * Rotation.from_rotvec(np.outer(lin(c + 4), [0.0, 0.0, 1.0]))
+        r_knee = r_hip * hinge(c + 4)
         r_shoulder = r_chest * slerp(c + 9)
-        r_elbow = r_shoulder * Rotation.from_rotvec(np.outer(lin(c + 13), [0.0, 0.0, 1.0]))
+        r_elbow = r_shoulder * hinge(c + 13)
         pts[f"{side}_hip"] = root + r_root.apply(off["hip"] * mirror_z)
         pts[f"{side}_knee"] = pts[f"{side}_hip"] + r_hip.apply(off["knee"])
         pts[f"{side}_ankle"] = pts[f"{side}_knee"] + r_knee.apply(off["ankle"])

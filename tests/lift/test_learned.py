@@ -138,6 +138,15 @@ def test_deepmimic_reader_builds_the_skeleton_in_the_project_frame(tmp_path):
     m = mirror(clip)
     np.testing.assert_allclose(m[:, J["r_hip"], 0], -clip[:, J["l_hip"], 0])
     np.testing.assert_allclose(mirror(m), clip)
+    # Perturbed copies: new poses, the same bone lengths, reproducible from the generator's seed.
+    path = tmp_path / "c.txt"
+    turned = load_motion(path, perturb_deg=15.0, rng=np.random.default_rng(7))
+    assert np.abs(turned - clip).max() > 0.02
+    np.testing.assert_allclose(turned, load_motion(path, perturb_deg=15.0, rng=np.random.default_rng(7)))
+    bones = [(J["l_hip"], J["l_knee"]), (J["l_knee"], J["l_ankle"]), (J["r_shoulder"], J["r_elbow"])]
+    for a, b in bones:
+        np.testing.assert_allclose(np.linalg.norm(turned[:, b] - turned[:, a], axis=-1),
+                                   np.linalg.norm(clip[:, b] - clip[:, a], axis=-1), atol=1e-9)
     (tmp_path / "bad.txt").write_text(json.dumps({"Frames": [[0.1, 1, 2]]}))
     with pytest.raises(ValueError, match="DeepMimic"):
         load_motion(tmp_path / "bad.txt")
