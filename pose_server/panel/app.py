@@ -104,6 +104,8 @@ def init_settings(config: dict[str, Any]) -> None:
     for name, default in (("det_threshold", 0.5), ("kpt_threshold", 0.3), ("min_cutoff", 1.0), ("beta", 0.05)):
         S[f"w_{name}"] = float(config.get(name, default))
     S["w_det_interval"] = int(config.get("det_interval", 1))
+    S["w_lift_3d"] = bool(config.get("lift_3d", True))
+    S["w_depth_prior"] = bool(config.get("depth_prior", True))
     S["w_udp"] = "\n".join(config.get("udp", []) or [])
     S["_settings_loaded"] = True
 
@@ -155,6 +157,11 @@ def sidebar_settings(config: dict[str, Any]) -> None:
     sb.number_input("beta: higher = less lag", min_value=0.0, max_value=100.0, step=0.005, format="%.4f",
                     key="w_beta")
 
+    sb.subheader("3D")
+    sb.checkbox("Lift to 3D joints and rotations", key="w_lift_3d")
+    sb.checkbox("Learned depth prior (off: geometric priors only; restarts)", key="w_depth_prior",
+                disabled=not S.w_lift_3d)
+
     sb.subheader("UDP targets")
     sb.text_area("host:port, one per line", key="w_udp", height=80)
 
@@ -180,6 +187,8 @@ def wanted_settings() -> dict[str, Any]:
         "det_interval": int(S.w_det_interval),
         "min_cutoff": float(S.w_min_cutoff),
         "beta": float(S.w_beta),
+        "lift_3d": bool(S.w_lift_3d),
+        "depth_prior": bool(S.w_depth_prior),
         "udp": logic.parse_udp_targets(S.w_udp),
     }
 

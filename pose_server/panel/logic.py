@@ -15,7 +15,6 @@ from pose_server.control import messages as m
 DEFAULT_CLIP = "resources/videos/default.mp4"
 SOURCE_KINDS = ("Bundled clip", "Video file", "Upload", "Webcam")
 UPLOAD_DIR = Path("out/uploads")
-LIVE_FIELDS = ("det_threshold", "kpt_threshold", "det_interval", "min_cutoff", "beta", "udp")
 
 
 def source_kind(source: Any) -> str:

@@ -68,6 +68,18 @@ def test_apply_changes_smoothing_live(live, monkeypatch):
     assert any("Nothing to apply" in t for t in texts(at.info))
 
 
+def test_3d_switches_reach_the_server(live, monkeypatch):
+    at = panel(live[1].url, monkeypatch)
+    assert at.sidebar.checkbox(key="w_lift_3d").value and at.sidebar.checkbox(key="w_depth_prior").value
+    at.sidebar.checkbox(key="w_depth_prior").uncheck()
+    at.sidebar.button(key="apply").click().run()
+    assert live[0].config.depth_prior is False, texts(at.error)
+    at.sidebar.checkbox(key="w_lift_3d").uncheck()
+    at.sidebar.button(key="apply").click().run()
+    assert live[0].config.lift_3d is False
+    assert any("lift_3d" in t for t in texts(at.success)), texts(at.success)
+
+
 def test_bad_entries_are_explained_and_not_sent(live, monkeypatch):
     before = list(live[0].config.udp)
     at = panel(live[1].url, monkeypatch)
