@@ -147,6 +147,8 @@ class Lifter:
         self.w_learned, self.learned_sigma, self.learned_cap, self.spread_gain = 1.0, 0.15, 4.0, 1.0
         self.w_ext = 10.0
         self.core_depth_ratio = 0.6  # head and trunk depth cutoffs relative to the limbs' (see _CORE)
+        # A second smoothing stage for the face relative to the shoulders (cutoffs relative to the body's).
+        self.face_ratio, self.face_smoothing = 1.5, True
         # Limb-direction priors (per squared direction component, body frame). Legs swing in the sagittal plane:
         # the depth mirror of a forward swing seen from an angle is a sideways one, so thighs and shins pay for
         # their sideways component, not for the forward one. Arms are often raised sideways (free), but an upper
@@ -184,6 +186,7 @@ class Lifter:
         self._out_depth_filter = KeypointFilter(17, 1, min_score=0.0, hold_s=0.0, **self._depth_params)
         self._root_filter = KeypointFilter(1, 3, min_cutoff=1.0, beta=0.5, min_score=0.0, hold_s=0.0)
         self._core_depth_filter = KeypointFilter(len(_CORE), 1, min_score=0.0, hold_s=0.0, **self._core_params())
+        self._face_filter = KeypointFilter(len(_FACE), 3, min_score=0.0, hold_s=0.0, **self._face_params())
         self._raw_hist: deque[np.ndarray] = deque(maxlen=4)  # unsmoothed root-relative output, last 4 frames
         self._noise: deque[tuple[float, float]] = deque(maxlen=30)  # its jerk per frame: image plane, depth
         self._tracks: dict[object, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -212,6 +215,10 @@ class Lifter:
         self._out_filter.set_params(**self._filter_params)
         self._out_depth_filter.set_params(**self._depth_params)
         self._core_depth_filter.set_params(**self._core_params())
+        self._face_filter.set_params(**self._face_params())
+
+    def _face_params(self) -> dict[str, float]:
+        return {k: v * self.face_ratio for k, v in self._filter_params.items()}
 
     def _core_params(self) -> dict[str, float]:
         return {k: v * self.core_depth_ratio for k, v in self._depth_params.items()}
@@ -361,7 +368,7 @@ class Lifter:
         self._vel = np.zeros((17, 3))
         self._tracks.clear()
         for f in (self._depth_filter, self._out_filter, self._out_depth_filter, self._root_filter,
-                  self._core_depth_filter):
+                  self._core_depth_filter, self._face_filter):
             f.reset()
         self._raw_hist.clear()
         self._px_hist.clear()
@@ -628,6 +635,12 @@ class Lifter:
             depth = self._out_depth_filter(rel[:, [1]], ones, t)[0]
             depth[_CORE] = self._core_depth_filter(rel[_CORE][:, [1]], ones[_CORE], t)[0]
             rel[:, [1]] = depth
+            if self.face_smoothing:
+                # The face points come from short lines (eyes 6 cm apart) and carry the trunk's noise too: a second
+                # stage on the face relative to the shoulders, where the head moves slowly, removes what is left.
+                mid_sh = 0.5 * (rel[_LS] + rel[_RS])
+                face = self._face_filter(rel[list(_FACE)] - mid_sh, np.ones(len(_FACE)), t)[0]
+                rel[list(_FACE)] = mid_sh + face
             root = self._root_filter(root[None], np.ones(1), t)[0][0].astype(np.float64)
         return (root + self._rigid(rel)).astype(np.float32)
 
@@ -647,6 +660,7 @@ class Lifter:
         self._out_filter.set_params(**{k: v * scale[0] for k, v in self._filter_params.items()})
         self._out_depth_filter.set_params(**{k: v * scale[1] for k, v in self._depth_params.items()})
         self._core_depth_filter.set_params(**{k: v * scale[1] for k, v in self._core_params().items()})
+        self._face_filter.set_params(**{k: v * scale[0] for k, v in self._face_params().items()})
 
     def _rigid(self, rel: np.ndarray) -> np.ndarray:
         """Give every bone its length again (smoothing and image noise stretch them), keeping directions."""

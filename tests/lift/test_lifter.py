@@ -98,6 +98,26 @@ def test_noisy_detections_through_the_filter():
     assert cv.mean() < 0.02 and cv.max() < 0.03
 
 
+def test_face_second_stage_calms_the_head_on_noisy_input():
+    px, gt = scene(45.0)
+    noisy = px + np.random.default_rng(3).normal(0, 3.0, px.shape)
+    face = [J["nose"], J["l_eye"], J["r_eye"], J["l_ear"], J["r_ear"]]
+
+    def head_jitter(**kw):
+        lifter = Lifter(IMAGE, height_m=HEIGHT, depth_prior=None)
+        for k, v in kw.items():
+            setattr(lifter, k, v)
+        pred = np.array([lifter(p, np.ones(17), i / 30) for i, p in enumerate(noisy)], dtype=float)[30:]
+        on_shoulders = pred[:, face] - 0.5 * (pred[:, [J["l_shoulder"]]] + pred[:, [J["r_shoulder"]]])
+        return np.linalg.norm(np.diff(on_shoulders, 2, axis=0), axis=-1).mean(), pred
+
+    calm, pred = head_jitter()
+    raw, _ = head_jitter(face_smoothing=False)
+    assert calm < 0.8 * raw, (calm, raw)
+    err = np.linalg.norm(root_relative(pred)[:, face] - root_relative(gt[30:])[:, face], axis=-1)
+    assert err.mean() < 0.12  # the head still follows
+
+
 def test_waits_for_the_torso_and_rejects_bad_input():
     lifter = Lifter(IMAGE)
     px, _ = scene(0.0, seconds=0.2)
