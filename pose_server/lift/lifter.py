@@ -10,13 +10,15 @@ perspective), so each bone leaves two depth solutions (towards or away from the 
    hypothesis gets a prior cost (upright spine, shoulders parallel to the hips, the face turned the
    way the nose and eyes say, knees bending backwards, elbows forwards, thighs and shins swinging in the
    sagittal plane rather than sideways, upper arms not crossing the chest, no ankle under the floor, the
-   lower ankle on the floor) and a causal min-sum (Viterbi forward) tracker
+   lower ankle on the floor, and the learned depth prior's vote: ``learned.py``) and a causal min-sum
+   (Viterbi forward) tracker
    picks the cheapest history: moving from last frame's hypothesis costs ``w_time`` per m^2 away from
    where its velocity was heading, so the depth signs stay continuous and a branch taken at an
    ambiguous moment (bone parallel to the image) is dropped as soon as the priors accumulate against it;
 3. face: the mid-ear point above the mid-shoulder, the face points in front of it;
 4. output: root-relative pose and root path One Euro smoothed separately (depth with a lower cutoff:
-   it is the noisy axis; head and trunk depths lower still), then every bone given its length again. The
+   it is the noisy axis; head and trunk depths lower still; the face a second time, relative to the
+   shoulders), then every bone given its length again. The
    cutoffs adapt to the input's noise, measured as the jerk (third difference) of the unsmoothed pose: clean
    keypoints are barely smoothed (no lag), noisy ones get the configured cutoffs.
 
@@ -193,7 +195,7 @@ class Lifter:
         window = self.depth_prior.window if self.depth_prior is not None else 1
         self._px_hist: deque[np.ndarray] = deque(maxlen=window)  # keypoints of the last frames, for the prior
         self._dz_learned: np.ndarray | None = None  # its joint depths relative to the pelvis (m), this frame
-        self._dz_spread: np.ndarray | None = None  # and how unsure it is of each (Laplace scale, m), if it says
+        self._dz_spread: np.ndarray | None = None  # and how much the ensemble's networks disagree on each (m)
         self.up_cam = self._pitch_up(self.camera_pitch_deg or 0.0)
         self.floor = None  # height of the floor along up_cam, camera frame
         self.origin: np.ndarray | None = None
