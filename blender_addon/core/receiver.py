@@ -1,4 +1,5 @@
-"""UDP receiver: a background thread that validates pose packets and keeps only the newest one.
+"""UDP receiver: a background thread that validates pose packets and keeps the newest one (and, for a
+recording take, the ones it overwrote since the last tick).
 
 Blender's main thread must never block on the network, so the socket lives on a daemon thread and
 the timer tick only swaps out the newest packet (`take_latest`). While a take records, the tick takes
