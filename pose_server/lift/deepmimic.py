@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from pose_server.lift.skeleton3d import COCO17, REST_JOINTS, J
+from pose_server.lift.skeleton3d import REST_JOINTS, J
+from pose_server.skeleton import SKELETONS
 
 __all__ = ["load_motion", "mirror", "find_motions", "OFFSETS"]
 
@@ -36,7 +37,7 @@ _FRAME_LEN = 44
 _SIDES = (("r", 1.0, 16), ("l", -1.0, 30))  # name, z sign, first column of the side's hip quaternion
 _MID_EAR = 0.5 * (REST_JOINTS[J["l_ear"]] + REST_JOINTS[J["r_ear"]])
 _FACE = ("nose", "l_eye", "r_eye", "l_ear", "r_ear")
-_FLIP = [COCO17.index(n.replace("l_", "#").replace("r_", "l_").replace("#", "r_")) for n in COCO17]
+_FLIP = SKELETONS["coco17"].flip_indices()
 
 
 def find_motions() -> list[Path]:

@@ -20,11 +20,12 @@ from torch import nn
 
 from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.learned import window_features
+from pose_server.lift.skeleton3d import J
 
 __all__ = ["DepthNet", "sample_batch", "train", "export"]
 
 IMAGE = (1280, 720)
-_LH, _RH = 11, 12
+_LH, _RH = J["l_hip"], J["r_hip"]
 
 
 class DepthNet(nn.Module):
@@ -121,14 +122,13 @@ def export(nets: Sequence[DepthNet] | DepthNet, path: str | Path, info: str = ""
 
 def combine(paths: Sequence[str | Path], out: str | Path) -> Path:
     """One ensemble file from prior files trained separately (their networks, in order; their infos joined)."""
-    arrays, infos = {}, []
+    arrays, infos, n = {}, [], 0
     for path in paths:
         with np.load(path, allow_pickle=False) as data:
             i = 0
             while f"m{i}/window" in data.files:
-                n = sum(1 for k in arrays if k.endswith("/window"))
                 arrays |= {f"m{n}/" + k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(f"m{i}/")}
-                i += 1
+                i, n = i + 1, n + 1
             infos.append(str(data["info"]) if "info" in data.files else Path(path).name)
     return _save(arrays, out, " | ".join(infos))
 
