@@ -71,13 +71,23 @@ def test_apply_changes_smoothing_live(live, monkeypatch):
 def test_3d_switches_reach_the_server(live, monkeypatch):
     at = panel(live[1].url, monkeypatch)
     assert at.sidebar.checkbox(key="w_lift_3d").value and at.sidebar.checkbox(key="w_depth_prior").value
-    at.sidebar.checkbox(key="w_depth_prior").uncheck()
-    at.sidebar.button(key="apply").click().run()
-    assert live[0].config.depth_prior is False, texts(at.error)
-    at.sidebar.checkbox(key="w_lift_3d").uncheck()
-    at.sidebar.button(key="apply").click().run()
-    assert live[0].config.lift_3d is False
-    assert any("lift_3d" in t for t in texts(at.success)), texts(at.success)
+    try:
+        at.sidebar.checkbox(key="w_depth_prior").uncheck()
+        at.sidebar.button(key="apply").click().run()
+        assert live[0].config.depth_prior is False, texts(at.error)
+        at.sidebar.checkbox(key="w_lift_3d").uncheck()
+        at.sidebar.button(key="apply").click().run()
+        assert live[0].config.lift_3d is False
+        assert any("lift_3d" in t for t in texts(at.success)), texts(at.success)
+    finally:  # the server is shared by this module's tests: put it back, running and streaming again
+        at.sidebar.checkbox(key="w_lift_3d").check().run()  # the prior's switch is disabled while lifting is off
+        at.sidebar.checkbox(key="w_depth_prior").check()
+        at.sidebar.button(key="apply").click().run()
+        assert (live[0].config.lift_3d, live[0].config.depth_prior) == (True, True)
+        before, deadline = live[0].status()["frames_read"], time.monotonic() + 60
+        while not (live[0].running and live[0].status()["frames_read"] > before + 2):
+            assert time.monotonic() < deadline, "the pipeline did not stream again after the restart"
+            time.sleep(0.1)
 
 
 def test_bad_entries_are_explained_and_not_sent(live, monkeypatch):
@@ -101,6 +111,10 @@ def test_recording_buttons(live, monkeypatch, tmp_path):
     at.button(key="rec_start").click().run()
     assert any(str(path) in t for t in texts(at.success)), texts(at.success)
     assert {m.label: m.value for m in at.metric}["Recording"] == "on"
+    deadline = time.monotonic() + 30  # let at least one packet reach the take before stopping
+    while live[0].status()["recording"]["packets"] < 1:
+        assert time.monotonic() < deadline, "nothing was recorded"
+        time.sleep(0.05)
     at.button(key="rec_stop").click().run()
     assert any("Recording stopped" in t for t in texts(at.success))
     assert path.read_text().count("\n") >= 1
