@@ -13,8 +13,9 @@ perspective), so each bone leaves two depth solutions (towards or away from the 
    lower ankle on the floor, and the learned depth prior's vote: ``learned.py``) and a causal min-sum
    (Viterbi forward) tracker
    picks the cheapest history: moving from last frame's hypothesis costs ``w_time`` per m^2 away from
-   where its velocity was heading, so the depth signs stay continuous and a branch taken at an
-   ambiguous moment (bone parallel to the image) is dropped as soon as the priors accumulate against it;
+   where its velocity was heading (a path that has just jumped branches starts with no velocity), so the
+   depth signs stay continuous and a branch taken at an ambiguous moment (bone parallel to the image) is
+   dropped as soon as the priors accumulate against it;
 3. face: the mid-ear point above the mid-shoulder, the face points in front of it;
 4. output: root-relative pose and root path One Euro smoothed separately (depth with a lower cutoff:
    it is the noisy axis; head and trunk depths lower still; the face a second time, relative to the
@@ -143,6 +144,7 @@ class Lifter:
         # Depth-hypothesis tracking: cost per m^2 of joint motion between frames, share of the last velocity
         # expected to continue, weight of the "lower ankle on the floor" term.
         self.w_time, self.vel_gain, self.w_contact = 40.0, 0.7, 1.0
+        self.jump_m = 0.1  # a path more than this (m per joint, RMS) off its expected place has jumped branches
         # Learned depth prior (learned.py): cost per squared (error / sigma) of a bone's depth against the network's,
         # capped per bone so that one confident mistake of the network cannot outvote the anatomy.
         self.depth_prior = _resolve_prior(depth_prior)
@@ -492,8 +494,13 @@ class Lifter:
             move = ((points[None] - expect[:, None]) ** 2).sum(axis=(2, 3))
             total = p_cost[:, None] + self.w_time * move
             came_from = np.argmin(total, axis=0)
-            cost = emission + total[came_from, np.arange(len(points))]
+            came = np.arange(len(points))
+            cost = emission + total[came_from, came]
             vel = points - p_pts[came_from]
+            # A path that has just jumped to the other depth solution has no velocity yet. Counting the jump as
+            # motion would make the new branch overshoot, and pay for it, in every following frame: it could
+            # then never win however strongly the priors favour it.
+            vel[move[came_from, came] > self.jump_m**2 * points.shape[1]] = 0.0
         cost = cost - cost.min()
         self._tracks[key] = (cost, points, vel)
         return int(np.argmin(cost))

@@ -186,3 +186,19 @@ def test_smoothing_adapts_to_the_noise_level():
     assert noisy_adaptive[1] < 1.1 * noisy_fixed[1]  # noise is not let through
     raw = mpjpe_and_jitter(run(noisy, smooth=False))
     assert noisy_adaptive[1] < 0.5 * raw[1]
+
+
+def test_tracker_leaves_a_wrong_branch_when_the_priors_keep_voting_against_it():
+    """Two depth solutions 30 cm apart, both moving: the first frame favours A, every later frame B. The tracker
+    must switch after a few frames (the jump's cost is paid once), not keep A because the jump was counted as
+    B's velocity and B then seemed to overshoot in every frame."""
+    lifter = Lifter((640, 480), depth_prior=None)
+    picks = []
+    for t in range(30):
+        a = np.array([[0.0, 0.0, 0.02 * t]])
+        emission = np.array([0.0, 5.0]) if t == 0 else np.array([1.5, 0.0])
+        picks.append(lifter._track("limb", emission, np.stack([a, a + [0.0, 0.0, 0.3]])))
+    assert picks[0] == 0
+    assert picks[-1] == 1
+    assert picks.index(1) <= 5
+    assert all(p == 1 for p in picks[picks.index(1):])
