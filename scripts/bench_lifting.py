@@ -23,12 +23,13 @@ from pose_server.filters import KeypointFilter
 from pose_server.ik import forward_rotations, solve_rotations
 from pose_server.lift import Lifter
 from pose_server.lift.camera import PinholeCamera
-from pose_server.lift.skeleton3d import COCO17, LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths
+from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths
+from pose_server.skeleton import SKELETONS
 
 LIFT_DEFAULTS = {k: p.default for k, p in inspect.signature(Lifter).parameters.items() if "cutoff" in k or "beta" in k}
 VIEWS = {"front": 0.0, "three-quarter": 45.0, "side": 90.0}
 IMAGE = (1280, 720)
-FLIP = [COCO17.index(n.replace("l_", "#").replace("r_", "l_").replace("#", "r_")) for n in COCO17]
+FLIP = SKELETONS["coco17"].flip_indices()
 DIR_SEGMENTS = LIMB_SEGMENTS + ((J["l_hip"], J["l_shoulder"]), (J["r_hip"], J["r_shoulder"]))
 
 
