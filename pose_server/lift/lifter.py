@@ -7,23 +7,18 @@ perspective), so each bone leaves two depth solutions (towards or away from the 
    cannot look longer than its length allows; the bound is exact when it is parallel to the image),
    corrected by each bone's depth offset in the last frame, then One Euro smoothed;
 2. torso (8 hypotheses: spine, shoulder line, hip line), each leg pair (16) and each arm (4): every
-   hypothesis gets a prior cost (upright spine, shoulders parallel to the hips, the face turned the
-   way the nose and eyes say, knees bending backwards, elbows forwards, thighs and shins swinging in the
-   sagittal plane rather than sideways, upper arms not crossing the chest, no ankle under the floor, the
-   lower ankle on the floor, and the learned depth prior's vote: ``learned.py``) and a causal min-sum
-   (Viterbi forward) tracker
-   picks the cheapest history: moving from last frame's hypothesis costs ``w_time`` per m^2 away from
-   where its velocity was heading (a path that has just jumped branches starts with no velocity), so the
-   depth signs stay continuous and a branch taken at an ambiguous moment (bone parallel to the image) is
-   dropped as soon as the priors accumulate against it;
+   hypothesis gets a prior cost (``priors.py``: upright spine, shoulders parallel to the hips, the face
+   turned the way the nose and eyes say, knees bending backwards, elbows forwards, thighs and shins swinging
+   in the sagittal plane rather than sideways, upper arms not crossing the chest, no ankle under the floor;
+   here: the lower ankle on the floor, and the learned depth prior's vote, ``learned.py``), and a causal
+   min-sum tracker (``tracker.py``) picks the cheapest history, so the depth signs stay continuous and a
+   branch taken at an ambiguous moment (bone parallel to the image) is dropped as soon as the priors
+   accumulate against it;
 3. face: the mid-ear point above the mid-shoulder, the face points in front of it;
-4. output: root-relative pose and root path One Euro smoothed separately (depth with a lower cutoff:
-   it is the noisy axis; head and trunk depths lower still; the face a second time, relative to the
-   shoulders), then every bone given its length again. The
-   cutoffs adapt to the input's noise, measured as the jerk (third difference) of the unsmoothed pose: clean
-   keypoints are barely smoothed (no lag), noisy ones get the configured cutoffs.
+4. output (``smoothing.py``): root-relative pose and root path One Euro smoothed separately, with cutoffs
+   that adapt to the input's noise, then every bone given its length again.
 
-Bone proportions start from adult priors and are fitted to the performer over the first
+Bone proportions (``proportions.py``) start from adult priors and are fitted to the performer over the first
 ``calib_frames`` confident frames (upper percentile of each bone's image length over the spine's);
 the overall scale is the performer's height, a setting: monocular video cannot observe it. The
 camera height above the floor is estimated in the same frames from the stance foot; the camera pitch
@@ -44,49 +39,13 @@ import numpy as np
 from pose_server.filters import KeypointFilter
 from pose_server.lift.camera import DEFAULT_HFOV_DEG, focal_from_fov
 from pose_server.lift.learned import DEFAULT_DEPTH_PRIOR, DepthPrior, load_cached, window_features
+from pose_server.lift.priors import LimbPriors, torso_cost
+from pose_server.lift.proportions import FACE, LH, LIMBS, LS, REST_LENGTHS, RH, RS, Proportions
 from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS, J
+from pose_server.lift.smoothing import OutputSmoother, rigid
+from pose_server.lift.tracker import HypothesisTracker
 
 __all__ = ["Lifter"]
-
-_LS, _RS, _LH, _RH = J["l_shoulder"], J["r_shoulder"], J["l_hip"], J["r_hip"]
-_LIMBS = (  # (root, middle, end, kind)
-    (J["l_shoulder"], J["l_elbow"], J["l_wrist"], "arm"),
-    (J["r_shoulder"], J["r_elbow"], J["r_wrist"], "arm"),
-    (J["l_hip"], J["l_knee"], J["l_ankle"], "leg"),
-    (J["r_hip"], J["r_knee"], J["r_ankle"], "leg"),
-)
-_FACE = (J["nose"], J["l_eye"], J["r_eye"], J["l_ear"], J["r_ear"])
-_LIMB_BONES = tuple((p, c, f"{p}-{c}") for a, b, c, _ in _LIMBS for p, c in ((a, b), (b, c)))
-_LIMB_PARENT = [p for p, _, _ in _LIMB_BONES]
-_LIMB_CHILD = [c for _, c, _ in _LIMB_BONES]
-_CORE = [*_FACE, _LS, _RS, _LH, _RH]  # head and trunk: depth from short lines (hips 14 cm), smoothed more
-
-
-def _rest_lengths() -> dict[str, float]:
-    r = REST_JOINTS
-    pelvis = 0.5 * (r[_LH] + r[_RH])
-    mid_sh = 0.5 * (r[_LS] + r[_RS])
-    mid_ear = 0.5 * (r[J["l_ear"]] + r[J["r_ear"]])
-    out = {
-        "hip_half": float(np.linalg.norm(r[_LH] - pelvis)),
-        "shoulder_half": float(np.linalg.norm(r[_LS] - mid_sh)),
-        "spine": float(np.linalg.norm(mid_sh - pelvis)),
-        "neck": float(np.linalg.norm(mid_ear - mid_sh)),
-    }
-    for a, b, c, _ in _LIMBS:
-        out[f"{a}-{b}"] = float(np.linalg.norm(r[b] - r[a]))
-        out[f"{b}-{c}"] = float(np.linalg.norm(r[c] - r[b]))
-    for k in _FACE:
-        out[f"face{k}"] = float(np.linalg.norm(r[k] - mid_ear))
-    return out
-
-
-_REST_LENGTHS = _rest_lengths()
-# Image ratios are lower bounds (foreshortening only shortens), so the fit may lengthen a bone a lot
-# but shorten it only a little below the adult prior.
-_FIT_RANGE = (0.9, 1.25)
-_VERTICAL = tuple(f"{a}-{b}" for a, b, c, k in _LIMBS if k == "leg") + tuple(
-    f"{b}-{c}" for a, b, c, k in _LIMBS if k == "leg")  # fmt: skip
 
 
 def _resolve_prior(prior: DepthPrior | str | Path | None) -> DepthPrior | None:
@@ -141,43 +100,19 @@ class Lifter:
         self.camera_pitch_deg = camera_pitch_deg
         self.smooth = smooth
         self.hold_s = float(hold_s)
-        # Depth-hypothesis tracking: cost per m^2 of joint motion between frames, share of the last velocity
-        # expected to continue, weight of the "lower ankle on the floor" term.
-        self.w_time, self.vel_gain, self.w_contact = 40.0, 0.7, 1.0
-        self.jump_m = 0.1  # a path more than this (m per joint, RMS) off its expected place has jumped branches
+        self.tracker = HypothesisTracker()  # which depth solution each body part takes (tracker.py)
+        self.priors = LimbPriors()  # how implausible each limb choice is (priors.py)
+        self.w_contact = 1.0  # weight of the "lower ankle on the floor" term
         # Learned depth prior (learned.py): cost per squared (error / sigma) of a bone's depth against the network's,
         # capped per bone so that one confident mistake of the network cannot outvote the anatomy.
         self.depth_prior = _resolve_prior(depth_prior)
         self.w_learned, self.learned_sigma, self.learned_cap, self.spread_gain = 1.0, 0.15, 4.0, 1.0
-        self.w_ext = 10.0
-        self.core_depth_ratio = 0.6  # head and trunk depth cutoffs relative to the limbs' (see _CORE)
-        # A second smoothing stage for the face relative to the shoulders (cutoffs relative to the body's).
-        self.face_ratio, self.face_smoothing = 1.5, True
-        # Limb-direction priors (per squared direction component, body frame). Legs swing in the sagittal plane:
-        # the depth mirror of a forward swing seen from an angle is a sideways one, so thighs and shins pay for
-        # their sideways component, not for the forward one. Arms are often raised sideways (free), but an upper
-        # arm crossing in front of or behind the chest is rare: it pays for its inward component.
-        self.w_fwd = {"leg": 0.0, "arm": 0.0}
-        self.w_lat = {"leg": 5.0, "arm": 0.0}
-        self.w_lat2 = {"leg": 2.0, "arm": 0.0}
-        self.w_in = {"leg": 0.0, "arm": 5.0}
-        # A knee bent forwards is anatomically impossible (strong); an elbow bent backwards only unusual.
-        self.w_bend = {"leg": 30.0, "arm": 3.0}
-        # Noise-adaptive output smoothing: the cutoffs are multiplied by noise_ref / measured noise (image-plane
-        # axes, depth), within adapt_range: clean input is barely smoothed, noisy input gets the configured cutoffs.
-        self.adaptive_smoothing = adaptive_smoothing
-        self.noise_ref, self.adapt_range = (0.015, 0.025), (1.0, 10.0)
-        self._filter_params = {"min_cutoff": min_cutoff, "beta": beta}
-        self._depth_params = {"min_cutoff": depth_min_cutoff, "beta": depth_beta}
+        self.smoother = OutputSmoother(min_cutoff, beta, depth_min_cutoff, depth_beta, adaptive_smoothing)
         self.reset()
 
     def reset(self) -> None:
         """Forget the performer (proportions, floor, history)."""
-        scale = self.height_m / REST_HEIGHT
-        self.lengths = {k: v * scale for k, v in _REST_LENGTHS.items()}
-        self._prior = dict(self.lengths)
-        self._ratios: list[np.ndarray] = []  # calibration samples of image length / image spine length
-        self._floor_samples: list[float] = []
+        self.proportions = Proportions(self.height_m)
         self.frames = 0
         self._prev: np.ndarray | None = None  # root-relative camera-frame joints of the last frame
         self._vel = np.zeros((17, 3))
@@ -185,15 +120,9 @@ class Lifter:
         self._t_seen = -np.inf  # last time the torso was seen
         self._pelvis_cam = np.zeros(3)
         self._depth_filter = KeypointFilter(1, 1, min_cutoff=0.8, beta=0.3, min_score=0.0, hold_s=0.0)
-        # Depth (world Y, along the camera) is far noisier than the image-plane axes: it gets its own filter.
-        self._out_filter = KeypointFilter(17, 2, min_score=0.0, hold_s=0.0, **self._filter_params)
-        self._out_depth_filter = KeypointFilter(17, 1, min_score=0.0, hold_s=0.0, **self._depth_params)
-        self._root_filter = KeypointFilter(1, 3, min_cutoff=1.0, beta=0.5, min_score=0.0, hold_s=0.0)
-        self._core_depth_filter = KeypointFilter(len(_CORE), 1, min_score=0.0, hold_s=0.0, **self._core_params())
-        self._face_filter = KeypointFilter(len(_FACE), 3, min_score=0.0, hold_s=0.0, **self._face_params())
-        self._raw_hist: deque[np.ndarray] = deque(maxlen=4)  # unsmoothed root-relative output, last 4 frames
-        self._noise: deque[tuple[float, float]] = deque(maxlen=30)  # its jerk per frame: image plane, depth
-        self._tracks: dict[object, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.smoother.reset()
+        self.tracker.clear()
+        self._floor_samples: list[float] = []
         window = self.depth_prior.window if self.depth_prior is not None else 1
         self._px_hist: deque[np.ndarray] = deque(maxlen=window)  # keypoints of the last frames, for the prior
         self._dz_learned: np.ndarray | None = None  # its joint depths relative to the pelvis (m), this frame
@@ -201,6 +130,11 @@ class Lifter:
         self.up_cam = self._pitch_up(self.camera_pitch_deg or 0.0)
         self.floor = None  # height of the floor along up_cam, camera frame
         self.origin: np.ndarray | None = None
+
+    @property
+    def lengths(self) -> dict[str, float]:
+        """The performer's bone lengths (m) as fitted so far (proportions.py)."""
+        return self.proportions.lengths
 
     @staticmethod
     def _pitch_up(pitch_deg: float) -> np.ndarray:
@@ -212,20 +146,7 @@ class Lifter:
         """Live tuning of the output smoothing (min_cutoff, beta, depth_min_cutoff, depth_beta) and min_score."""
         if "min_score" in params:
             self.min_score = float(params.pop("min_score"))
-        for name in ("depth_min_cutoff", "depth_beta"):
-            if name in params:
-                self._depth_params[name.removeprefix("depth_")] = float(params.pop(name))
-        self._filter_params.update(params)
-        self._out_filter.set_params(**self._filter_params)
-        self._out_depth_filter.set_params(**self._depth_params)
-        self._core_depth_filter.set_params(**self._core_params())
-        self._face_filter.set_params(**self._face_params())
-
-    def _face_params(self) -> dict[str, float]:
-        return {k: v * self.face_ratio for k, v in self._filter_params.items()}
-
-    def _core_params(self) -> dict[str, float]:
-        return {k: v * self.core_depth_ratio for k, v in self._depth_params.items()}
+        self.smoother.set_params(**params)
 
     # ------------------------------------------------------------------ helpers
     def _rays(self, kpts: np.ndarray) -> np.ndarray:
@@ -234,55 +155,17 @@ class Lifter:
         v[:, 2] = 1.0
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
-    def _calibrate(self, px: np.ndarray, ok: np.ndarray) -> None:
-        """Collect image-length ratios to the spine (their upper percentile ~ the bone parallel to the image)."""
-        pelvis = 0.5 * (px[_LH] + px[_RH])
-        mid_sh = 0.5 * (px[_LS] + px[_RS])
-        spine = np.linalg.norm(mid_sh - pelvis)
-        if spine < 5.0:
-            return
-        mid_ear = 0.5 * (px[J["l_ear"]] + px[J["r_ear"]])
-        seg = {
-            "hip_half": (px[_LH], pelvis, ok[_LH] and ok[_RH]),
-            "shoulder_half": (px[_LS], mid_sh, ok[_LS] and ok[_RS]),
-            "neck": (mid_ear, mid_sh, ok[J["l_ear"]] and ok[J["r_ear"]]),
-        }
-        for a, b, c, _ in _LIMBS:
-            seg[f"{a}-{b}"] = (px[a], px[b], ok[a] and ok[b])
-            seg[f"{b}-{c}"] = (px[b], px[c], ok[b] and ok[c])
-        row = np.array([np.linalg.norm(p - q) / spine if good else np.nan for p, q, good in seg.values()])
-        self._ratios.append(row)
-        samples = np.array(self._ratios)
-        weight = 1.0
-        ratios = {}
-        for i, name in enumerate(seg):
-            col = samples[:, i]
-            col = col[np.isfinite(col)]
-            prior = _REST_LENGTHS[name] / _REST_LENGTHS["spine"]
-            if col.size < 1:
-                ratios[name] = prior
-                continue
-            # The 90th percentile of the image ratio: the moments the bone is most parallel to the image.
-            ratio = float(np.clip(np.percentile(col, 90), prior * _FIT_RANGE[0], prior * _FIT_RANGE[1]))
-            ratios[name] = prior + weight * (ratio - prior)
-        # Proportions from the image, absolute scale from the height: keep the vertical chain's length.
-        chain = lambda r: r["spine"] + r["neck"] + 0.5 * sum(r[k] for k in _VERTICAL)  # noqa: E731
-        ratios["spine"] = 1.0
-        scale = chain(self._prior) / chain(ratios)
-        for name, r in ratios.items():
-            self.lengths[name] = r * scale
-
     def _pelvis_depth(self, px: np.ndarray, ok: np.ndarray) -> float | None:
         """Depth bound from the vertical bones: depth <= f * L / image length (equality when parallel)."""
-        pelvis = 0.5 * (px[_LH] + px[_RH])
-        mid_sh = 0.5 * (px[_LS] + px[_RS])
+        pelvis = 0.5 * (px[LH] + px[RH])
+        mid_sh = 0.5 * (px[LS] + px[RS])
         cands = []
         prev = self._prev
         spine_px = np.linalg.norm(mid_sh - pelvis)
         if spine_px > 1.0:
-            dz = 0.0 if prev is None else 0.5 * (prev[_LS, 2] + prev[_RS, 2])
+            dz = 0.0 if prev is None else 0.5 * (prev[LS, 2] + prev[RS, 2])
             cands.append(self.focal * self.lengths["spine"] / spine_px - 0.5 * dz)
-        for a, b, c, kind in _LIMBS:
+        for a, b, c, kind in LIMBS:
             if kind != "leg":
                 continue
             for p, q in ((a, b), (b, c)):
@@ -307,10 +190,10 @@ class Lifter:
                 "lifting of other skeletons is not supported"
             )
         ok = (sc >= self.min_score) & np.isfinite(px).all(axis=1)
-        torso_ok = ok[[_LS, _RS, _LH, _RH]].all()
+        torso_ok = ok[[LS, RS, LH, RH]].all()
         dt = 1 / 30 if self._t_prev is None else max(float(t) - self._t_prev, 1e-3)
         if torso_ok and self.frames < self.calib_frames:
-            self._calibrate(px, ok)
+            self.proportions.add(px, ok)
         depth = self._pelvis_depth(px, ok) if torso_ok else None
         if depth is None:  # no torso: hold the body (moving with its damped velocity) for hold_s, then give up
             if self._prev is None:
@@ -370,22 +253,20 @@ class Lifter:
         self._prev = None
         self._t_prev = None
         self._vel = np.zeros((17, 3))
-        self._tracks.clear()
-        for f in (self._depth_filter, self._out_filter, self._out_depth_filter, self._root_filter,
-                  self._core_depth_filter, self._face_filter):
-            f.reset()
-        self._raw_hist.clear()
+        self.tracker.clear()
+        self._depth_filter.reset()
+        self.smoother.restart()
         self._px_hist.clear()
 
     def _predict(self, dt: float) -> np.ndarray | None:
         if self._prev is None:
             return None
-        return self._prev + self._vel * min(dt, 0.2) * self.vel_gain
+        return self._prev + self._vel * min(dt, 0.2) * self.tracker.vel_gain
 
     def _lift(self, rays: np.ndarray, ok: np.ndarray, depth: float, pred: np.ndarray | None) -> np.ndarray:
         L = self.lengths
         up = self.up_cam
-        pel_ray = 0.5 * (rays[_LH] + rays[_RH])
+        pel_ray = 0.5 * (rays[LH] + rays[RH])
         pelvis = depth * pel_ray / pel_ray[2]
         out = np.zeros((17, 3))
 
@@ -397,66 +278,56 @@ class Lifter:
             ear_mid = 0.5 * (rays[J["l_ear"]] + rays[J["r_ear"]])
             face_x = float(np.mean(rays[front, 0] / rays[front, 2]) - ear_mid[0] / ear_mid[2]) * depth
         face_fwd = 0.09 * self.height_m / REST_HEIGHT
-        hl_n, hl_f, _ = _taylor(pelvis, rays[_LH], L["hip_half"])
-        hr_n, hr_f, _ = _taylor(pelvis, rays[_RH], L["hip_half"])
+        hl_n, hl_f, _ = _taylor(pelvis, rays[LH], L["hip_half"])
+        hr_n, hr_f, _ = _taylor(pelvis, rays[RH], L["hip_half"])
         hip_opts = [(hl_n, hr_f), (hl_f, hr_n)]
         # Spine: mid-shoulder point from the pelvis.
-        ms_ray = rays[_LS] + rays[_RS]
+        ms_ray = rays[LS] + rays[RS]
         ms_ray /= np.linalg.norm(ms_ray)
         s_n, s_f, _ = _taylor(pelvis, ms_ray, L["spine"])
         states = []
         for sp in (s_n, s_f):
-            sl_n, sl_f, _ = _taylor(sp, rays[_LS], L["shoulder_half"])
-            sr_n, sr_f, _ = _taylor(sp, rays[_RS], L["shoulder_half"])
+            sl_n, sl_f, _ = _taylor(sp, rays[LS], L["shoulder_half"])
+            sr_n, sr_f, _ = _taylor(sp, rays[RS], L["shoulder_half"])
             for ls, rs in ((sl_n, sr_f), (sl_f, sr_n)):
                 for lh, rh in hip_opts:
                     states.append((ls, rs, lh, rh, sp))
         cand = np.array(states)  # (8, 5, 3): l/r shoulder, l/r hip, mid-shoulder
-        spine_dir = (cand[:, 4] - pelvis) / L["spine"]
-        sh_dir = (cand[:, 0] - cand[:, 1]) / (2 * L["shoulder_half"])
-        hip_dir = (cand[:, 2] - cand[:, 3]) / (2 * L["hip_half"])
-        emission = 8.0 * (1.0 - spine_dir @ up)  # upright
-        emission += 1.0 * (1.0 - np.sum(sh_dir * hip_dir, axis=1))  # shoulders roughly parallel to the hips
-        if face_x is not None:
-            fwd = np.cross(sh_dir + hip_dir, spine_dir)
-            fwd /= np.linalg.norm(fwd, axis=1, keepdims=True) + 1e-9
-            emission += 2.0 * ((face_x - fwd[:, 0] * face_fwd) / 0.05) ** 2
-        states = cand[:, :4]
-        pts = states
-        emission = emission + self._learned_cost([_LS, _RS, _LH, _RH], pts, pelvis)
-        pick = self._track("torso", emission, pts - pelvis)
-        out[[_LS, _RS, _LH, _RH]] = pts[pick]
-        mid_sh = 0.5 * (out[_LS] + out[_RS])
+        pts = cand[:, :4]
+        emission = torso_cost(cand, pelvis, L, up, face_x, face_fwd) + self._learned_cost([LS, RS, LH, RH], pts, pelvis)
+        pick = self.tracker("torso", emission, pts - pelvis)
+        out[[LS, RS, LH, RH]] = pts[pick]
+        mid_sh = 0.5 * (out[LS] + out[RS])
         # Facing direction of the chest (left x up), used by the limb and face priors.
-        left = out[_LS] - out[_RS] + out[_LH] - out[_RH]
-        trunk_up = mid_sh - 0.5 * (out[_LH] + out[_RH])
+        left = out[LS] - out[RS] + out[LH] - out[RH]
+        trunk_up = mid_sh - 0.5 * (out[LH] + out[RH])
         forward = np.cross(left, trunk_up)
         forward /= np.linalg.norm(forward) + 1e-9
 
         left_u = left / (np.linalg.norm(left) + 1e-9)
         ctx = (mid_sh, forward, left_u)
-        legs = [self._limb_states(limb, out, rays, ok, pred, pelvis, ctx) for limb in _LIMBS[2:]]
+        legs = [self._limb_states(limb, out, rays, ok, pred, pelvis, ctx) for limb in LIMBS[2:]]
         if self.floor is not None and legs[0] is not None and legs[1] is not None:
             # Both legs in one state space: the lower ankle stands on the floor (walking, standing).
             (pl, el), (pr, er) = legs
             pts = np.concatenate([np.repeat(pl, len(pr), axis=0), np.tile(pr, (len(pl), 1, 1))], axis=1)
             emission = (el[:, None] + er[None, :]).ravel()
-            ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
+            ankle_h = self._ankle_height()
             lowest = np.minimum(pts[:, 1] @ up, pts[:, 3] @ up) + self.floor
             emission = emission + self.w_contact * np.minimum(((lowest - ankle_h) / 0.03) ** 2, 4.0)
-            pick = self._track("legs", emission, pts - pelvis)
+            pick = self.tracker("legs", emission, pts - pelvis)
             out[[J["l_knee"], J["l_ankle"], J["r_knee"], J["r_ankle"]]] = pts[pick]
         else:
-            self._tracks.pop("legs", None)
-            for (a, b, c, _), st in zip(_LIMBS[2:], legs, strict=True):
+            self.tracker.drop("legs")
+            for (a, b, c, _), st in zip(LIMBS[2:], legs, strict=True):
                 if st is not None:
-                    out[[b, c]] = st[0][self._track(a, st[1], st[0] - pelvis)]
-        for limb in _LIMBS[:2]:
+                    out[[b, c]] = st[0][self.tracker(a, st[1], st[0] - pelvis)]
+        for limb in LIMBS[:2]:
             st = self._limb_states(limb, out, rays, ok, pred, pelvis, ctx)
             if st is None:
                 continue
             pts, emission = st
-            out[list(limb[1:3])] = pts[self._track(limb[0], emission, pts - pelvis)]
+            out[list(limb[1:3])] = pts[self.tracker(limb[0], emission, pts - pelvis)]
 
         # Face: mid-ear from the mid-shoulder point, then each face point from the mid-ear point. Missing
         # points keep last frame's offsets (or the rest pose's, turned with the chest).
@@ -470,40 +341,17 @@ class Lifter:
             head_want = mid_sh + L["neck"] * (0.9 * up + 0.4 * forward)  # the head sits up and a bit forward
             mid_ear = min((n_, f_), key=lambda p: float(np.sum((p - head_want) ** 2)))
         elif pred is not None:
-            mid_ear = mid_sh + pred_me - 0.5 * (pred[_LS] + pred[_RS])
+            mid_ear = mid_sh + pred_me - 0.5 * (pred[LS] + pred[RS])
         else:
             mid_ear = mid_sh + L["neck"] * up
-        for k in _FACE:
-            want = frame @ (REST_JOINTS[k] - rest_me) * (L[f"face{k}"] / _REST_LENGTHS[f"face{k}"])
+        for k in FACE:
+            want = frame @ (REST_JOINTS[k] - rest_me) * (L[f"face{k}"] / REST_LENGTHS[f"face{k}"])
             if not ok[k]:
                 out[k] = mid_ear + (pred[k] - pred_me if pred is not None else want)
                 continue
             n_, f_, _ = _taylor(mid_ear, rays[k], L[f"face{k}"])
             out[k] = min((n_, f_), key=lambda p, want=want: float(np.sum((p - mid_ear - want) ** 2)))
         return out
-
-    def _track(self, key: object, emission: np.ndarray, points: np.ndarray) -> int:
-        """Causal min-sum (Viterbi forward) choice among depth hypotheses: each hypothesis's cost is its prior
-        now plus the cheapest way to reach it from last frame's hypotheses (moving joints costs w_time per m^2).
-        A branch taken at an ambiguous moment is abandoned as soon as the priors accumulate against it."""
-        prev = self._tracks.get(key)
-        cost, vel = emission, np.zeros_like(points)
-        if prev is not None and prev[1].shape == points.shape:
-            p_cost, p_pts, p_vel = prev
-            expect = p_pts + self.vel_gain * p_vel  # constant velocity: a bone bouncing off the image plane costs
-            move = ((points[None] - expect[:, None]) ** 2).sum(axis=(2, 3))
-            total = p_cost[:, None] + self.w_time * move
-            came_from = np.argmin(total, axis=0)
-            came = np.arange(len(points))
-            cost = emission + total[came_from, came]
-            vel = points - p_pts[came_from]
-            # A path that has just jumped to the other depth solution has no velocity yet. Counting the jump as
-            # motion would make the new branch overshoot, and pay for it, in every following frame: it could
-            # then never win however strongly the priors favour it.
-            vel[move[came_from, came] > self.jump_m**2 * points.shape[1]] = 0.0
-        cost = cost - cost.min()
-        self._tracks[key] = (cost, points, vel)
-        return int(np.argmin(cost))
 
     def _limb_states(
         self,
@@ -521,12 +369,12 @@ class Lifter:
         L = self.lengths
         root = out[a]
         if not ok[b]:  # hold the limb where it was relative to the body; never seen: hanging straight down
-            self._tracks.pop(a, None)
+            self.tracker.drop(a)
             down = -self.up_cam
             out[b] = pelvis + pred[b] if pred is not None else root + down * L[f"{a}-{b}"]
             out[c] = pelvis + pred[c] if pred is not None else out[b] + down * L[f"{b}-{c}"]
             return None
-        side = 1.0 if a in (_LS, _LH) else -1.0
+        side = 1.0 if a in (LS, LH) else -1.0
         mids, ends = [], []
         for mid in _taylor(root, rays[b], L[f"{a}-{b}"])[:2]:
             for end in _taylor(mid, rays[c], L[f"{b}-{c}"])[:2] if ok[c] else (None,):
@@ -536,58 +384,12 @@ class Lifter:
                     end = mid + (pred[c] - pred[b] if pred is not None else straight)
                 ends.append(end)
         mids_a, ends_a = np.array(mids), np.array(ends)
-        emission = self._limb_prior(kind, side, root, mids_a, ends_a if ok[c] else None, *ctx)
+        floor = None if self.floor is None else (self.up_cam, self.floor, self._ankle_height())
+        emission = self.priors(kind, side, root, mids_a, ends_a if ok[c] else None, ctx, L["shoulder_half"], floor)
         both = np.stack([mids_a, ends_a], axis=1)
         par = np.stack([np.broadcast_to(root, mids_a.shape), mids_a], axis=1)
         emission = emission + self._learned_cost([b, c], both, pelvis, [a, b], par)
         return np.stack([mids_a, ends_a], axis=1), emission
-
-    def _limb_prior(
-        self,
-        kind: str,
-        side: float,
-        root: np.ndarray,
-        mid: np.ndarray,
-        end: np.ndarray | None,
-        mid_sh: np.ndarray,
-        forward: np.ndarray,
-        left_u: np.ndarray,
-    ) -> np.ndarray:
-        """Anatomical implausibility (0 = plausible) of S depth choices of a two-bone limb: mid, end (S, 3)."""
-        relu = lambda v: np.maximum(v, 0.0)  # noqa: E731
-        u1 = mid - root
-        u1 = u1 / (np.linalg.norm(u1, axis=1, keepdims=True) + 1e-9)
-        lat1 = side * (u1 @ left_u)  # > 0: outwards
-        fwd1 = u1 @ forward
-        cost = self.w_fwd[kind] * fwd1**2 + self.w_lat[kind] * lat1**2 + self.w_in[kind] * relu(-lat1) ** 2
-        # hips extend ~30 deg backwards and shoulders ~50 deg, while both flex far forwards
-        cost += self.w_ext * relu(-fwd1 - (0.5 if kind == "leg" else 0.77)) ** 2
-        if kind == "leg":
-            cost += 3.0 * (relu(lat1 - 0.35) ** 2 + relu(-lat1 - 0.25) ** 2)
-        else:
-            off = mid - mid_sh
-            inside = self.lengths["shoulder_half"] * 0.8 - side * (off @ left_u)
-            in_chest = (inside > 0) & (np.abs(off @ forward) < 0.08)  # the elbow inside the chest
-            cost += np.where(in_chest, 3.0 * (inside / 0.1) ** 2, 0.0)
-        if end is None:
-            return cost
-        u2 = end - mid
-        u2 = u2 / (np.linalg.norm(u2, axis=1, keepdims=True) + 1e-9)
-        lat2 = side * (u2 @ left_u)
-        bend = u2 - np.sum(u2 * u1, axis=1, keepdims=True) * u1  # where the lower bone bends towards
-        fb = bend @ forward
-        cost += self.w_lat2[kind] * lat2**2
-        if kind == "leg":
-            cost += self.w_bend[kind] * relu(fb) ** 2  # knees bend backwards
-            cost += 3.0 * (relu(lat2 - 0.3) ** 2 + relu(-lat2 - 0.3) ** 2)
-            if self.floor is not None:  # an ankle cannot be below the floor
-                ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
-                below = ankle_h - 0.02 - (end @ self.up_cam + self.floor)
-                cost += 20.0 * relu(below / 0.05) ** 2
-        else:
-            cost += self.w_bend[kind] * relu(-fb) ** 2  # elbows bend forwards
-            cost += 2.0 * relu(lat2 - 0.5) ** 2
-        return cost
 
     def _calibrate_world(self, rays: np.ndarray, depth: float, ok: np.ndarray) -> None:
         """Camera height above the floor from the stance foot: the lower ankle in the image is on the floor, at
@@ -596,12 +398,12 @@ class Lifter:
         if not ankles:
             return
         ray = rays[max(ankles, key=lambda k: rays[k, 1] / rays[k, 2])]
-        rp = 0.5 * (rays[_LH] + rays[_RH])
+        rp = 0.5 * (rays[LH] + rays[RH])
         pelvis = depth * rp / rp[2]
         u = self.up_cam
         fwd = np.array([0.0, u[2], -u[1]])  # horizontal forward: perpendicular to up in the camera's y-z plane
         ankle = (fwd @ pelvis) / (fwd @ ray) * ray
-        ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
+        ankle_h = self._ankle_height()
         self._floor_samples.append(ankle_h - float(ankle @ u))
         if len(self._floor_samples) >= 5:
             self.floor = float(np.median(self._floor_samples))  # camera height above the floor
@@ -617,7 +419,7 @@ class Lifter:
     def _emit(self, cam: np.ndarray | None, t: float, dt: float, ok: np.ndarray) -> np.ndarray | None:
         if cam is None:
             return None
-        pelvis = 0.5 * (cam[_LH] + cam[_RH])
+        pelvis = 0.5 * (cam[LH] + cam[RH])
         self._pelvis_cam = pelvis
         rel = cam - pelvis
         if self._prev is not None:
@@ -627,70 +429,19 @@ class Lifter:
         rot = self._world_rotation()
         world = cam @ rot.T
         if self.origin is None:
-            self.origin = np.array([world[_LH:_RH + 1, 0].mean(), world[_LH:_RH + 1, 1].mean(), 0.0])
+            self.origin = np.array([world[LH:RH + 1, 0].mean(), world[LH:RH + 1, 1].mean(), 0.0])
         if self.floor is not None:
             self.origin[2] = -self.floor
         else:
-            ankle_h = REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT
+            ankle_h = self._ankle_height()
             self.origin[2] = min(world[J["l_ankle"], 2], world[J["r_ankle"], 2]) - ankle_h
         world = world - self.origin
-        root = 0.5 * (world[_LH] + world[_RH])
+        root = 0.5 * (world[LH] + world[RH])
         rel = world - root
-        if self.smooth and self.adaptive_smoothing:
-            self._adapt_smoothing(rel)
-        if self.smooth:  # the body and its path are smoothed separately: a walk's speed must not lag the limbs
-            ones = np.ones(17)
-            rel[:, [0, 2]] = self._out_filter(rel[:, [0, 2]], ones, t)[0]
-            depth = self._out_depth_filter(rel[:, [1]], ones, t)[0]
-            depth[_CORE] = self._core_depth_filter(rel[_CORE][:, [1]], ones[_CORE], t)[0]
-            rel[:, [1]] = depth
-            if self.face_smoothing:
-                # The face points come from short lines (eyes 6 cm apart) and carry the trunk's noise too: a second
-                # stage on the face relative to the shoulders, where the head moves slowly, removes what is left.
-                mid_sh = 0.5 * (rel[_LS] + rel[_RS])
-                face = self._face_filter(rel[list(_FACE)] - mid_sh, np.ones(len(_FACE)), t)[0]
-                rel[list(_FACE)] = mid_sh + face
-            root = self._root_filter(root[None], np.ones(1), t)[0][0].astype(np.float64)
-        return (root + self._rigid(rel)).astype(np.float32)
+        if self.smooth:  # the body and its path are smoothed separately (smoothing.py)
+            root, rel = self.smoother(root, rel, t)
+        return (root + rigid(rel, self.lengths)).astype(np.float32)
 
-    def _adapt_smoothing(self, rel: np.ndarray) -> None:
-        """Scale the output cutoffs by how noisy the unsmoothed pose is. The third difference over four frames
-        is tiny for body motion at video rates (a few mm) but large for detector noise (2-3 px: 2-8 cm), so its
-        median over joints and the last second measures the noise and not the motion."""
-        self._raw_hist.append(rel.copy())
-        if len(self._raw_hist) < 4:
-            return
-        h = self._raw_hist
-        jerk = h[3] - 3 * h[2] + 3 * h[1] - h[0]
-        plane, depth = np.median(np.linalg.norm(jerk[:, [0, 2]], axis=1)), np.median(np.abs(jerk[:, 1]))
-        self._noise.append((float(plane), float(depth)))
-        noise = np.median(np.array(self._noise), axis=0)
-        scale = np.clip(np.array(self.noise_ref) / np.maximum(noise, 1e-6), *self.adapt_range)
-        self._out_filter.set_params(**{k: v * scale[0] for k, v in self._filter_params.items()})
-        self._out_depth_filter.set_params(**{k: v * scale[1] for k, v in self._depth_params.items()})
-        self._core_depth_filter.set_params(**{k: v * scale[1] for k, v in self._core_params().items()})
-        self._face_filter.set_params(**{k: v * scale[0] for k, v in self._face_params().items()})
-
-    def _rigid(self, rel: np.ndarray) -> np.ndarray:
-        """Give every bone its length again (smoothing and image noise stretch them), keeping directions."""
-        L = self.lengths
-        mid_sh_raw = 0.5 * (rel[_LS] + rel[_RS])
-        mid_ear_raw = 0.5 * (rel[J["l_ear"]] + rel[J["r_ear"]])
-        vecs = np.concatenate(
-            [
-                [rel[_LH] - rel[_RH], mid_sh_raw, rel[_LS] - rel[_RS], mid_ear_raw - mid_sh_raw],
-                rel[_LIMB_CHILD] - rel[_LIMB_PARENT],
-                rel[list(_FACE)] - mid_ear_raw,
-            ]
-        )
-        dirs = vecs / (np.sqrt(np.einsum("ij,ij->i", vecs, vecs))[:, None] + 1e-9)
-        out = np.empty_like(rel)
-        out[_LH], out[_RH] = dirs[0] * L["hip_half"], -dirs[0] * L["hip_half"]
-        mid_sh = dirs[1] * L["spine"]
-        out[_LS], out[_RS] = mid_sh + dirs[2] * L["shoulder_half"], mid_sh - dirs[2] * L["shoulder_half"]
-        for i, (p, c, name) in enumerate(_LIMB_BONES):
-            out[c] = out[p] + dirs[4 + i] * L[name]
-        mid_ear = mid_sh + dirs[3] * L["neck"]
-        for i, k in enumerate(_FACE):
-            out[k] = mid_ear + dirs[12 + i] * L[f"face{k}"]
-        return out
+    def _ankle_height(self) -> float:
+        """Height (m) of the ankle joint above the floor when the foot stands on it."""
+        return REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT

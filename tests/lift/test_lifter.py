@@ -12,6 +12,7 @@ from pose_server.lift import Lifter
 from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.skeleton3d import LIMB_SEGMENTS, RIGID_SEGMENTS, J, segment_lengths
 from pose_server.lift.synthetic import walk
+from pose_server.lift.tracker import HypothesisTracker
 
 IMAGE = (1280, 720)
 HEIGHT = 1.68
@@ -106,7 +107,7 @@ def test_face_second_stage_calms_the_head_on_noisy_input():
     def head_jitter(**kw):
         lifter = Lifter(IMAGE, height_m=HEIGHT, depth_prior=None)
         for k, v in kw.items():
-            setattr(lifter, k, v)
+            setattr(lifter.smoother, k, v)
         pred = np.array([lifter(p, np.ones(17), i / 30) for i, p in enumerate(noisy)], dtype=float)[30:]
         on_shoulders = pred[:, face] - 0.5 * (pred[:, [J["l_shoulder"]]] + pred[:, [J["r_shoulder"]]])
         return np.linalg.norm(np.diff(on_shoulders, 2, axis=0), axis=-1).mean(), pred
@@ -192,12 +193,12 @@ def test_tracker_leaves_a_wrong_branch_when_the_priors_keep_voting_against_it():
     """Two depth solutions 30 cm apart, both moving: the first frame favours A, every later frame B. The tracker
     must switch after a few frames (the jump's cost is paid once), not keep A because the jump was counted as
     B's velocity and B then seemed to overshoot in every frame."""
-    lifter = Lifter((640, 480), depth_prior=None)
+    tracker = HypothesisTracker()
     picks = []
     for t in range(30):
         a = np.array([[0.0, 0.0, 0.02 * t]])
         emission = np.array([0.0, 5.0]) if t == 0 else np.array([1.5, 0.0])
-        picks.append(lifter._track("limb", emission, np.stack([a, a + [0.0, 0.0, 0.3]])))
+        picks.append(tracker("limb", emission, np.stack([a, a + [0.0, 0.0, 0.3]])))
     assert picks[0] == 0
     assert picks[-1] == 1
     assert picks.index(1) <= 5
