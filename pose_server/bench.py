@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import Pipeline, PipelineConfig
+from .config import PipelineConfig
+from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

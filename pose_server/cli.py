@@ -11,7 +11,8 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .pipeline import DEFAULT_MODEL, HUB_MODELS, Pipeline, PipelineConfig
+from .config import DEFAULT_MODEL, HUB_MODELS, PipelineConfig, load_estimator
+from .pipeline import Pipeline
 
 log = logging.getLogger("pose_server")
 
@@ -238,8 +239,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     import shutil
-
-    from .pipeline import load_estimator
 
     checkpoint, size = _checkpoint_of(args)
     cfg = PipelineConfig(checkpoint=checkpoint, model_size=size, model_config=args.model_config,

@@ -22,7 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-from .pipeline import DEFAULT_MODEL, Pipeline, PipelineConfig, load_estimator
+from .config import DEFAULT_MODEL, PipelineConfig, load_estimator
+from .pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "scripts" / "demo_blender.py"

@@ -12,148 +12,31 @@ its packets are re-sent with their original timing and no inference runs.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import sources as src
+from .config import DEFAULT_MODEL, HUB_MODELS, LIVE_FIELDS, PipelineConfig, load_estimator
 from .detect import make_detector
 from .preview import PreviewWriter, draw_people, encode_jpeg
-from .record import Recorder, replay
+from .record import Recorder
+from .stages import Stages
 from .track import Tracker
+from .track_signal import TrackSignal
 from .udp import UdpSender
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "usyd-community/vitpose-base-simple"
-HUB_MODELS = {
-    "small": "usyd-community/vitpose-plus-small",
-    "base": "usyd-community/vitpose-base-simple",
-    "large": "usyd-community/vitpose-plus-large",
-    "huge": "usyd-community/vitpose-plus-huge",
-}
-
-# Fields applied while running; every other field restarts the pipeline.
-LIVE_FIELDS = {"min_cutoff", "beta", "d_cutoff", "hold_s", "kpt_threshold", "det_threshold", "det_interval",
-               "max_people", "udp", "fps_limit", "protocol_version", "lift_3d", "detector", "loop", "max_frames",
-               "record", "log_every", "udp_token"}
-_END = object()  # end-of-stream marker passed down the queues
-FRESH_WAIT = 0.25  # camera-like sources: wait for the next frame when it is due within this share of a period
-
-
-@dataclass
-class PipelineConfig:
-    """Everything the pipeline needs; the control API reads and changes these fields by name."""
-
-    source: str | int = "0"
-    loop: bool = False  # restart a video file / image folder / recording at its end
-    realtime: bool = False  # pace files to their frame rate (else as fast as possible)
-    drop_stale: bool | None = None  # keep only the newest frame at each stage; None = for live sources only
-    max_frames: int | None = None  # stop after this many frames
-    camera_backend: str = "any"  # any | v4l2 | ffmpeg | gstreamer | dshow | msmf | avfoundation
-    camera_width: int | None = None
-    camera_height: int | None = None
-    camera_fps: float | None = None
-    checkpoint: str | None = None  # file, folder or Hugging Face hub id; None = DEFAULT_MODEL / model_size
-    model_config: str | None = None  # official ViTPose python config or configs/*.json for a bare .pth
-    dataset: str | None = None  # ViTPose+ head: coco | aic | mpii | ap10k | apt36k | wholebody
-    model_size: str | None = None  # small | base | large | huge (hub model when no checkpoint is given)
-    device: str = "cpu"
-    backend: str = "onnx"  # onnx | torch
-    quantize: bool = True  # int8 dynamic quantization (onnx backend)
-    flip_test: bool = False
-    threads: int | None = None  # inference threads (None = every core)
-    detector: str = "auto"  # auto | yolox | yolox-tiny | hog | full-frame | path/to/model.onnx
-    det_threshold: float = 0.3
-    kpt_threshold: float = 0.3
-    det_interval: int = 30  # frames between detector runs while every track holds
-    max_people: int = 1
-    min_cutoff: float = 1.0
-    beta: float = 0.05
-    d_cutoff: float = 1.0
-    hold_s: float = 0.25
-    lift_3d: bool = True
-    depth_prior: bool = True  # the lifter's learned depth prior (resources/models/depth_prior.npz)
-    protocol_version: int = 2  # 2 adds per-bone rotations
-    udp: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
-    # Shared secret sent as meta.token: a Blender listening on anything but 127.0.0.1 accepts only
-    # packets that carry its token.
-    udp_token: str | None = None
-    fps_limit: float = 0.0  # 0 = no limit
-    record: str | None = None  # JSON-lines session file
-    preview: str | None = None  # overlay .mp4
-    replay_speed: float = 1.0
-    progress: bool = False  # tqdm bar for files (the CLI turns it on)
-    log_every: float = 5.0  # seconds between fps/latency log lines
-
-    @property
-    def model(self) -> str:
-        if self.checkpoint:
-            return str(self.checkpoint)
-        return HUB_MODELS.get(self.model_size or "", DEFAULT_MODEL)
-
-
-@dataclass
-class _Item:
-    """One frame travelling down the stages."""
-
-    frame: src.Frame
-    media_t: float
-    stamp: float = 0.0  # the packet's capture timestamp (see _capture_loop)
-    ids: list[int] = field(default_factory=list)
-    boxes: np.ndarray | None = None
-    kpts: np.ndarray | None = None
-    scores: np.ndarray | None = None
-    people: list[dict] = field(default_factory=list)
-    infer_ms: float = 0.0
-
-
-class _TrackSignal:
-    """Per-track state: the 2D One Euro filter and the lifter, whose own 3D One Euro filter (tuned for
-    metres by its owner) is the 3D filter; a second one on top would only add lag."""
-
-    def __init__(self, cfg: PipelineConfig, num_keypoints: int, image_size: tuple[int, int], lift: Any) -> None:
-        from .filters import KeypointFilter
-
-        self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
-        prior = "default" if cfg.depth_prior else None
-        self.lifter = (
-            lift(image_size=image_size, min_score=cfg.kpt_threshold, depth_prior=prior) if lift is not None else None
-        )
-        self.last_seen = 0.0
-
-    def set_params(self, cfg: PipelineConfig) -> None:
-        self.f2d.set_params(**_filter_params(cfg))
-        if self.lifter is not None and hasattr(self.lifter, "set_params"):
-            self.lifter.set_params(min_score=cfg.kpt_threshold)
-
-
-def load_estimator(cfg: PipelineConfig) -> Any:
-    """The ViTPose estimator a config asks for (int8 only applies to the ONNX backend)."""
-    try:
-        from .vitpose import VitPoseEstimator
-    except ImportError:
-        from .vitpose.estimator import VitPoseEstimator
-    quantize = cfg.quantize and cfg.backend == "onnx"
-    log.info("loading %s (%s, %s%s)", cfg.model, cfg.backend, cfg.device, ", int8" if quantize else "")
-    extra = {"threads": cfg.threads} if cfg.threads else {}
-    return VitPoseEstimator(cfg.model, config=cfg.model_config, backend=cfg.backend, device=cfg.device,
-                            quantize=quantize, flip_test=cfg.flip_test, dataset=cfg.dataset, **extra)
-
-
-def _filter_params(cfg: PipelineConfig) -> dict:
-    return {"min_cutoff": cfg.min_cutoff, "beta": cfg.beta, "d_cutoff": cfg.d_cutoff, "min_score": cfg.kpt_threshold,
-            "hold_s": cfg.hold_s}
+# Re-exported: callers import the configuration from here too.
+__all__ = ["DEFAULT_MODEL", "HUB_MODELS", "LIVE_FIELDS", "Pipeline", "PipelineConfig", "load_estimator"]
 
 
 def _optional(module: str, name: str) -> Any:
@@ -166,7 +49,7 @@ def _optional(module: str, name: str) -> Any:
         return None
 
 
-class Pipeline:
+class Pipeline(Stages):
     """Runs the capture server for one PipelineConfig; see the module docstring."""
 
     def __init__(self, config: PipelineConfig | None = None, estimator: Any = None) -> None:
@@ -384,7 +267,7 @@ class Pipeline:
                                      start_seq=self.encoder.seq if self.encoder is not None else 0)
         self._lift = _optional("lift", "Lifter") if cfg.lift_3d else None
         self._solve = _optional("ik", "solve_rotations") if cfg.protocol_version >= 2 else None
-        self._signals: dict[int, _TrackSignal] = {}
+        self._signals: dict[int, TrackSignal] = {}
 
     def _apply_live(self, old: PipelineConfig, new: PipelineConfig, changed: dict) -> None:
         if "udp" in changed:
@@ -458,270 +341,6 @@ class Pipeline:
         if len(t) < 2 or time.monotonic() - t[-1] > 2.0:
             return 0.0
         return (len(t) - 1) / max(t[-1] - t[0], 1e-6)
-
-    # -- stages --------------------------------------------------------------------------------
-    def _guard(self, fn: Any) -> None:
-        """Run one stage; any failure stops the whole pipeline with the reason in status()."""
-        try:
-            fn()
-        except Exception as exc:
-            log.exception("pipeline stage %s failed", threading.current_thread().name)
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.state = "error"
-            self._stop.set()
-        finally:
-            with self._count_lock:
-                self._live_threads -= 1
-                last = self._live_threads == 0
-            if last:
-                if self.state == "running":
-                    self.state = "finished" if not self._stop.is_set() else "stopped"
-                self._done.set()
-
-    def _put(self, q: queue.Queue, item: Any, newest_only: bool) -> None:
-        """Hand an item to the next stage: live sources replace the stale item, files wait for room."""
-        while not self._stop.is_set():
-            if newest_only and item is not _END:
-                try:
-                    q.put_nowait(item)
-                    return
-                except queue.Full:
-                    try:
-                        q.get_nowait()
-                        self._dropped += 1
-                    except queue.Empty:
-                        pass
-                    continue
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _items(self, q: queue.Queue) -> Iterator[tuple[_Item, np.ndarray, tuple[int, int], float]]:
-        """The items of a stage's input queue until the end marker: (item, image, (w, h), start time)."""
-        while (item := self._get(q)) is not _END:
-            img = item.frame.image
-            yield item, img, (img.shape[1], img.shape[0]), time.perf_counter()
-
-    def _get(self, q: queue.Queue) -> Any:
-        while not self._stop.is_set():
-            try:
-                return q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-        return _END
-
-    def _newest_only(self) -> bool:
-        d = self.config.drop_stale
-        return self.source.live if d is None else bool(d)
-
-    def _capture_loop(self) -> None:
-        q = self._queues[0]
-        live = self.source.live
-        newest_only = self._newest_only()
-        last = 0.0
-        waiting_since: float | None = None
-        media_origin: float | None = None
-        while not self._stop.is_set():
-            cfg = self.config
-            if cfg.max_frames and self._frames_read >= cfg.max_frames:
-                break
-            try:
-                frame = self.source.read(timeout=0.5)  # short, so stop() is never held up by a silent camera
-                waiting_since = None
-            except TimeoutError:
-                waiting_since = waiting_since or time.monotonic()
-                if time.monotonic() - waiting_since > 5.0:
-                    log.warning("no frame from %s for 5 s; still waiting", self.source_name)
-                    waiting_since = time.monotonic()
-                continue
-            if frame is None:
-                if cfg.loop and not live:
-                    self.source.close()
-                    self.source = src.open_source(cfg.source, realtime=cfg.realtime)
-                    media_origin = None  # the clip starts again: anchor its time anew so stamps keep rising
-                    continue
-                break
-            if cfg.fps_limit > 0:
-                wait = last + 1.0 / cfg.fps_limit - time.monotonic()
-                if wait > 0:
-                    if live:
-                        self._dropped += 1
-                        continue
-                    time.sleep(wait)
-                last = time.monotonic()
-            self._frames_read += 1
-            if self._progress is not None:
-                self._progress.update(1)
-            media_t = frame.timestamp if live else frame.index / self._media_fps
-            # A file paced in real time was "captured" at its time in the clip: stamping packets with the
-            # clip's own timing (anchored at the first frame read) keeps a recorded take as long as the clip
-            # even when processing falls behind. Pacing never reads a frame before its time, so the stamp
-            # never passes the send time. Latency figures still use the read time.
-            paced = not live and cfg.realtime
-            if paced and media_origin is None:
-                media_origin = frame.timestamp - media_t
-            stamp = media_origin + media_t if paced else frame.timestamp
-            self._put(q, _Item(frame, media_t, stamp=stamp), newest_only=newest_only)
-        self._put(q, _END, newest_only=False)
-
-    def _infer_loop(self) -> None:
-        qin, qout = self._queues[0], self._queues[1]
-        live = self._newest_only()
-        detect_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-detect")
-        try:
-            self._infer_frames(qin, qout, live, detect_pool)
-        finally:
-            detect_pool.shutdown(wait=True, cancel_futures=True)
-        self._put(qout, _END, newest_only=False)
-
-    def _infer_frames(self, qin: queue.Queue, qout: queue.Queue, live: bool,
-                      detect_pool: concurrent.futures.ThreadPoolExecutor) -> None:
-        pending: concurrent.futures.Future | None = None
-        for item, img, size, t0 in self._fresh_items(qin, live):
-            tracker = self.tracker
-            if pending is not None and pending.done():
-                tracker.update_detections(*pending.result(), stale=True)
-                pending = None
-            if tracker.urgent():
-                t_det = time.perf_counter()
-                tracker.update_detections(*self.detector(img))
-                self._stage_ms["detect"].append((time.perf_counter() - t_det) * 1000)
-            elif tracker.needs_detection() and pending is None:
-                # Periodic re-detection (new people, drift) runs beside ViTPose: no latency spike on this frame.
-                pending = detect_pool.submit(self.detector, img)
-                tracker.detection_scheduled()
-            ids, boxes = tracker.boxes()
-            if len(ids):
-                kpts, scores = self._estimator(img, boxes)
-                lost = set(tracker.update_keypoints(ids, kpts, scores, size))
-                keep = [i for i, tid in enumerate(ids) if tid not in lost]
-                item.ids = [ids[i] for i in keep]
-                item.boxes, item.kpts, item.scores = boxes[keep], kpts[keep], scores[keep]
-            else:
-                tracker.frames_since_detection += 1
-            item.infer_ms = (time.perf_counter() - t0) * 1000
-            self._stage_ms["infer"].append(item.infer_ms)
-            self._put(qout, item, newest_only=live)
-
-    def _fresh_items(self, qin: queue.Queue, live: bool) -> Iterator[tuple[_Item, np.ndarray, tuple[int, int], float]]:
-        """The inference stage's input. Camera-like sources: a frame that has waited so long that the next one
-        is due within FRESH_WAIT of a frame period is swapped for that next one (the stale one is dropped and
-        counted). Waiting at most a few ms instead of starting a ~35 ms inference on a frame already ~30 ms old
-        caps the queueing part of the latency at (1 - FRESH_WAIT) periods; the short pause also leaves the
-        cores to the decoder, which is working on exactly that next frame."""
-        period = 1.0 / self._media_fps if self._media_fps > 0 else 0.0
-        while (item := self._get(qin)) is not _END:
-            due = period - (time.time() - item.frame.timestamp)  # until the next frame should arrive
-            if live and period and 0.0 < due < FRESH_WAIT * period:
-                try:
-                    newer = qin.get(timeout=due + 0.1 * period)
-                except queue.Empty:
-                    newer = None
-                if newer is _END:
-                    qin.put(_END)  # finish this frame first, then stop
-                elif newer is not None:
-                    self._dropped += 1
-                    item = newer
-            img = item.frame.image
-            yield item, img, (img.shape[1], img.shape[0]), time.perf_counter()
-
-    def _signal_loop(self) -> None:
-        qin, qout = self._queues[1], self._queues[2]
-        live = self._newest_only()
-        num_k = self._estimator.num_keypoints
-        for item, _img, size, t0 in self._items(qin):
-            people = []
-            for tid, box, k, s in zip(item.ids, _rows(item.boxes), _rows(item.kpts), _rows(item.scores),
-                                      strict=True):
-                sig = self._signals.get(tid)
-                if sig is None:
-                    sig = self._signals[tid] = _TrackSignal(self.config, num_k, size, self._lift)
-                sig.last_seen = item.media_t
-                pts, sc, held = sig.f2d(k, s, item.media_t)
-                person = {"id": int(tid), "bbox": box, "keypoints": pts, "scores": np.clip(sc, 0.0, 1.0),
-                          "held": np.flatnonzero(held).tolist(), "joints_3d": None}
-                if sig.lifter is not None:
-                    person.update(self._lift_person(sig, pts, sc, item.media_t))
-                people.append(person)
-            # Forget tracks not seen for a second: their filters would only drag stale state along.
-            signals = self._signals  # (lift_3d may swap the dict from another thread)
-            for tid in [t for t, sig in list(signals.items()) if item.media_t - sig.last_seen > 1.0]:
-                signals.pop(tid, None)
-            item.people = people
-            self._stage_ms["signal"].append((time.perf_counter() - t0) * 1000)
-            self._put(qout, item, newest_only=live)
-        self._put(qout, _END, newest_only=False)
-
-    def _lift_person(self, sig: _TrackSignal, pts: np.ndarray, scores: np.ndarray, t: float) -> dict:
-        """joints_3d (and v2 rotations) of one person; a pose the lifter/IK cannot handle (e.g. two joints on
-        one pixel) sends the 2D keypoints alone rather than stopping the stream."""
-        try:
-            joints = sig.lifter(pts[:17], scores[:17], t)
-            if joints is None or not np.isfinite(joints).all():
-                return {}
-            out = {"joints_3d": joints}
-            if self._solve is not None and self.config.protocol_version >= 2:
-                out["rotations"] = self._solve(joints)
-            return out
-        except ValueError as exc:
-            self._lift_failures += 1
-            if self._lift_failures == 1:
-                log.warning("3D lifting skipped for a frame (%s); further failures are only counted", exc)
-            return {}
-
-    def _send_loop(self) -> None:
-        for item, img, (w, h), t0 in self._items(self._queues[2]):
-            lat = self._latencies
-            meta = {"fps": round(self._fps(), 2), "model": Path(self.config.model).name[:256],
-                    "latency_ms": {"infer": round(item.infer_ms, 1)}}
-            if self.config.udp_token:
-                meta["token"] = self.config.udp_token
-            if lat:
-                meta["latency_ms"]["p50"] = float(np.percentile(list(lat), 50))
-            if self.encoder.image_size != [w, h]:  # image folders and some streams only tell their size per frame
-                self.encoder.image_size = [w, h]
-            data = self.encoder.encode(item.frame.index, item.stamp, item.people, meta=meta)
-            self.sender.send(data)
-            now = time.time()
-            self._latencies.append((now - item.frame.timestamp) * 1000)
-            self._sent_times.append(time.monotonic())
-            packet = self.encoder.last_packet
-            self._emit(data, packet, people=len(item.people))
-            self._latest_view = (img, packet["people"])
-            self._stage_ms["send"].append((time.perf_counter() - t0) * 1000)
-            if self._preview_writer is not None:
-                self._preview_writer.write(draw_people(img, packet["people"], self._bones(), self.config.kpt_threshold))
-
-    def _emit(self, data: bytes, packet: dict, people: int) -> None:
-        """Book-keeping shared by live streaming and replay: recording, latest packet, progress, logs."""
-        rec = self.recorder
-        if rec is not None:
-            rec.write(data)
-        self._latest_packet = packet
-        self._people = people
-        self._frames_sent += 1
-        now = time.monotonic()
-        if now - self._t_log >= self.config.log_every:
-            self._t_log = now
-            st = self.status()
-            log.info("fps %.1f | latency p50 %s ms p95 %s ms | people %d | frames %d | dropped %d | corrupt %d | "
-                     "ms/frame %s", st["fps"], st["latency_ms"]["p50"], st["latency_ms"]["p95"], st["people"],
-                     st["frames"], st["dropped_frames"], st["corrupt_frames"],
-                     " ".join(f"{k} {v}" for k, v in st["stage_ms"].items() if v is not None))
-
-    def _replay_loop(self) -> None:
-        def send(data: bytes, packet: dict) -> None:
-            self.sender.send(data)
-            self._sent_times.append(time.monotonic())
-            self._emit(data, packet, people=len(packet.get("people", ())))
-
-        replay(self.config.source, send, speed=self.config.replay_speed, loop=self.config.loop, stop=self._stop)
-
-
-def _rows(a: np.ndarray | None) -> Any:
-    return () if a is None else a
 
 
 def _drain(q: queue.Queue) -> None:

@@ -12,9 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pose_server.config import PipelineConfig
 from pose_server.control.server import ServerHandle, serve_in_thread
 from pose_server.lift.skeleton3d import REST_JOINTS
-from pose_server.pipeline import Pipeline, PipelineConfig
+from pose_server.pipeline import Pipeline
 from pose_server.record import Recorder
 from pose_server.vitpose.tiny import make_tiny_checkpoint
 

@@ -6,9 +6,10 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from pose_server.config import PipelineConfig
 from pose_server.control.client import ControlClient, ServerUnavailable
 from pose_server.control.server import is_loopback, origin_allowed, serve_in_thread
-from pose_server.pipeline import Pipeline, PipelineConfig
+from pose_server.pipeline import Pipeline
 
 TOKEN = "s3cret-token"
 

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from pose_server.cli import build_parser, main
-from pose_server.pipeline import Pipeline, PipelineConfig
+from pose_server.config import PipelineConfig
+from pose_server.pipeline import Pipeline
 
 from .conftest import ROOT
 

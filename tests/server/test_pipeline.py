@@ -10,7 +10,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-from pose_server.pipeline import Pipeline, PipelineConfig
+from pose_server.config import PipelineConfig
+from pose_server.pipeline import Pipeline
 
 from .conftest import SCHEMA, Receiver, write_clip
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from pose_server import sources
-from pose_server.pipeline import Pipeline, PipelineConfig
+from pose_server.config import PipelineConfig
+from pose_server.pipeline import Pipeline
 from pose_server.sources import LiveSource, SourceError, open_source
 
 

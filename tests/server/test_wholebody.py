@@ -7,7 +7,8 @@ import json
 
 import jsonschema
 
-from pose_server.pipeline import Pipeline, PipelineConfig
+from pose_server.config import PipelineConfig
+from pose_server.pipeline import Pipeline
 from pose_server.vitpose.tiny import make_tiny_checkpoint
 
 from .conftest import SCHEMA

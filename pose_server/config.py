@@ -1,0 +1,87 @@
+"""The capture server's configuration: PipelineConfig, the hub models it names, and the estimator it asks for."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "usyd-community/vitpose-base-simple"
+HUB_MODELS = {
+    "small": "usyd-community/vitpose-plus-small",
+    "base": "usyd-community/vitpose-base-simple",
+    "large": "usyd-community/vitpose-plus-large",
+    "huge": "usyd-community/vitpose-plus-huge",
+}
+
+# Fields applied while running; every other field restarts the pipeline.
+LIVE_FIELDS = {"min_cutoff", "beta", "d_cutoff", "hold_s", "kpt_threshold", "det_threshold", "det_interval",
+               "max_people", "udp", "fps_limit", "protocol_version", "lift_3d", "detector", "loop", "max_frames",
+               "record", "log_every", "udp_token"}
+
+
+@dataclass
+class PipelineConfig:
+    """Everything the pipeline needs; the control API reads and changes these fields by name."""
+
+    source: str | int = "0"
+    loop: bool = False  # restart a video file / image folder / recording at its end
+    realtime: bool = False  # pace files to their frame rate (else as fast as possible)
+    drop_stale: bool | None = None  # keep only the newest frame at each stage; None = for live sources only
+    max_frames: int | None = None  # stop after this many frames
+    camera_backend: str = "any"  # any | v4l2 | ffmpeg | gstreamer | dshow | msmf | avfoundation
+    camera_width: int | None = None
+    camera_height: int | None = None
+    camera_fps: float | None = None
+    checkpoint: str | None = None  # file, folder or Hugging Face hub id; None = DEFAULT_MODEL / model_size
+    model_config: str | None = None  # official ViTPose python config or configs/*.json for a bare .pth
+    dataset: str | None = None  # ViTPose+ head: coco | aic | mpii | ap10k | apt36k | wholebody
+    model_size: str | None = None  # small | base | large | huge (hub model when no checkpoint is given)
+    device: str = "cpu"
+    backend: str = "onnx"  # onnx | torch
+    quantize: bool = True  # int8 dynamic quantization (onnx backend)
+    flip_test: bool = False
+    threads: int | None = None  # inference threads (None = every core)
+    detector: str = "auto"  # auto | yolox | yolox-tiny | hog | full-frame | path/to/model.onnx
+    det_threshold: float = 0.3
+    kpt_threshold: float = 0.3
+    det_interval: int = 30  # frames between detector runs while every track holds
+    max_people: int = 1
+    min_cutoff: float = 1.0
+    beta: float = 0.05
+    d_cutoff: float = 1.0
+    hold_s: float = 0.25
+    lift_3d: bool = True
+    depth_prior: bool = True  # the lifter's learned depth prior (resources/models/depth_prior.npz)
+    protocol_version: int = 2  # 2 adds per-bone rotations
+    udp: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
+    # Shared secret sent as meta.token: a Blender listening on anything but 127.0.0.1 accepts only
+    # packets that carry its token.
+    udp_token: str | None = None
+    fps_limit: float = 0.0  # 0 = no limit
+    record: str | None = None  # JSON-lines session file
+    preview: str | None = None  # overlay .mp4
+    replay_speed: float = 1.0
+    progress: bool = False  # tqdm bar for files (the CLI turns it on)
+    log_every: float = 5.0  # seconds between fps/latency log lines
+
+    @property
+    def model(self) -> str:
+        if self.checkpoint:
+            return str(self.checkpoint)
+        return HUB_MODELS.get(self.model_size or "", DEFAULT_MODEL)
+
+
+def load_estimator(cfg: PipelineConfig) -> Any:
+    """The ViTPose estimator a config asks for (int8 only applies to the ONNX backend)."""
+    try:
+        from .vitpose import VitPoseEstimator
+    except ImportError:
+        from .vitpose.estimator import VitPoseEstimator
+    quantize = cfg.quantize and cfg.backend == "onnx"
+    log.info("loading %s (%s, %s%s)", cfg.model, cfg.backend, cfg.device, ", int8" if quantize else "")
+    extra = {"threads": cfg.threads} if cfg.threads else {}
+    return VitPoseEstimator(cfg.model, config=cfg.model_config, backend=cfg.backend, device=cfg.device,
+                            quantize=quantize, flip_test=cfg.flip_test, dataset=cfg.dataset, **extra)

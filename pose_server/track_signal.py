@@ -1,0 +1,63 @@
+"""The signal stage for one tracked person: 2D One Euro filter -> 3D lifter -> IK rotations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .config import PipelineConfig
+
+
+class TrackSignal:
+    """Per-track state: the 2D One Euro filter and the lifter, whose own 3D One Euro filter (tuned for
+    metres by its owner) is the 3D filter; a second one on top would only add lag."""
+
+    def __init__(self, cfg: PipelineConfig, num_keypoints: int, image_size: tuple[int, int], lift: Any) -> None:
+        from .filters import KeypointFilter
+
+        self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
+        prior = "default" if cfg.depth_prior else None
+        self.lifter = (
+            lift(image_size=image_size, min_score=cfg.kpt_threshold, depth_prior=prior) if lift is not None else None
+        )
+        self.last_seen = 0.0
+
+    def set_params(self, cfg: PipelineConfig) -> None:
+        self.f2d.set_params(**_filter_params(cfg))
+        if self.lifter is not None and hasattr(self.lifter, "set_params"):
+            self.lifter.set_params(min_score=cfg.kpt_threshold)
+
+    def person(self, tid: int, box: np.ndarray, kpts: np.ndarray, scores: np.ndarray, t: float,
+               solve: Callable | None, failed: Callable[[ValueError], None]) -> dict:
+        """The packet entry of this track at time t. solve: the IK (None = no rotations); failed: told
+        of each pose the lifter/IK refused."""
+        self.last_seen = t
+        pts, sc, held = self.f2d(kpts, scores, t)
+        person = {"id": int(tid), "bbox": box, "keypoints": pts, "scores": np.clip(sc, 0.0, 1.0),
+                  "held": np.flatnonzero(held).tolist(), "joints_3d": None}
+        if self.lifter is not None:
+            person.update(self._lift(pts, sc, t, solve, failed))
+        return person
+
+    def _lift(self, pts: np.ndarray, scores: np.ndarray, t: float, solve: Callable | None,
+              failed: Callable[[ValueError], None]) -> dict:
+        """joints_3d (and v2 rotations) of one person; a pose the lifter/IK cannot handle (e.g. two joints on
+        one pixel) sends the 2D keypoints alone rather than stopping the stream."""
+        try:
+            joints = self.lifter(pts[:17], scores[:17], t)
+            if joints is None or not np.isfinite(joints).all():
+                return {}
+            out = {"joints_3d": joints}
+            if solve is not None:
+                out["rotations"] = solve(joints)
+            return out
+        except ValueError as exc:
+            failed(exc)
+            return {}
+
+
+def _filter_params(cfg: PipelineConfig) -> dict:
+    return {"min_cutoff": cfg.min_cutoff, "beta": cfg.beta, "d_cutoff": cfg.d_cutoff, "min_score": cfg.kpt_threshold,
+            "hold_s": cfg.hold_s}
