@@ -1,0 +1,75 @@
+"""The lifting benchmark's own arithmetic (scripts/bench_lifting.py): metrics, depth-sign runs, hip shift, noise."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from pose_server.lift.skeleton3d import J
+from pose_server.lift.synthetic import walk
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import bench_lifting as bench  # noqa: E402
+
+ELBOW, WRIST = J["l_elbow"], J["l_wrist"]
+
+
+@pytest.fixture(scope="module")
+def truth() -> np.ndarray:
+    joints, _ = walk(seconds=2.0, height=1.7, speed=1.0)
+    return joints.astype(np.float64)
+
+
+def test_the_truth_scores_perfectly(truth):
+    r = bench.metrics(truth.copy(), truth, [None] * len(truth), 30.0)
+    assert r["mpjpe"] == pytest.approx(0.0, abs=1e-9)
+    assert r["pa"] == pytest.approx(0.0, abs=1e-6)
+    assert (r["flips"], r["run"], r["wrong"]) == (0, 0, 0.0)
+    assert r["jitter"] == pytest.approx(1.0)
+    assert np.isnan(r["rot"])
+
+
+def test_a_forearm_mirrored_in_depth_for_five_frames_is_one_flip_of_five(truth):
+    gt = truth.copy()
+    length = np.linalg.norm(gt[:, WRIST] - gt[:, ELBOW], axis=-1, keepdims=True)
+    gt[:, WRIST] = gt[:, ELBOW] + length * np.array([0.0, -0.6, -0.8])  # clearly towards the camera (-Y)
+    pred = gt.copy()
+    pred[10:15, WRIST] = pred[10:15, ELBOW] + length[10:15] * np.array([0.0, 0.6, -0.8])
+    r = bench.metrics(pred, gt, [None] * len(gt), 30.0)
+    assert (r["flips"], r["run"]) == (1, 5)
+    assert 0 < r["wrong"] < 100
+    assert r["mpjpe"] > 0
+
+
+def test_frames_without_output_are_left_out(truth):
+    pred = truth.copy()
+    pred[:7] = np.nan
+    r = bench.metrics(pred, truth, [None] * len(truth), 30.0)
+    assert r["mpjpe"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_shift_hips_moves_only_the_hips_out_and_down(truth):
+    out, down = 0.03, 0.02
+    shifted = bench.shift_hips(truth, out, down)
+    lh, rh = J["l_hip"], J["r_hip"]
+    width = np.linalg.norm(truth[:, lh] - truth[:, rh], axis=-1)
+    new_width = np.linalg.norm(shifted[:, lh] - shifted[:, rh], axis=-1)
+    np.testing.assert_allclose(new_width, width + 2 * out, atol=0.002)  # the hip line is nearly level
+    trunk = 0.5 * (truth[:, J["l_shoulder"]] + truth[:, J["r_shoulder"]]) - 0.5 * (truth[:, lh] + truth[:, rh])
+    trunk /= np.linalg.norm(trunk, axis=-1, keepdims=True)
+    drop = np.sum((0.5 * (truth[:, lh] + truth[:, rh]) - 0.5 * (shifted[:, lh] + shifted[:, rh])) * trunk, axis=-1)
+    np.testing.assert_allclose(drop, down, atol=1e-9)
+    others = [k for k in range(17) if k not in (lh, rh)]
+    np.testing.assert_array_equal(shifted[:, others], truth[:, others])
+
+
+def test_detector_noise_is_off_at_zero_and_has_its_sigma_otherwise():
+    px = np.random.default_rng(1).uniform(0, 1000, (400, 17, 2))
+    clean, scores = bench.detector_noise(px, 0.0, np.random.default_rng(0))
+    np.testing.assert_array_equal(clean, px)
+    assert scores.min() >= 0.75
+    noisy, scores = bench.detector_noise(px, 3.0, np.random.default_rng(0))
+    good = (scores > 0.7)[..., None].repeat(2, -1)  # not dropped or swapped
+    assert np.std((noisy - px)[good]) == pytest.approx(3.0, rel=0.05)
+    assert (scores == 0.1).any() and (scores == 0.5).any()  # dropped keypoints and left/right swaps happen
