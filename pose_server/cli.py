@@ -24,6 +24,31 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     pass
 
 
+def number_in(lo: float, hi: float) -> Callable[[str], float]:
+    """An argparse type: a number from lo to hi, or a message that says the range."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value:g} is outside {lo:g}-{hi:g}")
+        return value
+
+    return parse
+
+
+def add_unmeasurable_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """What one camera cannot measure and the lifter needs: the performer's height, the field of view, the pitch."""
+    p.add_argument("--performer-height", type=number_in(0.6, 2.4), default=1.75, metavar="M",
+                   help="the performer's height in metres: the 3D skeleton's scale, which one camera cannot see")
+    p.add_argument("--hfov", type=number_in(20, 170), default=60.0, metavar="DEG",
+                   help="the camera's horizontal field of view in degrees (a typical webcam: 60-78)")
+    p.add_argument("--camera-pitch", type=number_in(-80, 80), default=0.0, metavar="DEG",
+                   help="degrees the camera looks down (negative: up); a level camera is 0")
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=DEFAULT_MODEL,
@@ -112,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-3d", action="store_true", help="do not lift to 3D joints")
     g.add_argument("--no-depth-prior", action="store_true",
                    help="lift with the geometric priors only, without the learned depth prior")
+    add_unmeasurable_args(g)
     g.add_argument("--protocol", type=int, choices=(1, 2), default=2, help="packet version (2 adds rotations)")
     g = run.add_argument_group("output")
     g.add_argument("--udp", action="append", metavar="HOST:PORT",
@@ -163,7 +189,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         detector=args.detector, det_threshold=args.det_threshold, det_interval=args.det_interval,
         max_people=args.max_people, kpt_threshold=args.kpt_threshold, min_cutoff=args.min_cutoff, beta=args.beta,
         d_cutoff=args.d_cutoff, hold_s=args.hold, lift_3d=not args.no_3d, protocol_version=args.protocol,
-        depth_prior=not args.no_depth_prior,
+        depth_prior=not args.no_depth_prior, performer_height=args.performer_height, camera_hfov=args.hfov,
+        camera_pitch=args.camera_pitch,
         udp=_targets(args.udp) or ["127.0.0.1:9000"], udp_token=args.udp_token, record=args.record,
         preview=args.preview,
         progress=not args.no_progress, log_every=args.log_every,

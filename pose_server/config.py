@@ -55,6 +55,11 @@ class PipelineConfig:
     hold_s: float = 0.25
     lift_3d: bool = True
     depth_prior: bool = True  # the lifter's learned depth prior (resources/models/depth_prior.npz)
+    # What monocular video cannot tell the lifter: the performer's height (the skeleton's scale), the camera's
+    # horizontal field of view (its focal length) and how far it looks down (negative: up), in degrees.
+    performer_height: float = 1.75
+    camera_hfov: float = 60.0
+    camera_pitch: float = 0.0
     protocol_version: int = 2  # 2 adds per-bone rotations
     udp: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
     # Shared secret sent as meta.token: a Blender listening on anything but 127.0.0.1 accepts only

@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from .cli import add_unmeasurable_args
 from .config import DEFAULT_MODEL, PipelineConfig, load_estimator
 from .pipeline import Pipeline
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-preview", action="store_true", help="do not write overlay.mp4")
     ap.add_argument("--no-depth-prior", action="store_true",
                     help="lift with the geometric priors only, without the learned depth prior")
+    add_unmeasurable_args(ap)
     ap.add_argument("--out", default=str(ROOT / "out"), help="output folder")
     ap.add_argument("--no-render", action="store_true", help="skip the rendered preview image")
     return ap
@@ -129,7 +131,8 @@ def run_demo(args: argparse.Namespace) -> dict:
         realtime=args.realtime and args.webcam is None, drop_stale=True if args.drop_stale else None,
         max_frames=args.max_frames, record=str(out / "take.jsonl"),
         preview=None if args.no_preview else str(out / "overlay.mp4"),
-        progress=True, udp=[], depth_prior=not args.no_depth_prior,
+        progress=True, udp=[], depth_prior=not args.no_depth_prior, performer_height=args.performer_height,
+        camera_hfov=args.hfov, camera_pitch=args.camera_pitch,
     )
     if args.checkpoint is None:
         cfg.checkpoint = args.model

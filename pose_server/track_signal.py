@@ -20,7 +20,9 @@ class TrackSignal:
         self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
         prior = "default" if cfg.depth_prior else None
         self.lifter = (
-            lift(image_size=image_size, min_score=cfg.kpt_threshold, depth_prior=prior) if lift is not None else None
+            lift(image_size=image_size, min_score=cfg.kpt_threshold, depth_prior=prior, height_m=cfg.performer_height,
+                 hfov_deg=cfg.camera_hfov, camera_pitch_deg=cfg.camera_pitch)
+            if lift is not None else None
         )
         self.last_seen = 0.0
 

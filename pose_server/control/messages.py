@@ -104,6 +104,9 @@ CONFIG_FIELDS: dict[str, Arg] = {
     "preview": Arg((str,), nullable=True, doc="write an overlay .mp4 here"),
     "replay_speed": _num(0.01, 100.0, "speed of a replayed session"),
     "depth_prior": Arg((bool,), doc="use the lifter's learned depth prior (off: geometric priors only)"),
+    "performer_height": _num(0.6, 2.4, "performer's height in metres: the 3D skeleton's scale"),
+    "camera_hfov": _num(20.0, 170.0, "camera's horizontal field of view in degrees (its focal length)"),
+    "camera_pitch": _num(-80.0, 80.0, "degrees the camera looks down (negative: up); 0 = level"),
     # applied live
     "loop": Arg((bool,), doc="restart a video file at its end"),
     "max_frames": _num(1, 2**53, "stop after this many frames", integer=True, nullable=True),

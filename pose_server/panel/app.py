@@ -106,6 +106,8 @@ def init_settings(config: dict[str, Any]) -> None:
     S["w_det_interval"] = int(config.get("det_interval", 1))
     S["w_lift_3d"] = bool(config.get("lift_3d", True))
     S["w_depth_prior"] = bool(config.get("depth_prior", True))
+    for name, default in (("performer_height", 1.75), ("camera_hfov", 60.0), ("camera_pitch", 0.0)):
+        S[f"w_{name}"] = float(config.get(name, default))
     S["w_udp"] = "\n".join(config.get("udp", []) or [])
     S["_settings_loaded"] = True
 
@@ -161,6 +163,14 @@ def sidebar_settings(config: dict[str, Any]) -> None:
     sb.checkbox("Lift to 3D joints and rotations", key="w_lift_3d")
     sb.checkbox("Learned depth prior (off: geometric priors only; restarts)", key="w_depth_prior",
                 disabled=not S.w_lift_3d)
+    sb.number_input("Performer height (m)", min_value=0.6, max_value=2.4, step=0.01, format="%.2f",
+                    key="w_performer_height", disabled=not S.w_lift_3d)
+    c1, c2 = sb.columns(2)
+    c1.number_input("Camera field of view (deg)", min_value=20.0, max_value=170.0, step=1.0,
+                    key="w_camera_hfov", disabled=not S.w_lift_3d)
+    c2.number_input("Camera pitch (deg down)", min_value=-80.0, max_value=80.0, step=1.0,
+                    key="w_camera_pitch", disabled=not S.w_lift_3d)
+    sb.caption("One camera cannot measure these: they set the skeleton's scale and the floor's angle (restart).")
 
     sb.subheader("UDP targets")
     sb.text_area("host:port, one per line", key="w_udp", height=80)
@@ -189,6 +199,9 @@ def wanted_settings() -> dict[str, Any]:
         "beta": float(S.w_beta),
         "lift_3d": bool(S.w_lift_3d),
         "depth_prior": bool(S.w_depth_prior),
+        "performer_height": float(S.w_performer_height),
+        "camera_hfov": float(S.w_camera_hfov),
+        "camera_pitch": float(S.w_camera_pitch),
         "udp": logic.parse_udp_targets(S.w_udp),
     }
 

@@ -199,3 +199,15 @@ def test_run_with_dataset_picks_the_wholebody_head_of_a_vitpose_plus_file(tmp_pa
     proc = _cli(*common, "--record", str(take))  # no --dataset: the COCO head
     assert proc.returncode == 0, proc.stderr
     assert json.loads(take.read_text().splitlines()[0])["skeleton"] == "coco17"
+
+
+def test_what_one_camera_cannot_measure_reaches_the_config(capsys):
+    from pose_server.cli import config_from_args
+
+    args = build_parser().parse_args(["run", "--source", "clip.mp4", "--performer-height", "1.6", "--hfov", "75",
+                                      "--camera-pitch", "-5"])
+    cfg = config_from_args(args)
+    assert (cfg.performer_height, cfg.camera_hfov, cfg.camera_pitch) == (1.6, 75.0, -5.0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--performer-height", "3"])
+    assert "--performer-height: 3 is outside 0.6-2.4" in capsys.readouterr().err
