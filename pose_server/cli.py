@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import DEFAULT_MODEL, HUB_MODELS, PipelineConfig, load_estimator
+from .control.messages import CONFIG_FIELDS
 from .pipeline import Pipeline
 
 log = logging.getLogger("pose_server")
@@ -39,13 +40,19 @@ def number_in(lo: float, hi: float) -> Callable[[str], float]:
     return parse
 
 
+def _config_number(name: str) -> Callable[[str], float]:
+    """``number_in`` with the control API's range for the config field ``name``: one table for both."""
+    spec = CONFIG_FIELDS[name]
+    return number_in(spec.min, spec.max)
+
+
 def add_unmeasurable_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """What one camera cannot measure and the lifter needs: the performer's height, the field of view, the pitch."""
-    p.add_argument("--performer-height", type=number_in(0.6, 2.4), default=1.75, metavar="M",
+    p.add_argument("--performer-height", type=_config_number("performer_height"), default=1.75, metavar="M",
                    help="the performer's height in metres: the 3D skeleton's scale, which one camera cannot see")
-    p.add_argument("--hfov", type=number_in(20, 170), default=60.0, metavar="DEG",
+    p.add_argument("--hfov", type=_config_number("camera_hfov"), default=60.0, metavar="DEG",
                    help="the camera's horizontal field of view in degrees (a typical webcam: 60-78)")
-    p.add_argument("--camera-pitch", type=number_in(-80, 80), default=0.0, metavar="DEG",
+    p.add_argument("--camera-pitch", type=_config_number("camera_pitch"), default=0.0, metavar="DEG",
                    help="degrees the camera looks down (negative: up); a level camera is 0")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .config import PipelineConfig
+from .filters import KeypointFilter
 
 
 class TrackSignal:
@@ -15,8 +16,6 @@ class TrackSignal:
     metres by its owner) is the 3D filter; a second one on top would only add lag."""
 
     def __init__(self, cfg: PipelineConfig, num_keypoints: int, image_size: tuple[int, int], lift: Any) -> None:
-        from .filters import KeypointFilter
-
         self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
         prior = "default" if cfg.depth_prior else None
         self.lifter = (

@@ -163,12 +163,15 @@ def sidebar_settings(config: dict[str, Any]) -> None:
     sb.checkbox("Lift to 3D joints and rotations", key="w_lift_3d")
     sb.checkbox("Learned depth prior (off: geometric priors only; restarts)", key="w_depth_prior",
                 disabled=not S.w_lift_3d)
-    sb.number_input("Performer height (m)", min_value=0.6, max_value=2.4, step=0.01, format="%.2f",
+    lo, hi = logic.field_range("performer_height")
+    sb.number_input("Performer height (m)", min_value=lo, max_value=hi, step=0.01, format="%.2f",
                     key="w_performer_height", disabled=not S.w_lift_3d)
     c1, c2 = sb.columns(2)
-    c1.number_input("Camera field of view (deg)", min_value=20.0, max_value=170.0, step=1.0,
+    lo, hi = logic.field_range("camera_hfov")
+    c1.number_input("Camera field of view (deg)", min_value=lo, max_value=hi, step=1.0,
                     key="w_camera_hfov", disabled=not S.w_lift_3d)
-    c2.number_input("Camera pitch (deg down)", min_value=-80.0, max_value=80.0, step=1.0,
+    lo, hi = logic.field_range("camera_pitch")
+    c2.number_input("Camera pitch (deg down)", min_value=lo, max_value=hi, step=1.0,
                     key="w_camera_pitch", disabled=not S.w_lift_3d)
     sb.caption("One camera cannot measure these: they set the skeleton's scale and the floor's angle (restart).")
 

@@ -17,6 +17,12 @@ SOURCE_KINDS = ("Bundled clip", "Video file", "Upload", "Webcam")
 UPLOAD_DIR = Path("out/uploads")
 
 
+def field_range(name: str) -> tuple[float, float]:
+    """The control API's range for a numeric config field, for the widget that edits it."""
+    spec = m.CONFIG_FIELDS[name]
+    return float(spec.min), float(spec.max)
+
+
 def source_kind(source: Any) -> str:
     """Which radio button the current source belongs to."""
     if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
