@@ -94,13 +94,19 @@ def swing(parent_delta: Matrix, rest_dir: Vector, cur_dir: Vector) -> Matrix:
     return carried.rotation_difference(cur_dir).to_matrix() @ parent_delta
 
 
-def torso_delta(up: Vector, left: Vector) -> Matrix | None:
-    """World delta of a torso segment from its up axis and its right-to-left line (rest: +Z and +X)."""
-    y = up.normalized()
-    x = left - y * left.dot(y)
+def torso_delta(up: Vector, left: Vector, exact: str = "up") -> Matrix | None:
+    """World delta of a torso segment from its up axis and its right-to-left line (rest: +Z and +X).
+    `exact` says which of the two is kept as measured ("up" or "left"); the other is orthogonalised."""
+    if exact == "left":
+        x = left.normalized()
+        y = up - x * up.dot(x)
+    else:
+        y = up.normalized()
+        x = left - y * left.dot(y)
     if x.length < _EPS or y.length < _EPS:
         return None
     x.normalize()
+    y.normalize()
     m = Matrix.Identity(3)
     m.col[0], m.col[1], m.col[2] = x, x.cross(y) * -1.0, y  # columns = images of +X, +Y, +Z
     return m
@@ -112,7 +118,10 @@ _REST_FACE_INV = torso_delta(REST_NOSE_OFFSET.cross(Vector((1, 0, 0))), Vector((
 def deltas_from_joints(joints: Sequence[Vector]) -> dict[str, Matrix]:
     """World-frame rotation deltas of the 12 canonical bones from 17 COCO joints (metres, packet frame)."""
     pelvis, neck_base, head_base = mid(joints, _MID_HIP), mid(joints, _MID_SHOULDER), mid(joints, _MID_EAR)
-    hips = torso_delta(neck_base - pelvis, joints[HIP_L] - joints[HIP_R])
+    # The hip convention shared with pose_server.ik.solve_rotations (docs/lifting.md): the hip line is kept
+    # exactly, the spine orthogonalised, so the thigh tops land on the hip joints and a straight leg stays
+    # straight under IK (tests/data/hip_convention.json is checked on both sides).
+    hips = torso_delta(neck_base - pelvis, joints[HIP_L] - joints[HIP_R], exact="left")
     hips = Matrix.Identity(3) if hips is None else hips
     spine = torso_delta(neck_base - pelvis, joints[SHOULDER_L] - joints[SHOULDER_R])
     d = {"hips": hips, "spine": hips if spine is None else spine}

@@ -300,3 +300,36 @@ def test_upper_arm_twist_is_continuous_as_the_elbow_straightens():
         if previous is not None:
             assert math.degrees(previous.rotation_difference(q).angle) < 6.0, bend
         previous = q
+
+
+def hip_convention_joints() -> list[Vector]:
+    """tests/data/hip_convention.json: the vector the server's IK test checks too (tests/lift/test_ik.py)."""
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).resolve().parents[1] / "data" / "hip_convention.json").read_text())
+    return [Vector(p) for p in doc["joints_3d"]]
+
+
+@pytest.mark.bpy42
+def test_shared_hip_convention_thigh_tops_on_the_hips_and_straight_knees_stay_straight(fresh):
+    """One hip convention with pose_server.ik.solve_rotations: the hip line is kept exactly, so the thigh tops
+    land on the hip joints (Direct and IK) and a straight leg is not bent by the IK (issue 20, defect 2)."""
+    joints = hip_convention_joints()
+    pelvis = rt.mid(joints, (rt.HIP_L, rt.HIP_R))
+    half = (joints[rt.HIP_L] - joints[rt.HIP_R]).length / 2
+    hips = rt.deltas_from_joints(joints)["hips"]
+    assert (pelvis + hips @ Vector((half, 0, 0)) - joints[rt.HIP_L]).length < 1e-5
+    assert (pelvis + hips @ Vector((-half, 0, 0)) - joints[rt.HIP_R]).length < 1e-5
+    obj = rig.create_capture_rig(bpy.context, [list(p) for p in joints], with_mesh=False)
+    fresh.vitpose_mocap.target = obj
+    for mode in ("IK", "DIRECT"):
+        fresh.vitpose_mocap.rig.drive_mode = mode
+        drive.apply_person(fresh, obj, *make_packet(joints))
+        ev = evaluated(obj)
+        for s, side in (("L", 0), ("R", 1)):
+            thigh, shin = ev.pose.bones[f"thigh.{s}"], ev.pose.bones[f"shin.{s}"]
+            assert (thigh.head - joints[rt.HIP_L + side]).length < 1e-3, (mode, s)
+            assert (shin.head - joints[rt.KNEE_L + side]).length < 3e-3, (mode, s)
+            assert (shin.tail - joints[rt.ANKLE_L + side]).length < 3e-3, (mode, s)
+            knee = math.degrees((thigh.tail - thigh.head).angle(shin.tail - shin.head))
+            assert knee < 1.0, (mode, s, knee)

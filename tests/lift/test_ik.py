@@ -105,3 +105,23 @@ def test_bad_input_is_rejected_with_a_clear_message():
     bad[J["l_elbow"]] = bad[J["l_shoulder"]]
     with pytest.raises(ValueError, match="coincide"):
         solve_rotations(bad)
+
+
+def test_shared_hip_convention_keeps_thigh_tops_on_the_hips_and_straight_knees_straight():
+    """tests/data/hip_convention.json, also checked by the add-on (tests/addon/test_retarget.py): a hip line tilted
+    against the spine. The hips keep the hip line exactly, so the thigh tops carried by the hips bone land on
+    the hip joints; straight legs get no knee flexion."""
+    import json
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).resolve().parents[1] / "data" / "hip_convention.json").read_text())
+    p = np.array(doc["joints_3d"])
+    q = solve_rotations(p)
+    world = forward_rotations(q)
+    pelvis = 0.5 * (p[J["l_hip"]] + p[J["r_hip"]])
+    half = 0.5 * np.linalg.norm(p[J["l_hip"]] - p[J["r_hip"]])
+    hips = world[B["hips"]] @ REST_ROTATIONS["hips"].T
+    np.testing.assert_allclose(pelvis + hips @ [half, 0, 0], p[J["l_hip"]], atol=1e-6)
+    np.testing.assert_allclose(pelvis + hips @ [-half, 0, 0], p[J["r_hip"]], atol=1e-6)
+    for shin in ("shin.L", "shin.R"):
+        assert np.degrees(Rotation.from_quat(q[B[shin], [1, 2, 3, 0]]).magnitude()) < 0.1, shin
