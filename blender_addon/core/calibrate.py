@@ -3,13 +3,18 @@
 An A-pose character's arms hang ~45 degrees below the T-pose arms of the canonical skeleton. For each
 ROTATION bone whose rest direction is within `MAX_OFFSET` of its canonical direction, the offset is the
 smallest rotation (armature space) that lines it up; bones further off are controls with their own
-orientation (Rigify's horizontal `torso`), and keep no offset. The root's rest height sets the
-location scale (performer metres to armature units).
+orientation (Rigify's horizontal `torso`), and keep no offset.
+
+The location scale (performer metres to armature units) is the target's leg length over the performer's
+own (thigh + shin, measured from the stream's joints when there are any), so the root travels as far as
+the target's legs can carry it and the feet do not slide. Without leg bones in the map it falls back to
+the root's rest height over the performer's pelvis height.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import bpy
 from mathutils import Quaternion, Vector
@@ -20,9 +25,39 @@ from . import retarget as rt
 MAX_OFFSET = math.radians(60.0)
 
 
-def calibrate(obj: bpy.types.Object, rig_settings) -> list[str]:
+LEG_SIDES = (("thigh.L", "shin.L"), ("thigh.R", "shin.R"))
+
+
+def performer_legs(joints: Sequence[Sequence[float]] | None) -> tuple[float, float, str]:
+    """(leg length = hip to knee + knee to ankle averaged over both legs, pelvis height, source) in metres of the
+    performer in `joints` (one packet's joints_3d); the canonical proportions without (plausible) joints."""
+    if joints is not None:
+        try:
+            props = rig.Proportions.from_joints(joints)
+        except ValueError:
+            props = None
+        if props is not None:
+            return props.thigh + props.shin, props.pelvis_height, "the performer's"
+    props = rig.Proportions()
+    return props.thigh + props.shin, props.pelvis_height, "canonical"
+
+
+def target_leg_length(obj: bpy.types.Object, resolved: Sequence[dict]) -> float | None:
+    """World length of the mapped thigh + shin bones, averaged over the legs the map has; None without legs."""
+    names = {e["canonical"]: e["target"] for e in resolved if e["mode"] != "LOCATION"}
+    world = obj.matrix_world
+    legs = []
+    for thigh, shin in LEG_SIDES:
+        if thigh in names and shin in names:
+            bones = [obj.data.bones[names[thigh]], obj.data.bones[names[shin]]]
+            legs.append(sum((world @ b.tail_local - world @ b.head_local).length for b in bones))
+    return sum(legs) / len(legs) if legs else None
+
+
+def calibrate(obj: bpy.types.Object, rig_settings, joints: Sequence[Sequence[float]] | None = None) -> list[str]:
     """Write offsets into rig_settings.bone_map and set location_scale; returns notes for the user.
-    Raises BoneMapError if the map names bones the armature lacks."""
+    `joints`: one packet's joints_3d of the performer (their leg length sets the scale); None: canonical
+    proportions. Raises BoneMapError if the map names bones the armature lacks."""
     entries = [{"canonical": e.canonical, "target": e.target, "mode": e.mode} for e in rig_settings.bone_map]
     resolved = bonemaps.require_entries(obj.name, obj.data.bones.keys(), entries)
     world_rot = obj.matrix_world.to_3x3().normalized()
@@ -41,15 +76,20 @@ def calibrate(obj: bpy.types.Object, rig_settings) -> list[str]:
         else:
             item.offset = Quaternion()
     notes.append(f"{offsets} rest offset(s)")
+    performer_leg, performer_pelvis, source = performer_legs(joints)
+    target_leg = target_leg_length(obj, resolved)
     root = next((e for e in resolved if e["canonical"] == bonemaps.ROOT_SLOT and e["mode"] != "ROTATION"), None)
-    if rig.is_capture_rig(obj):
-        rig_settings.location_scale = 1.0
+    scale = None
+    if target_leg is not None and target_leg > 1e-4:
+        scale = target_leg / performer_leg
     elif root is not None:
         head_world = obj.matrix_world @ obj.data.bones[root["target"]].head_local
         height = head_world.z - obj.matrix_world.translation.z
         if height > 1e-4:
-            rig_settings.location_scale = height / rig.Proportions().pelvis_height
-            notes.append(f"location scale {rig_settings.location_scale:.3f}")
+            scale = height / performer_pelvis
+    if scale is not None:
+        rig_settings.location_scale = scale
+        notes.append(f"location scale {scale:.3f} ({source} legs)")
     rig_settings.calibrated = True
     rig_settings.revision += 1
     return notes

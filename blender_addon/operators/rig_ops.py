@@ -78,7 +78,7 @@ class VITPOSE_OT_detect_bone_map(bpy.types.Operator):
         rig_settings = context.scene.vitpose_mocap.rig
         rig_settings.preset = name
         set_map_entries(rig_settings, found)
-        calibrate.calibrate(obj, rig_settings)
+        calibrate.calibrate(obj, rig_settings, _stream_joints(context.scene))
         self.report({"INFO"}, f"{obj.name}: preset {name} ({score:.0%} of its bones found), calibrated")
         return {"FINISHED"}
 
@@ -162,8 +162,8 @@ class VITPOSE_OT_bone_map_edit(bpy.types.Operator):
 
 
 class VITPOSE_OT_calibrate_rest(bpy.types.Operator):
-    """Measure the armature's rest pose against the canonical T-pose (A-pose arms, root height) and store
-    the offsets in the bone map"""
+    """Measure the armature's rest pose against the canonical T-pose (A-pose arms) and its legs against the
+    performer's (location scale), and store the offsets in the bone map"""
 
     bl_idname = "vitpose_mocap.calibrate_rest"
     bl_label = "Calibrate Rest Pose"
@@ -175,7 +175,7 @@ class VITPOSE_OT_calibrate_rest(bpy.types.Operator):
             self.report({"ERROR"}, "Pick an armature first (Armature field, or select one)")
             return {"CANCELLED"}
         try:
-            notes = calibrate.calibrate(obj, context.scene.vitpose_mocap.rig)
+            notes = calibrate.calibrate(obj, context.scene.vitpose_mocap.rig, _stream_joints(context.scene))
         except bonemaps.BoneMapError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -19,6 +19,9 @@ from blender_addon.rig_properties import map_entries, set_map_entries
 from .test_rig import LIMBS, bone_dir, evaluated, make_packet, posed_joints
 
 MIXAMO_SCALE = 1.1  # the Mixamo-like character is 10% taller than the default performer
+MIXAMO_LIMBS = {"upper_arm.L": "LeftArm", "forearm.L": "LeftForeArm", "upper_arm.R": "RightArm",
+                "forearm.R": "RightForeArm", "thigh.L": "LeftUpLeg", "shin.L": "LeftLeg",
+                "thigh.R": "RightUpLeg", "shin.R": "RightLeg"}
 
 
 def build_armature(name: str, bones: dict, obj_matrix: Matrix | None = None) -> bpy.types.Object:
@@ -45,8 +48,9 @@ def a_pose_joints(scale: float) -> list[Vector]:
     j = [p * scale for p in rig.Proportions().rest_joints()]
     for sh, el, wr, sign in ((rt.SHOULDER_L, rt.ELBOW_L, rt.WRIST_L, 1), (rt.SHOULDER_R, rt.ELBOW_R, rt.WRIST_R, -1)):
         down = Vector((sign, 0, -1)).normalized()
-        j[el] = j[sh] + down * (j[el] - j[sh]).length
-        j[wr] = j[el] + down * (j[wr] - j[el]).length
+        upper, forearm = (j[el] - j[sh]).length, (j[wr] - j[el]).length  # measured before the elbow moves
+        j[el] = j[sh] + down * upper
+        j[wr] = j[el] + down * forearm
     return j
 
 
@@ -163,6 +167,14 @@ def test_mixamo_rotated_scaled_object_direct_mode_and_root_location(fresh):
     hips = ev.matrix_world @ ev.pose.bones["mixamorig1:Hips"].head
     pelvis = rt.mid(joints, (rt.HIP_L, rt.HIP_R))
     assert (hips - (Vector((2.0, -1.0, 0.0)) + pelvis * MIXAMO_SCALE)).length < 1e-3
+    # Positions, not only directions: the character is the performer scaled by 1.1, so every limb joint lands
+    # on the performer's joint scaled about the armature's origin.
+    for bone, a, b in LIMBS:
+        name = f"mixamorig1:{MIXAMO_LIMBS[bone]}"
+        for end, joint in (("head", a), ("tail", b)):
+            got = ev.matrix_world @ getattr(ev.pose.bones[name], end)
+            want = Vector((2.0, -1.0, 0.0)) + joints[joint] * MIXAMO_SCALE
+            assert (got - want).length < 2e-3, (bone, end, (got - want).length)
 
 
 @pytest.mark.bpy42
@@ -333,3 +345,34 @@ def test_shared_hip_convention_thigh_tops_on_the_hips_and_straight_knees_stay_st
             assert (shin.tail - joints[rt.ANKLE_L + side]).length < 3e-3, (mode, s)
             knee = math.degrees((thigh.tail - thigh.head).angle(shin.tail - shin.head))
             assert knee < 1.0, (mode, s, knee)
+
+
+# A performer with shorter legs than the canonical 1.75 m adult (CMU subject 131: pelvis 0.88 m).
+SHORT_LEGS = rig.Proportions(thigh=0.41, shin=0.39, pelvis_height=0.88)
+
+
+@pytest.mark.bpy42
+def test_root_travel_follows_the_targets_leg_length_over_the_performers(fresh):
+    """Calibration scales root travel by target legs / the performer's own legs (measured from the stream), so a
+    rig built to the performer travels exactly as far as they do and a 10% taller one 10% further (issue 20, 1)."""
+    performer = SHORT_LEGS.rest_joints()
+    mixamo = mixamo_like()  # default proportions x 1.1
+    own = rig.create_capture_rig(bpy.context, [list(p) for p in performer], with_mesh=False)
+    # A person was driven before Detect is pressed: Detect measures the performer from the stream.
+    drive.apply_person(fresh, own, *make_packet(performer))
+    canonical_leg = rig.Proportions().thigh + rig.Proportions().shin
+    for obj, scale in ((own, 1.0), (mixamo, MIXAMO_SCALE * canonical_leg / (SHORT_LEGS.thigh + SHORT_LEGS.shin))):
+        use_preset(fresh, obj)
+        rig_settings = fresh.vitpose_mocap.rig
+        assert rig_settings.location_scale == pytest.approx(scale, rel=1e-3), obj.name
+        rig_settings.drive_mode = "DIRECT"
+        start = posed_joints(SHORT_LEGS, seed=31, travel=(0.0, 0.0, 0.0))
+        end = [p + Vector((0.8, -0.3, 0.0)) for p in start]
+        root = next(e.target for e in rig_settings.bone_map if e.canonical == "hips")
+        heads = []
+        for joints in (start, end):
+            drive.apply_person(fresh, obj, *make_packet(joints))
+            ev = evaluated(obj)
+            heads.append(ev.matrix_world @ ev.pose.bones[root].head)
+        travel = (heads[1] - heads[0]).length
+        assert travel == pytest.approx(Vector((0.8, -0.3, 0.0)).length * scale, rel=1e-3), obj.name
