@@ -69,6 +69,11 @@ class RigSettings(bpy.types.PropertyGroup):
     location_scale: FloatProperty(name="Location scale", default=1.0, min=0.001, soft_max=100.0, update=_bump,
                                   description="Metres of the performer to armature units; Calibrate sets it from "
                                               "the target's hip height")
+    performer_trunk: FloatProperty(name="Performer trunk", default=0.52, min=0.05, soft_max=1.0, update=_bump,
+                                   unit="LENGTH",
+                                   description="The performer's pelvis-to-shoulders distance standing (metres); "
+                                               "Calibrate measures it from the stream. The spine bends when it "
+                                               "gets shorter")
     calibrated: BoolProperty(name="Calibrated", default=False,
                              description="Rest offsets were measured for the current bone map")
     revision: IntProperty(name="Revision", default=0, options={"HIDDEN"},

@@ -16,10 +16,10 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .retarget import CANONICAL_BONES, EFFECTOR_JOINTS
+from .retarget import EFFECTOR_JOINTS, RIG_BONES
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
-SLOTS = CANONICAL_BONES + tuple(EFFECTOR_JOINTS)
+SLOTS = RIG_BONES + tuple(EFFECTOR_JOINTS)
 MODES = ("ROTATION", "LOCATION", "BOTH")
 ROOT_SLOT = "hips"
 LEG_SLOTS = frozenset({"thigh.L", "shin.L", "thigh.R", "shin.R", "foot.L", "foot.R"})

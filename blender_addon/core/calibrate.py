@@ -8,7 +8,9 @@ orientation (Rigify's horizontal `torso`), and keep no offset.
 The location scale (performer metres to armature units) is the target's leg length over the performer's
 own (thigh + shin, measured from the stream's joints when there are any), so the root travels as far as
 the target's legs can carry it and the feet do not slide. Without leg bones in the map it falls back to
-the root's rest height over the performer's pelvis height.
+the root's rest height over the performer's pelvis height. The performer's trunk length (pelvis to
+mid-shoulder) is stored too: drive.py scales the target's spine to it, so the spine bends as the
+performer's does.
 """
 
 from __future__ import annotations
@@ -28,18 +30,15 @@ MAX_OFFSET = math.radians(60.0)
 LEG_SIDES = (("thigh.L", "shin.L"), ("thigh.R", "shin.R"))
 
 
-def performer_legs(joints: Sequence[Sequence[float]] | None) -> tuple[float, float, str]:
-    """(leg length = hip to knee + knee to ankle averaged over both legs, pelvis height, source) in metres of the
-    performer in `joints` (one packet's joints_3d); the canonical proportions without (plausible) joints."""
+def performer_measures(joints: Sequence[Sequence[float]] | None) -> tuple[rig.Proportions, str]:
+    """The performer's proportions from `joints` (one packet's joints_3d) and where they came from; the
+    canonical proportions without (plausible) joints."""
     if joints is not None:
         try:
-            props = rig.Proportions.from_joints(joints)
+            return rig.Proportions.from_joints(joints), "the performer's"
         except ValueError:
-            props = None
-        if props is not None:
-            return props.thigh + props.shin, props.pelvis_height, "the performer's"
-    props = rig.Proportions()
-    return props.thigh + props.shin, props.pelvis_height, "canonical"
+            pass
+    return rig.Proportions(), "canonical"
 
 
 def target_leg_length(obj: bpy.types.Object, resolved: Sequence[dict]) -> float | None:
@@ -76,7 +75,9 @@ def calibrate(obj: bpy.types.Object, rig_settings, joints: Sequence[Sequence[flo
         else:
             item.offset = Quaternion()
     notes.append(f"{offsets} rest offset(s)")
-    performer_leg, performer_pelvis, source = performer_legs(joints)
+    performer, source = performer_measures(joints)
+    performer_leg = performer.thigh + performer.shin
+    rig_settings.performer_trunk = performer.torso
     target_leg = target_leg_length(obj, resolved)
     root = next((e for e in resolved if e["canonical"] == bonemaps.ROOT_SLOT and e["mode"] != "ROTATION"), None)
     scale = None
@@ -86,7 +87,7 @@ def calibrate(obj: bpy.types.Object, rig_settings, joints: Sequence[Sequence[flo
         head_world = obj.matrix_world @ obj.data.bones[root["target"]].head_local
         height = head_world.z - obj.matrix_world.translation.z
         if height > 1e-4:
-            scale = height / performer_pelvis
+            scale = height / performer.pelvis_height
     if scale is not None:
         rig_settings.location_scale = scale
         notes.append(f"location scale {scale:.3f} ({source} legs)")

@@ -36,6 +36,7 @@ class _Cached:
     slots: frozenset[str]
     targets: dict[str, bpy.types.Object] = field(default_factory=dict)
     rest_pelvis: Vector = field(default_factory=Vector)
+    trunk: rt.Trunk | None = None  # the target's trunk lengths in the performer's metres (None: a straight spine)
     constraint_state: tuple | None = None
 
 
@@ -74,7 +75,29 @@ def _build(obj: bpy.types.Object, rig_settings, signature: tuple) -> _Cached:
         props = rig.Proportions(**obj.get(rig.PROPORTIONS_KEY, {}).to_dict()) \
             if obj.get(rig.PROPORTIONS_KEY) else rig.Proportions()
         cached.rest_pelvis = Vector((0.0, 0.0, props.pelvis_height))
+        cached.trunk = props.trunk()
+    else:
+        cached.trunk = target_trunk(obj, resolved, rig_settings.performer_trunk)
     return cached
+
+
+def target_trunk(obj: bpy.types.Object, resolved: list[dict], performer_trunk: float) -> rt.Trunk | None:
+    """The trunk of a mapped armature (rest distances root -> spine -> chest -> neck heads) scaled so that it
+    spans the performer's standing trunk: the spine then bends as much as the performer's, whatever the
+    target's proportions. None when the map lacks one of these bones."""
+    names = {e["canonical"]: e["target"] for e in resolved if e["mode"] != "LOCATION" or e["canonical"] == "hips"}
+    if not all(k in names for k in ("hips", "spine", "chest", "neck")):
+        return None
+    world = obj.matrix_world
+    root, spine, chest, neck = (world @ obj.data.bones[names[k]].head_local for k in ("hips", "spine", "chest", "neck"))
+    span = (neck - root).length
+    if span < 1e-6:
+        return None
+    axis = (neck - root) / span  # lengths along the trunk: a rest spine that curves is straight at rest here too
+    lengths = [(spine - root).dot(axis), (chest - spine).dot(axis), (neck - chest).dot(axis)]
+    if min(lengths) < 0.0 or min(lengths[1:]) < 1e-6:
+        return None
+    return rt.Trunk(*(length * performer_trunk / span for length in lengths))
 
 
 def _capture_targets(obj: bpy.types.Object, cached: _Cached) -> dict[str, bpy.types.Object]:
@@ -183,13 +206,16 @@ def _drive_capture_targets(obj: bpy.types.Object, cached: _Cached, person: dict,
     shift = _masked_shift(joints, cached.rest_pelvis, rig_settings)
     if shift.length_squared:
         joints = [p + shift for p in joints]
-    deltas = rt.deltas_from_joints(joints)
-    if rig_settings.upper_body_only:
+    if rig_settings.upper_body_only:  # the hips stay at rest: the trunk is measured from the rest hips
+        deltas = rt.deltas_from_joints(joints, cached.trunk)
         deltas["hips"] = Matrix.Identity(3)
+        deltas.update(rt.trunk_deltas(joints, deltas["hips"], cached.trunk))
+    else:
+        deltas = rt.deltas_from_joints(joints, cached.trunk)
     to_arm, rot = _placement(obj, rig_settings.location_scale)
     rot_t = rot.transposed()
     targets = _capture_targets(obj, cached)
-    for key, pos in rig.target_positions(joints, deltas).items():
+    for key, pos in rig.target_positions(joints, deltas, cached.trunk).items():
         if not legs and key in rig.LEG_TARGETS:
             continue
         targets[key].location = to_arm @ pos
@@ -205,8 +231,10 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
     rotations = person.get("rotations") if packet.get("v", 1) >= 2 else None
     if rotations and not ik:
         deltas = rt.deltas_from_rotations(rotations)
+        if joints is not None:  # v2 has one rigid trunk: split it and add the clavicles from the joints
+            deltas.update(rt.trunk_deltas(joints, deltas["hips"], cached.trunk))
     elif joints is not None:
-        deltas = rt.deltas_from_joints(joints)
+        deltas = rt.deltas_from_joints(joints, cached.trunk)
     elif rotations:
         deltas = rt.deltas_from_rotations(rotations)
     else:

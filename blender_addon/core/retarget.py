@@ -26,8 +26,17 @@ CANONICAL_PARENTS = {"hips": None, "spine": "hips", "neck": "spine", "head": "ne
                      "upper_arm.L": "spine", "forearm.L": "upper_arm.L",
                      "upper_arm.R": "spine", "forearm.R": "upper_arm.R",
                      "thigh.L": "hips", "shin.L": "thigh.L", "thigh.R": "hips", "shin.R": "thigh.R"}
-# Rest direction (head to tail) of each canonical bone in the T-pose.
-REST_DIRECTIONS = {"hips": (0, 0, 1), "spine": (0, 0, 1), "neck": (0, 0, 1), "head": (0, 0, 1),
+# The add-on's skeleton: the 12 protocol bones with the trunk split in two (`spine` becomes the lower spine,
+# `chest` the upper one, ending at the mid-shoulder point) and clavicles from the chest's top to each shoulder.
+# The extra bones are derived from joints_3d (protocol v2 rotations have none; without joints they follow the
+# protocol's spine rigidly).
+TRUNK_BONES = ("chest", "clavicle.L", "clavicle.R")
+RIG_BONES = CANONICAL_BONES + TRUNK_BONES
+RIG_PARENTS = {**CANONICAL_PARENTS, "chest": "spine", "neck": "chest", "clavicle.L": "chest", "clavicle.R": "chest",
+               "upper_arm.L": "clavicle.L", "upper_arm.R": "clavicle.R"}
+# Rest direction (head to tail) of each bone in the T-pose.
+REST_DIRECTIONS = {"hips": (0, 0, 1), "spine": (0, 0, 1), "chest": (0, 0, 1), "neck": (0, 0, 1), "head": (0, 0, 1),
+                   "clavicle.L": (1, 0, 0), "clavicle.R": (-1, 0, 0),
                    "upper_arm.L": (1, 0, 0), "forearm.L": (1, 0, 0), "upper_arm.R": (-1, 0, 0),
                    "forearm.R": (-1, 0, 0), "thigh.L": (0, 0, -1), "shin.L": (0, 0, -1),
                    "thigh.R": (0, 0, -1), "shin.R": (0, 0, -1)}
@@ -59,7 +68,8 @@ def _columns(x: tuple, y: tuple, z: tuple) -> Matrix:
 # that, like the legs, each limb's hinge is its local X and it bends towards local +Z.
 _UP, _LEG = _columns((1, 0, 0), (0, 0, 1), (0, -1, 0)), _columns((1, 0, 0), (0, 0, -1), (0, 1, 0))
 _ARM_L, _ARM_R = _columns((0, 0, -1), (1, 0, 0), (0, -1, 0)), _columns((0, 0, 1), (-1, 0, 0), (0, -1, 0))
-REST_FRAMES = {"hips": _UP, "spine": _UP, "neck": _UP, "head": _UP,
+REST_FRAMES = {"hips": _UP, "spine": _UP, "chest": _UP, "neck": _UP, "head": _UP,
+               "clavicle.L": _ARM_L, "clavicle.R": _ARM_R,
                "upper_arm.L": _ARM_L, "forearm.L": _ARM_L, "upper_arm.R": _ARM_R, "forearm.R": _ARM_R,
                "thigh.L": _LEG, "shin.L": _LEG, "thigh.R": _LEG, "shin.R": _LEG}
 # The canonical rest face (docs/lifting.md): ears 15 cm apart, nose 10 cm forward and 2 cm below them.
@@ -115,23 +125,75 @@ def torso_delta(up: Vector, left: Vector, exact: str = "up") -> Matrix | None:
 _REST_FACE_INV = torso_delta(REST_NOSE_OFFSET.cross(Vector((1, 0, 0))), Vector((1, 0, 0))).transposed()
 
 
-def deltas_from_joints(joints: Sequence[Vector]) -> dict[str, Matrix]:
-    """World-frame rotation deltas of the 12 canonical bones from 17 COCO joints (metres, packet frame)."""
+@dataclass(frozen=True)
+class Trunk:
+    """The trunk's bone lengths in the performer's metres: `hips` from the pelvis (mid-hip) up to the lower
+    spine's head, `lower` spine, `upper` (chest) up to the mid-shoulder point. Fixed lengths make the spine
+    bend when the performer's pelvis-to-shoulders distance shrinks, instead of the shoulders drifting."""
+
+    hips: float
+    lower: float
+    upper: float
+
+
+def _bend_point(start: Vector, end: Vector, first: float, second: float, towards: Vector) -> Vector:
+    """The joint of a two-bone chain (lengths first, second) from start to end, bent towards `towards`;
+    on the straight line when the end is out of reach."""
+    axis = end - start
+    dist = axis.length
+    if dist < _EPS:
+        return start + towards.normalized() * first
+    axis /= dist
+    if dist >= first + second:
+        return start + axis * first
+    along = (first * first - second * second + dist * dist) / (2 * dist)
+    side = towards - axis * towards.dot(axis)
+    if side.length < _EPS:
+        side = axis.orthogonal()
+    return start + axis * along + side.normalized() * max(first * first - along * along, 0.0) ** 0.5
+
+
+def trunk_points(joints: Sequence[Vector], hips: Matrix, trunk: Trunk | None) -> tuple[Vector, Vector, Vector]:
+    """(lower spine head, chest head, chest tail = mid-shoulder) from the joints and the hips' delta. The spine
+    starts `trunk.hips` above the pelvis along the hips' up axis and bends backwards (a rounding back) when the
+    shoulders come closer than its length; without a Trunk it is straight, starting half a hip width up."""
+    pelvis, neck_base = mid(joints, _MID_HIP), mid(joints, _MID_SHOULDER)
+    up = hips @ Vector((0, 0, 1))
+    if trunk is None:
+        start = pelvis + up * ((joints[HIP_L] - joints[HIP_R]).length / 2)
+        return start, (start + neck_base) * 0.5, neck_base
+    start = pelvis + up * trunk.hips
+    return start, _bend_point(start, neck_base, trunk.lower, trunk.upper, hips @ Vector((0, 1, 0))), neck_base
+
+
+def trunk_deltas(joints: Sequence[Vector], hips: Matrix, trunk: Trunk | None = None) -> dict[str, Matrix]:
+    """World deltas of the lower spine, the chest (its X along the shoulder line) and both clavicles."""
+    start, chest_head, neck_base = trunk_points(joints, hips, trunk)
+    d = {"spine": swing(hips, Vector((0, 0, 1)), chest_head - start)}
+    chest = torso_delta(neck_base - chest_head, joints[SHOULDER_L] - joints[SHOULDER_R])
+    d["chest"] = d["spine"] if chest is None else chest
+    for name, joint in (("clavicle.L", SHOULDER_L), ("clavicle.R", SHOULDER_R)):
+        d[name] = swing(d["chest"], Vector(REST_DIRECTIONS[name]), joints[joint] - neck_base)
+    return d
+
+
+def deltas_from_joints(joints: Sequence[Vector], trunk: Trunk | None = None) -> dict[str, Matrix]:
+    """World-frame rotation deltas of every bone of RIG_BONES from 17 COCO joints (metres, packet frame).
+    `trunk`: the target's trunk lengths in the performer's metres (None: a straight spine)."""
     pelvis, neck_base, head_base = mid(joints, _MID_HIP), mid(joints, _MID_SHOULDER), mid(joints, _MID_EAR)
     # The hip convention shared with pose_server.ik.solve_rotations (docs/lifting.md): the hip line is kept
     # exactly, the spine orthogonalised, so the thigh tops land on the hip joints and a straight leg stays
     # straight under IK (tests/data/hip_convention.json is checked on both sides).
     hips = torso_delta(neck_base - pelvis, joints[HIP_L] - joints[HIP_R], exact="left")
     hips = Matrix.Identity(3) if hips is None else hips
-    spine = torso_delta(neck_base - pelvis, joints[SHOULDER_L] - joints[SHOULDER_R])
-    d = {"hips": hips, "spine": hips if spine is None else spine}
-    d["neck"] = swing(spine, Vector(REST_DIRECTIONS["neck"]), head_base - neck_base)
+    d = {"hips": hips, **trunk_deltas(joints, hips, trunk)}
+    d["neck"] = swing(d["chest"], Vector(REST_DIRECTIONS["neck"]), head_base - neck_base)
     # Head: the frame of the ear line and the ear-to-nose line, relative to the same frame at rest.
     ears = joints[EAR_L] - joints[EAR_R]
     head = torso_delta((joints[NOSE] - head_base).cross(ears), ears)
     d["head"] = (head @ _REST_FACE_INV) if head is not None else d["neck"]
     for upper, (lower, hinge) in HINGES.items():
-        parent = d[CANONICAL_PARENTS[upper]]
+        parent = d[RIG_PARENTS[upper]]
         (a, b), (_, c) = BONE_JOINTS[upper], BONE_JOINTS[lower]
         u_dir, l_dir = mid(joints, b) - mid(joints, a), mid(joints, c) - mid(joints, b)
         normal = u_dir.cross(l_dir)
@@ -150,7 +212,7 @@ def deltas_from_joints(joints: Sequence[Vector]) -> dict[str, Matrix]:
 
 
 def deltas_from_rotations(rotations: Sequence[Sequence[float]]) -> dict[str, Matrix]:
-    """World-frame deltas from protocol v2 rotations: `hips` is a world-frame delta, the others are
+    """World-frame deltas (RIG_BONES) from protocol v2 rotations: `hips` is a world-frame delta, the others are
     local pose rotations (Blender's pose-bone rotation_quaternion on the canonical rest skeleton)."""
     if len(rotations) < len(CANONICAL_BONES):
         raise ValueError(f"rotations has {len(rotations)} bones, protocol v2 needs {len(CANONICAL_BONES)}")
@@ -165,6 +227,8 @@ def deltas_from_rotations(rotations: Sequence[Sequence[float]]) -> dict[str, Mat
             rest_rel = REST_FRAMES[parent].transposed() @ REST_FRAMES[name]
             world[name] = world[parent] @ rest_rel @ rot
         deltas[name] = world[name] @ REST_FRAMES[name].transposed()
+    for name in TRUNK_BONES:  # not in v2: carried rigidly by the protocol's spine (drive.py splits it from joints)
+        deltas[name] = deltas["spine"].copy()
     return deltas
 
 

@@ -1,5 +1,6 @@
-"""The capture rig: a humanoid armature matching the canonical skeleton, driven by empties through
-IK (arms, legs), damped/locked tracks (spine, neck, head) and copy-transforms (hips).
+"""The capture rig: a humanoid armature matching the add-on's skeleton (`retarget.RIG_BONES`: the canonical
+bones with a lower spine, a chest and clavicles), driven by empties through IK (arms, legs), damped/locked
+tracks (spine, chest, clavicles, neck, head) and copy-transforms (hips).
 
 Built once by an operator (bpy.ops is fine here); the per-tick code only moves the empties
 (`target_positions` + `drive.apply_person`).
@@ -27,7 +28,6 @@ POLE_ANGLES = {"forearm.L": -math.pi / 2, "forearm.R": -math.pi / 2, "shin.L": -
 # (local X of every limb bone, bending towards local +Z).
 PREBEND = {name: ((1, 0, 0), 0.1) for name in ("forearm.L", "forearm.R", "shin.L", "shin.R")}
 POLE_DISTANCE = 0.4  # metres from the elbow/knee; far enough that the pole never flips sides
-HIPS_LENGTH = 0.10
 HEAD_LENGTH = 0.15
 
 
@@ -78,6 +78,12 @@ class Proportions:
                              f"create the rig from a frame where the whole body is visible, or use default proportions")
         return p
 
+    def trunk(self) -> rt.Trunk:
+        """The capture rig's trunk: hips as long as half the hip width (so an FBX importer, which sizes a bone
+        by the mean distance to its children, gets it back), the rest split evenly between spine and chest."""
+        rest = max(self.torso - self.hip_half, 0.02)
+        return rt.Trunk(hips=self.hip_half, lower=rest / 2, upper=rest / 2)
+
     def rest_joints(self) -> list[Vector]:
         """The 17 COCO joints in the canonical T-pose facing -Y, feet on the floor, pelvis over the origin."""
         ph, top = self.pelvis_height, self.pelvis_height + self.torso
@@ -99,18 +105,22 @@ class Proportions:
 
 
 def bone_layout(p: Proportions) -> dict[str, tuple[Vector, Vector, str | None, bool]]:
-    """name -> (head, tail, parent, connected) of the capture rig in rest pose."""
+    """name -> (head, tail, parent, connected) of the capture rig in rest pose. Every bone with children ends
+    where they start (the hips at the same distance from all three), so FBX re-import keeps its length."""
     j = p.rest_joints()
-    pelvis, neck_base = rt.mid(j, (rt.HIP_L, rt.HIP_R)), rt.mid(j, (rt.SHOULDER_L, rt.SHOULDER_R))
-    head_base = rt.mid(j, (rt.EAR_L, rt.EAR_R))
+    trunk = p.trunk()
+    start, chest_head, neck_base = rt.trunk_points(j, Matrix.Identity(3), trunk)
+    pelvis, head_base = rt.mid(j, (rt.HIP_L, rt.HIP_R)), rt.mid(j, (rt.EAR_L, rt.EAR_R))
     bones = {
-        "hips": (pelvis, pelvis + Vector((0, 0, HIPS_LENGTH)), None, False),
-        "spine": (pelvis, neck_base, "hips", False),
-        "neck": (neck_base, head_base, "spine", True),
+        "hips": (pelvis, start, None, False),
+        "spine": (start, chest_head, "hips", True),
+        "chest": (chest_head, neck_base, "spine", True),
+        "neck": (neck_base, head_base, "chest", True),
         "head": (head_base, head_base + Vector((0, 0, HEAD_LENGTH)), "neck", True),
     }
     for s, side in (("L", 0), ("R", 1)):
-        bones[f"upper_arm.{s}"] = (j[rt.SHOULDER_L + side], j[rt.ELBOW_L + side], "spine", False)
+        bones[f"clavicle.{s}"] = (neck_base, j[rt.SHOULDER_L + side], "chest", False)
+        bones[f"upper_arm.{s}"] = (j[rt.SHOULDER_L + side], j[rt.ELBOW_L + side], f"clavicle.{s}", True)
         bones[f"forearm.{s}"] = (j[rt.ELBOW_L + side], j[rt.WRIST_L + side], f"upper_arm.{s}", True)
         bones[f"thigh.{s}"] = (j[rt.HIP_L + side], j[rt.KNEE_L + side], "hips", False)
         bones[f"shin.{s}"] = (j[rt.KNEE_L + side], j[rt.ANKLE_L + side], f"thigh.{s}", True)
@@ -119,7 +129,8 @@ def bone_layout(p: Proportions) -> dict[str, tuple[Vector, Vector, str | None, b
 
 # Targets the rig's constraints follow: key -> (display type, size).
 TARGETS = {
-    "pelvis": ("ARROWS", 0.15), "neck_base": ("SPHERE", 0.04), "shoulder.L": ("SPHERE", 0.03),
+    "pelvis": ("ARROWS", 0.15), "chest_base": ("SPHERE", 0.03), "neck_base": ("SPHERE", 0.04),
+    "shoulder.L": ("SPHERE", 0.03), "shoulder.R": ("SPHERE", 0.03),
     "head_base": ("SPHERE", 0.03), "head_top": ("SPHERE", 0.04), "ear.L": ("SPHERE", 0.02),
     "wrist.L": ("CUBE", 0.04), "wrist.R": ("CUBE", 0.04), "ankle.L": ("CUBE", 0.05), "ankle.R": ("CUBE", 0.05),
     "elbow_pole.L": ("CONE", 0.04), "elbow_pole.R": ("CONE", 0.04),
@@ -129,8 +140,11 @@ LEG_TARGETS = ("ankle.L", "ankle.R", "knee_pole.L", "knee_pole.R")
 # (bone, constraint type, target key, settings)
 CONSTRAINTS = (
     ("hips", "COPY_TRANSFORMS", "pelvis", {}),
-    ("spine", "DAMPED_TRACK", "neck_base", {"track_axis": "TRACK_Y"}),
-    ("spine", "LOCKED_TRACK", "shoulder.L", {"lock_axis": "LOCK_Y", "track_axis": "TRACK_X"}),
+    ("spine", "DAMPED_TRACK", "chest_base", {"track_axis": "TRACK_Y"}),
+    ("chest", "DAMPED_TRACK", "neck_base", {"track_axis": "TRACK_Y"}),
+    ("chest", "LOCKED_TRACK", "shoulder.L", {"lock_axis": "LOCK_Y", "track_axis": "TRACK_X"}),
+    ("clavicle.L", "DAMPED_TRACK", "shoulder.L", {"track_axis": "TRACK_Y"}),
+    ("clavicle.R", "DAMPED_TRACK", "shoulder.R", {"track_axis": "TRACK_Y"}),
     ("neck", "DAMPED_TRACK", "head_base", {"track_axis": "TRACK_Y"}),
     ("head", "DAMPED_TRACK", "head_top", {"track_axis": "TRACK_Y"}),
     ("head", "LOCKED_TRACK", "ear.L", {"lock_axis": "LOCK_Y", "track_axis": "TRACK_X"}),
@@ -155,14 +169,15 @@ def _pole(root: Vector, middle: Vector, end: Vector, fallback: Vector, length: f
     return middle + direction.normalized() * length
 
 
-def target_positions(j: Sequence[Vector], deltas: dict[str, Matrix]) -> dict[str, Vector]:
-    """Packet-frame position of every rig target from 17 joints and the canonical deltas."""
-    pelvis, neck_base = rt.mid(j, (rt.HIP_L, rt.HIP_R)), rt.mid(j, (rt.SHOULDER_L, rt.SHOULDER_R))
+def target_positions(j: Sequence[Vector], deltas: dict[str, Matrix], trunk: rt.Trunk) -> dict[str, Vector]:
+    """Packet-frame position of every rig target from 17 joints and the deltas of `retarget.deltas_from_joints`."""
+    _start, chest_base, neck_base = rt.trunk_points(j, deltas["hips"], trunk)
     head_base = rt.mid(j, (rt.EAR_L, rt.EAR_R))
-    back = deltas["spine"] @ Vector((0, 1, 0))
+    back = deltas["chest"] @ Vector((0, 1, 0))
     front = deltas["hips"] @ Vector((0, -1, 0))
     pos = {
-        "pelvis": pelvis, "neck_base": neck_base, "shoulder.L": j[rt.SHOULDER_L], "head_base": head_base,
+        "pelvis": rt.mid(j, (rt.HIP_L, rt.HIP_R)), "chest_base": chest_base, "neck_base": neck_base,
+        "shoulder.L": j[rt.SHOULDER_L], "shoulder.R": j[rt.SHOULDER_R], "head_base": head_base,
         "head_top": head_base + deltas["head"] @ Vector((0, 0, HEAD_LENGTH)), "ear.L": j[rt.EAR_L],
         "wrist.L": j[rt.WRIST_L], "wrist.R": j[rt.WRIST_R], "ankle.L": j[rt.ANKLE_L], "ankle.R": j[rt.ANKLE_R],
     }
@@ -217,8 +232,8 @@ def create_capture_rig(context: bpy.types.Context, joints: Sequence[Sequence[flo
     bpy.ops.object.mode_set(mode="OBJECT")
 
     rest = props.rest_joints()
-    deltas = {b: Matrix.Identity(3) for b in rt.CANONICAL_BONES}
-    positions = target_positions(rest, deltas)
+    deltas = {b: Matrix.Identity(3) for b in rt.RIG_BONES}
+    positions = target_positions(rest, deltas, props.trunk())
     targets = {}
     for key, (display, size) in TARGETS.items():
         empty = bpy.data.objects.new(f"{name}_{key}", None)
@@ -258,8 +273,9 @@ def create_capture_rig(context: bpy.types.Context, joints: Sequence[Sequence[flo
 
 
 # Half-widths (x, z in the bone's frame) of the box drawn around each bone.
-_BOX = {"hips": (0.14, 0.10), "spine": (0.16, 0.10), "neck": (0.05, 0.05), "head": (0.09, 0.10),
-        "upper_arm": (0.05, 0.05), "forearm": (0.04, 0.04), "thigh": (0.07, 0.07), "shin": (0.05, 0.05)}
+_BOX = {"hips": (0.14, 0.10), "spine": (0.14, 0.09), "chest": (0.16, 0.10), "clavicle": (0.04, 0.04),
+        "neck": (0.05, 0.05), "head": (0.09, 0.10), "upper_arm": (0.05, 0.05), "forearm": (0.04, 0.04),
+        "thigh": (0.07, 0.07), "shin": (0.05, 0.05)}
 
 
 def _add_mesh(obj: bpy.types.Object, layout: dict, props: Proportions, collection) -> bpy.types.Object:

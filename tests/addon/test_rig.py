@@ -81,9 +81,9 @@ def test_capture_rig_has_canonical_bones_constraints_targets_and_body(capture):
     assert set(ik) == {"forearm.L", "forearm.R", "shin.L", "shin.R"}
     assert all(c.chain_count == 2 and c.target and c.pole_target for c in ik.values())
     tracks = {pb.name for pb in obj.pose.bones for c in pb.constraints if c.type == "DAMPED_TRACK"}
-    assert tracks == {"spine", "neck", "head"}
+    assert tracks == {"spine", "chest", "clavicle.L", "clavicle.R", "neck", "head"}
     body = next(c for c in obj.children if c.type == "MESH")
-    assert set(body.vertex_groups.keys()) == set(rt.CANONICAL_BONES)
+    assert set(body.vertex_groups.keys()) == set(rt.RIG_BONES)
     assert body.modifiers[0].object == obj
     for name, direction in rt.REST_DIRECTIONS.items():  # rest frames are the canonical ones (roll 0)
         rest = obj.data.bones[name].matrix_local.to_3x3()
@@ -99,8 +99,11 @@ def test_capture_rig_sized_from_packet_joints(scene):
     obj = rig.create_capture_rig(bpy.context, [list(p) for p in joints], with_mesh=False)
     bones = obj.data.bones
     for name, length in (("upper_arm.L", 0.31), ("forearm.R", 0.24), ("thigh.L", 0.47), ("shin.R", 0.40),
-                         ("spine", 0.55)):
+                         ("clavicle.L", 0.2)):
         assert bones[name].length == pytest.approx(length, abs=1e-4)
+    # hips, lower spine and chest stack up to the mid-shoulder point
+    assert sum(bones[b].length for b in ("hips", "spine", "chest")) == pytest.approx(0.55, abs=1e-4)
+    assert bones["chest"].tail_local.z - bones["hips"].head_local.z == pytest.approx(0.55, abs=1e-4)
     assert bones["upper_arm.L"].head_local.x == pytest.approx(0.2, abs=1e-4)
     with pytest.raises(ValueError, match="standing person"):
         rig.create_capture_rig(bpy.context, [[0.0, 0.0, 0.0]] * 17)
@@ -124,7 +127,9 @@ def test_ik_mode_reaches_targets_and_bends_the_right_way(capture, scene, seed):
                         ("shin.L", rt.KNEE_L), ("shin.R", rt.KNEE_R)):  # bend plane from the poles
         assert (m @ ev.pose.bones[bone].head - (joints[joint] + offset)).length < 0.02, bone
     neck_base = rt.mid(joints, (rt.SHOULDER_L, rt.SHOULDER_R))
-    assert (m @ ev.pose.bones["spine"].tail - (neck_base + offset)).length < 0.01
+    assert (m @ ev.pose.bones["chest"].tail - (neck_base + offset)).length < 0.01
+    for bone, joint in (("clavicle.L", rt.SHOULDER_L), ("clavicle.R", rt.SHOULDER_R)):
+        assert (m @ ev.pose.bones[bone].tail - (joints[joint] + offset)).length < 0.01, bone
     pelvis = rt.mid(joints, (rt.HIP_L, rt.HIP_R))
     assert (m @ ev.pose.bones["hips"].head - (pelvis + offset)).length < 1e-4
 
@@ -222,6 +227,6 @@ def test_export_default_model_writes_a_skinned_glb(scene, tmp_path):
     (length,) = struct.unpack("<I", data[12:16])
     gltf = json.loads(data[20:20 + length])
     joints = {gltf["nodes"][i]["name"] for i in gltf["skins"][0]["joints"]}
-    assert joints == set(rt.CANONICAL_BONES)
+    assert joints == set(rt.RIG_BONES)
     assert len(gltf["meshes"]) == 1
     assert not any("pole" in n.get("name", "") for n in gltf["nodes"])  # IK empties stay out
