@@ -86,13 +86,28 @@ def _override(scene: bpy.types.Scene, view_layer, armature_obj):
     return bpy.context.temp_override(**kwargs)
 
 
+@contextlib.contextmanager
+def _scene_named_as(scene: bpy.types.Scene, name: str):
+    """The FBX exporter names its animation stack (the take other programs list; Blender imports it as the
+    Action "<Armature>|<stack>") after the scene: call the scene like the take while exporting."""
+    original = scene.name
+    scene.name = name
+    try:
+        yield
+    finally:
+        scene.name = original
+
+
 def export_fbx(scene: bpy.types.Scene, armature_obj: bpy.types.Object, action: bpy.types.Action,
                filepath: str) -> str:
-    """FBX holding only the armature and this take's animation. Returns the written path."""
+    """FBX holding only the armature and this take's animation (one stack named after the take). Leaf bones
+    keep every bone's end: import with "Ignore Leaf Bones" to get the same bones with the same lengths back.
+    Returns the written path."""
     path = _prepare_path(filepath, ".fbx")
-    with _take_only(scene, armature_obj, action) as view_layer, _override(scene, view_layer, armature_obj):
+    with (_take_only(scene, armature_obj, action) as view_layer, _scene_named_as(scene, action.name),
+          _override(scene, view_layer, armature_obj)):
         result = bpy.ops.export_scene.fbx(
-            filepath=path, use_selection=True, object_types={"ARMATURE"}, add_leaf_bones=False,
+            filepath=path, use_selection=True, object_types={"ARMATURE"}, add_leaf_bones=True,
             bake_anim=True, bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
             bake_anim_use_all_actions=False, bake_anim_force_startend_keying=True,
             bake_anim_simplify_factor=0.0,
