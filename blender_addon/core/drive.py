@@ -248,6 +248,8 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
     rot_t = rot.transposed()
     deltas_arm = {name: rot_t @ d @ rot for name, d in deltas.items()}
     points: dict[str, Vector] = {}
+    aims: dict[str, Vector] = {}
+    reach: dict[str, Vector] = {}
     if joints is not None:
         shift = _masked_shift(joints, cached.rest_pelvis, rig_settings) if rig_settings.lock_root else Vector()
         points[bonemaps.ROOT_SLOT] = to_arm @ (rt.mid(joints, (rt.HIP_L, rt.HIP_R)) + shift)
@@ -255,4 +257,9 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
             for slot, index in rt.EFFECTOR_JOINTS.items():
                 if slot in cached.slots:
                     points[slot] = to_arm @ (joints[index] + shift)
-    cached.solver.solve(obj.pose, deltas_arm, points, frozenset(skip))
+        neck_base = rt.mid(joints, (rt.SHOULDER_L, rt.SHOULDER_R))
+        linear = to_arm.to_3x3()
+        aims = {slot: linear @ (joints[joint] - neck_base) for slot, (_arm, joint) in rt.AIM_SLOTS.items()}
+        if ik:  # the IK rig plants the target's own feet on the (scaled) ankles
+            reach = {shin: to_arm @ (joints[ankle] + shift) for shin, ankle in rt.REACH_SLOTS.values()}
+    cached.solver.solve(obj.pose, deltas_arm, points, frozenset(skip), aims, reach)

@@ -54,6 +54,13 @@ HINGES = {"upper_arm.L": ("forearm.L", (0, 0, -1)), "upper_arm.R": ("forearm.R",
           "thigh.L": ("shin.L", (1, 0, 0)), "thigh.R": ("shin.R", (1, 0, 0))}
 # Effector slots a bone map may drive by location (IK controls): slot -> COCO joint.
 EFFECTOR_JOINTS = {"hand.L": WRIST_L, "hand.R": WRIST_R, "foot.L": ANKLE_L, "foot.R": ANKLE_R}
+# Clavicles are aimed, not only rotated: a target's clavicle rarely starts at the chest's top (Mixamo's and the
+# metarig's start in front of it), so each one is turned until its arm starts on the performer's shoulder line,
+# at the target's own shoulder width. slot -> (upper arm slot, COCO shoulder).
+AIM_SLOTS = {"clavicle.L": ("upper_arm.L", SHOULDER_L), "clavicle.R": ("upper_arm.R", SHOULDER_R)}
+# IK drive mode on rotation-mapped legs: thigh slot -> (shin slot, COCO ankle). The two bones are turned in their
+# bend plane so the target's own leg reaches the (scaled) ankle: the feet stay planted whatever its proportions.
+REACH_SLOTS = {"thigh.L": ("shin.L", ANKLE_L), "thigh.R": ("shin.R", ANKLE_R)}
 
 
 
@@ -259,6 +266,9 @@ class SolverBone:
     rotate: bool = False
     locate: bool = False
     offset: Matrix = field(default_factory=lambda: Matrix.Identity(3))  # calibration, armature space
+    aim: tuple[Vector, float] | None = None  # clavicles: rest centre of both arm heads, distance to this one
+    reach: tuple[str, float, float] | None = None  # thighs: (shin slot, hip-to-knee, knee-to-ankle rest lengths)
+    hip_offset: Vector | None = None  # the located root: its rest head minus the rest mid-point of the thigh heads
 
 
 class TargetSolver:
@@ -294,12 +304,35 @@ class TargetSolver:
                 sb.offset = Quaternion(offset).normalized().to_matrix()
             index[b.name] = len(self.bones)
             self.bones.append(sb)
+        by_slot = {sb.slot: sb for sb in self.bones if sb.slot is not None}
+        # The packet's pelvis is the mid-hip point: a root bone that starts elsewhere (the metarig's, 6 cm below
+        # its hip joints) is placed so that its thigh heads, not its own head, land on it.
+        root = by_slot.get("hips")
+        if root is not None and root.locate and "thigh.L" in by_slot and "thigh.R" in by_slot:
+            mid_hips = (bones[by_slot["thigh.L"].name].head_local + bones[by_slot["thigh.R"].name].head_local) * 0.5
+            root.hip_offset = root.rest.translation - mid_hips
+        for upper, (lower, _ankle) in REACH_SLOTS.items():
+            if upper in by_slot and lower in by_slot and by_slot[upper].rotate and by_slot[lower].rotate:
+                shin = bones[by_slot[lower].name]
+                thigh_to_knee = (shin.head_local - bones[by_slot[upper].name].head_local).length
+                by_slot[upper].reach = (lower, thigh_to_knee, shin.length)
+        arms = {slot: bones[target].head_local for target, (slot, _m, _o) in wanted.items()
+                if slot in ("upper_arm.L", "upper_arm.R")}
+        if len(arms) == 2:
+            centre = (arms["upper_arm.L"] + arms["upper_arm.R"]) * 0.5
+            for sb in self.bones:
+                if sb.rotate and sb.slot in AIM_SLOTS:
+                    sb.aim = (centre, (arms[AIM_SLOTS[sb.slot][0]] - centre).length)
 
     def solve(self, pose: bpy.types.Pose, deltas: dict[str, Matrix], points: dict[str, Vector],
-              skip: frozenset[str] = frozenset()) -> None:
+              skip: frozenset[str] = frozenset(), aims: dict[str, Vector] | None = None,
+              reach: dict[str, Vector] | None = None) -> None:
         """Write pose-bone rotations/locations. deltas: armature-space deltas per canonical bone;
-        points: armature-space positions per slot (bone heads for location mode); skip: slots to leave at rest."""
+        points: armature-space positions per slot (bone heads for location mode); skip: slots to leave at rest;
+        aims: armature-space directions from the mid-shoulder point to each shoulder (AIM_SLOTS);
+        reach: armature-space ankle positions the legs are bent to reach (REACH_SLOTS, keyed by shin slot)."""
         pose_mats: list[Matrix] = []
+        ends: dict[str, Vector] = {}  # shin slot -> the point its tail must reach, set by its thigh
         for sb in self.bones:
             pb = pose.bones[sb.name]
             chain = (pose_mats[sb.parent] @ sb.rest_rel) if sb.parent >= 0 else sb.rest_rel
@@ -311,13 +344,60 @@ class TargetSolver:
                 current = chain @ pb.matrix_basis
                 rot = (deltas[slot] @ sb.offset @ sb.rest.to_3x3()) if sb.rotate and slot in deltas \
                     else current.to_3x3()
+                if sb.aim is not None and aims and slot in aims and slot in deltas:
+                    rot = self._aimed(sb, rot, chain, pose_mats, aims[slot])
+                if sb.reach is not None and reach and sb.reach[0] in reach and sb.reach[0] not in skip \
+                        and slot in deltas:
+                    rot = _reached(rot, chain.translation, reach[sb.reach[0]], sb.reach[1], sb.reach[2],
+                                   deltas.get("hips", Matrix.Identity(3)) @ Vector((0, -1, 0)))
+                    ends[sb.reach[0]] = reach[sb.reach[0]]
+                if slot in ends and sb.rotate:
+                    want = ends[slot] - chain.translation
+                    if want.length > _EPS:
+                        rot = rot.col[1].rotation_difference(want).to_matrix() @ rot
                 loc = points[slot] if sb.locate and slot in points else current.translation
+                if sb.hip_offset is not None and sb.locate and slot in points:
+                    loc = loc + rot @ sb.rest.to_3x3().transposed() @ sb.hip_offset
                 desired = Matrix.LocRotScale(loc, rot.normalized(), current.to_scale())
                 basis = chain.inverted_safe() @ desired
                 _write(pb, basis, rotate=sb.rotate and slot in deltas, locate=sb.locate and slot in points)
             else:
                 basis = pb.matrix_basis
             pose_mats.append(chain @ basis)
+
+    def _aimed(self, sb: SolverBone, rot: Matrix, chain: Matrix, pose_mats: list[Matrix], direction: Vector) -> Matrix:
+        """`rot` turned so the bone's tail points at the posed centre of the arm heads plus the target's half
+        shoulder width along `direction`."""
+        centre, half = sb.aim
+        if sb.parent >= 0:
+            parent = self.bones[sb.parent]
+            centre = pose_mats[sb.parent] @ parent.rest.inverted_safe() @ centre
+        want = centre + direction.normalized() * half - chain.translation
+        y = rot.col[1]
+        if want.length < _EPS or y.length < _EPS:
+            return rot
+        return y.rotation_difference(want).to_matrix() @ rot
+
+
+def _reached(rot: Matrix, hip: Vector, ankle: Vector, thigh: float, shin: float, forward: Vector) -> Matrix:
+    """The thigh's rotation `rot` turned, in the plane of its current bend, so that a shin of length `shin`
+    hung from its knee can end on `ankle` (the farthest point on the hip-ankle line when it cannot)."""
+    line = ankle - hip
+    dist = line.length
+    if dist < _EPS or thigh < _EPS:
+        return rot
+    line /= dist
+    dist = min(max(dist, abs(thigh - shin) + 1e-6), thigh + shin - 1e-6)
+    cos_hip = min(max((thigh * thigh + dist * dist - shin * shin) / (2 * thigh * dist), -1.0), 1.0)
+    current = rot.col[1]
+    # The knee goes where the rotated thigh already points, away from the hip-ankle line; a straight leg
+    # falls back to in front of the body (knees bend forwards).
+    bend = current - line * current.dot(line) + forward * 0.02
+    bend = bend - line * bend.dot(line)
+    if bend.length < _EPS:
+        return rot
+    want = line * cos_hip + bend.normalized() * (1.0 - cos_hip * cos_hip) ** 0.5
+    return current.rotation_difference(want).to_matrix() @ rot
 
 
 def _write(pb: bpy.types.PoseBone, basis: Matrix, rotate: bool, locate: bool) -> None:

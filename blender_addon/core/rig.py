@@ -33,7 +33,9 @@ HEAD_LENGTH = 0.15
 
 @dataclass
 class Proportions:
-    """Segment lengths of a performer in metres (symmetric: left and right averaged)."""
+    """Segment lengths of a performer in metres: limbs as the mean of both sides plus a `*_skew` (half of right
+    minus left: real people, and their mocap, are a few millimetres asymmetric, which an IK chain turns into
+    centimetres at the elbow)."""
 
     pelvis_height: float = 0.92  # defaults: the canonical rest pose of docs/lifting.md (1.75 m adult)
     hip_half: float = 0.095
@@ -46,6 +48,10 @@ class Proportions:
     forearm: float = 0.25
     thigh: float = 0.43
     shin: float = 0.41
+    upper_arm_skew: float = 0.0
+    forearm_skew: float = 0.0
+    thigh_skew: float = 0.0
+    shin_skew: float = 0.0
 
     @classmethod
     def from_joints(cls, joints: Sequence[Sequence[float]]) -> Proportions:
@@ -56,6 +62,9 @@ class Proportions:
 
         def pair(a: int, b: int, c: int, d: int) -> float:
             return ((j[a] - j[b]).length + (j[c] - j[d]).length) / 2
+
+        def skew(a: int, b: int, c: int, d: int) -> float:
+            return ((j[c] - j[d]).length - (j[a] - j[b]).length) / 2
 
         mid_hip, mid_sh = rt.mid(j, (rt.HIP_L, rt.HIP_R)), rt.mid(j, (rt.SHOULDER_L, rt.SHOULDER_R))
         mid_ear = rt.mid(j, (rt.EAR_L, rt.EAR_R))
@@ -70,9 +79,15 @@ class Proportions:
             forearm=pair(rt.ELBOW_L, rt.WRIST_L, rt.ELBOW_R, rt.WRIST_R),
             thigh=pair(rt.HIP_L, rt.KNEE_L, rt.HIP_R, rt.KNEE_R),
             shin=pair(rt.KNEE_L, rt.ANKLE_L, rt.KNEE_R, rt.ANKLE_R),
+            upper_arm_skew=skew(rt.SHOULDER_L, rt.ELBOW_L, rt.SHOULDER_R, rt.ELBOW_R),
+            forearm_skew=skew(rt.ELBOW_L, rt.WRIST_L, rt.ELBOW_R, rt.WRIST_R),
+            thigh_skew=skew(rt.HIP_L, rt.KNEE_L, rt.HIP_R, rt.KNEE_R),
+            shin_skew=skew(rt.KNEE_L, rt.ANKLE_L, rt.KNEE_R, rt.ANKLE_R),
         )
         p.pelvis_height = p.thigh + p.shin + 0.08  # ankle height: COCO has no foot
-        bad = [k for k, v in asdict(p).items() if not 0.02 <= v <= 2.0]
+        values = asdict(p)
+        bad = [k for k, v in values.items() if not k.endswith("_skew") and not 0.02 <= v <= 2.0]
+        bad += [k for k, v in values.items() if k.endswith("_skew") and abs(v) > 0.25 * values[k[:-5]]]
         if bad:
             raise ValueError(f"joints_3d do not look like a standing person (implausible {', '.join(bad)}); "
                              f"create the rig from a frame where the whole body is visible, or use default proportions")
@@ -94,13 +109,13 @@ class Proportions:
         j[rt.EAR_L], j[rt.EAR_R] = Vector((self.ear_half, 0, head_z)), Vector((-self.ear_half, 0, head_z))
         for side, sign in ((0, 1.0), (1, -1.0)):
             sh = Vector((sign * self.shoulder_half, 0, top))
-            el = sh + Vector((sign * self.upper_arm, 0, 0))
+            el = sh + Vector((sign * (self.upper_arm - sign * self.upper_arm_skew), 0, 0))
             hip = Vector((sign * self.hip_half, 0, ph))
-            knee = hip - Vector((0, 0, self.thigh))
+            knee = hip - Vector((0, 0, self.thigh - sign * self.thigh_skew))
             j[rt.SHOULDER_L + side], j[rt.ELBOW_L + side] = sh, el
-            j[rt.WRIST_L + side] = el + Vector((sign * self.forearm, 0, 0))
+            j[rt.WRIST_L + side] = el + Vector((sign * (self.forearm - sign * self.forearm_skew), 0, 0))
             j[rt.HIP_L + side], j[rt.KNEE_L + side] = hip, knee
-            j[rt.ANKLE_L + side] = knee - Vector((0, 0, self.shin))
+            j[rt.ANKLE_L + side] = knee - Vector((0, 0, self.shin - sign * self.shin_skew))
         return j
 
 

@@ -16,31 +16,13 @@ from blender_addon.core import bonemaps, calibrate, drive, rig, state, tick
 from blender_addon.core import retarget as rt
 from blender_addon.rig_properties import map_entries, set_map_entries
 
+from .helpers import build_armature
 from .test_rig import LIMBS, bone_dir, evaluated, make_packet, posed_joints
 
 MIXAMO_SCALE = 1.1  # the Mixamo-like character is 10% taller than the default performer
 MIXAMO_LIMBS = {"upper_arm.L": "LeftArm", "forearm.L": "LeftForeArm", "upper_arm.R": "RightArm",
                 "forearm.R": "RightForeArm", "thigh.L": "LeftUpLeg", "shin.L": "LeftLeg",
                 "thigh.R": "RightUpLeg", "shin.R": "RightLeg"}
-
-
-def build_armature(name: str, bones: dict, obj_matrix: Matrix | None = None) -> bpy.types.Object:
-    """bones: name -> (head_world, tail_world, parent, roll); heads/tails are converted into the object's space."""
-    arm = bpy.data.armatures.new(name)
-    obj = bpy.data.objects.new(name, arm)
-    bpy.context.scene.collection.objects.link(obj)
-    obj_matrix = obj_matrix or Matrix.Identity(4)
-    obj.matrix_world = obj_matrix
-    bpy.context.view_layer.objects.active = obj
-    inv = obj_matrix.inverted()
-    bpy.ops.object.mode_set(mode="EDIT")
-    for bone_name, (head, tail, parent, roll) in bones.items():
-        eb = arm.edit_bones.new(bone_name)
-        eb.head, eb.tail, eb.roll = inv @ Vector(head), inv @ Vector(tail), roll
-        if parent:
-            eb.parent = arm.edit_bones[parent]
-    bpy.ops.object.mode_set(mode="OBJECT")
-    return obj
 
 
 def a_pose_joints(scale: float) -> list[Vector]:
