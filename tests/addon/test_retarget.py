@@ -412,3 +412,49 @@ def test_the_trunk_bends_and_the_clavicles_follow_the_shoulder_line(fresh, seed)
                 continue  # the A-pose Mixamo-like arms are checked by position in the Mixamo test
             tail = ev.matrix_world @ ev.pose.bones[names[bone]].tail
             assert (tail - (origin + joints[joint] * scale)).length < 0.01 * scale, (obj.name, mode, bone)
+
+
+@pytest.mark.bpy42
+def test_clavicles_that_start_in_front_of_the_chest_still_put_the_arms_on_the_shoulders(fresh):
+    """Mixamo's and the metarig's clavicles start a few cm in front of the chest's top: they are aimed so each
+    upper arm starts on the performer's shoulder, not 3 cm off."""
+    obj = mixamo_like()
+    bpy.ops.object.mode_set(mode="EDIT")
+    for side in ("Left", "Right"):  # move the clavicle heads 3 cm forward (-Y in the Y-up object is +Z)
+        obj.data.edit_bones[f"mixamorig1:{side}Shoulder"].head.z += 3.0
+    bpy.ops.object.mode_set(mode="OBJECT")
+    use_preset(fresh, obj)
+    fresh.vitpose_mocap.rig.drive_mode = "DIRECT"
+    joints = slouched_joints(53)
+    drive.apply_person(fresh, obj, *make_packet(joints))
+    ev = evaluated(obj)
+    for side, joint in (("Left", rt.SHOULDER_L), ("Right", rt.SHOULDER_R)):
+        got = ev.matrix_world @ ev.pose.bones[f"mixamorig1:{side}Arm"].head
+        want = Vector((2.0, -1.0, 0.0)) + joints[joint] * MIXAMO_SCALE
+        assert (got - want).length < 0.003, (side, (got - want).length)
+
+
+@pytest.mark.bpy42
+def test_ik_mode_plants_the_feet_of_a_rig_of_other_proportions(fresh):
+    """The Rigify metarig (legs 1.18x the canonical ones, hips 6 cm above its root bone): its thigh heads sit on
+    the scaled pelvis; in IK mode its own legs bend so the ankles land on the scaled ankles (no sliding feet),
+    in Direct mode they only copy the rotations."""
+    obj = metarig()
+    use_preset(fresh, obj)
+    rig_settings = fresh.vitpose_mocap.rig
+    scale = rig_settings.location_scale
+    names = {e.canonical: e.target for e in rig_settings.bone_map}
+    joints = posed_joints(rig.Proportions(), seed=61, swing=0.5)
+    pelvis = rt.mid(joints, (rt.HIP_L, rt.HIP_R))
+    misses = {}
+    for mode in ("DIRECT", "IK"):
+        rig_settings.drive_mode = mode
+        drive.apply_person(fresh, obj, *make_packet(joints))
+        ev = evaluated(obj)
+        m = ev.matrix_world
+        mid_hips = (m @ ev.pose.bones[names["thigh.L"]].head + m @ ev.pose.bones[names["thigh.R"]].head) / 2
+        assert (mid_hips - pelvis * scale).length < 1e-3, mode
+        misses[mode] = [(m @ ev.pose.bones[names[shin]].tail - joints[ankle] * scale).length
+                        for shin, ankle in (("shin.L", rt.ANKLE_L), ("shin.R", rt.ANKLE_R))]
+    assert max(misses["IK"]) < 2e-3, misses
+    assert max(misses["DIRECT"]) > 0.01, misses  # rotations alone cannot: the legs have other proportions

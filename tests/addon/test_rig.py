@@ -230,3 +230,18 @@ def test_export_default_model_writes_a_skinned_glb(scene, tmp_path):
     assert joints == set(rt.RIG_BONES)
     assert len(gltf["meshes"]) == 1
     assert not any("pole" in n.get("name", "") for n in gltf["nodes"])  # IK empties stay out
+
+
+@pytest.mark.bpy42
+def test_capture_rig_keeps_each_sides_limb_lengths(scene):
+    """Real performers (and mocap) are a few mm asymmetric; an IK chain of averaged lengths bends the elbow wrong."""
+    props = rig.Proportions(upper_arm_skew=0.006, forearm_skew=-0.004, thigh_skew=-0.0025, shin_skew=0.003)
+    turn = Matrix.Rotation(0.7, 4, "Z") @ Matrix.Translation((0.2, -0.4, 0.0))
+    joints = [turn @ p for p in props.rest_joints()]
+    measured = rig.Proportions.from_joints([list(p) for p in joints])
+    for field in ("upper_arm_skew", "forearm_skew", "thigh_skew", "shin_skew"):
+        assert getattr(measured, field) == pytest.approx(getattr(props, field), abs=1e-5), field
+    obj = rig.create_capture_rig(bpy.context, [list(p) for p in joints], with_mesh=False)
+    bones = obj.data.bones
+    for bone, a, b in LIMBS:
+        assert bones[bone].length == pytest.approx((joints[b] - joints[a]).length, abs=1e-4), bone
