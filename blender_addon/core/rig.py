@@ -178,7 +178,7 @@ def _pole(root: Vector, middle: Vector, end: Vector, fallback: Vector, length: f
     if axis.length > 1e-6:
         a = axis.normalized()
         bend = bend - a * bend.dot(a)
-    direction = bend + fallback * 0.02  # the fallback only wins when the limb is (nearly) straight
+    direction = bend + fallback * 0.002  # the fallback only wins when the limb is (nearly) straight (2 mm)
     if direction.length < 1e-9:
         direction = fallback
     return middle + direction.normalized() * length
