@@ -233,6 +233,7 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
         deltas = rt.deltas_from_rotations(rotations)
         if joints is not None:  # v2 has one rigid trunk: split it and add the clavicles from the joints
             deltas.update(rt.trunk_deltas(joints, deltas["hips"], cached.trunk))
+            rt.snap_to_joints(deltas, joints)  # undo the quaternions' rounding, keep the server's limits
     elif joints is not None:
         deltas = rt.deltas_from_joints(joints, cached.trunk)
     elif rotations:

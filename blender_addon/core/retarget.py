@@ -8,6 +8,7 @@ packet frame. Deltas come from protocol v2 `rotations` (`deltas_from_rotations`)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -237,6 +238,23 @@ def deltas_from_rotations(rotations: Sequence[Sequence[float]]) -> dict[str, Mat
     for name in TRUNK_BONES:  # not in v2: carried rigidly by the protocol's spine (drive.py splits it from joints)
         deltas[name] = deltas["spine"].copy()
     return deltas
+
+
+# Protocol v2 quaternions carry 3 decimals: about 0.1 degree per bone, compounded down each chain, which is
+# 1-2 mm of jitter at the feet. Where a limb's rotation agrees with the packet's joints to within this angle
+# (it was only rounded, not limited by the server's IK), it is snapped onto the joints' bone direction.
+SNAP_ANGLE = 0.0175  # radians, 1 degree
+_SNAP_BONES = tuple(b for b in BONE_JOINTS if b not in ("spine", "neck"))
+
+
+def snap_to_joints(deltas: dict[str, Matrix], joints: Sequence[Vector], max_angle: float = SNAP_ANGLE) -> None:
+    """Turn each limb delta (in place) onto its bone direction in `joints` when it is within `max_angle` of it."""
+    for bone in _SNAP_BONES:
+        (a, b) = BONE_JOINTS[bone]
+        want = mid(joints, b) - mid(joints, a)
+        have = deltas[bone] @ Vector(REST_DIRECTIONS[bone])
+        if want.length > _EPS and have.angle(want, math.pi) <= max_angle:
+            deltas[bone] = have.rotation_difference(want).to_matrix() @ deltas[bone]
 
 
 def local_rotations(deltas: dict[str, Matrix]) -> list[Quaternion]:

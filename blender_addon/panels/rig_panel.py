@@ -50,6 +50,7 @@ def draw_rig_settings(layout: bpy.types.UILayout, context: bpy.types.Context) ->
     row.label(text="Calibrated" if rig.calibrated else "Not calibrated",
               icon="CHECKMARK" if rig.calibrated else "ERROR")
     box.prop(rig, "location_scale")
+    box.prop(rig, "performer_trunk")
 
 
 classes = (VITPOSE_UL_bone_map,)

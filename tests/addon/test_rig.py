@@ -245,3 +245,28 @@ def test_capture_rig_keeps_each_sides_limb_lengths(scene):
     bones = obj.data.bones
     for bone, a, b in LIMBS:
         assert bones[bone].length == pytest.approx((joints[b] - joints[a]).length, abs=1e-4), bone
+
+
+@pytest.mark.bpy42
+def test_direct_mode_undoes_the_rounding_of_v2_rotations(capture, scene):
+    """Protocol v2 sends quaternions with 3 decimals (pose_server.protocol): about 0.1 degree per bone, compounded
+    down a chain, i.e. millimetres of jitter at the feet. With the packet's joints at hand Direct mode snaps
+    the limbs back onto them, as long as a rotation was only rounded (within 1 degree)."""
+    scene.vitpose_mocap.rig.drive_mode = "DIRECT"
+    worst = 0.0
+    for seed in (71, 72, 73):
+        joints = posed_joints(rig.Proportions(), seed=seed)
+        rotations = [[round(c, 3) for c in q] for q in rt.local_rotations(rt.deltas_from_joints(joints))]
+        drive.apply_person(scene, capture, *make_packet(joints, rotations))
+        ev = evaluated(capture)
+        for bone, a, b in LIMBS:
+            worst = max(worst, math.degrees(bone_dir(ev, bone).angle(joints[b] - joints[a])))
+    assert worst < 0.01, worst
+    # A rotation further off than rounding (the server limited it) is kept as sent.
+    joints = posed_joints(rig.Proportions(), seed=74)
+    deltas = rt.deltas_from_joints(joints)
+    deltas["shin.L"] = Matrix.Rotation(math.radians(5), 3, "X") @ deltas["shin.L"]
+    drive.apply_person(scene, capture, *make_packet(joints, rt.local_rotations(deltas)))
+    ev = evaluated(capture)
+    off = math.degrees(bone_dir(ev, "shin.L").angle(joints[rt.ANKLE_L] - joints[rt.KNEE_L]))
+    assert off > 2.0, off
