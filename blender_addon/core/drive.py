@@ -206,12 +206,10 @@ def _drive_capture_targets(obj: bpy.types.Object, cached: _Cached, person: dict,
     shift = _masked_shift(joints, cached.rest_pelvis, rig_settings)
     if shift.length_squared:
         joints = [p + shift for p in joints]
-    if rig_settings.upper_body_only:  # the hips stay at rest: the trunk is measured from the rest hips
-        deltas = rt.deltas_from_joints(joints, cached.trunk)
+    deltas = rt.deltas_from_joints(joints, cached.trunk)
+    if rig_settings.upper_body_only:  # the hips stay at rest: the trunk starts from the rest hips
         deltas["hips"] = Matrix.Identity(3)
         deltas.update(rt.trunk_deltas(joints, deltas["hips"], cached.trunk))
-    else:
-        deltas = rt.deltas_from_joints(joints, cached.trunk)
     to_arm, rot = _placement(obj, rig_settings.location_scale)
     rot_t = rot.transposed()
     targets = _capture_targets(obj, cached)
