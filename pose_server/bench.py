@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PipelineConfig
+from .config import EMBEDDED_MODELS, PipelineConfig
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", default=str(ROOT / "resources/videos/default.mp4"))
     ap.add_argument("--checkpoint", default=None, help="ViTPose weights (default: ViTPose-S, random if absent)")
+    ap.add_argument("--model", default=None, choices=sorted(EMBEDDED_MODELS),
+                    help="the embedded BlazePose model instead of ViTPose (--checkpoint, --backend are then unused)")
     ap.add_argument("--backend", default="onnx", choices=("onnx", "torch"))
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--detector", default="auto")
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(else every frame, as fast as possible)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    ckpt, random_weights = small_checkpoint(args.checkpoint)
+    ckpt, random_weights = (args.model, False) if args.model else small_checkpoint(args.checkpoint)
     runs = []
     for i in range(args.repeat):
         cfg = PipelineConfig(source=args.video, checkpoint=ckpt, backend=args.backend, quantize=args.quantize,

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import DEFAULT_MODEL, HUB_MODELS, PipelineConfig, load_estimator
+from .config import AUTO_MODEL, HUB_MODELS, PipelineConfig, load_estimator
 from .control.messages import CONFIG_FIELDS
 from .pipeline import Pipeline
 
@@ -58,8 +58,10 @@ def add_unmeasurable_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=DEFAULT_MODEL,
-                   help="Hugging Face hub id (downloaded once into checkpoints/hf/) or a size: "
+    g.add_argument("--model", default=AUTO_MODEL,
+                   help="auto (ViTPose when its weights are in checkpoints/ or downloadable, else the embedded "
+                        "BlazePose), blazepose[-lite|-full|-heavy] (the embedded model `make` fetches), a Hugging "
+                        "Face hub id (downloaded once into checkpoints/hf/) or a size: "
                         + ", ".join(f"{k}={v}" for k, v in HUB_MODELS.items()))
     g.add_argument("--checkpoint", default=None,
                    help="local weights instead of --model: an official ViTPose .pth, a .safetensors file or a "

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from .cli import add_unmeasurable_args
-from .config import DEFAULT_MODEL, PipelineConfig, load_estimator
+from .config import AUTO_MODEL, PipelineConfig, load_estimator
 from .pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--source", default=str(DEFAULT_VIDEO), help="video file, image folder or URL")
     src.add_argument("--webcam", type=int, default=None, metavar="INDEX", help="capture from this webcam instead")
     ap.add_argument("--seconds", type=float, default=15.0, help="how long to capture from a webcam")
-    ap.add_argument("--model", default=DEFAULT_MODEL, help="Hugging Face hub id (downloaded into checkpoints/)")
+    ap.add_argument("--model", default=AUTO_MODEL,
+                    help="auto (ViTPose when its weights are in checkpoints/ or downloadable, else the embedded "
+                         "BlazePose), blazepose[-lite|-full|-heavy], or a Hugging Face hub id")
     ap.add_argument("--checkpoint", default=None, help="a local .pth file or model folder (overrides --model)")
     ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,

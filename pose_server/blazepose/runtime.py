@@ -1,0 +1,34 @@
+"""One .tflite model on LiteRT (``ai-edge-litert``, the TensorFlow Lite runtime without TensorFlow)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pose_server.blazepose.files import FETCH_COMMAND, EmbeddedModelError
+
+
+class TfliteModel:
+    """A LiteRT interpreter for a single-input model: ``outputs = model(x)``, outputs in the model's order."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads or len(os.sched_getaffinity(0)))
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EmbeddedModelError(f"cannot read the model file {path} ({exc}); delete it and fetch it again "
+                                     f"with: {FETCH_COMMAND}") from None
+        self.path = Path(path)
+        inp = self.interpreter.get_input_details()[0]
+        self.input_index = inp["index"]
+        self.input_shape = tuple(int(v) for v in inp["shape"])  # (1, H, W, 3)
+        self.output_indices = [d["index"] for d in self.interpreter.get_output_details()]
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(x, dtype=np.float32))
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(i).copy() for i in self.output_indices]
