@@ -2,8 +2,9 @@
 
 The network is an SSD on a 224x224 letterbox of the whole frame. Each of its 2254 anchors predicts a face box
 and four alignment points; MediaPipe places the landmark crop from the first two: the hip centre and a point
-on the circle that encloses the whole body. ``__call__`` returns that crop as the person box (square, centred
-on the hips), so the landmark model sees what it was trained on; ``detect`` also returns the raw detections.
+on the circle that encloses the whole body. ``__call__`` returns a person box from them (square, centred
+on the hips, the size of the tracker's keypoint box), so the landmark model sees what it was trained on;
+``detect`` also returns the raw detections.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pose_server.blazepose.estimator import CROP_FROM_BOX
 from pose_server.blazepose.files import model_file
 from pose_server.blazepose.runtime import TfliteModel
 
@@ -21,6 +23,9 @@ INPUT = 224
 # interpolated scale per layer; layers of equal stride share a grid; fixed (unit) anchor size.
 _GRIDS = ((28, 2), (14, 2), (7, 6))
 ROI_SCALE = 1.25  # the crop is the body circle's diameter x 1.25 (MediaPipe's pose_detection_to_roi)
+# ... which is what the estimator makes of a box CROP_FROM_BOX times smaller, the size of the tracker's box
+# around the keypoints: the detector returns that, so detection and tracking boxes mean the same thing.
+BOX_SCALE = ROI_SCALE / CROP_FROM_BOX
 
 
 def ssd_anchors() -> np.ndarray:
@@ -136,7 +141,7 @@ class BlazePoseDetector:
         if len(dets) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         hips, circle = dets[:, 4:6], dets[:, 6:8]
-        half = np.linalg.norm(circle - hips, axis=1) * ROI_SCALE
+        half = np.linalg.norm(circle - hips, axis=1) * BOX_SCALE
         boxes = np.concatenate([hips - half[:, None], hips + half[:, None]], axis=1)
         # The same person seen in two tiles: keep the best-scoring box of each overlapping group.
         keep = cv2.dnn.NMSBoxes(np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).tolist(),

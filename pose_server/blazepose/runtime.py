@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,12 @@ class TfliteModel:
         self.input_index = inp["index"]
         self.input_shape = tuple(int(v) for v in inp["shape"])  # (1, H, W, 3)
         self.output_indices = [d["index"] for d in self.interpreter.get_output_details()]
+        # One interpreter is not safe to run from two threads at once, and the pipeline may: an urgent detection
+        # in the inference thread while the periodic one still runs in the background.
+        self._lock = threading.Lock()
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(x, dtype=np.float32))
-        self.interpreter.invoke()
-        return [self.interpreter.get_tensor(i).copy() for i in self.output_indices]
+        with self._lock:
+            self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(x, dtype=np.float32))
+            self.interpreter.invoke()
+            return [self.interpreter.get_tensor(i).copy() for i in self.output_indices]
