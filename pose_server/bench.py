@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(r[k] for r in runs) for k in ("fps", "lat_p50", "lat_p95")}
     print(f"median of {len(runs)}: {med['fps']:.1f} fps, capture-to-send latency p50 {med['lat_p50']:.1f} ms, "
           f"p95 {med['lat_p95']:.1f} ms  (model {Path(ckpt).name}{' random weights' if random_weights else ''}, "
-          f"{args.backend}{' int8' if args.quantize else ''}, {'paced' if args.realtime else 'unpaced'}; "
+          f"{'litert' if args.model else args.backend + (' int8' if args.quantize else '')}, "
+          f"{'paced' if args.realtime else 'unpaced'}; "
           "target >= 25 fps, p95 <= 80 ms)")
     return 0
 
