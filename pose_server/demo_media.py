@@ -41,7 +41,7 @@ def _rig_image(rig_dir: Path, frame: int | None, size: tuple[int, int]) -> np.nd
     img = cv2.imread(str(rig_dir / f"rig_{frame:04d}.png")) if frame is not None else None
     if img is None:
         img = np.full((size[1], size[0], 3), 60, np.uint8)
-        return _label(img, "no pose on the rig yet")
+        return _label(img, "no rig pose at this moment")
     return img
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pose_server.blazepose.estimator import CROP_FROM_BOX
+from pose_server.blazepose.estimator import CROP_FROM_BOX, BlazePoseEstimator
 from pose_server.blazepose.files import model_file
 from pose_server.blazepose.runtime import TfliteModel
+from pose_server.track import keypoint_box
 
 INPUT = 224
 # MediaPipe's SSD anchor set for this model: 5 layers, strides 8, 16, 32, 32, 32; one aspect ratio plus the
@@ -26,6 +27,10 @@ ROI_SCALE = 1.25  # the crop is the body circle's diameter x 1.25 (MediaPipe's p
 # ... which is what the estimator makes of a box CROP_FROM_BOX times smaller, the size of the tracker's box
 # around the keypoints: the detector returns that, so detection and tracking boxes mean the same thing.
 BOX_SCALE = ROI_SCALE / CROP_FROM_BOX
+# A verified detection: at least this many COCO keypoints score this much; its box is the tracker's keypoint box.
+MIN_LANDMARK_SCORE = 0.5
+MIN_LANDMARKS = 8
+TRACK_EXPAND = 1.25  # Tracker's default `expand`
 
 
 def ssd_anchors() -> np.ndarray:
@@ -72,11 +77,17 @@ class BlazePoseDetector:
     name = "blazepose"
 
     def __init__(self, path: str | Path | None = None, score_threshold: float = 0.5, nms_iou: float = 0.3,
-                 threads: int = 1) -> None:
+                 threads: int = 1, verify: bool = True) -> None:
         self.model = TfliteModel(Path(path) if path else model_file("detector"), threads)
         self.anchors = ssd_anchors()
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
+        # Each detection is checked by the landmark model (its own interpreter: the pipeline runs detection and
+        # pose estimation in two threads): a detection with no body in it (the sun through the leaves, on the
+        # demo clip) is dropped, and the box becomes the box around the landmarks, the very shape the tracker
+        # keeps. A square box around a person seen side-on overlapped its track too little to match it, and
+        # every periodic detection started a duplicate track.
+        self.landmarks = BlazePoseEstimator("full", threads=threads) if verify else None
 
     def preprocess(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, float, tuple[float, float]]:
         """Centred letterbox to 224x224, RGB in [-1, 1] -> (1, 224, 224, 3), scale, (pad x, pad y) in input px."""
@@ -147,4 +158,14 @@ class BlazePoseDetector:
         keep = cv2.dnn.NMSBoxes(np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).tolist(),
                                 dets[:, 12].tolist(), self.score_threshold, self.nms_iou)
         keep = np.asarray(keep, np.int64).reshape(-1)
-        return boxes[keep].astype(np.float32), dets[keep, 12].astype(np.float32)
+        boxes, scores = boxes[keep].astype(np.float32), dets[keep, 12].astype(np.float32)
+        if self.landmarks is None or len(boxes) == 0:
+            return boxes, scores
+        kpts, kpt_scores = self.landmarks(frame_bgr, boxes)
+        verified = []
+        for i in range(len(boxes)):
+            box = keypoint_box(kpts[i], kpt_scores[i], MIN_LANDMARK_SCORE, TRACK_EXPAND, (w, h))
+            if box is not None and (kpt_scores[i] >= MIN_LANDMARK_SCORE).sum() >= MIN_LANDMARKS:
+                verified.append(i)
+                boxes[i] = box
+        return boxes[verified], scores[verified]
