@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import AUTO_MODEL, HUB_MODELS, PipelineConfig, load_estimator
+from .config import AUTO_MODEL, EMBEDDED_MODELS, HUB_MODELS, PipelineConfig, load_estimator
 from .control.messages import CONFIG_FIELDS
 from .pipeline import Pipeline
 
@@ -277,6 +277,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     import shutil
 
     checkpoint, size = _checkpoint_of(args)
+    if checkpoint in EMBEDDED_MODELS:
+        raise ValueError("export-onnx exports ViTPose; the embedded BlazePose runs its .tflite files as they are")
+    if checkpoint == AUTO_MODEL:
+        checkpoint = None  # ViTPose's default hub model
     cfg = PipelineConfig(checkpoint=checkpoint, model_size=size, model_config=args.model_config,
                          dataset=args.dataset, backend="onnx", device=args.device, quantize=args.quantize,
                          flip_test=args.flip_test, threads=args.threads)
