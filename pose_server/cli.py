@@ -130,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(run)
     g = run.add_argument_group("people")
     g.add_argument("--detector", default="auto",
-                   help="auto (YOLOX-nano if checkpoints/detectors/ has it, else HOG), yolox / yolox-tiny "
-                        "(downloaded on first use), hog, full-frame, or a path to a YOLOX end2end .onnx")
+                   help="auto (YOLOX-nano if checkpoints/detectors/ has it, else BlazePose's if the embedded model "
+                        "is there, else HOG), yolox / yolox-tiny (downloaded on first use), blazepose, hog, "
+                        "full-frame, or a path to a YOLOX end2end .onnx")
     g.add_argument("--det-threshold", type=float, default=0.3, help="person detector score threshold")
     g.add_argument("--det-interval", type=int, default=30,
                    help="run the detector every N frames while tracks hold (and whenever one is lost)")

@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                     help="int8 dynamic quantization (onnx backend)")
-    ap.add_argument("--detector", default="auto", help="auto | yolox | hog | full-frame | path.onnx")
-    ap.add_argument("--max-people", type=int, default=2, help="people tracked; Blender drives the largest")
+    ap.add_argument("--detector", default="auto", help="auto | yolox | blazepose | hog | full-frame | path.onnx")
+    ap.add_argument("--max-people", type=int, default=2,
+                    help="people tracked; Blender drives the first one lifted (another after it is lost for 1 s)")
     ap.add_argument("--kpt-threshold", type=float, default=0.3,
                     help="keypoint score below which a keypoint counts as missing")
     ap.add_argument("--max-frames", type=int, default=None, help="stop the video after N frames")
