@@ -2,9 +2,11 @@
 
 The network is an SSD on a 224x224 letterbox of the whole frame. Each of its 2254 anchors predicts a face box
 and four alignment points; MediaPipe places the landmark crop from the first two: the hip centre and a point
-on the circle that encloses the whole body. ``__call__`` returns a person box from them (square, centred
-on the hips, the size of the tracker's keypoint box), so the landmark model sees what it was trained on;
-``detect`` also returns the raw detections.
+on the circle that encloses the whole body. ``__call__`` runs the network on the whole frame and on
+overlapping squares across a wide frame, makes a crop from those two points for each detection (centred on
+the hips, what the landmark model was trained on), runs the landmark model in it to confirm there is a body,
+and returns the box around that body's keypoints (the box the tracker keeps). ``detect`` returns the raw
+detections of one image.
 """
 
 from __future__ import annotations
