@@ -177,3 +177,11 @@ def test_auto_detector_is_blazepose_when_embedded_and_no_yolox(tmp_path, monkeyp
     _copy_models(tmp_path)
     assert detect.make_detector("auto").name == "blazepose"
     assert detect.make_detector("blazepose").name == "blazepose"
+
+
+def test_the_control_api_offers_the_embedded_model_when_it_is_there(tmp_path):
+    from pose_server.control.server import list_checkpoints
+
+    assert "blazepose" not in list_checkpoints(tmp_path)
+    _copy_models(tmp_path)
+    assert list_checkpoints(tmp_path) == ["blazepose"]
