@@ -74,14 +74,14 @@ class BlazePoseEstimator:
         boxes = np.asarray(boxes_xyxy, np.float32).reshape(-1, 4)
         crops = np.zeros((len(boxes), INPUT, INPUT, 3), np.float32)
         inverse = np.zeros((len(boxes), 2, 3), np.float32)
-        rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB) if len(boxes) else None
         for i, (x1, y1, x2, y2) in enumerate(boxes):
             side = max(x2 - x1, y2 - y1, 1.0) * CROP_FROM_BOX
             s = INPUT / side
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
             fwd = np.array([[s, 0, INPUT / 2 - s * cx], [0, s, INPUT / 2 - s * cy]], np.float32)
-            crop = cv2.warpAffine(rgb, fwd, (INPUT, INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            crops[i] = crop.astype(np.float32) / 255.0
+            crop = cv2.warpAffine(frame_bgr, fwd, (INPUT, INPUT), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+            crops[i] = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0  # the crop, not the frame
             inverse[i] = cv2.invertAffineTransform(fwd)
         return crops, inverse
 
