@@ -8,7 +8,7 @@ VENV42 := .venv-bpy42
 STAMP42 := $(VENV42)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup test test-main test-bpy42 lint demo addon bench clean browser
+.PHONY: all setup test test-main test-bpy42 lint demo addon bench clean browser embedded
 
 all: test
 
@@ -31,6 +31,13 @@ $(STAMP42): constraints-bpy42.txt | $(VENV42)/bin/python
 	$(VENV42)/bin/python -m pip install --quiet -c constraints-bpy42.txt bpy pytest pytest-timeout
 	touch $@
 
+# The embedded pose model (BlazePose, out of the pinned mediapipe wheel, sha256-checked), fetched once.
+EMBEDDED := checkpoints/embedded/.fetched
+$(EMBEDDED): scripts/fetch_embedded_model.py pose_server/blazepose/files.py | $(STAMP)
+	$(PY) scripts/fetch_embedded_model.py
+
+embedded: $(EMBEDDED)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
@@ -38,7 +45,7 @@ lint: $(STAMP)
 browser:
 	bash scripts/ensure_chromium.sh
 
-test-main: $(STAMP) browser
+test-main: $(STAMP) $(EMBEDDED) browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The add-on's tests again on Blender 4.2 LTS, in an environment holding only bpy and pytest.
@@ -51,7 +58,7 @@ addon: $(STAMP)
 	$(PY) scripts/build_addon.py
 
 # DEMO_ARGS passes options through, e.g. make demo DEMO_ARGS="--checkpoint checkpoints/vitpose_small.pth"
-demo: $(STAMP)
+demo: $(STAMP) $(EMBEDDED)
 	$(PY) -m pose_server.demo $(DEMO_ARGS)
 
 clean:

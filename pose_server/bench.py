@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PipelineConfig
+from .config import EMBEDDED_MODELS, PipelineConfig
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", default=str(ROOT / "resources/videos/default.mp4"))
     ap.add_argument("--checkpoint", default=None, help="ViTPose weights (default: ViTPose-S, random if absent)")
+    ap.add_argument("--model", default=None, choices=sorted(EMBEDDED_MODELS),
+                    help="the embedded BlazePose model instead of ViTPose (--checkpoint, --backend are then unused)")
     ap.add_argument("--backend", default="onnx", choices=("onnx", "torch"))
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--detector", default="auto")
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(else every frame, as fast as possible)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    ckpt, random_weights = small_checkpoint(args.checkpoint)
+    ckpt, random_weights = (args.model, False) if args.model else small_checkpoint(args.checkpoint)
     runs = []
     for i in range(args.repeat):
         cfg = PipelineConfig(source=args.video, checkpoint=ckpt, backend=args.backend, quantize=args.quantize,
@@ -122,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(r[k] for r in runs) for k in ("fps", "lat_p50", "lat_p95")}
     print(f"median of {len(runs)}: {med['fps']:.1f} fps, capture-to-send latency p50 {med['lat_p50']:.1f} ms, "
           f"p95 {med['lat_p95']:.1f} ms  (model {Path(ckpt).name}{' random weights' if random_weights else ''}, "
-          f"{args.backend}{' int8' if args.quantize else ''}, {'paced' if args.realtime else 'unpaced'}; "
+          f"{'litert' if args.model else args.backend + (' int8' if args.quantize else '')}, "
+          f"{'paced' if args.realtime else 'unpaced'}; "
           "target >= 25 fps, p95 <= 80 ms)")
     return 0
 

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import DEFAULT_MODEL, HUB_MODELS, PipelineConfig, load_estimator
+from .config import AUTO_MODEL, EMBEDDED_MODELS, HUB_MODELS, PipelineConfig, load_estimator
 from .control.messages import CONFIG_FIELDS
 from .pipeline import Pipeline
 
@@ -58,8 +58,10 @@ def add_unmeasurable_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=DEFAULT_MODEL,
-                   help="Hugging Face hub id (downloaded once into checkpoints/hf/) or a size: "
+    g.add_argument("--model", default=AUTO_MODEL,
+                   help="auto (ViTPose when its weights are in checkpoints/ or downloadable, else the embedded "
+                        "BlazePose), blazepose[-lite|-full|-heavy] (the embedded model `make` fetches), a Hugging "
+                        "Face hub id (downloaded once into checkpoints/hf/) or a size: "
                         + ", ".join(f"{k}={v}" for k, v in HUB_MODELS.items()))
     g.add_argument("--checkpoint", default=None,
                    help="local weights instead of --model: an official ViTPose .pth, a .safetensors file or a "
@@ -128,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(run)
     g = run.add_argument_group("people")
     g.add_argument("--detector", default="auto",
-                   help="auto (YOLOX-nano if checkpoints/detectors/ has it, else HOG), yolox / yolox-tiny "
-                        "(downloaded on first use), hog, full-frame, or a path to a YOLOX end2end .onnx")
+                   help="auto (YOLOX-nano if checkpoints/detectors/ has it, else BlazePose's if the embedded model "
+                        "is there, else HOG), yolox / yolox-tiny (downloaded on first use), blazepose, hog, "
+                        "full-frame, or a path to a YOLOX end2end .onnx")
     g.add_argument("--det-threshold", type=float, default=0.3, help="person detector score threshold")
     g.add_argument("--det-interval", type=int, default=30,
                    help="run the detector every N frames while tracks hold (and whenever one is lost)")
@@ -275,6 +278,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     import shutil
 
     checkpoint, size = _checkpoint_of(args)
+    if checkpoint in EMBEDDED_MODELS:
+        raise ValueError("export-onnx exports ViTPose; the embedded BlazePose runs its .tflite files as they are")
+    if checkpoint == AUTO_MODEL:
+        checkpoint = None  # ViTPose's default hub model
     cfg = PipelineConfig(checkpoint=checkpoint, model_size=size, model_config=args.model_config,
                          dataset=args.dataset, backend="onnx", device=args.device, quantize=args.quantize,
                          flip_test=args.flip_test, threads=args.threads)

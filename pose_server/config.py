@@ -16,6 +16,10 @@ HUB_MODELS = {
     "huge": "usyd-community/vitpose-plus-huge",
 }
 
+# The embedded model (BlazePose landmarks out of the mediapipe wheel, fetched by `make`): name -> variant.
+EMBEDDED_MODELS = {"blazepose": "full", "blazepose-lite": "lite", "blazepose-full": "full", "blazepose-heavy": "heavy"}
+AUTO_MODEL = "auto"  # ViTPose when its weights are here or downloadable, else the embedded model
+
 # Fields applied while running; every other field restarts the pipeline.
 LIVE_FIELDS = {"min_cutoff", "beta", "d_cutoff", "hold_s", "kpt_threshold", "det_threshold", "det_interval",
                "max_people", "udp", "fps_limit", "protocol_version", "lift_3d", "detector", "loop", "max_frames",
@@ -80,7 +84,44 @@ class PipelineConfig:
 
 
 def load_estimator(cfg: PipelineConfig) -> Any:
-    """The ViTPose estimator a config asks for (int8 only applies to the ONNX backend)."""
+    """The estimator a config asks for: ViTPose (int8 only applies to the ONNX backend), the embedded BlazePose
+    (``blazepose``, ``blazepose-lite|full|heavy``) or ``auto``, which resolves ``cfg.checkpoint`` to the model
+    it loaded."""
+    if cfg.model == AUTO_MODEL:
+        return _load_auto(cfg)
+    if cfg.model in EMBEDDED_MODELS:
+        return _load_blazepose(cfg, EMBEDDED_MODELS[cfg.model])
+    return _load_vitpose(cfg)
+
+
+def _load_auto(cfg: PipelineConfig) -> Any:
+    from .vitpose.configs import ModelLoadError
+
+    vitpose = HUB_MODELS.get(cfg.model_size or "", DEFAULT_MODEL)
+    cfg.checkpoint = vitpose
+    try:
+        return _load_vitpose(cfg)
+    except ModelLoadError as exc:
+        reason = str(exc).splitlines()[0]
+    cfg.checkpoint = "blazepose-full"
+    log.warning("model auto: no ViTPose weights in checkpoints/ and none downloadable (%s); using the embedded "
+                "BlazePose-full model instead. For ViTPose, run once with network or copy its files as "
+                "docs/models.md says, then use --model auto or --model %s.", reason, vitpose)
+    return _load_blazepose(cfg, "full")
+
+
+def _load_blazepose(cfg: PipelineConfig, variant: str) -> Any:
+    from .blazepose import BlazePoseEstimator
+
+    if cfg.dataset not in (None, "coco"):
+        raise ValueError(f"--model {cfg.model} gives the 17 COCO body keypoints (plus heels and big toes in its "
+                         f"debug output): BlazePose has no whole-body face and hand points, so --dataset "
+                         f"{cfg.dataset} needs a ViTPose+ checkpoint (docs/models.md)")
+    log.info("loading the embedded BlazePose-%s model (LiteRT, %s)", variant, cfg.device)
+    return BlazePoseEstimator(variant, threads=cfg.threads)
+
+
+def _load_vitpose(cfg: PipelineConfig) -> Any:
     try:
         from .vitpose import VitPoseEstimator
     except ImportError:

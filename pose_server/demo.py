@@ -3,7 +3,8 @@
 Runs the pose server on a video (or a webcam) with the default model, streams the packets over UDP
 on loopback to a headless Blender (`scripts/demo_blender.py`, the real add-on in the `bpy` module),
 records a take, and writes to `out/`: `demo.blend`, `demo.fbx`, `demo.bvh`, `overlay.mp4`,
-`take.jsonl`, `demo_rig.png` (a render of the rig) and `summary.json`.
+`take.jsonl`, `demo_rig.png` (a render of the rig), `compare.mp4` (the overlay beside the rig, frame by
+frame), `demo_sheet.png` (six moments: frame, overlay, rig) and `summary.json`.
 
     python -m pose_server.demo                         # resources/videos/default.mp4, default model
     python -m pose_server.demo --checkpoint checkpoints/vitpose_small.pth
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,7 +25,8 @@ import time
 from pathlib import Path
 
 from .cli import add_unmeasurable_args
-from .config import DEFAULT_MODEL, PipelineConfig, load_estimator
+from .config import AUTO_MODEL, PipelineConfig, load_estimator
+from .demo_media import rig_frames, write_compare, write_sheet
 from .pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +48,12 @@ def free_udp_port() -> int:
 class BlenderWorker:
     """The headless Blender process: started, told to stop, and read for its summary."""
 
-    def __init__(self, port: int, out: Path, render: bool) -> None:
+    def __init__(self, port: int, out: Path, render: bool, frames_dir: Path | None = None) -> None:
         cmd = [sys.executable, str(WORKER), "--port", str(port), "--out", str(out)]
         if not render:
             cmd.append("--no-render")
+        elif frames_dir is not None:
+            cmd += ["--frames-dir", str(frames_dir)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         self.lines: list[str] = []
         self._ready = threading.Event()
@@ -95,13 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--source", default=str(DEFAULT_VIDEO), help="video file, image folder or URL")
     src.add_argument("--webcam", type=int, default=None, metavar="INDEX", help="capture from this webcam instead")
     ap.add_argument("--seconds", type=float, default=15.0, help="how long to capture from a webcam")
-    ap.add_argument("--model", default=DEFAULT_MODEL, help="Hugging Face hub id (downloaded into checkpoints/)")
+    ap.add_argument("--model", default=AUTO_MODEL,
+                    help="auto (ViTPose when its weights are in checkpoints/ or downloadable, else the embedded "
+                         "BlazePose), blazepose[-lite|-full|-heavy], or a Hugging Face hub id")
     ap.add_argument("--checkpoint", default=None, help="a local .pth file or model folder (overrides --model)")
     ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                     help="int8 dynamic quantization (onnx backend)")
-    ap.add_argument("--detector", default="auto", help="auto | yolox | hog | full-frame | path.onnx")
-    ap.add_argument("--max-people", type=int, default=2, help="people tracked; Blender drives the largest")
+    ap.add_argument("--detector", default="auto", help="auto | yolox | blazepose | hog | full-frame | path.onnx")
+    ap.add_argument("--max-people", type=int, default=2,
+                    help="people tracked; Blender drives the first one lifted (another after it is lost for 1 s)")
     ap.add_argument("--kpt-threshold", type=float, default=0.3,
                     help="keypoint score below which a keypoint counts as missing")
     ap.add_argument("--max-frames", type=int, default=None, help="stop the video after N frames")
@@ -115,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="lift with the geometric priors only, without the learned depth prior")
     add_unmeasurable_args(ap)
     ap.add_argument("--out", default=str(ROOT / "out"), help="output folder")
-    ap.add_argument("--no-render", action="store_true", help="skip the rendered preview image")
+    ap.add_argument("--no-render", action="store_true",
+                    help="skip the rendered preview image, compare.mp4 and the contact sheet")
+    ap.add_argument("--update-docs", action="store_true",
+                    help="also copy the contact sheet to docs/images/demo_sheet.png (the README's picture)")
     return ap
 
 
@@ -140,7 +151,8 @@ def run_demo(args: argparse.Namespace) -> dict:
     estimator = load_estimator(cfg)
     port = free_udp_port()
     cfg.udp = [f"127.0.0.1:{port}"]
-    worker = BlenderWorker(port, out, render=not args.no_render)
+    pictures = not args.no_render and not args.no_preview
+    worker = BlenderWorker(port, out, render=not args.no_render, frames_dir=out / "rig_frames" if pictures else None)
     pipeline = Pipeline(cfg, estimator=estimator)
     try:
         worker.wait_ready()
@@ -162,10 +174,11 @@ def run_demo(args: argparse.Namespace) -> dict:
     if status.get("error"):
         raise DemoError(f"the pose server stopped with an error: {status['error']}")
     sent = sum(t["sent"] for t in status["udp"])
+    backend = getattr(estimator, "backend_name", cfg.backend)
     summary = {
         "source": source,
         "model": cfg.model,
-        "backend": cfg.backend + (" int8" if cfg.quantize and cfg.backend == "onnx" else ""),
+        "backend": backend + (" int8" if cfg.quantize and backend == "onnx" else ""),
         "frames": status["frames"],
         "fps": status["fps"],
         "server_latency_ms": status["latency_ms"],
@@ -181,10 +194,29 @@ def run_demo(args: argparse.Namespace) -> dict:
         "files": {**blender.get("files", {}), "session": str(out / "take.jsonl"),
                   **({} if args.no_preview else {"overlay": str(out / "overlay.mp4")})},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if blender.get("error"):
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
         raise DemoError(f"Blender recorded nothing: {blender['error']}")
+    if pictures and blender.get("files", {}).get("rig_frames"):
+        summary["files"].update(write_pictures(args, out, blender, cfg.model))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def write_pictures(args: argparse.Namespace, out: Path, blender: dict, model: str) -> dict[str, str]:
+    """out/compare.mp4 and out/demo_sheet.png (copied to docs/images/ with --update-docs)."""
+    mapping = rig_frames(out / "take.jsonl", blender["take_t0"], blender["fps"], blender["frame_start"],
+                         blender["frame_end"])
+    rig_dir = Path(blender["files"]["rig_frames"])
+    log.info("writing compare.mp4 and demo_sheet.png (%d frames)", len(mapping))
+    write_compare(out / "overlay.mp4", rig_dir, mapping, out / "compare.mp4", blender["fps"], model)
+    files = {"compare": str(out / "compare.mp4")}
+    if args.webcam is None and write_sheet(Path(args.source), out / "overlay.mp4", rig_dir, mapping,
+                                           out / "demo_sheet.png", model):
+        files["sheet"] = str(out / "demo_sheet.png")
+        if args.update_docs:
+            shutil.copy(out / "demo_sheet.png", ROOT / "docs" / "images" / "demo_sheet.png")
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -117,7 +117,8 @@ class Pipeline(Stages):
             for t in self._threads:
                 t.start()
             log.info("streaming %s -> %s (model %s, %s/%s, detector %s)", self.source_name,
-                     ", ".join(self.sender.targets) or "no UDP target", cfg.model, cfg.backend, cfg.device,
+                     ", ".join(self.sender.targets) or "no UDP target", cfg.model,
+                     getattr(self._estimator, "backend_name", cfg.backend), cfg.device,
                      getattr(self.detector, "name", "-"))
 
     def stop(self) -> None:
@@ -172,7 +173,7 @@ class Pipeline(Stages):
             "source_name": self.source_name,
             "model": cfg.model,
             "device": cfg.device,
-            "backend": cfg.backend,
+            "backend": getattr(self._estimator, "backend_name", cfg.backend),
             "detector": getattr(self.detector, "name", cfg.detector),
             "skeleton": getattr(self._estimator, "skeleton", None),
             "udp": self.sender.stats(),

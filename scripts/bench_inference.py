@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SIZES = {"S": dict(embed_dim=384, depth=12, heads=12), "B": dict(embed_dim=768, depth=12, heads=12)}
-CONFIGS = ("hf-reference", "torch-fp32", "onnx-fp32", "onnx-int8")
+CONFIGS = ("hf-reference", "torch-fp32", "onnx-fp32", "onnx-int8", "blazepose-full")
+# The embedded BlazePose model (real weights, fetched by `make`) runs once, in the first size's block.
 
 
 def read_frames(video: Path, count: int) -> list[np.ndarray]:
@@ -68,6 +69,8 @@ def run_config(job: dict) -> dict:
     setup = time.perf_counter()
     if job["config"] == "hf-reference":
         step, heatmaps = _reference(job, box)
+    elif job["config"].startswith("blazepose"):
+        step, heatmaps = _blazepose(job, box)
     else:
         step, heatmaps = _ours(job, box)
     setup = time.perf_counter() - setup
@@ -125,6 +128,25 @@ def _ours(job: dict, box: np.ndarray):
         return {"total": t3 - t0, "pre": t1 - t0, "model": t2 - t1, "post": t3 - t2}
 
     return step, lambda: last["maps"]
+
+
+def _blazepose(job: dict, box: np.ndarray):
+    """BlazePose landmarks on LiteRT: crop (pre), the .tflite network (model), landmarks to pixels (post)."""
+    from pose_server.blazepose import BlazePoseEstimator
+
+    est = BlazePoseEstimator(job["config"].partition("-")[2], threads=job["threads"])
+
+    def step(frame: np.ndarray) -> dict:
+        t0 = time.perf_counter()
+        crops, inverse = est.preprocess(frame, box)
+        t1 = time.perf_counter()
+        outputs = est.model(crops[:1])
+        t2 = time.perf_counter()
+        est.postprocess(outputs, inverse[0])
+        t3 = time.perf_counter()
+        return {"total": t3 - t0, "pre": t1 - t0, "model": t2 - t1, "post": t3 - t2}
+
+    return step, lambda: None
 
 
 def _reference(job: dict, box: np.ndarray):
@@ -193,6 +215,8 @@ def main() -> None:
             ckpt = make_tiny_checkpoint(Path(tmp) / f"vitpose-{size}", fmt="hf", decoder="classic", **SIZES[size])
             ckpts[size] = str(ckpt)
             for config in configs:
+                if config.startswith("blazepose") and size != sizes[0]:
+                    continue
                 jobs.append(dict(
                     config=config, size=size, checkpoint=str(ckpt), video=str(args.video), box=box,
                     frames=args.frames, warmup=args.warmup, threads=args.threads, cache_dir=str(Path(tmp) / "onnx"),
@@ -215,6 +239,10 @@ def main() -> None:
     report(results, args, (w, h), box)
 
 
+def _label(result: dict) -> str:
+    return "Blaze" if result["config"].startswith("blazepose") else "ViT-" + result["size"]
+
+
 def report(results: list[dict], args: argparse.Namespace, frame_size: tuple[int, int], box: list[float]) -> None:
     print(f"\nvideo {args.video} ({frame_size[0]}x{frame_size[1]}), box {[round(v) for v in box]}, "
           f"{args.frames} timed frames after {args.warmup} warm-up, {args.threads} threads")  # fmt: skip
@@ -235,7 +263,7 @@ def report(results: list[dict], args: argparse.Namespace, frame_size: tuple[int,
         ms = r["ms"]
         export = f"{r['export_s']:.1f}" if r.get("export_s") is not None else "-"
         print(
-            f"{'ViT-' + r['size']:5} {r['config']:13} {ms['total']:9.1f} {r['p90_ms']:7.1f} {ms['pre']:6.1f} "
+            f"{_label(r):5} {r['config']:13} {ms['total']:9.1f} {r['p90_ms']:7.1f} {ms['pre']:6.1f} "
             f"{ms['model']:7.1f} {ms['post']:6.1f} {ms['cpu']:7.1f} {speedup:>7} {r['rss_mb']:7.0f} "
             f"{r['setup_s']:6.1f} {export:>8} {corr:>12}"
         )
@@ -244,7 +272,8 @@ def report(results: list[dict], args: argparse.Namespace, frame_size: tuple[int,
           "vs ref = reference median / this median (higher is faster). RSS = peak resident memory of the whole "
           "process (Python, libraries, model). heatmap corr = smallest per-keypoint correlation with PyTorch fp32 "
           "on the first frame. load = model/session loading; export = first-use ONNX export (+ int8 quantisation), "
-          "done beforehand in its own process so that it counts in neither the times nor the RSS.")  # fmt: skip
+          "done beforehand in its own process so that it counts in neither the times nor the RSS. "
+          "Blaze = the embedded BlazePose-full (LiteRT; vs ref: against the first size's reference).")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 It registers the add-on, listens for pose packets on a UDP port, builds the capture rig from the
 first packet's 3D joints, records every applied pose into a take, and when told to stop (a line
 `stop` on stdin, or `--idle-timeout` seconds without packets after the first) writes the take as
-`.blend`, `.fbx` and `.bvh` plus a rendered preview image, and prints one `SUMMARY {json}` line.
+`.blend`, `.fbx` and `.bvh` plus a rendered preview image (and, with --frames-dir, every frame of the
+take rendered small), and prints one `SUMMARY {json}` line.
 
 Timers never fire when Blender runs as a Python module, so this loop calls the add-on's tick
 function itself, exactly as the timer would.
@@ -47,35 +48,118 @@ def stdin_says_stop() -> bool:
     return line == "" or line.strip() == "stop"
 
 
-def render_preview(scene: bpy.types.Scene, armature: bpy.types.Object, path: Path, frame: int) -> str:
-    """A small Workbench render of the rig at `frame`, the camera framing the whole body."""
-    scene.frame_set(frame)
-    scene.render.engine = "BLENDER_WORKBENCH"
-    scene.render.resolution_x, scene.render.resolution_y = 640, 480
-    scene.render.image_settings.file_format = "PNG"
-    scene.render.filepath = str(path)
-    cam_data = bpy.data.cameras.new("PreviewCamera")
-    cam = bpy.data.objects.new("PreviewCamera", cam_data)
-    scene.collection.objects.link(cam)
-    # Frame the body where the take has it at this frame (the root moves), not the armature's origin.
-    bpy.context.view_layer.update()
+class FollowOnePerformer:
+    """Drive the rig from one track id, the person it was sized from, instead of whoever is largest in each packet
+    (with two people in the shot, "largest" flips between them and the take becomes two performers cut together).
+    After `patience` packets without that person (the track was lost), follow the largest lifted person instead."""
+
+    def __init__(self, settings, person_id: int, patience: int = 30) -> None:
+        self.settings = settings
+        settings.person_mode = "ID"
+        settings.person_id = person_id
+        self.patience = patience
+        self.missing = 0
+        self.switches = 0
+        self.seq = None
+
+    def update(self, packet: dict | None) -> None:
+        if packet is None or packet.get("seq") == self.seq:
+            return
+        self.seq = packet.get("seq")
+        lifted = [p for p in packet.get("people") or [] if p.get("joints_3d")]
+        if any(p["id"] == self.settings.person_id for p in lifted):
+            self.missing = 0
+            return
+        self.missing += 1
+        if self.missing > self.patience and lifted:
+            self.settings.person_id = tick.select_person({"people": lifted}, "LARGEST")["id"]
+            self.missing = 0
+            self.switches += 1
+
+
+def hips_path(scene: bpy.types.Scene, armature: bpy.types.Object, start: int, end: int) -> list[Vector]:
+    """World positions of the hips over the take (a dozen samples), to frame the camera on the whole motion."""
     hips = armature.pose.bones.get("hips")
-    centre = armature.matrix_world @ (hips.head if hips else Vector((0.0, 0.0, 0.9)))
-    bpy.ops.mesh.primitive_plane_add(size=6.0, location=(centre.x, centre.y, 0.0))
+    points = []
+    for frame in sorted({round(start + (end - start) * k / 11) for k in range(12)}):
+        scene.frame_set(frame)
+        points.append(armature.matrix_world @ (hips.head if hips else Vector((0.0, 0.0, 0.9))))
+    return points
+
+
+def add_checker_floor(scene: bpy.types.Scene, centre: Vector, half: float, tile: float = 0.5) -> None:
+    """A floor of 0.5 m tiles in two shades (two objects, Workbench's object colours): sliding feet and the
+    root's travel show against it."""
+    n = int(math.ceil(half / tile))
+    x0, y0 = round(centre.x / tile) * tile - n * tile, round(centre.y / tile) * tile - n * tile
+    for parity, shade in ((0, 0.42), (1, 0.30)):
+        verts, faces = [], []
+        for i in range(2 * n):
+            for j in range(2 * n):
+                if (i + j) % 2 != parity:
+                    continue
+                x, y = x0 + i * tile, y0 + j * tile
+                base = len(verts)
+                verts += [(x, y, 0.0), (x + tile, y, 0.0), (x + tile, y + tile, 0.0), (x, y + tile, 0.0)]
+                faces.append((base, base + 1, base + 2, base + 3))
+        mesh = bpy.data.meshes.new(f"PreviewFloor{parity}")
+        mesh.from_pydata(verts, [], faces)
+        obj = bpy.data.objects.new(f"PreviewFloor{parity}", mesh)
+        obj.color = (shade, shade, shade, 1.0)
+        scene.collection.objects.link(obj)
+
+
+def setup_preview_scene(scene: bpy.types.Scene, armature: bpy.types.Object, start: int, end: int) -> None:
+    """Workbench, a floor, a sun, and a camera that sees the whole take from near the video camera's side."""
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.render.image_settings.file_format = "PNG"
+    path = hips_path(scene, armature, start, end)
+    centre = sum(path, Vector()) / len(path)
+    spread = max((p - centre).length for p in path)
+    add_checker_floor(scene, centre, 4.0 + spread)
     world = bpy.data.worlds.new("PreviewWorld")
     world.color = (0.25, 0.27, 0.3)
     scene.world = world
-    # Three-quarter front view: the performer faces -Y, so the camera stands at -Y, a little to the side.
-    cam.location = centre + Vector((2.2, -4.0, 0.6))
-    cam.rotation_euler = (centre - cam.location).to_track_quat("-Z", "Y").to_euler()
+    cam_data = bpy.data.cameras.new("PreviewCamera")
+    cam = bpy.data.objects.new("PreviewCamera", cam_data)
+    scene.collection.objects.link(cam)
+    # The performer faces -Y (towards the video's camera): stand at -Y too, a little to the side so depth shows.
+    # The camera rides along with the hips (a fixed offset, fixed orientation) so the body stays large in the
+    # frame wherever the take goes; the floor's grid shows the root's travel.
+    offset = Vector((1.4, -3.4, 0.35))
+    cam.location = offset
+    cam.rotation_euler = (-offset).to_track_quat("-Z", "Y").to_euler()
+    follow = cam.constraints.new("COPY_LOCATION")
+    follow.target = armature
+    follow.subtarget = "hips" if armature.pose.bones.get("hips") else ""
+    follow.use_offset = True
     cam_data.lens = 35
     scene.camera = cam
     light = bpy.data.objects.new("PreviewLight", bpy.data.lights.new("PreviewLight", "SUN"))
     scene.collection.objects.link(light)
     scene.display.shading.light = "STUDIO"
     scene.display.shading.color_type = "OBJECT"
+
+
+def render_preview(scene: bpy.types.Scene, path: Path, frame: int) -> str:
+    """One 640x480 Workbench render of the rig at `frame`."""
+    scene.frame_set(frame)
+    scene.render.resolution_x, scene.render.resolution_y = 640, 480
+    scene.render.filepath = str(path)
     bpy.ops.render.render(write_still=True)
     return str(path)
+
+
+def render_frames(scene: bpy.types.Scene, folder: Path, start: int, end: int, size: tuple[int, int]) -> str:
+    """Every frame of the take, small, as folder/rig_NNNN.png (for the demo's side-by-side video)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("rig_*.png"):
+        old.unlink()
+    scene.render.resolution_x, scene.render.resolution_y = size
+    scene.frame_start, scene.frame_end = start, end
+    scene.render.filepath = str(folder / "rig_####")
+    bpy.ops.render.render(animation=True)
+    return str(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="stop after this many seconds without packets once some arrived (0 = wait for 'stop')")
     ap.add_argument("--max-wait", type=float, default=600.0, help="give up if no packet arrives in this many s")
     ap.add_argument("--no-render", action="store_true", help="skip the preview render")
+    ap.add_argument("--frames-dir", default=None,
+                    help="also render every frame of the take (320x240) into this folder, for out/compare.mp4")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,10 +217,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             armature = rig.create_capture_rig(bpy.context, joints=joints)
             settings.target = armature
+            follow = FollowOnePerformer(settings, person["id"])
             take = recorder.TakeRecorder(armature, recorder.scene_fps(scene), scene.frame_start,
                                          recorder.next_take_name())
             state.set_recording(scene.name, take)
             settings.is_recording = True
+        follow.update(rx.peek_latest())
         before = settings.applied
         t0 = time.time()
         tick.apply_tick(scene)
@@ -169,9 +257,16 @@ def main(argv: list[str] | None = None) -> int:
         "bvh": export.export_bvh(scene, armature, action, str(out / f"{args.name}.bvh")),
     }
     if not args.no_render:
-        files["preview"] = render_preview(scene, armature, out / f"{args.name}_rig.png", (start + end) // 2)
+        # Play the take itself: the capture rig's IK constraints still hold the last live pose, so without
+        # muting them (as the exporters do) every render showed that one pose.
+        with export._take_only(scene, armature, action):
+            setup_preview_scene(scene, armature, start, end)
+            files["preview"] = render_preview(scene, out / f"{args.name}_rig.png", (start + end) // 2)
+            if args.frames_dir:
+                files["rig_frames"] = render_frames(scene, Path(args.frames_dir), start, end, (320, 240))
     summary.update({
         "action": action.name, "frame_start": start, "frame_end": end, "samples": len(take),
+        "take_t0": take.times[0], "fps": scene.render.fps, "performer_switches": follow.switches,
         "applied_latency_ms_p50": round(percentile(latencies, 50), 2),
         "applied_latency_ms_p95": round(percentile(latencies, 95), 2),
         "tick_ms_median": round(statistics.median(tick_ms), 3) if tick_ms else None,

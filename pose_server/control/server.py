@@ -71,7 +71,8 @@ def token_from_request(request: Request) -> str | None:
 
 
 def list_checkpoints(folder: Path) -> list[str]:
-    """Weight files and Hugging Face model folders (holding config.json) under folder."""
+    """Weight files and Hugging Face model folders (holding config.json) under folder, and `blazepose` when the
+    embedded model `make` fetches is in folder/embedded/."""
     if not folder.is_dir():
         return []
     found = []
@@ -80,6 +81,8 @@ def list_checkpoints(folder: Path) -> list[str]:
             found.append(str(p))
         elif p.is_dir() and (p / "config.json").is_file():
             found.append(str(p))
+    if (folder / "embedded" / "pose_landmark_full.tflite").is_file():
+        found.append("blazepose")
     return found
 
 

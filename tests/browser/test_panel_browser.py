@@ -84,6 +84,9 @@ def test_panel_renders_preview_and_charts(panel_url, tmp_path):
             assert "running" in metrics, metrics
             assert page.locator('[data-testid="stSidebar"]').get_by_text("Smoothing (One Euro)").is_visible()
             assert page.locator('[data-testid="stException"]').count() == 0
+            # The real model on the real clip: people found, lifted to 3D, the 3D skeleton drawn.
+            page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot .gl-container canvas')]
+                                              .some(c => c.width > 200 && c.height > 200)""", timeout=60_000)
             time.sleep(3)  # a few refreshes so the charts have a line
             shot = tmp_path / "panel.png"
             page.screenshot(path=str(shot), full_page=True)

@@ -65,7 +65,9 @@ def udp_socket() -> tuple[socket.socket, str]:
     return sock, f"127.0.0.1:{sock.getsockname()[1]}"
 
 
-def make_pipeline(folder: Path, udp: list[str], source: str | None = None) -> Pipeline:
+def make_pipeline(folder: Path, udp: list[str], source: str | None = None, config: dict | None = None) -> Pipeline:
+    """The tiny random-weight ViTPose on `source` (default: a generated clip); `config` overrides fields, e.g.
+    the embedded real model for pictures: {"checkpoint": "blazepose", "detector": "blazepose"}."""
     ckpt_dir = folder / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
     ckpt = ckpt_dir / "vitpose_tiny.pth"
@@ -73,15 +75,18 @@ def make_pipeline(folder: Path, udp: list[str], source: str | None = None) -> Pi
     clip = source or str(make_clip(folder / "clip.mp4"))
     cfg = PipelineConfig(source=clip, checkpoint=str(ckpt), backend="torch", detector="full-frame", loop=True,
                          realtime=True, kpt_threshold=0.0, udp=udp, log_every=3600.0)
+    for name, value in (config or {}).items():
+        setattr(cfg, name, value)
     return Pipeline(cfg)
 
 
 @contextlib.contextmanager
 def live_server(folder: Path, host: str = "127.0.0.1", token: str | None = None,
-                source: str | None = None) -> Iterator[tuple[Pipeline, ServerHandle, socket.socket]]:
+                source: str | None = None, config: dict | None = None,
+                ) -> Iterator[tuple[Pipeline, ServerHandle, socket.socket]]:
     """A running pipeline behind a control API on a free port; everything is stopped afterwards."""
     sock, target = udp_socket()
-    pipeline = make_pipeline(folder, [target], source)
+    pipeline = make_pipeline(folder, [target], source, config)
     pipeline.start()
     handle = serve_in_thread(pipeline, host, 0, token, checkpoints_dir=folder / "checkpoints")
     try:

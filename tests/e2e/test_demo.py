@@ -30,7 +30,8 @@ def demo(tmp_path_factory):
 
 def test_all_output_files_exist(demo):
     out, _ = demo
-    for name in ["demo.blend", "demo.fbx", "demo.bvh", "overlay.mp4", "demo_rig.png", "take.jsonl", "summary.json"]:
+    for name in ["demo.blend", "demo.fbx", "demo.bvh", "overlay.mp4", "demo_rig.png", "take.jsonl", "summary.json",
+                 "compare.mp4", "demo_sheet.png"]:
         path = out / name
         assert path.is_file() and path.stat().st_size > 0, name
 
@@ -69,3 +70,27 @@ def test_fbx_has_keys_on_every_bone_for_every_frame(demo):
         assert bone in keys["frames"], f"no keys on {bone}"
         missing = expected - set(keys["frames"][bone])
         assert not missing, f"{bone}: no key at frames {sorted(missing)[:10]}"
+
+
+def test_compare_video_puts_every_streamed_frame_beside_its_rig_render(demo):
+    import cv2
+    import numpy as np
+
+    out, s = demo
+    cap = cv2.VideoCapture(str(out / "compare.mp4"))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    assert len(frames) == FRAMES
+    h, w = frames[0].shape[:2]
+    assert h == 240 and w > 1.5 * h  # the overlay (16:9) beside the 4:3 render
+    rigs = sorted((out / "rig_frames").glob("rig_*.png"))
+    assert len(rigs) == s["blender"]["frame_end"] - s["blender"]["frame_start"] + 1
+    # The right half is a Workbench render of the take (it changes along the take), not a placeholder.
+    right = [f[:, w - 200:].astype(np.int16) for f in frames[5::10]]
+    assert max(np.abs(a - b).mean() for a, b in zip(right, right[1:], strict=False)) > 0.5
+    sheet = cv2.imread(str(out / "demo_sheet.png"))
+    assert sheet.shape[0] == 6 * 200
