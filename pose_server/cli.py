@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--udp-token", default=os.environ.get("POSE_UDP_TOKEN"),
                    help="shared secret sent in every packet (meta.token); Blender needs it when it listens on "
                         "anything but 127.0.0.1 (default: $POSE_UDP_TOKEN)")
+    g.add_argument("--vmc", action="append", metavar="HOST:PORT",
+                   help="also stream the motion as the VMC protocol (OSC over UDP: Unity, Unreal, VSeeFace, Warudo); "
+                        "repeatable; VMC receivers listen on port 39539 by default")
     g.add_argument("--record", default=None, metavar="FILE.jsonl", help="write every packet as one JSON line")
     g.add_argument("--preview", default=None, metavar="FILE.mp4", help="write the overlay video (boxes, ids, bones)")
     g.add_argument("--control", default=None, metavar="HOST:PORT",
@@ -198,7 +201,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         d_cutoff=args.d_cutoff, hold_s=args.hold, lift_3d=not args.no_3d, protocol_version=args.protocol,
         depth_prior=not args.no_depth_prior, performer_height=args.performer_height, camera_hfov=args.hfov,
         camera_pitch=args.camera_pitch,
-        udp=_targets(args.udp) or ["127.0.0.1:9000"], udp_token=args.udp_token, record=args.record,
+        udp=_targets(args.udp) or ["127.0.0.1:9000"], udp_token=args.udp_token, vmc=_targets(args.vmc),
+        record=args.record,
         preview=args.preview,
         progress=not args.no_progress, log_every=args.log_every,
     )
