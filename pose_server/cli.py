@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--loop", action="store_true", help="start again at the end")
     rep.set_defaults(func=cmd_replay)
 
+    _convert_parser(sub)
+
     exp = sub.add_parser("export-onnx", help="export (and int8-quantize) the model to ONNX once",
                          formatter_class=_Formatter)
     _model_args(exp)
@@ -184,6 +186,69 @@ def build_parser() -> argparse.ArgumentParser:
     panel = sub.add_parser("panel", help="open the Streamlit control panel", add_help=False)
     panel.set_defaults(func=cmd_panel)
     return parser
+
+
+def _convert_parser(sub: argparse._SubParsersAction) -> None:
+    conv = sub.add_parser(
+        "convert", help="a recorded video to a finished animation, offline (.fbx .bvh .glb .blend .jsonl .mp4)",
+        formatter_class=_Formatter,
+        description="Run the whole chain on a video file without UDP or a live Blender, using the future as well "
+                    "as the past: two-sided smoothing of the 2D keypoints and of the 3D motion (no lag), gaps of "
+                    "short occlusions filled, one armature per performer. Blender outputs are written by the "
+                    "add-on's own code in a headless Blender (the bpy module).",
+        epilog="examples:\n  pose-server convert clip.mp4 -o take.fbx\n"
+               "  pose-server convert clip.mp4 -o take.fbx -o take.glb -o take.jsonl -o overlay.mp4 --person all")
+    conv.add_argument("video", help="a video file or an image folder")
+    conv.add_argument("-o", "--output", action="append", required=True, metavar="FILE",
+                      help="output, repeatable: .fbx .bvh (one file per performer when there are several), .glb "
+                           ".blend (every performer), .jsonl (pose packets, for the add-on or `replay`), "
+                           ".mp4 (overlay)")
+    conv.add_argument("--person", default="all", metavar="ID|all", help="one track id, or every performer")
+    conv.add_argument("--max-frames", type=int, default=None, help="convert only the first N frames")
+    _model_args(conv)
+    g = conv.add_argument_group("people and signal")
+    g.add_argument("--detector", default="auto", help="auto, yolox, yolox-tiny, hog, full-frame or a .onnx path")
+    g.add_argument("--det-threshold", type=float, default=0.3, help="person detector score threshold")
+    g.add_argument("--det-interval", type=int, default=30, help="run the detector every N frames while tracks hold")
+    g.add_argument("--max-people", type=int, default=4, help="most people tracked (1-16)")
+    g.add_argument("--kpt-threshold", type=float, default=0.3, help="keypoint score below which a keypoint is missing")
+    g.add_argument("--smooth-2d", type=number_in(0.0, 1.0), default=0.03, metavar="S",
+                   help="sigma (s) of the two-sided Gaussian on the keypoints; 0 = none")
+    g.add_argument("--smooth-3d", type=number_in(0.0, 1.0), default=0.05, metavar="S",
+                   help="sigma (s) of the two-sided Gaussian on the 3D path and body; 0 = none")
+    g.add_argument("--max-gap", type=number_in(0.0, 5.0), default=0.5, metavar="S",
+                   help="longest occlusion (s) filled by interpolation")
+    g.add_argument("--no-depth-prior", action="store_true", help="lift without the learned depth prior")
+    add_unmeasurable_args(g)
+    conv.add_argument("--no-progress", action="store_true", help="no progress bar")
+    conv.set_defaults(func=cmd_convert)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import ConvertOptions, convert
+
+    if not 1 <= args.max_people <= 16:
+        raise ValueError("--max-people must be in 1-16")
+    if not Path(args.video).exists():
+        raise FileNotFoundError(f"video not found: {args.video}")
+    checkpoint, size = _checkpoint_of(args)
+    cfg = PipelineConfig(
+        source=args.video, checkpoint=checkpoint, model_size=size, model_config=args.model_config,
+        dataset=args.dataset, device=args.device, backend=args.backend, quantize=args.quantize,
+        flip_test=args.flip_test, threads=args.threads, detector=args.detector, det_threshold=args.det_threshold,
+        det_interval=args.det_interval, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
+        depth_prior=not args.no_depth_prior, performer_height=args.performer_height, camera_hfov=args.hfov,
+        camera_pitch=args.camera_pitch, max_frames=args.max_frames, udp=[])
+    opts = ConvertOptions(outputs=args.output, person=args.person, smooth_2d=args.smooth_2d,
+                          smooth_3d=args.smooth_3d, max_gap=args.max_gap)
+    summary = convert(cfg, opts, progress=not args.no_progress)
+    print(f"converted {summary['frames']} frames ({summary['frames'] / summary['fps']:.1f} s of video) in "
+          f"{summary['seconds']['total']:.1f} s ({summary['realtime_factor']:.2f}x real time); performers "
+          f"{summary['people']}, lifted {summary['lifted']}")
+    for paths in summary["files"].values():
+        for path in paths:
+            print(f"  {path}")
+    return 0
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
