@@ -212,9 +212,9 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--det-interval", type=int, default=30, help="run the detector every N frames while tracks hold")
     g.add_argument("--max-people", type=int, default=4, help="most people tracked (1-16)")
     g.add_argument("--kpt-threshold", type=float, default=0.3, help="keypoint score below which a keypoint is missing")
-    g.add_argument("--smooth-2d", type=number_in(0.0, 1.0), default=0.03, metavar="S",
+    g.add_argument("--smooth-2d", type=number_in(0.0, 1.0), default=0.05, metavar="S",
                    help="sigma (s) of the two-sided Gaussian on the keypoints; 0 = none")
-    g.add_argument("--smooth-3d", type=number_in(0.0, 1.0), default=0.05, metavar="S",
+    g.add_argument("--smooth-3d", type=number_in(0.0, 1.0), default=0.08, metavar="S",
                    help="sigma (s) of the two-sided Gaussian on the 3D path and body; 0 = none")
     g.add_argument("--max-gap", type=number_in(0.0, 5.0), default=0.5, metavar="S",
                    help="longest occlusion (s) filled by interpolation")

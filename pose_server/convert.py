@@ -53,8 +53,8 @@ class ConvertOptions:
 
     outputs: list[str]
     person: str = "all"  # "all" or a track id
-    smooth_2d: float = 0.03  # s, sigma of the two-sided Gaussian on the keypoints (-3 dB at ~4.4 Hz)
-    smooth_3d: float = 0.05  # s, sigma on the lifted path and body (-3 dB at ~2.7 Hz)
+    smooth_2d: float = 0.05  # s, sigma of the two-sided Gaussian on the keypoints (-3 dB at ~2.7 Hz)
+    smooth_3d: float = 0.08  # s, sigma on the lifted path and body (-3 dB at ~1.7 Hz)
     max_gap: float = 0.5  # s, longest occlusion of a keypoint (or a whole person) filled by interpolation
     min_track: float = 0.5  # s, shorter tracks are dropped with --person all (detector false positives)
     blender_timeout: float = 1800.0
