@@ -57,6 +57,7 @@ class ConvertOptions:
     smooth_3d: float = 0.08  # s, sigma on the lifted path and body (-3 dB at ~1.7 Hz)
     max_gap: float = 0.5  # s, longest occlusion of a keypoint (or a whole person) filled by interpolation
     min_track: float = 0.5  # s, shorter tracks are dropped with --person all (detector false positives)
+    lock_feet: bool = True  # move the body so that a foot on the floor stays where it was put down
     blender_timeout: float = 1800.0
 
 
@@ -247,11 +248,47 @@ def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, f
     lengths = lifter.lengths
     for i in np.flatnonzero(lifted):
         joints[i] = root[i] + rigid(rel[i], lengths)
+    if opts.lock_feet:
+        joints = lock_feet(joints, fps, cfg.performer_height)
+    for i in np.flatnonzero(lifted):
         try:
             rotations[i] = solve_rotations(joints[i])
         except ValueError:
             joints[i] = np.nan
     return joints, rotations
+
+
+def foot_contacts(joints: np.ndarray, fps: float, height: float) -> np.ndarray:
+    """(T, 2) bool: left / right ankle on the floor: low (within 5 cm of its standing height) and slow (under
+    0.5 m/s horizontally), on a two-sided speed estimate."""
+    from .lift.skeleton3d import REST_HEIGHT, REST_JOINTS
+
+    ankles = joints[:, [J["l_ankle"], J["r_ankle"]]]
+    standing = REST_JOINTS[J["l_ankle"], 2] * height / REST_HEIGHT
+    speed = np.linalg.norm(np.gradient(ankles[..., :2], axis=0), axis=-1) * fps
+    with np.errstate(invalid="ignore"):
+        return (ankles[..., 2] < standing + 0.05) & (speed < 0.5)
+
+
+def lock_feet(joints: np.ndarray, fps: float, height: float, leak_s: float = 3.0) -> np.ndarray:
+    """Foot locking by moving the whole body: while a foot stays on the floor its horizontal slide from one frame
+    to the next is taken off the body's path (the mean over the feet down), so a planted foot stays put; the
+    leg poses and rotations are untouched. The correction fades with time constant ``leak_s`` so that a
+    misread contact cannot carry the performer away for good."""
+    contact = foot_contacts(joints, fps, height)
+    ankles = joints[:, [J["l_ankle"], J["r_ankle"]], :2]
+    keep = np.exp(-1.0 / (leak_s * fps))
+    offset = np.zeros(2)
+    out = joints.copy()
+    for i in range(1, len(joints)):
+        both = contact[i] & contact[i - 1]
+        offset *= keep
+        if both.any():
+            slide = ankles[i, both] - ankles[i - 1, both]
+            if np.isfinite(slide).all():
+                offset -= slide.mean(axis=0)
+        out[i, :, :2] += offset
+    return out
 
 
 def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> list[Motion]:

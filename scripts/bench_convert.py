@@ -31,9 +31,29 @@ from pose_server.config import PipelineConfig  # noqa: E402
 from pose_server.convert import ConvertOptions, Tracks, build_motions  # noqa: E402
 from pose_server.filters import KeypointFilter  # noqa: E402
 from pose_server.lift.camera import PinholeCamera  # noqa: E402
-from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, segment_lengths  # noqa: E402
+from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths  # noqa: E402
 
 OPTS = {k: p.default for k, p in inspect.signature(ConvertOptions).parameters.items() if k != "outputs"}
+
+
+def foot_skate(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean horizontal slide (mm per frame) of the predicted ankles over the frames the mocap's foot is planted
+    (within 3 cm of its lowest and moving under 1 cm a frame, both frames of the pair)."""
+    slides = []
+    for k in (J["l_ankle"], J["r_ankle"]):
+        z, xy = gt[:, k, 2], gt[:, k, :2]
+        step = np.linalg.norm(np.diff(xy, axis=0), axis=-1)
+        planted = (z[1:] < z.min() + 0.03) & (z[:-1] < z.min() + 0.03) & (step < 0.01)
+        moved = np.linalg.norm(np.diff(pred[:, k, :2], axis=0), axis=-1)
+        slides.append(moved[planted & np.isfinite(moved)])
+    return float(np.concatenate(slides).mean() * 1000)
+
+
+def live_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float,
+              args: argparse.Namespace) -> dict:
+    """bench_lifting.run_case, plus the foot skate of its joints."""
+    r = run_case(gt_world, fps, azimuth, sigma, height, args)
+    return r | {"skate": foot_skate(r["joints"], r["gt"])}
 
 
 def offline_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float,
@@ -50,10 +70,11 @@ def offline_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float,
     tracks.keypoints[1], tracks.scores[1] = noisy, scores
     cfg = PipelineConfig(source="bench", udp=[], performer_height=height, camera_pitch=pitch,
                          depth_prior=args.depth_prior != "none")
-    opts = ConvertOptions(outputs=[], smooth_2d=args.smooth_2d, smooth_3d=args.smooth_3d, max_gap=args.max_gap)
+    opts = ConvertOptions(outputs=[], smooth_2d=args.smooth_2d, smooth_3d=args.smooth_3d, max_gap=args.max_gap,
+                          lock_feet=not args.no_lock_feet)
     m = build_motions(tracks, cfg, opts)[0]
     rots = [q if np.isfinite(q).all() else None for q in m.rotations]
-    return metrics(m.joints, gt, rots, fps)
+    return metrics(m.joints, gt, rots, fps) | {"skate": foot_skate(m.joints, gt)}
 
 
 def timed(fn, *a) -> tuple[dict, float, float]:
@@ -73,6 +94,7 @@ def main() -> None:
     ap.add_argument("--smooth-3d", type=float, default=OPTS["smooth_3d"])
     ap.add_argument("--max-gap", type=float, default=OPTS["max_gap"])
     ap.add_argument("--depth-prior", default="default")
+    ap.add_argument("--no-lock-feet", action="store_true", help="offline path without foot locking")
     args = ap.parse_args()
     # bench_lifting's settings for the live path: its defaults (the server's).
     live = argparse.Namespace(target_height=1.0, distance=5.0, camera_height=1.0, seed=args.seed,
@@ -92,17 +114,17 @@ def main() -> None:
         for view in args.views:
             for sigma in args.noise:
                 case = (gt, fps, VIEWS[view], sigma, REST_HEIGHT * scale)
-                r_live, w_live, c_live = timed(run_case, *case, live)  # interleaved: live, then offline, per case
+                r_live, w_live, c_live = timed(live_case, *case, live)  # interleaved: live, then offline, per case
                 r_off, w_off, c_off = timed(offline_case, *case, args)
                 rows.append((path.stem, view, sigma, len(gt), r_live, w_live, c_live, r_off, w_off, c_off))
-    cols = ("clip view px frames | live MPJPE PA jitter× rot° wall_s cpu_s | offline MPJPE PA jitter× rot° "
-            "wall_s cpu_s").split()
+    cols = ("clip view px frames | live MPJPE PA jitter× rot° skate_mm wall_s cpu_s | offline MPJPE PA jitter× "
+            "rot° skate_mm wall_s cpu_s").split()
     print("| " + " | ".join(c for c in cols if c != "|") + " |")
     print("|" + "---|" * len([c for c in cols if c != "|"]))
     for clip, view, sigma, n, rl, wl, cl, ro, wo, co in rows:
         print(f"| {clip} | {view} | {sigma:g} | {n} | {rl['mpjpe']:.1f} | {rl['pa']:.1f} | {rl['jitter']:.2f} | "
-              f"{rl['rot']:.1f} | {wl:.1f} | {cl:.1f} | {ro['mpjpe']:.1f} | {ro['pa']:.1f} | {ro['jitter']:.2f} | "
-              f"{ro['rot']:.1f} | {wo:.1f} | {co:.1f} |")
+              f"{rl['rot']:.1f} | {rl['skate']:.1f} | {wl:.1f} | {cl:.1f} | {ro['mpjpe']:.1f} | {ro['pa']:.1f} | "
+              f"{ro['jitter']:.2f} | {ro['rot']:.1f} | {ro['skate']:.1f} | {wo:.1f} | {co:.1f} |")
     print(f"load after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 

@@ -151,3 +151,28 @@ def test_outputs_are_checked_before_any_work():
         check_outputs([])
     with pytest.raises(ConvertError, match=r"\.fbx"):
         check_outputs(["take.obj"])
+
+
+def test_foot_locking_takes_the_slide_off_planted_feet():
+    from pose_server.convert import foot_contacts, lock_feet
+    from pose_server.lift.skeleton3d import REST_JOINTS, J
+
+    n = 120
+    joints = np.repeat(REST_JOINTS[None], n, axis=0)  # standing on both feet ...
+    joints[60:, [J["l_knee"], J["l_ankle"]], 2] += 0.25  # ... then on the right one, the left foot raised
+    rng = np.random.default_rng(0)
+    wobble = np.cumsum(rng.normal(0, 0.004, (n, 2)), axis=0)  # a drifting, shaky root, as a lifter's can be
+    noisy = joints.copy()
+    noisy[:, :, :2] += wobble[:, None, :]
+    contact = foot_contacts(noisy, FPS, 1.75)
+    assert contact[:60].all() and not contact[60:, 0].any() and contact[60:, 1].all()
+    locked = lock_feet(noisy, FPS, 1.75)
+    right = J["r_ankle"]
+    slide = lambda j: np.linalg.norm(np.diff(j[:, right, :2], axis=0), axis=-1).mean()  # noqa: E731
+    assert slide(locked) < 0.2 * slide(noisy), (slide(locked), slide(noisy))
+    assert np.allclose(locked[:, :, 2], noisy[:, :, 2])  # heights and the pose itself are untouched
+    assert np.allclose(np.diff(locked, axis=1), np.diff(noisy, axis=1))
+    moving = noisy.copy()  # a foot that slides faster than 0.5 m/s is walking, not planted: left alone
+    moving[:, :, 0] += np.arange(n)[:, None] * (1.0 / FPS)
+    assert not foot_contacts(moving, FPS, 1.75).any()
+    assert np.allclose(lock_feet(moving, FPS, 1.75), moving)
