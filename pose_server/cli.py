@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
     panel = sub.add_parser("panel", help="open the Streamlit control panel", add_help=False)
     panel.set_defaults(func=cmd_panel)
+    web = sub.add_parser("web", help="the Gradio web app: upload a video, download the animation", add_help=False)
+    web.set_defaults(func=cmd_web)
     return parser
 
 
@@ -370,11 +372,17 @@ def cmd_panel(args: argparse.Namespace) -> int:
     return int(launch(args.rest) or 0)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from .web import launch
+
+    return int(launch(args.rest) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # bench and panel own their flags: pass everything after the subcommand through untouched.
-    passthrough = {"bench", "panel"}
+    passthrough = {"bench", "panel", "web"}
     first, i = None, 0
     while i < len(argv):  # the first positional, skipping top-level options and their values
         if argv[i] == "--log-level":

@@ -10,6 +10,7 @@ import cv2
 import pytest
 
 from tests.conftest import ROOT
+from tests.e2e.clips import demo_clip
 
 FRAMES = 30
 CHECK_GLB_AND_BLEND = """
@@ -37,15 +38,7 @@ def converted(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("convert")
     ckpt = make_tiny_checkpoint(tmp / "tiny.pth", fmt="mmpose")
-    cap = cv2.VideoCapture(str(ROOT / "resources/videos/default.mp4"))
-    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) // 2, int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) // 2)
-    clip = tmp / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
-    for _ in range(FRAMES):
-        ok, img = cap.read()
-        assert ok
-        writer.write(cv2.resize(img, size))
-    writer.release()
+    clip = demo_clip(tmp / "clip.mp4", FRAMES)
     out = tmp / "out"
     outputs = ["take.fbx", "take.bvh", "take.glb", "take.blend", "take.jsonl", "overlay.mp4"]
     # Random weights give low keypoint scores: threshold 0 keeps the person tracked and lifted; full-frame
