@@ -247,8 +247,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
                           smooth_3d=args.smooth_3d, max_gap=args.max_gap, lock_feet=not args.no_lock_feet)
     summary = convert(cfg, opts, progress=not args.no_progress)
     print(f"converted {summary['frames']} frames ({summary['frames'] / summary['fps']:.1f} s of video) in "
-          f"{summary['seconds']['total']:.1f} s ({summary['realtime_factor']:.2f}x real time); performers "
-          f"{summary['people']}, lifted {summary['lifted']}")
+          f"{summary['seconds']['total']:.1f} s ({summary['realtime_factor']:.2f}x real time: 2D "
+          f"{summary['seconds']['2d']:.1f} s, 3D {summary['seconds']['lift']:.1f} s, files "
+          f"{summary['seconds']['outputs']:.1f} s); performers {summary['people']}, lifted {summary['lifted']}")
     for paths in summary["files"].values():
         for path in paths:
             print(f"  {path}")
