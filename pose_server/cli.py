@@ -220,6 +220,9 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
                    help="sigma (s) of the two-sided Gaussian on the 3D path and body; 0 = none")
     g.add_argument("--max-gap", type=number_in(0.0, 5.0), default=0.5, metavar="S",
                    help="longest occlusion (s) filled by interpolation")
+    g.add_argument("--stride", type=int, default=1, choices=(1, 2, 3, 4),
+                   help="run ViTPose on every N-th frame only and interpolate the others: about N times faster "
+                        "2D, smoother and less precise on fast moves")
     g.add_argument("--no-lock-feet", action="store_true",
                    help="do not move the body to keep a foot on the floor where it was put down")
     g.add_argument("--no-depth-prior", action="store_true", help="lift without the learned depth prior")
@@ -244,7 +247,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         depth_prior=not args.no_depth_prior, performer_height=args.performer_height, camera_hfov=args.hfov,
         camera_pitch=args.camera_pitch, max_frames=args.max_frames, udp=[])
     opts = ConvertOptions(outputs=args.output, person=args.person, smooth_2d=args.smooth_2d,
-                          smooth_3d=args.smooth_3d, max_gap=args.max_gap, lock_feet=not args.no_lock_feet)
+                          smooth_3d=args.smooth_3d, max_gap=args.max_gap, lock_feet=not args.no_lock_feet,
+                          stride=args.stride)
     summary = convert(cfg, opts, progress=not args.no_progress)
     print(f"converted {summary['frames']} frames ({summary['frames'] / summary['fps']:.1f} s of video) in "
           f"{summary['seconds']['total']:.1f} s ({summary['realtime_factor']:.2f}x real time: 2D "

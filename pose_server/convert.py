@@ -58,6 +58,7 @@ class ConvertOptions:
     max_gap: float = 0.5  # s, longest occlusion of a keypoint (or a whole person) filled by interpolation
     min_track: float = 0.5  # s, shorter tracks are dropped with --person all (detector false positives)
     lock_feet: bool = True  # move the body so that a foot on the floor stays where it was put down
+    stride: int = 1  # run ViTPose on every stride-th frame only; the gap filler interpolates the others
     blender_timeout: float = 1800.0
 
 
@@ -101,8 +102,9 @@ def check_outputs(outputs: Sequence[str]) -> list[Path]:
 
 # -- 1. every frame through detection, tracking and ViTPose -------------------------------------------------------
 def estimate_2d(cfg: PipelineConfig, estimator: Any = None, progress: bool = True,
-                on_frame: Callable[[int, int | None], object] | None = None) -> Tracks:
-    """Run the live pipeline's detector, tracker and ViTPose on every frame of ``cfg.source``, in order."""
+                on_frame: Callable[[int, int | None], object] | None = None, stride: int = 1) -> Tracks:
+    """Run the live pipeline's detector, tracker and ViTPose on every frame of ``cfg.source`` (or every
+    ``stride``-th: the others are left empty for the gap filler), in order."""
     from .detect import make_detector
     from .track import Tracker
 
@@ -129,16 +131,17 @@ def estimate_2d(cfg: PipelineConfig, estimator: Any = None, progress: bool = Tru
         while (not cfg.max_frames or n < cfg.max_frames) and (frame := source.read()) is not None:
             img = frame.image
             size = (img.shape[1], img.shape[0])
-            if tracker.needs_detection():  # offline there is no frame to drop: detect in line
-                tracker.update_detections(*detector(img))
-            ids, boxes = tracker.boxes()
-            if len(ids):
-                kpts, scores = est(img, boxes)
-                lost = set(tracker.update_keypoints(ids, kpts, scores, size))
-                keep = [i for i, tid in enumerate(ids) if tid not in lost]
-                rows.append((n, [ids[i] for i in keep], boxes[keep], kpts[keep], scores[keep]))
-            else:
-                tracker.frames_since_detection += 1
+            if n % stride == 0:  # the frames in between stay empty: the gap filler interpolates them
+                if tracker.needs_detection():  # offline there is no frame to drop: detect in line
+                    tracker.update_detections(*detector(img))
+                ids, boxes = tracker.boxes()
+                if len(ids):
+                    kpts, scores = est(img, boxes)
+                    lost = set(tracker.update_keypoints(ids, kpts, scores, size))
+                    keep = [i for i, tid in enumerate(ids) if tid not in lost]
+                    rows.append((n, [ids[i] for i in keep], boxes[keep], kpts[keep], scores[keep]))
+                else:
+                    tracker.frames_since_detection += 1
             n += 1
             if bar is not None:
                 bar.update(1)
@@ -200,7 +203,7 @@ def smooth_two_sided(values: np.ndarray, weights: np.ndarray, sigma_frames: floa
 def smooth_track_2d(boxes: np.ndarray, kpts: np.ndarray, scores: np.ndarray, fps: float, opts: ConvertOptions,
                     min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(present, boxes, keypoints, scores, filled) of one track after gap filling and 2D smoothing."""
-    gap = int(round(opts.max_gap * fps))
+    gap = max(int(round(opts.max_gap * fps)), opts.stride - 1)
     valid = (scores >= min_score) & np.isfinite(kpts).all(axis=-1)
     k_filled_vals, filled = fill_gaps(kpts, valid, gap)
     weights = np.where(valid, scores, np.where(filled, FILL_WEIGHT, 0.0))
@@ -393,8 +396,10 @@ def convert(cfg: PipelineConfig, opts: ConvertOptions, estimator: Any = None, pr
             on_frame: Callable[[int, int | None], object] | None = None) -> dict:
     """The whole chain for the video ``cfg.source``; returns a summary with the files written."""
     outputs = check_outputs(opts.outputs)
+    if not 1 <= opts.stride <= 4:
+        raise ConvertError(f"stride must be 1-4 (ViTPose on every n-th frame), got {opts.stride}")
     t_start = time.perf_counter()
-    tracks = estimate_2d(cfg, estimator, progress=progress, on_frame=on_frame)
+    tracks = estimate_2d(cfg, estimator, progress=progress, on_frame=on_frame, stride=opts.stride)
     t_2d = time.perf_counter()
     motions = build_motions(tracks, cfg, opts)
     t_lift = time.perf_counter()

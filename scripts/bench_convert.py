@@ -65,13 +65,15 @@ def offline_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float,
     px = cam.project(gt_world)
     gt = cam.level_world(gt_world)
     noisy, scores = detector_noise(px, sigma, np.random.default_rng(args.seed))
+    skipped = np.arange(len(px)) % args.stride != 0  # --stride: ViTPose did not run on these frames
+    noisy, scores = np.where(skipped[:, None, None], np.nan, noisy), np.where(skipped[:, None], 0.0, scores)
     tracks = Tracks(fps=fps, size=IMAGE, frames=len(px), skeleton="coco17", source_name="bench")
     tracks.boxes[1] = np.concatenate([noisy.min(1) - 20, noisy.max(1) + 20], axis=1)
     tracks.keypoints[1], tracks.scores[1] = noisy, scores
     cfg = PipelineConfig(source="bench", udp=[], performer_height=height, camera_pitch=pitch,
                          depth_prior=args.depth_prior != "none")
     opts = ConvertOptions(outputs=[], smooth_2d=args.smooth_2d, smooth_3d=args.smooth_3d, max_gap=args.max_gap,
-                          lock_feet=not args.no_lock_feet)
+                          lock_feet=not args.no_lock_feet, stride=args.stride)
     m = build_motions(tracks, cfg, opts)[0]
     rots = [q if np.isfinite(q).all() else None for q in m.rotations]
     return metrics(m.joints, gt, rots, fps) | {"skate": foot_skate(m.joints, gt)}
@@ -95,6 +97,7 @@ def main() -> None:
     ap.add_argument("--max-gap", type=float, default=OPTS["max_gap"])
     ap.add_argument("--depth-prior", default="default")
     ap.add_argument("--no-lock-feet", action="store_true", help="offline path without foot locking")
+    ap.add_argument("--stride", type=int, default=1, help="offline path: 2D only on every n-th frame")
     args = ap.parse_args()
     # bench_lifting's settings for the live path: its defaults (the server's).
     live = argparse.Namespace(target_height=1.0, distance=5.0, camera_height=1.0, seed=args.seed,

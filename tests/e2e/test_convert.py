@@ -109,3 +109,34 @@ def test_a_wrong_output_extension_fails_before_any_work(tmp_path):
                            str(ROOT / "resources/videos/default.mp4"), "-o", str(tmp_path / "x.obj")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "extension must be one of" in proc.stderr
+
+
+def test_stride_runs_the_model_on_every_other_frame_and_fills_the_rest(tmp_path):
+    """--stride 2: ViTPose sees frames 0, 2, 4, ...; the odd frames still carry the person, marked held."""
+    from pose_server.config import PipelineConfig
+    from pose_server.convert import ConvertOptions, convert
+    from pose_server.vitpose.tiny import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny.pth", fmt="mmpose")
+    clip = demo_clip(tmp_path / "clip.mp4", 12)
+    calls = []
+
+    class Counting:
+        def __init__(self, est):
+            self.est, self.skeleton, self.num_keypoints = est, est.skeleton, est.num_keypoints
+
+        def __call__(self, img, boxes):
+            calls.append(1)
+            return self.est(img, boxes)
+
+    from pose_server.config import load_estimator
+
+    cfg = PipelineConfig(source=str(clip), checkpoint=str(ckpt), backend="torch", detector="full-frame",
+                         kpt_threshold=0.0, threads=1, udp=[])
+    out = tmp_path / "take.jsonl"
+    summary = convert(cfg, ConvertOptions(outputs=[str(out)], stride=2, min_track=0.1),
+                      estimator=Counting(load_estimator(cfg)), progress=False)
+    assert summary["frames"] == 12 and len(calls) == 6
+    packets = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(len(p["people"]) == 1 for p in packets[:11])  # the last frame has no later one to fill from
+    assert len(packets[1]["people"][0].get("held", [])) == 17 and not packets[2]["people"][0].get("held")
