@@ -275,9 +275,9 @@ class Pipeline(Stages):
     def _open_vmc(self, cfg: PipelineConfig) -> None:
         """The VMC sender for cfg.vmc (closed when no target is left); a bad target raises before any change."""
         if not cfg.vmc:
-            if self.vmc is not None:
-                self.vmc.close()
-            self.vmc = None
+            old, self.vmc = self.vmc, None  # the send thread sees None before the sockets close
+            if old is not None:
+                old.close()
             return
         from .vmc import VmcSender
 

@@ -182,9 +182,6 @@ class VmcSender:
     def targets(self) -> list[str]:
         return self.sender.targets
 
-    def set_height(self, height: float) -> None:
-        self.offsets = tpose_offsets(height)
-
     def send_packet(self, packet: dict) -> int:
         """Send one pose packet (a dict as the encoder or a recording has it); returns the datagrams sent."""
         stamp = float(packet.get("timestamp", time.time()))

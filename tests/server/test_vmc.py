@@ -234,3 +234,26 @@ def test_cli_run_vmc_flag(receiver, tmp_path):
 def test_cli_rejects_a_bad_vmc_target(capsys):
     assert cli_main(["run", "--source", "nothing.jsonl", "--vmc", "localhost"]) == 2
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_vmc_targets_change_live(receiver, tmp_path):
+    """`vmc` is a live field (control API set_config): added to a running pipeline, then removed again."""
+    joints, quats = walk(seconds=0.5, fps=30.0)
+    session = tmp_path / "take.jsonl"
+    write_session(session, joints, quats)
+    p = Pipeline(PipelineConfig(source=str(session), udp=[], loop=True))
+    p.start()
+    try:
+        time.sleep(0.3)
+        assert receiver.messages == []
+        assert p.update(vmc=[receiver.target])["restarted"] is False
+        receiver.wait_for(5)
+        assert len(receiver.frames()) >= 5
+        p.update(vmc=[])
+        time.sleep(0.3)
+        count = len(receiver.messages)
+        time.sleep(0.5)
+        assert len(receiver.messages) == count, "no VMC after the last target was removed"
+        assert p.status()["vmc"] == []
+    finally:
+        p.stop()
