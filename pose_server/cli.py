@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--udp-token", default=os.environ.get("POSE_UDP_TOKEN"),
                    help="shared secret sent in every packet (meta.token); Blender needs it when it listens on "
                         "anything but 127.0.0.1 (default: $POSE_UDP_TOKEN)")
+    g.add_argument("--vmc", action="append", metavar="HOST:PORT",
+                   help="also stream the motion as the VMC protocol (OSC over UDP: Unity, Unreal, VSeeFace, Warudo); "
+                        "repeatable; VMC receivers listen on port 39539 by default")
     g.add_argument("--record", default=None, metavar="FILE.jsonl", help="write every packet as one JSON line")
     g.add_argument("--preview", default=None, metavar="FILE.mp4", help="write the overlay video (boxes, ids, bones)")
     g.add_argument("--control", default=None, metavar="HOST:PORT",
@@ -173,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--loop", action="store_true", help="start again at the end")
     rep.set_defaults(func=cmd_replay)
 
+    _convert_parser(sub)
+
     exp = sub.add_parser("export-onnx", help="export (and int8-quantize) the model to ONNX once",
                          formatter_class=_Formatter)
     _model_args(exp)
@@ -183,7 +188,79 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
     panel = sub.add_parser("panel", help="open the Streamlit control panel", add_help=False)
     panel.set_defaults(func=cmd_panel)
+    web = sub.add_parser("web", help="the Gradio web app: upload a video, download the animation", add_help=False)
+    web.set_defaults(func=cmd_web)
     return parser
+
+
+def _convert_parser(sub: argparse._SubParsersAction) -> None:
+    conv = sub.add_parser(
+        "convert", help="a recorded video to a finished animation, offline (.fbx .bvh .glb .blend .jsonl .mp4)",
+        formatter_class=_Formatter,
+        description="Run the whole chain on a video file without UDP or a live Blender, using the future as well "
+                    "as the past: two-sided smoothing of the 2D keypoints and of the 3D motion (no lag), gaps of "
+                    "short occlusions filled, one armature per performer. Blender outputs are written by the "
+                    "add-on's own code in a headless Blender (the bpy module).",
+        epilog="examples:\n  pose-server convert clip.mp4 -o take.fbx\n"
+               "  pose-server convert clip.mp4 -o take.fbx -o take.glb -o take.jsonl -o overlay.mp4 --person all")
+    conv.add_argument("video", help="a video file or an image folder")
+    conv.add_argument("-o", "--output", action="append", required=True, metavar="FILE",
+                      help="output, repeatable: .fbx .bvh (one file per performer when there are several), .glb "
+                           ".blend (every performer), .jsonl (pose packets, for the add-on or `replay`), "
+                           ".mp4 (overlay)")
+    conv.add_argument("--person", default="all", metavar="ID|all", help="one track id, or every performer")
+    conv.add_argument("--max-frames", type=int, default=None, help="convert only the first N frames")
+    _model_args(conv)
+    g = conv.add_argument_group("people and signal")
+    g.add_argument("--detector", default="auto", help="auto, yolox, yolox-tiny, hog, full-frame or a .onnx path")
+    g.add_argument("--det-threshold", type=float, default=0.3, help="person detector score threshold")
+    g.add_argument("--det-interval", type=int, default=30, help="run the detector every N frames while tracks hold")
+    g.add_argument("--max-people", type=int, default=4, help="most people tracked (1-16)")
+    g.add_argument("--kpt-threshold", type=float, default=0.3, help="keypoint score below which a keypoint is missing")
+    g.add_argument("--smooth-2d", type=number_in(0.0, 1.0), default=0.05, metavar="S",
+                   help="sigma (s) of the two-sided Gaussian on the keypoints; 0 = none")
+    g.add_argument("--smooth-3d", type=number_in(0.0, 1.0), default=0.08, metavar="S",
+                   help="sigma (s) of the two-sided Gaussian on the 3D path and body; 0 = none")
+    g.add_argument("--max-gap", type=number_in(0.0, 5.0), default=0.5, metavar="S",
+                   help="longest occlusion (s) filled by interpolation")
+    g.add_argument("--stride", type=int, default=1, choices=(1, 2, 3, 4),
+                   help="run ViTPose on every N-th frame only and interpolate the others: about N times faster "
+                        "2D, smoother and less precise on fast moves")
+    g.add_argument("--no-lock-feet", action="store_true",
+                   help="do not move the body to keep a foot on the floor where it was put down")
+    g.add_argument("--no-depth-prior", action="store_true", help="lift without the learned depth prior")
+    add_unmeasurable_args(g)
+    conv.add_argument("--no-progress", action="store_true", help="no progress bar")
+    conv.set_defaults(func=cmd_convert)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import ConvertOptions, convert
+
+    if not 1 <= args.max_people <= 16:
+        raise ValueError("--max-people must be in 1-16")
+    if not Path(args.video).exists():
+        raise FileNotFoundError(f"video not found: {args.video}")
+    checkpoint, size = _checkpoint_of(args)
+    cfg = PipelineConfig(
+        source=args.video, checkpoint=checkpoint, model_size=size, model_config=args.model_config,
+        dataset=args.dataset, device=args.device, backend=args.backend, quantize=args.quantize,
+        flip_test=args.flip_test, threads=args.threads, detector=args.detector, det_threshold=args.det_threshold,
+        det_interval=args.det_interval, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
+        depth_prior=not args.no_depth_prior, performer_height=args.performer_height, camera_hfov=args.hfov,
+        camera_pitch=args.camera_pitch, max_frames=args.max_frames, udp=[])
+    opts = ConvertOptions(outputs=args.output, person=args.person, smooth_2d=args.smooth_2d,
+                          smooth_3d=args.smooth_3d, max_gap=args.max_gap, lock_feet=not args.no_lock_feet,
+                          stride=args.stride)
+    summary = convert(cfg, opts, progress=not args.no_progress)
+    print(f"converted {summary['frames']} frames ({summary['frames'] / summary['fps']:.1f} s of video) in "
+          f"{summary['seconds']['total']:.1f} s ({summary['realtime_factor']:.2f}x real time: 2D "
+          f"{summary['seconds']['2d']:.1f} s, 3D {summary['seconds']['lift']:.1f} s, files "
+          f"{summary['seconds']['outputs']:.1f} s); performers {summary['people']}, lifted {summary['lifted']}")
+    for paths in summary["files"].values():
+        for path in paths:
+            print(f"  {path}")
+    return 0
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -201,7 +278,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         d_cutoff=args.d_cutoff, hold_s=args.hold, lift_3d=not args.no_3d, protocol_version=args.protocol,
         depth_prior=not args.no_depth_prior, performer_height=args.performer_height, camera_hfov=args.hfov,
         camera_pitch=args.camera_pitch,
-        udp=_targets(args.udp) or ["127.0.0.1:9000"], udp_token=args.udp_token, record=args.record,
+        udp=_targets(args.udp) or ["127.0.0.1:9000"], udp_token=args.udp_token, vmc=_targets(args.vmc),
+        record=args.record,
         preview=args.preview,
         progress=not args.no_progress, log_every=args.log_every,
     )
@@ -306,11 +384,17 @@ def cmd_panel(args: argparse.Namespace) -> int:
     return int(launch(args.rest) or 0)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from .web import launch
+
+    return int(launch(args.rest) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # bench and panel own their flags: pass everything after the subcommand through untouched.
-    passthrough = {"bench", "panel"}
+    passthrough = {"bench", "panel", "web"}
     first, i = None, 0
     while i < len(argv):  # the first positional, skipping top-level options and their values
         if argv[i] == "--log-level":

@@ -23,7 +23,7 @@ AUTO_MODEL = "auto"  # ViTPose when its weights are here or downloadable, else t
 # Fields applied while running; every other field restarts the pipeline.
 LIVE_FIELDS = {"min_cutoff", "beta", "d_cutoff", "hold_s", "kpt_threshold", "det_threshold", "det_interval",
                "max_people", "udp", "fps_limit", "protocol_version", "lift_3d", "detector", "loop", "max_frames",
-               "record", "log_every", "udp_token"}
+               "record", "log_every", "udp_token", "vmc"}
 
 
 @dataclass
@@ -69,6 +69,8 @@ class PipelineConfig:
     # Shared secret sent as meta.token: a Blender listening on anything but 127.0.0.1 accepts only
     # packets that carry its token.
     udp_token: str | None = None
+    # VMC protocol (OSC over UDP) targets for Unity, Unreal, VSeeFace, Warudo...: the same motion on a humanoid.
+    vmc: list[str] = field(default_factory=list)
     fps_limit: float = 0.0  # 0 = no limit
     record: str | None = None  # JSON-lines session file
     preview: str | None = None  # overlay .mp4

@@ -64,6 +64,7 @@ class Pipeline(Stages):
         self._done.set()
         self.sender = UdpSender([])
         self.recorder: Recorder | None = None
+        self.vmc: Any = None  # VmcSender while cfg.vmc names targets
         self.source: src.Source | None = None
         self.detector: Any = None
         self.tracker: Tracker | None = None
@@ -88,6 +89,7 @@ class Pipeline(Stages):
             cfg = self.config
             try:
                 self.sender.set_targets(list(cfg.udp))
+                self._open_vmc(cfg)
                 if src.is_recording(str(cfg.source)):
                     if not Path(str(cfg.source)).is_file():
                         raise src.SourceError(f"recording not found: {cfg.source}")
@@ -178,6 +180,7 @@ class Pipeline(Stages):
             "skeleton": getattr(self._estimator, "skeleton", None),
             "udp": self.sender.stats(),
             "udp_targets": self.sender.targets,
+            "vmc": self.vmc.stats() if self.vmc is not None else [],
             "recording": {"active": self.recorder is not None,
                           "path": str(self.recorder.path) if self.recorder else None,
                           "packets": self.recorder.lines if self.recorder else 0},
@@ -270,9 +273,25 @@ class Pipeline(Stages):
         self._solve = _optional("ik", "solve_rotations") if cfg.protocol_version >= 2 else None
         self._signals: dict[int, TrackSignal] = {}
 
+    def _open_vmc(self, cfg: PipelineConfig) -> None:
+        """The VMC sender for cfg.vmc (closed when no target is left); a bad target raises before any change."""
+        if not cfg.vmc:
+            old, self.vmc = self.vmc, None  # the send thread sees None before the sockets close
+            if old is not None:
+                old.close()
+            return
+        from .vmc import VmcSender
+
+        new = VmcSender(list(cfg.vmc), height=cfg.performer_height)
+        old, self.vmc = self.vmc, new
+        if old is not None:
+            old.close()
+
     def _apply_live(self, old: PipelineConfig, new: PipelineConfig, changed: dict) -> None:
         if "udp" in changed:
             self.sender.set_targets(list(new.udp))
+        if "vmc" in changed:
+            self._open_vmc(new)
         if {"min_cutoff", "beta", "d_cutoff", "hold_s", "kpt_threshold"} & set(changed):
             for sig in list(getattr(self, "_signals", {}).values()):
                 sig.set_params(new)
@@ -295,6 +314,8 @@ class Pipeline(Stages):
                 self.stop_recording()
 
     def _close_io(self, close_recording: bool = True) -> None:
+        if self.vmc is not None:
+            self.vmc.close()  # kept (closed) for status(); the next start() opens a new one
         if self.source is not None:
             self.source.close()
         if self._preview_writer is not None:

@@ -265,6 +265,9 @@ class Stages:
         rec = self.recorder
         if rec is not None:
             rec.write(data)
+        vmc = self.vmc
+        if vmc is not None:
+            vmc.send_packet(packet)
         self._latest_packet = packet
         self._people = people
         self._frames_sent += 1

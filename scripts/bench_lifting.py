@@ -125,8 +125,9 @@ def run_case(
         t_ik.append(t2 - t1)
         preds.append(np.full((17, 3), np.nan) if j3 is None else j3)
         rots.append(q)
-    out = metrics(np.array(preds, dtype=np.float64), gt, rots, fps)
-    return out | {"ms": np.median(t_lift) * 1000, "ik_ms": np.median(t_ik) * 1000}
+    pred = np.array(preds, dtype=np.float64)
+    out = metrics(pred, gt, rots, fps)
+    return out | {"ms": np.median(t_lift) * 1000, "ik_ms": np.median(t_ik) * 1000, "joints": pred, "gt": gt}
 
 
 def metrics(pred: np.ndarray, gt: np.ndarray, rots: list, fps: float) -> dict:

@@ -123,6 +123,7 @@ CONFIG_FIELDS: dict[str, Arg] = {
     "protocol_version": _num(1, 2, "pose packet version sent over UDP (2 adds rotations)", integer=True),
     "udp": Arg((list,), max_items=32, doc="UDP targets as host:port strings"),
     "udp_token": Arg((str,), nullable=True, doc="shared secret sent as meta.token (Blender off loopback needs it)"),
+    "vmc": Arg((list,), max_items=32, doc="VMC protocol (OSC over UDP) targets as host:port strings"),
     "fps_limit": _num(0.0, 240.0, "process at most this many frames per second (0 = no limit)"),
     "record": Arg((str,), nullable=True, doc="record packets to this .jsonl file (null stops)"),
     "log_every": _num(0.1, 3600.0, "seconds between fps/latency log lines"),
@@ -185,7 +186,7 @@ def validate_config_changes(changes: dict[str, Any], known: set[str] | None = No
         if spec is None:
             continue  # a pipeline field the API has no range for: the pipeline validates it
         check_value(name, value, spec)
-        if name == "udp":
+        if name in ("udp", "vmc"):
             check_udp_targets(name, value)
     return changes
 

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Playwright, sync_playwright
 
 from pose_server.panel import panel_command
+from tests.conftest import stop_process
 from tests.control.live import free_port, write_session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,12 +60,7 @@ def panel_url(live, tmp_path):
         wait_healthy(url, proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

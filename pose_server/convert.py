@@ -1,0 +1,447 @@
+"""`pose-server convert`: a recorded video to a finished animation, offline.
+
+The live server may only use the past (it must send each frame at once); a recorded video has its future
+too, so every smoothing step here is two-sided and adds no lag:
+
+    read every frame -> detect + track + ViTPose            (the live pipeline's parts, one frame at a time)
+    per track: fill short gaps, two-sided 2D smoothing      (confidence-weighted Gaussian, no One Euro lag)
+             -> lift to 3D (the live Lifter, its causal output smoother off)
+             -> two-sided 3D smoothing of path and body, bones rigid again -> IK rotations
+    -> take.jsonl (pose packets v2, what `--record` writes)  -> headless Blender (the add-on's own session
+       import and exporters, `scripts/convert_blender.py`) -> .fbx / .bvh / .glb / .blend
+    -> overlay .mp4 (the smoothed keypoints drawn on the video)
+
+One armature per performer (`--person all`, the default) or one track id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from . import sources as src
+from .config import PipelineConfig, load_estimator
+from .lift.skeleton3d import J
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+BLENDER_WORKER = ROOT / "scripts" / "convert_blender.py"
+BLENDER_FORMATS = (".fbx", ".bvh", ".glb", ".blend")
+FORMATS = (*BLENDER_FORMATS, ".jsonl", ".mp4")
+TORSO = [J["l_shoulder"], J["r_shoulder"], J["l_hip"], J["r_hip"]]
+FILL_WEIGHT = 0.05  # weight of a gap-filled sample in the smoothing: measured samples nearby win
+
+
+class ConvertError(ValueError):
+    """The conversion cannot run; the message says what to do."""
+
+
+@dataclass
+class ConvertOptions:
+    """What `convert` makes and how it smooths; the model, detector and camera come from a PipelineConfig."""
+
+    outputs: list[str]
+    person: str = "all"  # "all" or a track id
+    smooth_2d: float = 0.05  # s, sigma of the two-sided Gaussian on the keypoints (-3 dB at ~2.7 Hz)
+    smooth_3d: float = 0.08  # s, sigma on the lifted path and body (-3 dB at ~1.7 Hz)
+    max_gap: float = 0.5  # s, longest occlusion of a keypoint (or a whole person) filled by interpolation
+    min_track: float = 0.5  # s, shorter tracks are dropped with --person all (detector false positives)
+    lock_feet: bool = True  # move the body so that a foot on the floor stays where it was put down
+    stride: int = 1  # run ViTPose on every stride-th frame only; the gap filler interpolates the others
+    blender_timeout: float = 1800.0
+
+
+@dataclass
+class Tracks:
+    """Per-frame 2D results of every track over the whole video (NaN / score 0 where a track is absent)."""
+
+    fps: float
+    size: tuple[int, int]
+    frames: int
+    skeleton: str
+    source_name: str
+    boxes: dict[int, np.ndarray] = field(default_factory=dict)  # (T, 4)
+    keypoints: dict[int, np.ndarray] = field(default_factory=dict)  # (T, K, 2)
+    scores: dict[int, np.ndarray] = field(default_factory=dict)  # (T, K)
+
+
+@dataclass
+class Motion:
+    """One performer's finished signal: (T, ...) arrays on the video's frame grid."""
+
+    id: int
+    present: np.ndarray  # (T,) bool: the frame carries this person
+    boxes: np.ndarray
+    keypoints: np.ndarray
+    scores: np.ndarray
+    filled: np.ndarray  # (T, K) bool: keypoint filled over a gap, not measured
+    joints: np.ndarray  # (T, 17, 3) NaN where not lifted
+    rotations: np.ndarray  # (T, 12, 4) NaN where not lifted
+
+
+def check_outputs(outputs: Sequence[str]) -> list[Path]:
+    if not outputs:
+        raise ConvertError("give at least one output: -o take.fbx (also .bvh, .glb, .blend, .jsonl, .mp4)")
+    paths = [Path(o) for o in outputs]
+    for p in paths:
+        if p.suffix.lower() not in FORMATS:
+            raise ConvertError(f"cannot write {p.name}: the output's extension must be one of {', '.join(FORMATS)}")
+    return paths
+
+
+# -- 1. every frame through detection, tracking and ViTPose -------------------------------------------------------
+def estimate_2d(cfg: PipelineConfig, estimator: Any = None, progress: bool = True,
+                on_frame: Callable[[int, int | None], object] | None = None, stride: int = 1) -> Tracks:
+    """Run the live pipeline's detector, tracker and ViTPose on every frame of ``cfg.source`` (or every
+    ``stride``-th: the others are left empty for the gap filler), in order."""
+    from .detect import make_detector
+    from .track import Tracker
+
+    source = src.open_source(cfg.source, realtime=False)
+    if source.live:
+        source.close()
+        raise ConvertError(f"{cfg.source} is a live source; convert reads files (record it with `pose-server run "
+                           "--record` or any camera app first)")
+    try:
+        est = estimator if estimator is not None else load_estimator(cfg)
+        detector = make_detector(cfg.detector, cfg.det_threshold)
+        tracker = Tracker(cfg.max_people, cfg.det_interval, min_keypoint_score=cfg.kpt_threshold)
+        total = source.frame_count or None
+        if cfg.max_frames:
+            total = min(total or cfg.max_frames, cfg.max_frames)
+        rows: list[tuple[int, list[int], np.ndarray, np.ndarray, np.ndarray]] = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="frame", desc=f"2D {source.name}", dynamic_ncols=True)
+        size = source.size
+        n = 0
+        while (not cfg.max_frames or n < cfg.max_frames) and (frame := source.read()) is not None:
+            img = frame.image
+            size = (img.shape[1], img.shape[0])
+            if n % stride == 0:  # the frames in between stay empty: the gap filler interpolates them
+                if tracker.needs_detection():  # offline there is no frame to drop: detect in line
+                    tracker.update_detections(*detector(img))
+                ids, boxes = tracker.boxes()
+                if len(ids):
+                    kpts, scores = est(img, boxes)
+                    lost = set(tracker.update_keypoints(ids, kpts, scores, size))
+                    keep = [i for i, tid in enumerate(ids) if tid not in lost]
+                    rows.append((n, [ids[i] for i in keep], boxes[keep], kpts[keep], scores[keep]))
+                else:
+                    tracker.frames_since_detection += 1
+            n += 1
+            if bar is not None:
+                bar.update(1)
+            if on_frame is not None:
+                on_frame(n, total)
+        if bar is not None:
+            bar.close()
+    finally:
+        source.close()
+    if n == 0:
+        raise ConvertError(f"no frame could be read from {cfg.source}: is it a video OpenCV can decode?")
+    out = Tracks(fps=source.fps or 30.0, size=size, frames=n, skeleton=est.skeleton, source_name=source.name)
+    k = est.num_keypoints
+    for i, ids, boxes, kpts, scores in rows:
+        for tid, box, kp, sc in zip(ids, boxes, kpts, scores, strict=True):
+            if tid not in out.boxes:
+                out.boxes[tid] = np.full((n, 4), np.nan)
+                out.keypoints[tid] = np.full((n, k, 2), np.nan)
+                out.scores[tid] = np.zeros((n, k))
+            out.boxes[tid][i], out.keypoints[tid][i], out.scores[tid][i] = box, kp, sc
+    return out
+
+
+# -- 2. gap filling and two-sided smoothing -----------------------------------------------------------------------
+def fill_gaps(values: np.ndarray, valid: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation over runs of at most ``max_gap`` invalid frames between two valid ones.
+
+    values (T, N, D), valid (T, N) -> (values with the gaps filled, (T, N) mask of the filled samples)."""
+    out = values.copy()
+    filled = np.zeros(valid.shape, bool)
+    t = np.arange(len(values))
+    for n in range(valid.shape[1]):
+        idx = np.flatnonzero(valid[:, n])
+        if len(idx) < 2:
+            continue
+        gap = np.diff(idx) - 1
+        for a, b in zip(idx[:-1][(gap > 0) & (gap <= max_gap)], idx[1:][(gap > 0) & (gap <= max_gap)], strict=True):
+            filled[a + 1:b, n] = True
+        if filled[:, n].any():
+            for d in range(values.shape[2]):
+                out[filled[:, n], n, d] = np.interp(t[filled[:, n]], idx, values[idx, n, d])
+    return out, filled
+
+
+def smooth_two_sided(values: np.ndarray, weights: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """Confidence-weighted Gaussian smoothing along time (normalised convolution): zero lag, and samples with
+    weight 0 neither pull their neighbours nor get a value (NaN). values (T, N, D), weights (T, N)."""
+    w = np.where(np.isfinite(values).all(axis=-1), weights, 0.0)
+    x = np.where(w[..., None] > 0, values, 0.0)
+    if sigma_frames <= 0:
+        return np.where(w[..., None] > 0, values, np.nan)
+    num = gaussian_filter1d(x * w[..., None], sigma_frames, axis=0, mode="constant", truncate=3.0)
+    den = gaussian_filter1d(w, sigma_frames, axis=0, mode="constant", truncate=3.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den[..., None]
+    return np.where(w[..., None] > 0, out, np.nan)
+
+
+def smooth_track_2d(boxes: np.ndarray, kpts: np.ndarray, scores: np.ndarray, fps: float, opts: ConvertOptions,
+                    min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(present, boxes, keypoints, scores, filled) of one track after gap filling and 2D smoothing."""
+    gap = max(int(round(opts.max_gap * fps)), opts.stride - 1)
+    valid = (scores >= min_score) & np.isfinite(kpts).all(axis=-1)
+    k_filled_vals, filled = fill_gaps(kpts, valid, gap)
+    weights = np.where(valid, scores, np.where(filled, FILL_WEIGHT, 0.0))
+    k_smooth = smooth_two_sided(k_filled_vals, weights, opts.smooth_2d * fps)
+    seen = np.isfinite(boxes).all(axis=1)
+    b_filled, b_fill = fill_gaps(boxes[:, None, :], seen[:, None], gap)
+    present = (valid | filled)[:, TORSO].all(axis=1) & (seen | b_fill[:, 0])
+    # A filled keypoint gets the threshold score: the lifter uses it, the packet marks it held.
+    sc = np.where(valid, scores, np.where(filled, min_score, 0.0))
+    sc = np.where(np.isfinite(k_smooth).all(axis=-1), sc, 0.0)
+    # Keypoints nobody saw (score 0) keep the raw estimate, or the box centre: the packet needs finite numbers.
+    centre = 0.5 * (b_filled[:, 0, :2] + b_filled[:, 0, 2:])
+    fallback = np.where(np.isfinite(kpts), kpts, centre[:, None, :])
+    k_out = np.where(np.isfinite(k_smooth), k_smooth, fallback)
+    return present, b_filled[:, 0], k_out, sc, filled & ~valid
+
+
+def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, fps: float,
+               size: tuple[int, int], cfg: PipelineConfig, opts: ConvertOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 17, 3) joints and (T, 12, 4) rotations of one track, two-sided smoothed (NaN where not lifted)."""
+    from .ik import solve_rotations
+    from .lift import Lifter
+    from .lift.smoothing import rigid
+
+    lifter = Lifter(image_size=size, min_score=cfg.kpt_threshold, depth_prior="default" if cfg.depth_prior else None,
+                    height_m=cfg.performer_height, hfov_deg=cfg.camera_hfov, camera_pitch_deg=cfg.camera_pitch,
+                    smooth=False)  # its causal One Euro would add lag: smoothed two-sided below instead
+    n = len(keypoints)
+    raw = np.full((n, 17, 3), np.nan)
+    zero = np.zeros(17)
+    for i in range(n):
+        try:
+            j = lifter(keypoints[i, :17], scores[i, :17] if present[i] else zero, i / fps)
+        except ValueError:
+            j = None
+        if j is not None and present[i] and np.isfinite(j).all():
+            raw[i] = j
+    lifted = np.isfinite(raw).all(axis=(1, 2))
+    pelvis = 0.5 * (raw[:, J["l_hip"]] + raw[:, J["r_hip"]])
+    w = lifted.astype(float)
+    root = smooth_two_sided(pelvis[:, None, :], w[:, None], opts.smooth_3d * fps)[:, 0]
+    rel = smooth_two_sided(raw - pelvis[:, None, :], np.repeat(w[:, None], 17, axis=1), opts.smooth_3d * fps)
+    joints = np.full_like(raw, np.nan)
+    rotations = np.full((n, 12, 4), np.nan)
+    lengths = lifter.lengths
+    for i in np.flatnonzero(lifted):
+        joints[i] = root[i] + rigid(rel[i], lengths)
+    if opts.lock_feet:
+        joints = lock_feet(joints, fps, cfg.performer_height)
+    for i in np.flatnonzero(lifted):
+        try:
+            rotations[i] = solve_rotations(joints[i])
+        except ValueError:
+            joints[i] = np.nan
+    return joints, rotations
+
+
+def foot_contacts(joints: np.ndarray, fps: float, height: float) -> np.ndarray:
+    """(T, 2) bool: left / right ankle on the floor: low (within 5 cm of its standing height) and slow (under
+    0.5 m/s horizontally), on a two-sided speed estimate."""
+    from .lift.skeleton3d import REST_HEIGHT, REST_JOINTS
+
+    ankles = joints[:, [J["l_ankle"], J["r_ankle"]]]
+    standing = REST_JOINTS[J["l_ankle"], 2] * height / REST_HEIGHT
+    speed = np.linalg.norm(np.gradient(ankles[..., :2], axis=0), axis=-1) * fps
+    with np.errstate(invalid="ignore"):
+        return (ankles[..., 2] < standing + 0.05) & (speed < 0.5)
+
+
+def lock_feet(joints: np.ndarray, fps: float, height: float, leak_s: float = 3.0) -> np.ndarray:
+    """Foot locking by moving the whole body: while a foot stays on the floor its horizontal slide from one frame
+    to the next is taken off the body's path (the mean over the feet down), so a planted foot stays put; the
+    leg poses and rotations are untouched. The correction fades with time constant ``leak_s`` so that a
+    misread contact cannot carry the performer away for good."""
+    contact = foot_contacts(joints, fps, height)
+    ankles = joints[:, [J["l_ankle"], J["r_ankle"]], :2]
+    keep = np.exp(-1.0 / (leak_s * fps))
+    offset = np.zeros(2)
+    out = joints.copy()
+    for i in range(1, len(joints)):
+        both = contact[i] & contact[i - 1]
+        offset *= keep
+        if both.any():
+            slide = ankles[i, both] - ankles[i - 1, both]
+            if np.isfinite(slide).all():
+                offset -= slide.mean(axis=0)
+        out[i, :, :2] += offset
+    return out
+
+
+def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> list[Motion]:
+    """Every selected track, smoothed and lifted."""
+    ids = sorted(tracks.boxes)
+    if opts.person != "all":
+        try:
+            wanted = int(opts.person)
+        except ValueError:
+            raise ConvertError(f"--person takes a track id or 'all', got {opts.person!r}") from None
+        if wanted not in tracks.boxes:
+            raise ConvertError(f"no performer has track id {wanted}; found {ids or 'nobody'}: pick one of them or "
+                               "'all' (the overlay video from -o overlay.mp4 shows the ids)")
+        ids = [wanted]
+    motions = []
+    for tid in ids:
+        present, boxes, kpts, scores, filled = smooth_track_2d(tracks.boxes[tid], tracks.keypoints[tid],
+                                                               tracks.scores[tid], tracks.fps, opts, cfg.kpt_threshold)
+        if opts.person == "all" and present.sum() < opts.min_track * tracks.fps:
+            log.info("track %d dropped: seen for only %d frames", tid, int(present.sum()))
+            continue
+        if cfg.lift_3d and kpts.shape[1] >= 17:
+            joints, rotations = lift_track(kpts, scores, present, tracks.fps, tracks.size, cfg, opts)
+        else:
+            joints, rotations = np.full((len(kpts), 17, 3), np.nan), np.full((len(kpts), 12, 4), np.nan)
+        motions.append(Motion(tid, present, boxes, kpts, scores, filled, joints, rotations))
+    if not motions:
+        raise ConvertError(f"nobody was found long enough in {tracks.source_name} (at least {opts.min_track:g} s); "
+                           "try another --detector, a lower --det-threshold or --kpt-threshold")
+    return motions
+
+
+# -- 3. outputs ----------------------------------------------------------------------------------------------------
+def frame_people(motions: Sequence[Motion], i: int) -> list[dict]:
+    people = []
+    for m in motions:
+        if not m.present[i]:
+            continue
+        lifted = np.isfinite(m.rotations[i]).all()
+        people.append({"id": m.id, "bbox": m.boxes[i], "keypoints": m.keypoints[i],
+                       "scores": np.clip(m.scores[i], 0.0, 1.0),
+                       "held": np.flatnonzero(m.filled[i]).tolist(),
+                       "joints_3d": m.joints[i] if lifted else None,
+                       **({"rotations": m.rotations[i]} if lifted else {})})
+    return people
+
+
+def write_session(path: Path, tracks: Tracks, motions: Sequence[Motion], model: str, t0: float) -> int:
+    """The motion as pose packets, one JSON line per frame (what `pose-server run --record` writes): the add-on
+    imports it and `pose-server replay` streams it. Returns the number of packets."""
+    from .protocol import PacketEncoder
+    from .record import Recorder
+
+    enc = PacketEncoder(tracks.source_name[:256], skeleton=tracks.skeleton, image_size=tracks.size)
+    path.unlink(missing_ok=True)
+    with Recorder(path) as rec:
+        for i in range(tracks.frames):
+            t = t0 + i / tracks.fps
+            rec.write(enc.encode(i, t, frame_people(motions, i),
+                                 meta={"fps": round(tracks.fps, 3), "model": Path(model).name[:256],
+                                       "converted": "offline two-sided"}))
+    return tracks.frames
+
+
+def write_overlay(path: Path, video: str, tracks: Tracks, motions: Sequence[Motion], kpt_threshold: float) -> None:
+    """The smoothed keypoints, boxes and ids drawn on the video (a second pass over its frames)."""
+    from .preview import PreviewWriter, draw_people
+    from .skeleton import get_skeleton
+
+    bones = get_skeleton(tracks.skeleton).bones
+    source = src.open_source(video, realtime=False)
+    writer = PreviewWriter(path, tracks.fps)
+    try:
+        i = 0
+        while (frame := source.read()) is not None and i < tracks.frames:
+            writer.write(draw_people(frame.image, frame_people(motions, i), bones, kpt_threshold))
+            i += 1
+    finally:
+        writer.close()
+        source.close()
+
+
+def run_blender(session: Path, outputs: Sequence[Path], people: Sequence[int], fps: float,
+                timeout: float = 1800.0) -> dict:
+    """Build one capture rig per performer in a headless Blender (the `bpy` module), import the session with the
+    add-on's own code and export; returns the worker's summary (the files it wrote)."""
+    job = {"session": str(session), "outputs": [str(p) for p in outputs], "people": list(people), "fps": fps}
+    cmd = [sys.executable, str(BLENDER_WORKER), json.dumps(job)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT "):])
+            if result.get("error"):
+                raise ConvertError(f"Blender could not export: {result['error']}")
+            return result
+    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+    raise ConvertError(f"headless Blender failed (exit code {proc.returncode}); is the bpy module installed "
+                       f"(pip install bpy)?\n{tail}")
+
+
+def convert(cfg: PipelineConfig, opts: ConvertOptions, estimator: Any = None, progress: bool = True,
+            on_frame: Callable[[int, int | None], object] | None = None) -> dict:
+    """The whole chain for the video ``cfg.source``; returns a summary with the files written."""
+    outputs = check_outputs(opts.outputs)
+    if not 1 <= opts.stride <= 4:
+        raise ConvertError(f"stride must be 1-4 (ViTPose on every n-th frame), got {opts.stride}")
+    t_start = time.perf_counter()
+    tracks = estimate_2d(cfg, estimator, progress=progress, on_frame=on_frame, stride=opts.stride)
+    t_2d = time.perf_counter()
+    motions = build_motions(tracks, cfg, opts)
+    t_lift = time.perf_counter()
+    files: dict[str, list[str]] = {}
+    sessions = [p for p in outputs if p.suffix.lower() == ".jsonl"]
+    blender_out = [p for p in outputs if p.suffix.lower() in BLENDER_FORMATS]
+    session = sessions[0] if sessions else None
+    tmp_session = None
+    if blender_out and session is None:
+        import tempfile
+
+        tmp_session = Path(tempfile.mkdtemp(prefix="pose-convert-")) / "take.jsonl"
+    t0 = time.time()
+    try:
+        for p in sessions + ([tmp_session] if tmp_session else []):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            write_session(p, tracks, motions, cfg.model, t0)
+            if p is not tmp_session:
+                files.setdefault(".jsonl", []).append(str(p))
+        for p in (p for p in outputs if p.suffix.lower() == ".mp4"):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            write_overlay(p, str(cfg.source), tracks, motions, cfg.kpt_threshold)
+            files.setdefault(".mp4", []).append(str(p))
+        lifted = [m.id for m in motions if np.isfinite(m.rotations).all(axis=(1, 2)).any()]
+        if blender_out:
+            if not lifted:
+                raise ConvertError("no performer could be lifted to 3D, so there is no animation to export; the "
+                                   ".jsonl and .mp4 outputs still work (is --kpt-threshold too high, or the model "
+                                   "untrained?)")
+            if progress:
+                print(f"Blender: {len(lifted)} armature(s) -> {', '.join(p.name for p in blender_out)}",
+                      file=sys.stderr)
+            result = run_blender(session or tmp_session, blender_out, lifted, tracks.fps, opts.blender_timeout)
+            for ext, paths in result.get("files", {}).items():
+                files.setdefault(ext, []).extend(paths)
+    finally:
+        if tmp_session is not None:
+            tmp_session.unlink(missing_ok=True)
+            tmp_session.parent.rmdir()
+    t_end = time.perf_counter()
+    return {"source": str(cfg.source), "frames": tracks.frames, "fps": tracks.fps, "people": [m.id for m in motions],
+            "lifted": lifted, "files": files,
+            "seconds": {"2d": round(t_2d - t_start, 2), "lift": round(t_lift - t_2d, 2),
+                        "outputs": round(t_end - t_lift, 2), "total": round(t_end - t_start, 2)},
+            "realtime_factor": round(tracks.frames / tracks.fps / max(t_end - t_start, 1e-9), 2)}

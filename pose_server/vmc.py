@@ -1,0 +1,206 @@
+"""VMC output: the motion as Virtual Motion Capture protocol messages (OSC over UDP) for Unity, Unreal,
+VSeeFace, Warudo and other VRM tools.
+
+VMC (protocol.vmc.info) is OSC 1.0 over UDP; a "performer" (us) sends, per frame:
+
+    /VMC/Ext/OK        (int) loaded, (int) calibration state, (int) calibration mode, (int) tracking status
+    /VMC/Ext/T         (float) seconds since the stream began
+    /VMC/Ext/Root/Pos  (string) "root", (float) p.x p.y p.z, (float) q.x q.y q.z q.w
+    /VMC/Ext/Bone/Pos  (string) Unity HumanBodyBones name, (float) p.x p.y p.z, (float) q.x q.y q.z q.w
+
+Bone positions and rotations are **local** (relative to the Unity parent bone), in Unity's frame: metres,
+left-handed, Y up, the avatar facing +Z (so its left hand is at -X). Rotations are relative to a T-pose
+humanoid whose bones all have the world's orientation at rest, the "normalised" bones VRM and the VMC
+receivers animate: a bone's rotation is ``D[parent]^-1 D[bone]``, where ``D`` is how far the bone has turned
+from the T-pose in the world. Our own rest pose (``skeleton3d.REST_JOINTS``) is that T-pose, so
+``D[b] = W[b] R[b]^T`` with ``W`` from ``ik.forward_rotations``. Humanoid bones we do not solve (chest,
+shoulders, hands, feet) are sent at rest under their parent, so every receiver ends in the same pose.
+
+Only the Hips carry a moving position (the pelvis, relative to a root that stays at the origin); the other
+bones' positions are the T-pose skeleton's offsets scaled to the performer's height, which receivers with
+their own avatar ignore. One avatar per stream: the largest person, or the track id asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+from scipy.spatial.transform import Rotation
+
+from .ik import forward_rotations, solve_rotations
+from .lift.skeleton3d import CANONICAL_BONES, REST_HEIGHT, REST_JOINTS, REST_ROTATIONS, J, derived_points
+from .udp import UdpSender
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_PORT", "UNITY_FROM_WORLD", "UNITY_BONES", "VmcSender", "vmc_messages", "tpose_offsets"]
+
+DEFAULT_PORT = 39539  # the port VMC receivers listen on by default
+# Our world (right-handed, Z up, facing -Y, left = +X) -> Unity (left-handed, Y up, facing +Z, left = -X).
+# A reflection (determinant -1): points map as p' = M p, rotations as R' = M R M^T.
+UNITY_FROM_WORLD = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+# (Unity bone, Unity parent, our bone whose turn it takes or None = rests under its parent, where its head is)
+UNITY_BONES: tuple[tuple[str, str | None, str | None, str], ...] = (
+    ("Hips", None, "hips", "pelvis"),
+    ("Spine", "Hips", "spine", "pelvis"),
+    ("Chest", "Spine", None, "chest"),
+    ("Neck", "Chest", "neck", "mid_shoulder"),
+    ("Head", "Neck", "head", "mid_ear"),
+    ("LeftShoulder", "Chest", None, "mid_shoulder"),
+    ("LeftUpperArm", "LeftShoulder", "upper_arm.L", "l_shoulder"),
+    ("LeftLowerArm", "LeftUpperArm", "forearm.L", "l_elbow"),
+    ("LeftHand", "LeftLowerArm", None, "l_wrist"),
+    ("RightShoulder", "Chest", None, "mid_shoulder"),
+    ("RightUpperArm", "RightShoulder", "upper_arm.R", "r_shoulder"),
+    ("RightLowerArm", "RightUpperArm", "forearm.R", "r_elbow"),
+    ("RightHand", "RightLowerArm", None, "r_wrist"),
+    ("LeftUpperLeg", "Hips", "thigh.L", "l_hip"),
+    ("LeftLowerLeg", "LeftUpperLeg", "shin.L", "l_knee"),
+    ("LeftFoot", "LeftLowerLeg", None, "l_ankle"),
+    ("RightUpperLeg", "Hips", "thigh.R", "r_hip"),
+    ("RightLowerLeg", "RightUpperLeg", "shin.R", "r_knee"),
+    ("RightFoot", "RightLowerLeg", None, "r_ankle"),
+)  # fmt: skip
+_B = {b: i for i, b in enumerate(CANONICAL_BONES)}
+_REST = np.array([REST_ROTATIONS[b] for b in CANONICAL_BONES])
+_UNITY_INDEX = {name: i for i, (name, *_rest) in enumerate(UNITY_BONES)}
+
+
+def _heads(joints: np.ndarray) -> dict[str, np.ndarray]:
+    """Where each Unity bone starts, for (17, 3) joints in our world frame."""
+    d = derived_points(joints)
+    points = {name: joints[i] for name, i in J.items()} | d
+    points["chest"] = 0.5 * (d["pelvis"] + d["mid_shoulder"])
+    return points
+
+
+def tpose_offsets(height: float = REST_HEIGHT) -> np.ndarray:
+    """(len(UNITY_BONES), 3) local positions of the Unity bones (Unity frame) on the T-pose of a performer
+    ``height`` metres tall; the Hips row is the pelvis above the root."""
+    heads = _heads(REST_JOINTS * (height / REST_HEIGHT))
+    out = np.zeros((len(UNITY_BONES), 3))
+    for i, (_name, parent, _ours, at) in enumerate(UNITY_BONES):
+        base = heads[UNITY_BONES[_UNITY_INDEX[parent]][3]] if parent else np.zeros(3)
+        out[i] = UNITY_FROM_WORLD @ (heads[at] - base)
+    return out
+
+
+def unity_local_rotations(quats: np.ndarray) -> np.ndarray:
+    """(12, 4) protocol v2 quaternions [w, x, y, z] -> (len(UNITY_BONES), 4) local Unity rotations [x, y, z, w]."""
+    world = forward_rotations(np.asarray(quats, dtype=np.float64))
+    turn = world @ np.transpose(_REST, (0, 2, 1))  # D[b] = W[b] R[b]^T: the turn from the T-pose, world frame
+    d_unity: list[np.ndarray] = []
+    local = np.zeros((len(UNITY_BONES), 3, 3))
+    for i, (_name, parent, ours, _at) in enumerate(UNITY_BONES):
+        d_parent = d_unity[_UNITY_INDEX[parent]] if parent else np.eye(3)
+        d = UNITY_FROM_WORLD @ turn[_B[ours]] @ UNITY_FROM_WORLD.T if ours else d_parent
+        d_unity.append(d)
+        local[i] = d_parent.T @ d
+    return Rotation.from_matrix(local).as_quat()  # scipy's order is Unity's: x, y, z, w
+
+
+def _message(address: str, *args: tuple[str, object]) -> OscMessage:
+    b = OscMessageBuilder(address=address)
+    for arg_type, value in args:
+        b.add_arg(value, arg_type)
+    return b.build()
+
+
+def _pose_message(address: str, name: str, p: Sequence[float], q: Sequence[float]) -> OscMessage:
+    return _message(address, ("s", name), *(("f", float(v)) for v in (*p, *q)))
+
+
+def vmc_messages(person: dict | None, t: float, offsets: np.ndarray) -> list[OscMessage]:
+    """One frame of VMC messages for one person of a pose packet (None or one without 3D: tracking lost)."""
+    rotations = None
+    if person is not None and person.get("joints_3d") is not None:
+        rotations = person.get("rotations")
+        if rotations is None:  # a protocol v1 stream: solve the rotations here
+            rotations = solve_rotations(np.asarray(person["joints_3d"], dtype=np.float64))
+    tracking = rotations is not None
+    msgs = [_message("/VMC/Ext/OK", ("i", 1), ("i", 3), ("i", 0), ("i", int(tracking))),
+            _message("/VMC/Ext/T", ("f", float(t)))]
+    if not tracking:
+        return msgs
+    msgs.append(_pose_message("/VMC/Ext/Root/Pos", "root", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)))
+    pelvis = derived_points(np.asarray(person["joints_3d"], dtype=np.float64))["pelvis"]
+    local_q = unity_local_rotations(np.asarray(rotations))
+    for i, (name, *_rest) in enumerate(UNITY_BONES):
+        p = UNITY_FROM_WORLD @ pelvis if i == 0 else offsets[i]
+        msgs.append(_pose_message("/VMC/Ext/Bone/Pos", name, p, local_q[i]))
+    return msgs
+
+
+def _bundles(msgs: list[OscMessage], max_bytes: int) -> list[bytes]:
+    """Messages packed into as few OSC bundles as fit ``max_bytes`` each (one Ethernet frame by default)."""
+    out: list[bytes] = []
+    builder, size = OscBundleBuilder(IMMEDIATELY), 16  # "#bundle\0" + time tag
+    count = 0
+    for m in msgs:
+        need = 4 + m.size
+        if count and size + need > max_bytes:
+            out.append(builder.build().dgram)
+            builder, size, count = OscBundleBuilder(IMMEDIATELY), 16, 0
+        builder.add_content(m)
+        size += need
+        count += 1
+    if count:
+        out.append(builder.build().dgram)
+    return out
+
+
+def select_person(people: Sequence[dict], person_id: int | None) -> dict | None:
+    """The track id asked for, or else the person with the largest box."""
+    if not people:
+        return None
+    if person_id is not None:
+        return next((p for p in people if p.get("id") == person_id), None)
+    return max(people, key=lambda p: (p["bbox"][2] - p["bbox"][0]) * (p["bbox"][3] - p["bbox"][1]))
+
+
+class VmcSender:
+    """Streams pose packets to one or more VMC receivers, never blocking (datagrams the kernel cannot take
+    are dropped, like the pose packets)."""
+
+    def __init__(self, targets: Sequence[str] | str, height: float = REST_HEIGHT, person_id: int | None = None,
+                 max_bytes: int = 1400) -> None:
+        self.sender = UdpSender(targets)
+        self.offsets = tpose_offsets(height)
+        self.person_id = person_id
+        self.max_bytes = max_bytes
+        self._t0: float | None = None
+        self.frames = 0
+
+    @property
+    def targets(self) -> list[str]:
+        return self.sender.targets
+
+    def send_packet(self, packet: dict) -> int:
+        """Send one pose packet (a dict as the encoder or a recording has it); returns the datagrams sent."""
+        stamp = float(packet.get("timestamp", time.time()))
+        if self._t0 is None:
+            self._t0 = stamp
+        person = select_person(packet.get("people") or [], self.person_id)
+        try:
+            msgs = vmc_messages(person, stamp - self._t0, self.offsets)
+        except ValueError as exc:  # a degenerate skeleton the IK refuses: report tracking lost this frame
+            log.debug("VMC: frame skipped (%s)", exc)
+            msgs = vmc_messages(None, stamp - self._t0, self.offsets)
+        n = 0
+        for dgram in _bundles(msgs, self.max_bytes):
+            n += self.sender.send(dgram)
+        self.frames += 1
+        return n
+
+    def stats(self) -> list[dict]:
+        return self.sender.stats()
+
+    def close(self) -> None:
+        self.sender.close()

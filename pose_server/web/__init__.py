@@ -1,0 +1,71 @@
+"""`pose-server web`: a Gradio page that turns an uploaded video into animation files (pose_server.convert).
+
+Loopback by default; bound to any other address it asks for a token (user name `mocap`), like the control API.
+Gradio is imported only here, so the server runs without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pose-server web", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1", help="address to serve on; anything but loopback needs --token")
+    ap.add_argument("--port", type=int, default=7860)
+    ap.add_argument("--token", default=os.environ.get("POSE_WEB_TOKEN", ""),
+                    help="password of the page (user name 'mocap') when served beyond loopback "
+                         "(default: $POSE_WEB_TOKEN)")
+    ap.add_argument("--checkpoint", default=None, help="model: a .pth / .safetensors / HF folder or a hub id "
+                                                        "(default: the server's default hub model)")
+    ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    ap.add_argument("--detector", default="auto", help="the page's initial person detector")
+    ap.add_argument("--kpt-threshold", type=float, default=0.3)
+    ap.add_argument("--max-frames", type=int, default=None, help="convert at most this many frames per upload")
+    ap.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload")
+    ap.add_argument("--work-dir", default=None, help="folder for uploads and results (default: a new temp folder)")
+    return ap
+
+
+def launch(argv: list[str] | None = None) -> int:
+    """Serve the page until Ctrl-C."""
+    args = build_parser().parse_args(argv)
+    if not is_loopback(args.host) and not args.token:
+        print(f"pose-server web: serving on {args.host} lets anyone on the network convert videos on this "
+              "machine; set a token with --token or $POSE_WEB_TOKEN (user name 'mocap')", file=sys.stderr)
+        return 2
+    root = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="pose-web-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(root / "uploads")  # before gradio loads: uploads stay in the app's folder
+    try:
+        from .app import WebDefaults, build_app
+    except ImportError as exc:
+        print(f"pose-server web needs gradio ({exc}); install it with: pip install -c constraints.txt gradio",
+              file=sys.stderr)
+        return 2
+    defaults = WebDefaults(checkpoint=args.checkpoint, backend=args.backend, detector=args.detector,
+                           kpt_threshold=args.kpt_threshold, max_frames=args.max_frames,
+                           work_dir=root)
+    app, root = build_app(defaults)
+    auth = (lambda user, password: user == "mocap" and password == args.token) if args.token else None
+    print(f"web: http://{args.host}:{args.port}  (jobs in {root})", file=sys.stderr)
+    app.queue(default_concurrency_limit=1, max_size=32)
+    app.launch(server_name=args.host, server_port=args.port, auth=auth, show_error=True, inbrowser=False,
+               max_file_size=f"{args.max_upload_mb:g}mb", allowed_paths=[str(root)], share=False)
+    return 0

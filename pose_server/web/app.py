@@ -1,0 +1,187 @@
+"""The Gradio page of `pose-server web`: upload a video, convert it (pose_server.convert), look, download.
+
+Each conversion runs in a job folder under the app's own temporary folder (uploads and results never leave
+it); one conversion runs at a time and the others wait in Gradio's queue; a running one can be cancelled
+(checked between frames).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import gradio as gr
+import numpy as np
+
+from ..config import PipelineConfig
+from ..convert import ConvertError, ConvertOptions, convert
+
+FORMATS = ("fbx", "bvh", "glb", "blend", "jsonl")
+DETECTORS = ("auto", "yolox", "yolox-tiny", "hog", "full-frame")
+
+
+class Cancelled(ConvertError):
+    """The user pressed Cancel."""
+
+
+@dataclass
+class WebDefaults:
+    """What `pose-server web` was started with: the model and the page's initial choices."""
+
+    checkpoint: str | None = None  # file, folder or hub id; None = the default hub model
+    backend: str = "onnx"
+    detector: str = "auto"
+    kpt_threshold: float = 0.3
+    max_frames: int | None = None  # cap per upload (a public instance keeps jobs short)
+    work_dir: Path | None = None  # where uploads and results live (default: a fresh temp folder)
+
+
+class Jobs:
+    """Job folders and cancel flags, one per browser session."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cancel: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def folder(self, session: str) -> Path:
+        """A fresh folder for this session's next job (the previous job's files are removed)."""
+        safe = "".join(c for c in session if c.isalnum())[:64] or "anonymous"
+        path = self.root / safe
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    def flag(self, session: str) -> threading.Event:
+        with self._lock:
+            ev = self._cancel.setdefault(session, threading.Event())
+        return ev
+
+
+def overlay_frames(path: Path, count: int = 4) -> list[np.ndarray]:
+    """``count`` frames spread over the overlay video, RGB (browsers cannot play OpenCV's mp4v)."""
+    cap = cv2.VideoCapture(str(path))
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    frames = []
+    for i in np.linspace(0, max(total - 1, 0), num=min(count, max(total, 1))).astype(int):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(i))
+        ok, img = cap.read()
+        if ok:
+            frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return frames
+
+
+def packet_text(packet: dict) -> str:
+    """A packet laid out for reading: one line per field, per person (json.dumps(indent) gives a line per number)."""
+    def line(key: str, value: Any, pad: str) -> str:
+        return f'{pad}"{key}": {json.dumps(value, separators=(", ", ": "))}'
+
+    top = [line(k, v, "  ") for k, v in packet.items() if k != "people"]
+    people = ["    {\n" + ",\n".join(line(k, v, "      ") for k, v in p.items()) + "\n    }" for p in packet["people"]]
+    return "{\n" + ",\n".join(top + ['  "people": [\n' + ",\n".join(people) + "\n  ]"]) + "\n}"
+
+
+def first_lifted_packet(session: Path) -> dict | None:
+    for line in session.read_text().splitlines():
+        packet = json.loads(line)
+        if any(p.get("rotations") for p in packet["people"]):
+            return packet
+    return None
+
+
+def run_job(jobs: Jobs, defaults: WebDefaults, video: str | None, formats: list[str], person: str,
+            height: float, smooth_2d: float, smooth_3d: float, lock_feet: bool, detector: str,
+            request: gr.Request, progress: gr.Progress) -> tuple[list, str, list[str], str | None, str]:
+    """One conversion: (overlay frames, packet JSON, files to download, GLB for the 3D view, status line)."""
+    if not video:
+        raise gr.Error("upload a video first")
+    session = getattr(request, "session_hash", None) or "anonymous"
+    cancel = jobs.flag(session)
+    cancel.clear()
+    folder = jobs.folder(session)
+    src = folder / ("upload" + Path(video).suffix.lower())
+    shutil.copyfile(video, src)  # the upload into the job folder: everything of this job stays in it
+    wanted = [f for f in formats if f in FORMATS] or ["fbx"]
+    outputs = [str(folder / f"take.{ext}") for ext in wanted]
+    for extra in ("take.jsonl", "take.glb", "overlay.mp4"):  # what the page itself shows
+        if str(folder / extra) not in outputs:
+            outputs.append(str(folder / extra))
+    cfg = PipelineConfig(source=str(src), checkpoint=defaults.checkpoint, backend=defaults.backend,
+                         detector=detector, kpt_threshold=defaults.kpt_threshold, max_people=4,
+                         performer_height=height, max_frames=defaults.max_frames, udp=[])
+    opts = ConvertOptions(outputs=outputs, person=person.strip() or "all", smooth_2d=smooth_2d,
+                          smooth_3d=smooth_3d, lock_feet=lock_feet)
+
+    def on_frame(done: int, total: int | None) -> None:
+        if cancel.is_set():
+            raise Cancelled("cancelled")
+        progress((done, total) if total else None, desc="2D keypoints", unit="frames")
+
+    try:
+        summary = convert(cfg, opts, progress=False, on_frame=on_frame)
+    except Cancelled:
+        raise gr.Error("conversion cancelled") from None
+    except (ConvertError, OSError, RuntimeError) as exc:
+        raise gr.Error(str(exc)) from None
+    files = [p for ext in wanted for p in summary["files"].get(f".{ext}", [])]
+    packet = first_lifted_packet(folder / "take.jsonl")
+    status = (f"{summary['frames']} frames ({summary['frames'] / summary['fps']:.1f} s) converted in "
+              f"{summary['seconds']['total']:.1f} s; performers {summary['people']}")
+    glb = summary["files"].get(".glb", [None])[0]
+    return (overlay_frames(folder / "overlay.mp4"), packet_text(packet) if packet else "{}", files,
+            glb, status)
+
+
+def cancel_job(jobs: Jobs, request: gr.Request) -> str:
+    jobs.flag(getattr(request, "session_hash", None) or "anonymous").set()
+    return "cancelling..."
+
+
+def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
+    """The page, and the folder its jobs live in."""
+    root = defaults.work_dir or Path(tempfile.mkdtemp(prefix="pose-web-"))
+    jobs = Jobs(root / "jobs")
+    with gr.Blocks(title="ViTPose Mocap") as app:
+        gr.Markdown("## ViTPose Mocap: video to animation\nUpload a video of one or more people; get an "
+                    "animated armature per performer for Blender, Maya, Unity or Unreal (`pose-server convert`).")
+        with gr.Row():
+            with gr.Column(scale=1):
+                video = gr.Video(label="video", sources=["upload"], elem_id="video")
+                formats = gr.CheckboxGroup(list(FORMATS), value=["fbx", "glb"], label="downloads")
+                person = gr.Textbox("all", label="performer: a track id or 'all'")
+                height = gr.Slider(0.6, 2.4, value=1.75, step=0.01, label="performer height (m)")
+                with gr.Accordion("smoothing and detection", open=False):
+                    smooth_2d = gr.Slider(0.0, 0.3, value=0.05, step=0.01, label="2D smoothing sigma (s)")
+                    smooth_3d = gr.Slider(0.0, 0.3, value=0.08, step=0.01, label="3D smoothing sigma (s)")
+                    lock_feet = gr.Checkbox(True, label="foot locking")
+                    detector = gr.Dropdown(list(DETECTORS), value=defaults.detector, label="person detector")
+                with gr.Row():
+                    run = gr.Button("Convert", variant="primary", elem_id="convert")
+                    stop = gr.Button("Cancel", elem_id="cancel")
+                status = gr.Markdown(elem_id="status")
+            with gr.Column(scale=2):
+                gallery = gr.Gallery(label="overlay", columns=4, height=260, elem_id="overlay")
+                model = gr.Model3D(label="3D (the take as glTF)", elem_id="model3d", height=360)
+                files = gr.File(label="downloads", file_count="multiple", elem_id="files")
+                packet = gr.Code(label="a pose packet (protocol v2)", language="json", elem_id="packet", max_lines=16)
+
+        def job(video: str | None, formats: list[str], person: str, height: float, smooth_2d: float,
+                smooth_3d: float, lock_feet: bool, detector: str, request: gr.Request,
+                progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008 (Gradio's way to ask for a bar)
+            return run_job(jobs, defaults, video, formats, person, height, smooth_2d, smooth_3d, lock_feet,
+                           detector, request, progress)
+
+        run.click(job, [video, formats, person, height, smooth_2d, smooth_3d, lock_feet, detector],
+                  [gallery, packet, files, model, status], concurrency_limit=1)
+        def cancel(request: gr.Request) -> str:
+            return cancel_job(jobs, request)
+
+        stop.click(cancel, None, status, queue=False)
+    return app, root

@@ -1,0 +1,142 @@
+"""`pose-server convert` end to end: a second of the real demo clip -> a tiny random-weight ViTPose -> the offline
+signal path -> headless Blender running the add-on's session import and exporters -> every output format, each
+read back (FBX and GLB imported in a fresh real Blender, the .blend opened, the session validated)."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from tests.conftest import ROOT
+from tests.e2e.clips import demo_clip
+
+FRAMES = 30
+CHECK_GLB_AND_BLEND = """
+import json, sys, bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.import_scene.gltf(filepath=sys.argv[1])
+glb = [o.name for o in bpy.data.objects if o.type == "ARMATURE"]
+glb_actions = [a.name for a in bpy.data.actions]
+bpy.ops.wm.open_mainfile(filepath=sys.argv[2])
+scene = bpy.context.scene
+arm = next(o for o in bpy.data.objects if o.type == "ARMATURE")
+poses = []
+for f in (scene.frame_start, scene.frame_end):
+    scene.frame_set(f)
+    poses.append([list(pb.matrix.to_quaternion()) for pb in arm.pose.bones])
+print("CHECK " + json.dumps({"glb_armatures": glb, "glb_actions": glb_actions,
+                             "blend_action": arm.animation_data.action.name, "range": [scene.frame_start,
+                             scene.frame_end], "poses": poses}))
+"""
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    from pose_server.vitpose.tiny import make_tiny_checkpoint
+
+    tmp = tmp_path_factory.mktemp("convert")
+    ckpt = make_tiny_checkpoint(tmp / "tiny.pth", fmt="mmpose")
+    clip = demo_clip(tmp / "clip.mp4", FRAMES)
+    out = tmp / "out"
+    outputs = ["take.fbx", "take.bvh", "take.glb", "take.blend", "take.jsonl", "overlay.mp4"]
+    # Random weights give low keypoint scores: threshold 0 keeps the person tracked and lifted; full-frame
+    # detection keeps the test independent of the detector download.
+    cmd = [sys.executable, "-m", "pose_server.cli", "convert", str(clip), "--checkpoint", str(ckpt), "--backend",
+           "torch", "--detector", "full-frame", "--kpt-threshold", "0", "--threads", "1", "--no-progress"]
+    for name in outputs:
+        cmd += ["-o", str(out / name)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def test_every_output_is_written(converted):
+    out, stdout = converted
+    assert "converted 30 frames" in stdout
+    for name in ["take.fbx", "take.bvh", "take.glb", "take.blend", "take.jsonl", "overlay.mp4"]:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+        assert str(out / name) in stdout
+
+
+def test_fbx_imports_in_blender_with_keys_on_every_bone_and_frame(converted):
+    out, _ = converted
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "e2e" / "fbx_keys.py"), str(out / "take.fbx")],
+                          capture_output=True, text=True, timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("KEYS ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    keys = json.loads(line[5:])
+    for bone in ["hips", "spine", "neck", "head", "upper_arm.L", "forearm.L", "upper_arm.R", "forearm.R",
+                 "thigh.L", "shin.L", "thigh.R", "shin.R"]:
+        frames = set(keys["frames"].get(bone, []))
+        assert len(frames) >= FRAMES - 2, f"{bone}: keys at {sorted(frames)}"
+
+
+def test_glb_and_blend_carry_the_take(converted, tmp_path):
+    out, _ = converted
+    script = tmp_path / "check.py"
+    script.write_text(CHECK_GLB_AND_BLEND)
+    proc = subprocess.run([sys.executable, str(script), str(out / "take.glb"), str(out / "take.blend")],
+                          capture_output=True, text=True, timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("CHECK ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    check = json.loads(line[6:])
+    assert check["glb_armatures"] and check["glb_actions"], check
+    assert check["blend_action"].startswith("Take_person")
+    start, end = check["range"]
+    assert end - start >= FRAMES - 3
+    first, last = check["poses"]
+    assert first != last, "the .blend's armature must play its take (its pose changes over the range)"
+
+
+def test_session_packets_are_valid_and_overlay_has_every_frame(converted):
+    from blender_addon.core.packet import validate_packet
+
+    out, _ = converted
+    lines = (out / "take.jsonl").read_bytes().splitlines()
+    assert len(lines) == FRAMES
+    for line in lines:
+        ok, packet = validate_packet(line)
+        assert ok, packet
+    assert any(p.get("rotations") for ln in lines for p in json.loads(ln)["people"])
+    cap = cv2.VideoCapture(str(out / "overlay.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
+
+
+def test_a_wrong_output_extension_fails_before_any_work(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pose_server.cli", "convert",
+                           str(ROOT / "resources/videos/default.mp4"), "-o", str(tmp_path / "x.obj")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "extension must be one of" in proc.stderr
+
+
+def test_stride_runs_the_model_on_every_other_frame_and_fills_the_rest(tmp_path):
+    """--stride 2: ViTPose sees frames 0, 2, 4, ...; the odd frames still carry the person, marked held."""
+    from pose_server.config import PipelineConfig
+    from pose_server.convert import ConvertOptions, convert
+    from pose_server.vitpose.tiny import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny.pth", fmt="mmpose")
+    clip = demo_clip(tmp_path / "clip.mp4", 12)
+    calls = []
+
+    class Counting:
+        def __init__(self, est):
+            self.est, self.skeleton, self.num_keypoints = est, est.skeleton, est.num_keypoints
+
+        def __call__(self, img, boxes):
+            calls.append(1)
+            return self.est(img, boxes)
+
+    from pose_server.config import load_estimator
+
+    cfg = PipelineConfig(source=str(clip), checkpoint=str(ckpt), backend="torch", detector="full-frame",
+                         kpt_threshold=0.0, threads=1, udp=[])
+    out = tmp_path / "take.jsonl"
+    summary = convert(cfg, ConvertOptions(outputs=[str(out)], stride=2, min_track=0.1),
+                      estimator=Counting(load_estimator(cfg)), progress=False)
+    assert summary["frames"] == 12 and len(calls) == 6
+    packets = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(len(p["people"]) == 1 for p in packets[:11])  # the last frame has no later one to fill from
+    assert len(packets[1]["people"][0].get("held", [])) == 17 and not packets[2]["people"][0].get("held")

@@ -1,0 +1,178 @@
+"""`pose-server convert`'s offline signal path on its own: gap filling, two-sided smoothing, lifting of a
+synthetic walk seen by a virtual camera, the session it writes, and its errors. (The whole command with a
+real model, video and Blender is tests/e2e/test_convert.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+
+from pose_server.config import PipelineConfig
+from pose_server.convert import (
+    ConvertError,
+    ConvertOptions,
+    Tracks,
+    build_motions,
+    check_outputs,
+    fill_gaps,
+    smooth_two_sided,
+    write_session,
+)
+from pose_server.filters import KeypointFilter
+from pose_server.lift.camera import PinholeCamera
+from pose_server.lift.synthetic import walk
+from tests.server.conftest import SCHEMA
+
+FPS = 30.0
+IMAGE = (1280, 720)
+
+
+def test_fill_gaps_fills_short_interior_gaps_only():
+    t = np.arange(20, dtype=float)
+    values = np.stack([t, -t], axis=1)[:, None, :]  # (T, 1, 2) a straight line
+    valid = np.ones((20, 1), bool)
+    valid[[0, 1]] = False  # before the first sample: never filled
+    valid[5:8] = False  # 3 frames: filled
+    valid[10:16] = False  # 6 frames: too long for max_gap 4
+    out, filled = fill_gaps(np.where(valid[..., None], values, np.nan), valid, max_gap=4)
+    assert filled[5:8, 0].all() and not filled[10:16, 0].any() and not filled[:2, 0].any()
+    assert np.allclose(out[5:8, 0], values[5:8, 0])  # linear between the neighbours
+    assert np.isnan(out[10:16]).all()
+
+
+def test_two_sided_smoothing_has_no_lag_where_one_euro_has():
+    t = np.arange(90) / FPS
+    clean = 100 * np.sin(2 * np.pi * 1.0 * t)  # a 1 Hz swing, in pixels
+    noisy = clean + np.random.default_rng(0).normal(0, 2.0, t.shape)
+    smooth = smooth_two_sided(noisy[:, None, None], np.ones((90, 1)), 0.03 * FPS)[:, 0, 0]
+    f = KeypointFilter(1, 1, min_cutoff=1.0, beta=0.05)
+    causal = np.array([f(np.array([[v]]), np.ones(1), ti)[0][0, 0] for v, ti in zip(noisy, t, strict=True)])
+
+    def lag_ms(x: np.ndarray) -> float:
+        """Delay of x behind the 1 Hz swing, from its phase (least squares on sin and cos, ends left out)."""
+        core = slice(15, 75)
+        basis = np.stack([np.sin(2 * np.pi * t), np.cos(2 * np.pi * t)], axis=1)[core]
+        a, b = np.linalg.lstsq(basis, x[core], rcond=None)[0]
+        return float(-np.arctan2(b, a) / (2 * np.pi) * 1000)
+
+    assert abs(lag_ms(smooth)) < 2.0
+    assert lag_ms(causal) > 5.0, lag_ms(causal)  # the live filter trails the motion
+    core = slice(10, 80)
+    # jitter: the frame-to-frame acceleration of the error
+    assert np.diff(smooth - clean, 2)[core].std() < 0.35 * np.diff(noisy - clean, 2)[core].std()
+    assert np.abs(smooth - clean)[core].max() < 5.0
+
+
+def test_zero_weight_samples_neither_pull_nor_get_a_value():
+    x = np.array([1.0, 1.0, 1000.0, 1.0, 1.0])[:, None, None]
+    w = np.array([1.0, 1.0, 0.0, 1.0, 1.0])[:, None]
+    out = smooth_two_sided(x, w, 1.0)[:, 0, 0]
+    assert np.isnan(out[2]) and np.allclose(out[[0, 1, 3, 4]], 1.0)
+
+
+def synthetic_tracks(seconds: float = 3.0, noise: float = 2.0,
+                     occlude: slice | None = None) -> tuple[Tracks, np.ndarray]:
+    """A walk seen by a three-quarter camera, with pixel noise; (tracks of one performer, ground-truth joints)."""
+    joints, _ = walk(seconds=seconds, fps=FPS)
+    cam = PinholeCamera.orbit(IMAGE, np.array([*joints[:, :, :2].mean((0, 1)), 1.0]), 45.0, distance=5.0, height=1.0)
+    px = cam.project(joints) + np.random.default_rng(1).normal(0, noise, (len(joints), 17, 2))
+    scores = np.full((len(joints), 17), 0.9)
+    boxes = np.concatenate([px.min(1) - 20, px.max(1) + 20], axis=1)
+    if occlude is not None:
+        px[occlude], scores[occlude], boxes[occlude] = np.nan, 0.0, np.nan
+    tracks = Tracks(fps=FPS, size=IMAGE, frames=len(joints), skeleton="coco17", source_name="walk")
+    tracks.boxes[5], tracks.keypoints[5], tracks.scores[5] = boxes, px, scores
+    return tracks, cam.level_world(joints)
+
+
+def cfg() -> PipelineConfig:
+    return PipelineConfig(source="walk", udp=[], camera_pitch=0.0)
+
+
+def jitter(j: np.ndarray) -> float:
+    return float(np.nanmean(np.linalg.norm(np.diff(j, 2, axis=0), axis=-1)))
+
+
+def test_smoothing_lowers_the_jitter_of_the_lifted_walk():
+    tracks, _ = synthetic_tracks()
+    rough = build_motions(tracks, cfg(), ConvertOptions(outputs=[], smooth_2d=0.0, smooth_3d=0.0))[0]
+    smooth = build_motions(tracks, cfg(), ConvertOptions(outputs=[]))[0]
+    assert np.isfinite(smooth.rotations[45:]).all(), "every frame after calibration is lifted and solved"
+    assert jitter(smooth.joints) < 0.6 * jitter(rough.joints)
+
+
+def test_a_short_occlusion_of_the_whole_person_is_filled():
+    seen = build_motions(synthetic_tracks()[0], cfg(), ConvertOptions(outputs=[]))[0]
+    tracks, _ = synthetic_tracks(occlude=slice(60, 70))  # a third of a second
+    m = build_motions(tracks, cfg(), ConvertOptions(outputs=[], max_gap=0.5))[0]
+    assert m.present[60:70].all() and m.filled[60:70].all()
+    assert np.isfinite(m.joints[60:70]).all()
+    step = np.linalg.norm(np.diff(m.joints[55:75], axis=0), axis=-1).max()
+    usual = np.linalg.norm(np.diff(seen.joints[45:], axis=0), axis=-1).max()
+    assert step < 1.2 * usual, f"the filled gap jumps by {step:.3f} m in a frame (elsewhere at most {usual:.3f})"
+    def body(j: np.ndarray) -> np.ndarray:  # root-relative pose
+        return j - 0.5 * (j[:, [11]] + j[:, [12]])
+
+    gap_error = np.linalg.norm(body(m.joints[60:70]) - body(seen.joints[60:70]), axis=-1).mean()
+    assert gap_error < 0.06, f"the filled body poses are {gap_error:.3f} m from those of the fully seen walk"
+    tracks, _ = synthetic_tracks(occlude=slice(60, 90))  # a second: longer than max_gap, left empty
+    m = build_motions(tracks, cfg(), ConvertOptions(outputs=[], max_gap=0.5))[0]
+    assert not m.present[60:90].any()
+
+
+def test_session_validates_against_the_schema_and_marks_filled_keypoints(tmp_path):
+    tracks, _ = synthetic_tracks(seconds=2.0, occlude=slice(50, 53))
+    motions = build_motions(tracks, cfg(), ConvertOptions(outputs=[]))
+    path = tmp_path / "take.jsonl"
+    assert write_session(path, tracks, motions, "model.pth", t0=1_700_000_000.0) == tracks.frames
+    packets = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(packets) == tracks.frames
+    for p in packets:
+        jsonschema.validate(p, SCHEMA)
+    assert packets[51]["people"][0]["held"] == list(range(17))
+    assert packets[-1]["v"] == 2 and len(packets[-1]["people"][0]["rotations"]) == 12
+    assert packets[1]["timestamp"] - packets[0]["timestamp"] == pytest.approx(1 / FPS, abs=1e-6)
+
+
+def test_person_selection_errors_say_what_exists():
+    tracks, _ = synthetic_tracks(seconds=1.0)
+    with pytest.raises(ConvertError, match=r"found \[5\]"):
+        build_motions(tracks, cfg(), ConvertOptions(outputs=[], person="2"))
+    with pytest.raises(ConvertError, match="track id or 'all'"):
+        build_motions(tracks, cfg(), ConvertOptions(outputs=[], person="bob"))
+    assert [m.id for m in build_motions(tracks, cfg(), ConvertOptions(outputs=[], person="5"))] == [5]
+
+
+def test_outputs_are_checked_before_any_work():
+    with pytest.raises(ConvertError, match="at least one output"):
+        check_outputs([])
+    with pytest.raises(ConvertError, match=r"\.fbx"):
+        check_outputs(["take.obj"])
+
+
+def test_foot_locking_takes_the_slide_off_planted_feet():
+    from pose_server.convert import foot_contacts, lock_feet
+    from pose_server.lift.skeleton3d import REST_JOINTS, J
+
+    n = 120
+    joints = np.repeat(REST_JOINTS[None], n, axis=0)  # standing on both feet ...
+    joints[60:, [J["l_knee"], J["l_ankle"]], 2] += 0.25  # ... then on the right one, the left foot raised
+    rng = np.random.default_rng(0)
+    wobble = np.cumsum(rng.normal(0, 0.004, (n, 2)), axis=0)  # a drifting, shaky root, as a lifter's can be
+    noisy = joints.copy()
+    noisy[:, :, :2] += wobble[:, None, :]
+    contact = foot_contacts(noisy, FPS, 1.75)
+    assert contact[:60].all() and not contact[60:, 0].any() and contact[60:, 1].all()
+    locked = lock_feet(noisy, FPS, 1.75)
+    right = J["r_ankle"]
+    slide = lambda j: np.linalg.norm(np.diff(j[:, right, :2], axis=0), axis=-1).mean()  # noqa: E731
+    assert slide(locked) < 0.2 * slide(noisy), (slide(locked), slide(noisy))
+    assert np.allclose(locked[:, :, 2], noisy[:, :, 2])  # heights and the pose itself are untouched
+    assert np.allclose(np.diff(locked, axis=1), np.diff(noisy, axis=1))
+    moving = noisy.copy()  # a foot that slides faster than 0.5 m/s is walking, not planted: left alone
+    moving[:, :, 0] += np.arange(n)[:, None] * (1.0 / FPS)
+    assert not foot_contacts(moving, FPS, 1.75).any()
+    assert np.allclose(lock_feet(moving, FPS, 1.75), moving)
