@@ -8,10 +8,10 @@ import time
 import bpy
 import pytest
 
-from blender_addon.core import foot_lock, state, tick
+from blender_addon.core import foot_lock, tick
 
-from .helpers import capture_rig, wait_until
-from .packets import encode, make_packet
+from .helpers import capture_rig
+from .packets import make_packet
 
 pytestmark = pytest.mark.bpy42
 
@@ -19,19 +19,15 @@ UNIT_ROTATIONS = [[1.0, 0.0, 0.0, 0.0]] * 12
 
 
 @pytest.fixture
-def live(scene, free_port, sender):
-    scene.vitpose_mocap.port = free_port
+def send(live):
+    """live (conftest) + a tick: the packet is applied when this returns."""
     foot_lock.clear()
-    assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
-    rx = state.receiver(scene.name)
 
-    def send(packet: dict) -> None:
-        before = rx.received
-        sender.sendto(encode(packet), ("127.0.0.1", free_port))
-        wait_until(lambda: rx.received > before, what=f"packet {packet['seq']}")
-        tick.apply_tick(scene)
+    def go(packet: dict) -> None:
+        live(packet)
+        tick.apply_tick(bpy.context.scene)
 
-    return send
+    return go
 
 
 def _packet(seq: int, t: float, phase: float, version: int, contacts: tuple[float, float] | None = None) -> dict:
@@ -49,31 +45,31 @@ def _left_ankle(rig) -> tuple[float, float, float]:
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
-def test_every_protocol_version_drives_the_rig(scene, live, version):
+def test_every_protocol_version_drives_the_rig(scene, send, version):
     rig = capture_rig(scene)
     t = time.time()
-    live(_packet(0, t, 0.0, version, (0.1, 0.1) if version == 3 else None))
+    send(_packet(0, t, 0.0, version, (0.1, 0.1) if version == 3 else None))
     start = _left_ankle(rig)
-    live(_packet(1, t + 0.033, 0.3, version, (0.1, 0.1) if version == 3 else None))
+    send(_packet(1, t + 0.033, 0.3, version, (0.1, 0.1) if version == 3 else None))
     assert scene.vitpose_mocap.applied == 2 and scene.vitpose_mocap.invalid == 0
     assert _left_ankle(rig)[0] - start[0] == pytest.approx(0.3, abs=0.03)
 
 
 @pytest.mark.parametrize("pin", [True, False])
-def test_a_planted_foot_stays_where_it_was_planted(scene, live, pin):
+def test_a_planted_foot_stays_where_it_was_planted(scene, send, pin):
     rig = capture_rig(scene)
     scene.vitpose_mocap.foot_lock = pin
     t = time.time()
-    live(_packet(0, t, 0.0, 3, (0.95, 0.1)))
+    send(_packet(0, t, 0.0, 3, (0.95, 0.1)))
     planted = _left_ankle(rig)
     for seq in range(1, 4):  # the measured body (and its left ankle) slides 4 cm per frame: foot skating
-        live(_packet(seq, t + seq / 30, 0.04 * seq, 3, (0.95, 0.1)))
+        send(_packet(seq, t + seq / 30, 0.04 * seq, 3, (0.95, 0.1)))
     slid = _left_ankle(rig)[0] - planted[0]
     if pin:
         assert abs(slid) < 0.01
     else:
         assert slid == pytest.approx(0.12, abs=0.02)
     # lifted: the ankle glides back to the measured one within the release time (0.15 s)
-    live(_packet(4, t + 4 / 30, 0.16, 3, (0.1, 0.1)))
-    live(_packet(5, t + 0.5, 0.16, 3, (0.1, 0.1)))
+    send(_packet(4, t + 4 / 30, 0.16, 3, (0.1, 0.1)))
+    send(_packet(5, t + 0.5, 0.16, 3, (0.1, 0.1)))
     assert _left_ankle(rig)[0] - planted[0] == pytest.approx(0.16, abs=0.02)
