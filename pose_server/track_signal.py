@@ -17,7 +17,7 @@ class TrackSignal:
 
     def __init__(self, cfg: PipelineConfig, num_keypoints: int, image_size: tuple[int, int], lift: Any) -> None:
         self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
-        prior = "default" if cfg.depth_prior else None
+        prior = "default" if cfg.depth_prior else None  # (the geometric lifter's; the learned one ignores it)
         self.lifter = (
             lift(image_size=image_size, min_score=cfg.kpt_threshold, depth_prior=prior, height_m=cfg.performer_height,
                  hfov_deg=cfg.camera_hfov, camera_pitch_deg=cfg.camera_pitch)
@@ -39,7 +39,13 @@ class TrackSignal:
         person = {"id": int(tid), "bbox": box, "keypoints": pts, "scores": np.clip(sc, 0.0, 1.0),
                   "held": np.flatnonzero(held).tolist(), "joints_3d": None}
         if self.lifter is not None:
-            person.update(self._lift(pts, sc, t, solve, failed))
+            if getattr(self.lifter, "wants_raw", False):
+                # The temporal lifter smooths over time itself and was trained on raw detections, with missing
+                # points held as this filter holds them: raw keypoints and scores, the filter's held points.
+                raw = np.where(held[:, None], pts, np.asarray(kpts, dtype=np.float64))
+                person.update(self._lift(raw, np.asarray(scores, dtype=np.float64), t, solve, failed))
+            else:
+                person.update(self._lift(pts, sc, t, solve, failed))
         return person
 
     def _lift(self, pts: np.ndarray, scores: np.ndarray, t: float, solve: Callable | None,
@@ -51,6 +57,9 @@ class TrackSignal:
             if joints is None or not np.isfinite(joints).all():
                 return {}
             out = {"joints_3d": joints}
+            contacts = getattr(self.lifter, "contacts", None)
+            if contacts is not None:
+                out["contacts"] = np.clip(contacts, 0.0, 1.0)
             if solve is not None:
                 out["rotations"] = solve(joints)
             return out
