@@ -310,7 +310,8 @@ class Pipeline(Stages):
         self._sent_times: deque[float] = deque(maxlen=120)
         self._frames_read = self._frames_sent = self._dropped = self._corrupt = self._people = 0
         self._lift_failures = 0
-        self._stage_ms: dict[str, deque[float]] = {k: deque(maxlen=100) for k in ("detect", "infer", "signal", "send")}
+        self._stage_ms: dict[str, deque[float]] = {k: deque(maxlen=100)
+                                                   for k in ("detect", "infer", "signal", "lift", "send")}
         self._t_start = 0.0
         self._t_log = time.monotonic()
 

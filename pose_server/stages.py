@@ -223,6 +223,8 @@ class Stages:
                     sig = self._signals[tid] = TrackSignal(self.config, num_k, size, self._lift)
                 solve = self._solve if self.config.protocol_version >= 2 else None
                 person = sig.person(tid, box, k, s, item.media_t, solve, self._lift_failed)
+                if sig.lift_ms is not None:
+                    self._stage_ms["lift"].append(sig.lift_ms)  # per person-frame: the 3D lifter alone
                 if self.config.protocol_version < 3:
                     person.pop("contacts", None)  # version 3 added them
                 people.append(person)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ class TrackSignal:
             if lift is not None else None
         )
         self.last_seen = 0.0
+        self.lift_ms: float | None = None  # the lifter's time on the last frame (pose-server bench reports it)
 
     def set_params(self, cfg: PipelineConfig) -> None:
         self.f2d.set_params(**_filter_params(cfg))
@@ -53,7 +55,9 @@ class TrackSignal:
         """joints_3d (and v2 rotations) of one person; a pose the lifter/IK cannot handle (e.g. two joints on
         one pixel) sends the 2D keypoints alone rather than stopping the stream."""
         try:
+            t0 = time.perf_counter()
             joints = self.lifter(pts[:17], scores[:17], t)
+            self.lift_ms = (time.perf_counter() - t0) * 1000
             if joints is None or not np.isfinite(joints).all():
                 return {}
             out = {"joints_3d": joints}

@@ -30,7 +30,8 @@ from pose_server.ik import forward_rotations, solve_rotations
 from pose_server.lift import LearnedLifter, Lifter
 from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths
-from pose_server.mocap import find_clips, load_clip
+from pose_server.mocap import category_of, find_clips, load_clip
+from pose_server.mocap.clips import manifest_row
 from pose_server.skeleton import SKELETONS
 from pose_server.track_signal import TrackSignal
 
@@ -347,7 +348,8 @@ def main() -> None:
     ap.add_argument("--elevations", nargs="+", type=float, default=[0, 15, 30])
     ap.add_argument("--views-per-clip", type=int, default=0, help="(azimuth, elevation) pairs per clip; 0 = all")
     ap.add_argument("--subjects", nargs="*", help="only clips of these subjects (e.g. the validation split)")
-    ap.add_argument("--max-clips", type=int, default=0, help="at most this many clips, spread over categories")
+    ap.add_argument("--max-clips", type=int, default=0,
+                    help="at most this many clips, taken in turn from each motion category (seeded)")
     ap.add_argument("--seconds", type=float, default=0.0, help="use at most this many seconds of each clip")
     ap.add_argument("--default-height", action="store_true", help="do not tell the lifter the performer's height")
     ap.add_argument("--seed", type=int, default=0)
@@ -364,23 +366,26 @@ def main() -> None:
     paths = find_clips([*args.inputs, *args.bvh])
     if not paths:
         raise SystemExit("no mocap clips: give .bvh/.amc files, folders or a MANIFEST.csv")
-    clips = []
-    for path in tqdm(paths, desc="reading", unit="clip"):
-        clip = load_clip(path, fps=args.clip_fps)
-        if args.subjects and clip.subject not in args.subjects:
-            continue
-        clips.append(clip)
-    if args.max_clips and len(clips) > args.max_clips:  # round-robin over categories, deterministic
-        by_cat: dict[str, list] = defaultdict(list)
-        for c in clips:
-            by_cat[c.category].append(c)
+    if args.max_clips and len(paths) > args.max_clips:  # round-robin over categories (from names), deterministic
+        by_cat: dict[str, list[Path]] = defaultdict(list)
+        for path in paths:
+            row = manifest_row(Path(path))
+            by_cat[category_of(row["description"] if row else Path(path).name)].append(path)
+        rng = np.random.default_rng(args.seed)
+        for cat in by_cat:  # actors and styles mixed, the same ones every run
+            rng.shuffle(by_cat[cat])
         picked, k = [], 0
         while len(picked) < args.max_clips:
             for cat in sorted(by_cat):
                 if k < len(by_cat[cat]) and len(picked) < args.max_clips:
                     picked.append(by_cat[cat][k])
             k += 1
-        clips = picked
+        paths = picked
+    clips = []
+    for path in tqdm(paths, desc="reading", unit="clip"):
+        clip = load_clip(path, fps=args.clip_fps)
+        if not args.subjects or clip.subject in args.subjects:
+            clips.append(clip)
     grid = [(a, e) for e in args.elevations for a in args.azimuths]
     cases = []
     for ci in range(len(clips)):
