@@ -23,13 +23,29 @@ import numpy as np
 
 from pose_server.filters import KeypointFilter
 from pose_server.lift.camera import DEFAULT_HFOV_DEG, lifter_camera
+from pose_server.lift.proportions import FACE, LIMBS, Proportions
 from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS, J
+from pose_server.lift.smoothing import rigid
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, frame_features, load_model
 
 __all__ = ["LearnedLifter"]
 
 _LH, _RH, _LS, _RS = J["l_hip"], J["r_hip"], J["l_shoulder"], J["r_shoulder"]
 _ANKLES = (J["l_ankle"], J["r_ankle"])
+
+
+def measure_lengths(rel: np.ndarray) -> dict[str, float]:
+    """The bone lengths (keyed as ``Proportions.lengths``) of one pelvis-relative pose (17, 3)."""
+    mid_sh = 0.5 * (rel[_LS] + rel[_RS])
+    mid_ear = 0.5 * (rel[J["l_ear"]] + rel[J["r_ear"]])
+    out = {"hip_half": 0.5 * np.linalg.norm(rel[_LH] - rel[_RH]), "shoulder_half": 0.5 * np.linalg.norm(
+        rel[_LS] - rel[_RS]), "spine": np.linalg.norm(mid_sh), "neck": np.linalg.norm(mid_ear - mid_sh)}
+    for a, b, c, _ in LIMBS:
+        out[f"{a}-{b}"] = np.linalg.norm(rel[b] - rel[a])
+        out[f"{b}-{c}"] = np.linalg.norm(rel[c] - rel[b])
+    for k in FACE:
+        out[f"face{k}"] = np.linalg.norm(rel[k] - mid_ear)
+    return {k: float(v) for k, v in out.items()}
 
 
 class LearnedLifter:
@@ -51,6 +67,8 @@ class LearnedLifter:
         model: str | Path = "default",
         root_min_cutoff: float = 0.8,
         depth_min_cutoff: float = 0.3,
+        calib_frames: int = 45,
+        smooth: bool = True,
         **_unused: object,
     ) -> None:
         self.image_size, self.focal, self.center = lifter_camera(image_size, focal, hfov_deg, height_m)
@@ -61,11 +79,18 @@ class LearnedLifter:
         self.foot_lock = foot_lock
         self.model = load_model(DEFAULT_TEMPORAL_LIFTER if model == "default" else model)
         self._root_params = (root_min_cutoff, depth_min_cutoff)
+        self.calib_frames = int(calib_frames)
+        # The network's poses jitter and its bones breathe a little: a light One Euro filter on the pelvis-relative
+        # pose (3 Hz, beta 1 per m/s: on CMU 131_01 it halves the jitter for +4.5 mm MPJPE; the geometric lifter's
+        # noise-adaptive smoother cost +15 mm) and the bones given their lengths measured over the first frames.
+        self.smooth = smooth
         self.reset()
 
     @property
     def lengths(self) -> dict[str, float]:
-        return {}
+        """The performer's bone lengths (m): the network's own, median over the first frames, scaled to the
+        height."""
+        return self._lengths
 
     def set_params(self, **params: float) -> None:
         """Live tuning: min_score (others belong to the geometric lifter and are ignored)."""
@@ -75,6 +100,9 @@ class LearnedLifter:
     def reset(self) -> None:
         """Forget the performer (history, floor, origin)."""
         self.model.reset()
+        self._lengths = Proportions(self.height_m).lengths
+        self._samples: list[dict[str, float]] = []
+        self._smoother = KeypointFilter(17, 3, min_cutoff=3.0, beta=1.0, min_score=0.0, hold_s=0.0)
         self._prev_px: np.ndarray | None = None
         self._t_seen = -np.inf
         self._last: np.ndarray | None = None
@@ -100,6 +128,7 @@ class LearnedLifter:
         self._last = None
         self._root_plane.reset()
         self._root_depth.reset()
+        self._smoother.reset()
         self._planted[:] = False
 
     def __call__(self, keypoints_2d: np.ndarray, scores: np.ndarray, t: float) -> np.ndarray | None:
@@ -127,9 +156,23 @@ class LearnedLifter:
         root = self._solve_root(rel, px, np.where(ok, sc, 0.0))
         root[:2] = self._root_plane(root[None, :2], np.ones(1), t)[0][0]
         root[2:] = self._root_depth(root[None, 2:], np.ones(1), t)[0][0]
-        world = (rel + root) @ self._world.T
+        rel_w = rel @ self._world.T  # world axes (Y = depth), pelvis-relative
+        self._fit_lengths(rel_w)
+        if self.smooth:
+            rel_w = self._smoother(rel_w, np.ones(17), t)[0]
+        rel_w = rigid(rel_w, self._lengths)
+        world = rel_w + root @ self._world.T
         self._last = self._place(world).astype(np.float32)
         return self._last
+
+    def _fit_lengths(self, rel: np.ndarray) -> None:
+        """Over the first ``calib_frames`` frames: each bone's median length in the network's poses (already
+        scaled to the performer's height). (Rescaling them so the vertical chain matches the height's adult
+        proportions instead cost 6 mm MPJPE on CMU 131_01.)"""
+        if len(self._samples) >= self.calib_frames:
+            return
+        self._samples.append(measure_lengths(rel))
+        self._lengths = {k: float(np.median([s[k] for s in self._samples])) for k in self._samples[0]}
 
     def _solve_root(self, rel: np.ndarray, px: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """Pelvis position (camera axes) that best projects ``rel`` onto ``px``: for each joint and image axis,

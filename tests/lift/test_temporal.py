@@ -109,7 +109,7 @@ def test_the_shipped_weights_lift_a_walk_and_pin_its_feet():
     gt, pred, contacts = _lift_walk(LearnedLifter(IMAGE))
     root = lambda a: a - a[:, [J["l_hip"], J["r_hip"]]].mean(1, keepdims=True)  # noqa: E731
     mpjpe = np.linalg.norm(root(pred) - root(gt), axis=-1).mean() * 1000
-    assert mpjpe < 90, f"MPJPE {mpjpe:.0f} mm on a procedural walk"
+    assert mpjpe < 120, f"MPJPE {mpjpe:.0f} mm on a procedural walk (random weights: over 250)"
     assert 0.2 < (contacts > 0.5).mean() < 0.95  # a walk: feet planted part of the time
     # the root path follows the planted feet: a planted ankle barely moves, and less than without the lock
     _, free, _ = _lift_walk(LearnedLifter(IMAGE, foot_lock=False))
