@@ -10,7 +10,7 @@ COCO-17 points are projected by a pinhole camera at --azimuths (degrees from the
 first frame) x --elevations (degrees above the horizon, looking at the pelvis height from --distance), detector-like
 noise is added (Gaussian pixels; at > 0 px also dropped keypoints with low scores and brief left/right swaps), and
 the frames go one by one, causally, through the server's per-track signal step. --views-per-clip picks that many
-(azimuth, elevation) pairs per clip (all by default), deterministically spread over the grid. Metrics per case, then
+(azimuth, elevation) pairs per clip (all by default), drawn at random (seeded) from the grid. Metrics per case, then
 per lifter x noise: per motion category, per azimuth, overall. Lifters run interleaved, case by case.
 """
 
@@ -388,9 +388,10 @@ def main() -> None:
             clips.append(clip)
     grid = [(a, e) for e in args.elevations for a in args.azimuths]
     cases = []
+    view_rng = np.random.default_rng(args.seed)  # views drawn per clip: not tied to the clips' (category) order
     for ci in range(len(clips)):
-        views = grid if not args.views_per_clip else [grid[(ci * 7 + k * 5) % len(grid)]
-                                                      for k in range(args.views_per_clip)]
+        views = grid if not args.views_per_clip else [
+            grid[k] for k in view_rng.choice(len(grid), min(args.views_per_clip, len(grid)), replace=False)]
         for az, el in views:
             for sigma in args.noise:
                 for lifter in args.lifter:
