@@ -38,8 +38,11 @@ def test_the_lifter_gets_the_height_field_of_view_and_pitch(lift):
     assert lifter.camera_pitch_deg == 10.0
 
 
-@pytest.mark.parametrize("lift", [Lifter, LearnedLifter])
-def test_the_performer_height_scales_the_skeleton(lift):
+# The nose's height over the ankles as a share of the performer's height: ~90 % on the rest skeleton (geometric
+# lifter); the learned lifter has CMU's proportions at the same leg length, with the face points placed from CMU's
+# head joint (pose_server/mocap), which put the nose lower: ~78 %.
+@pytest.mark.parametrize(("lift", "nose_share"), [(Lifter, 0.9), (LearnedLifter, 0.78)])
+def test_the_performer_height_scales_the_skeleton(lift, nose_share):
     short, tall = lifted_height(1.5, lifter=lift), lifted_height(1.9, lifter=lift)
     assert tall / short == pytest.approx(1.9 / 1.5, rel=0.03)
-    assert lifted_height(1.75, lifter=lift) == pytest.approx(1.75 * 0.9, rel=0.08)  # nose ~90 % of the height
+    assert lifted_height(1.75, lifter=lift) == pytest.approx(1.75 * nose_share, rel=0.08)
