@@ -20,7 +20,7 @@ import bpy  # noqa: E402
 from bpy.app.handlers import persistent  # noqa: E402
 
 from . import operators, panels, properties, rig_properties  # noqa: E402
-from .core import drive, state, tick  # noqa: E402
+from .core import drive, foot_lock, state, tick  # noqa: E402
 
 _MODULES = (rig_properties, properties, operators, panels)
 
@@ -31,6 +31,7 @@ def _on_load_pre(*_args) -> None:
     tick.stop_timer()
     state.stop_all()
     drive.clear_cache()
+    foot_lock.clear()
 
 
 @persistent
@@ -60,6 +61,7 @@ def unregister() -> None:
     tick.stop_timer()
     state.stop_all()
     drive.clear_cache()
+    foot_lock.clear()
     properties.unregister_scene_property()
     for module in reversed(_MODULES):
         for cls in reversed(module.classes):

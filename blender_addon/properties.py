@@ -52,6 +52,9 @@ class MocapSettings(bpy.types.PropertyGroup):
     ])
     person_id: IntProperty(name="Track ID", min=0, description="Track id to follow when Person is Track ID")
     rig: PointerProperty(type=RigSettings)
+    foot_lock: BoolProperty(name="Pin planted feet", default=True,
+                            description="Keep a foot the server reports as planted (protocol v3 contacts) where it "
+                                        "was planted, through the IK rig: no foot skating in takes")
 
     # Recording
     is_recording: BoolProperty(name="Recording", default=False)

@@ -3,17 +3,31 @@
 BVH rotation channels are intrinsic Euler angles in the order listed (``Zrotation Yrotation Xrotation``
 means R = Rz Ry Rx). Positions are returned in the file's units and axes; ``to_z_up`` converts the usual
 Y-up files (CMU: performer facing +Z) to this project's frame (Z up, performer facing -Y).
+
+Files may be xz-compressed (``.xz``). Translation channels of a non-root joint (Bandai Namco's files give every
+joint six channels) hold the joint's offset: they replace OFFSET rather than add to it. The readers of every
+mocap flavour (CMU, DAZ, Bandai, ASF/AMC) to COCO-17 points are in ``pose_server/mocap/``.
 """
 
 from __future__ import annotations
 
+import lzma
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-__all__ = ["BvhJoint", "Bvh", "read_bvh", "to_z_up", "coco17_from_cmu"]
+__all__ = ["BvhJoint", "Bvh", "read_bvh", "read_text", "to_z_up", "coco17_from_cmu"]
+
+
+def read_text(path: str | Path) -> str:
+    """The text of a plain or xz-compressed (``.xz``) file."""
+    path = Path(path)
+    if path.suffix == ".xz":
+        with lzma.open(path, "rt", errors="replace") as f:
+            return f.read()
+    return path.read_text(errors="replace")
 
 
 @dataclass
@@ -53,7 +67,9 @@ class Bvh:
             for c, name in enumerate(j.channels):
                 col = motion[:, j.column + c]
                 if name.endswith("position"):
-                    local_t[:, "XYZ".index(name[0])] += col
+                    # a root moves from its offset; a child's translation channels are its offset
+                    axis = "XYZ".index(name[0])
+                    local_t[:, axis] = col + (j.offset[axis] if j.parent < 0 else 0.0)
                 else:
                     axes += name[0].upper()
                     angles.append(col)
@@ -74,7 +90,7 @@ class Bvh:
 
 def read_bvh(path: str | Path) -> Bvh:
     """Parse a BVH file; raises ValueError naming the line when the file is malformed."""
-    tokens = Path(path).read_text().split()
+    tokens = read_text(path).split()
     joints: list[BvhJoint] = []
     stack: list[int] = []
     column = 0

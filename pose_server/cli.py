@@ -145,10 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--d-cutoff", type=float, default=1.0, help="One Euro derivative cutoff (Hz)")
     g.add_argument("--hold", type=float, default=0.25, help="seconds a low-confidence keypoint is held/predicted")
     g.add_argument("--no-3d", action="store_true", help="do not lift to 3D joints")
+    g.add_argument("--lifter", choices=("learned", "geometric"), default="learned",
+                   help="3D lifter: the temporal network trained on CMU mocap (default) or the geometric lifter")
     g.add_argument("--no-depth-prior", action="store_true",
-                   help="lift with the geometric priors only, without the learned depth prior")
+                   help="geometric lifter: the geometric priors only, without the learned depth prior")
     add_unmeasurable_args(g)
-    g.add_argument("--protocol", type=int, choices=(1, 2), default=2, help="packet version (2 adds rotations)")
+    g.add_argument("--protocol", type=int, choices=(1, 2, 3), default=3,
+                   help="packet version (2 adds rotations, 3 foot contacts)")
     g = run.add_argument_group("output")
     g.add_argument("--udp", action="append", metavar="HOST:PORT",
                    help="UDP target, repeatable or comma-separated; IPv6 as [::1]:9000 (default 127.0.0.1:9000)")
@@ -276,8 +279,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         detector=args.detector, det_threshold=args.det_threshold, det_interval=args.det_interval,
         max_people=args.max_people, kpt_threshold=args.kpt_threshold, min_cutoff=args.min_cutoff, beta=args.beta,
         d_cutoff=args.d_cutoff, hold_s=args.hold, lift_3d=not args.no_3d, protocol_version=args.protocol,
-        depth_prior=not args.no_depth_prior, performer_height=args.performer_height, camera_hfov=args.hfov,
-        camera_pitch=args.camera_pitch,
+        lifter=args.lifter, depth_prior=not args.no_depth_prior, performer_height=args.performer_height,
+        camera_hfov=args.hfov, camera_pitch=args.camera_pitch,
         udp=_targets(args.udp) or ["127.0.0.1:9000"], udp_token=args.udp_token, vmc=_targets(args.vmc),
         record=args.record,
         preview=args.preview,

@@ -9,6 +9,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "usyd-community/vitpose-base-simple"
+LIFTERS = {"learned": "LearnedLifter", "geometric": "Lifter"}  # config value -> class in pose_server.lift
 HUB_MODELS = {
     "small": "usyd-community/vitpose-plus-small",
     "base": "usyd-community/vitpose-base-simple",
@@ -58,13 +59,14 @@ class PipelineConfig:
     d_cutoff: float = 1.0
     hold_s: float = 0.25
     lift_3d: bool = True
+    lifter: str = "learned"  # learned (the temporal network, resources/models/temporal_lifter.npz) | geometric
     depth_prior: bool = True  # the lifter's learned depth prior (resources/models/depth_prior.npz)
     # What monocular video cannot tell the lifter: the performer's height (the skeleton's scale), the camera's
     # horizontal field of view (its focal length) and how far it looks down (negative: up), in degrees.
     performer_height: float = 1.75
     camera_hfov: float = 60.0
     camera_pitch: float = 0.0
-    protocol_version: int = 2  # 2 adds per-bone rotations
+    protocol_version: int = 3  # 2 adds per-bone rotations, 3 foot contacts
     udp: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
     # Shared secret sent as meta.token: a Blender listening on anything but 127.0.0.1 accepts only
     # packets that carry its token.

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import sources as src
-from .config import DEFAULT_MODEL, HUB_MODELS, LIVE_FIELDS, PipelineConfig, load_estimator
+from .config import DEFAULT_MODEL, HUB_MODELS, LIFTERS, LIVE_FIELDS, PipelineConfig, load_estimator
 from .detect import make_detector
 from .preview import PreviewWriter, draw_people, encode_jpeg
 from .record import Recorder
@@ -269,7 +269,7 @@ class Pipeline(Stages):
         self.encoder = PacketEncoder(self.source.name, skeleton=self._estimator.skeleton,
                                      image_size=self.source.size if all(self.source.size) else (1, 1),
                                      start_seq=self.encoder.seq if self.encoder is not None else 0)
-        self._lift = _optional("lift", "Lifter") if cfg.lift_3d else None
+        self._lift = _optional("lift", LIFTERS[cfg.lifter]) if cfg.lift_3d else None
         self._solve = _optional("ik", "solve_rotations") if cfg.protocol_version >= 2 else None
         self._signals: dict[int, TrackSignal] = {}
 
@@ -303,7 +303,7 @@ class Pipeline(Stages):
         elif "det_threshold" in changed and self.detector is not None and hasattr(self.detector, "score_threshold"):
             self.detector.score_threshold = new.det_threshold
         if "lift_3d" in changed and self.running:
-            self._lift = _optional("lift", "Lifter") if new.lift_3d else None
+            self._lift = _optional("lift", LIFTERS[new.lifter]) if new.lift_3d else None
             self._signals = {}
         if "protocol_version" in changed and self.running:
             self._solve = _optional("ik", "solve_rotations") if new.protocol_version >= 2 else None
@@ -332,7 +332,8 @@ class Pipeline(Stages):
         self._sent_times: deque[float] = deque(maxlen=120)
         self._frames_read = self._frames_sent = self._dropped = self._corrupt = self._people = 0
         self._lift_failures = 0
-        self._stage_ms: dict[str, deque[float]] = {k: deque(maxlen=100) for k in ("detect", "infer", "signal", "send")}
+        self._stage_ms: dict[str, deque[float]] = {k: deque(maxlen=100)
+                                                   for k in ("detect", "infer", "signal", "lift", "send")}
         self._t_start = 0.0
         self._t_log = time.monotonic()
 

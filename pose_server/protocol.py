@@ -60,6 +60,7 @@ class Person:
     held: Any = ()  # indices of held/predicted keypoints, or a (K,) bool mask
     joints_3d: Any = None  # (17, 3) metres or None
     rotations: Any = None  # (12, 4) unit quaternions w, x, y, z or None
+    contacts: Any = None  # (2,) left/right foot contact probabilities in [0, 1] or None (version 3)
 
 
 def _field(person: Any, name: str, default: Any = None) -> Any:
@@ -242,6 +243,11 @@ class PacketEncoder:
         rotations = _field(person, "rotations")
         if rotations is not None:
             out["rotations"] = _rotations(rotations, f"{what} rotations")
+        contacts = _field(person, "contacts")
+        if contacts is not None:
+            out["contacts"] = _rounded(contacts, (2,), SCORE_DECIMALS, 1.0, f"{what} contacts")
+            if min(out["contacts"]) < 0.0:
+                raise ValueError(f"{what} contacts: probabilities must be in [0, 1], got {out['contacts']}")
         return out
 
     def encode(
@@ -259,7 +265,7 @@ class PacketEncoder:
             raise ValueError(f"{len(people)} people in one frame, at most {MAX_PEOPLE}; lower max_people")
         persons = [self._person(p, i) for i, p in enumerate(people)]
         packet: dict[str, Any] = {
-            "v": 2 if any("rotations" in p for p in persons) else 1,
+            "v": 3 if any("contacts" in p for p in persons) else 2 if any("rotations" in p for p in persons) else 1,
             "seq": self.seq,
             "timestamp": _seconds(timestamp, "timestamp"),
             "sent": _seconds(time.time() if sent is None else sent, "sent"),

@@ -222,7 +222,12 @@ class Stages:
                 if sig is None:
                     sig = self._signals[tid] = TrackSignal(self.config, num_k, size, self._lift)
                 solve = self._solve if self.config.protocol_version >= 2 else None
-                people.append(sig.person(tid, box, k, s, item.media_t, solve, self._lift_failed))
+                person = sig.person(tid, box, k, s, item.media_t, solve, self._lift_failed)
+                if sig.lift_ms is not None:
+                    self._stage_ms["lift"].append(sig.lift_ms)  # per person-frame: the 3D lifter alone
+                if self.config.protocol_version < 3:
+                    person.pop("contacts", None)  # version 3 added them
+                people.append(person)
             # Forget tracks not seen for a second: their filters would only drag stale state along.
             signals = self._signals  # (lift_3d may swap the dict from another thread)
             for tid in [t for t, sig in list(signals.items()) if item.media_t - sig.last_seen > 1.0]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,13 +18,14 @@ class TrackSignal:
 
     def __init__(self, cfg: PipelineConfig, num_keypoints: int, image_size: tuple[int, int], lift: Any) -> None:
         self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
-        prior = "default" if cfg.depth_prior else None
+        prior = "default" if cfg.depth_prior else None  # (the geometric lifter's; the learned one ignores it)
         self.lifter = (
             lift(image_size=image_size, min_score=cfg.kpt_threshold, depth_prior=prior, height_m=cfg.performer_height,
                  hfov_deg=cfg.camera_hfov, camera_pitch_deg=cfg.camera_pitch)
             if lift is not None else None
         )
         self.last_seen = 0.0
+        self.lift_ms: float | None = None  # the lifter's time on the last frame (pose-server bench reports it)
 
     def set_params(self, cfg: PipelineConfig) -> None:
         self.f2d.set_params(**_filter_params(cfg))
@@ -39,7 +41,13 @@ class TrackSignal:
         person = {"id": int(tid), "bbox": box, "keypoints": pts, "scores": np.clip(sc, 0.0, 1.0),
                   "held": np.flatnonzero(held).tolist(), "joints_3d": None}
         if self.lifter is not None:
-            person.update(self._lift(pts, sc, t, solve, failed))
+            if getattr(self.lifter, "wants_raw", False):
+                # The temporal lifter smooths over time itself and was trained on raw detections, with missing
+                # points held as this filter holds them: raw keypoints and scores, the filter's held points.
+                raw = np.where(held[:, None], pts, np.asarray(kpts, dtype=np.float64))
+                person.update(self._lift(raw, np.asarray(scores, dtype=np.float64), t, solve, failed))
+            else:
+                person.update(self._lift(pts, sc, t, solve, failed))
         return person
 
     def _lift(self, pts: np.ndarray, scores: np.ndarray, t: float, solve: Callable | None,
@@ -47,10 +55,15 @@ class TrackSignal:
         """joints_3d (and v2 rotations) of one person; a pose the lifter/IK cannot handle (e.g. two joints on
         one pixel) sends the 2D keypoints alone rather than stopping the stream."""
         try:
+            t0 = time.perf_counter()
             joints = self.lifter(pts[:17], scores[:17], t)
+            self.lift_ms = (time.perf_counter() - t0) * 1000
             if joints is None or not np.isfinite(joints).all():
                 return {}
             out = {"joints_3d": joints}
+            contacts = getattr(self.lifter, "contacts", None)
+            if contacts is not None:
+                out["contacts"] = np.clip(contacts, 0.0, 1.0)
             if solve is not None:
                 out["rotations"] = solve(joints)
             return out

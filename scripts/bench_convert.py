@@ -24,13 +24,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_lifting import IMAGE, LIFT_DEFAULTS, VIEWS, detector_noise, metrics, run_case  # noqa: E402
+from bench_lifting import IMAGE, VIEWS, case_camera, detector_noise, metrics, run_case  # noqa: E402
 
 from pose_server.bvh import coco17_from_cmu, read_bvh  # noqa: E402
 from pose_server.config import PipelineConfig  # noqa: E402
 from pose_server.convert import ConvertOptions, Tracks, build_motions  # noqa: E402
-from pose_server.filters import KeypointFilter  # noqa: E402
-from pose_server.lift.camera import PinholeCamera  # noqa: E402
 from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths  # noqa: E402
 
 OPTS = {k: p.default for k, p in inspect.signature(ConvertOptions).parameters.items() if k != "outputs"}
@@ -49,19 +47,23 @@ def foot_skate(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.concatenate(slides).mean() * 1000)
 
 
+def elevation(args: argparse.Namespace) -> float:
+    """The camera's downward angle (deg) from its height and distance."""
+    return float(np.degrees(np.arctan2(args.camera_height - args.target_height, args.distance)))
+
+
 def live_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float,
               args: argparse.Namespace) -> dict:
-    """bench_lifting.run_case, plus the foot skate of its joints."""
-    r = run_case(gt_world, fps, azimuth, sigma, height, args)
+    """bench_lifting.run_case with the geometric lifter (the one convert uses), plus the foot skate of its joints."""
+    r = run_case(gt_world, None, fps, azimuth, elevation(args), sigma, height, "geometric", args, args.seed)
     return r | {"skate": foot_skate(r["joints"], r["gt"])}
 
 
 def offline_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float,
                  args: argparse.Namespace) -> dict:
     """bench_lifting.run_case's camera and noise (same seed: the same 2D input), through convert's path."""
-    target = np.array([*gt_world[:, :, :2].mean((0, 1)), args.target_height])
-    cam = PinholeCamera.orbit(IMAGE, target, azimuth, distance=args.distance, height=args.camera_height)
-    pitch = np.degrees(np.arctan2(args.camera_height - args.target_height, args.distance))
+    cam = case_camera(gt_world, azimuth, elevation(args), args)
+    pitch = elevation(args)
     px = cam.project(gt_world)
     gt = cam.level_world(gt_world)
     noisy, scores = detector_noise(px, sigma, np.random.default_rng(args.seed))
@@ -70,7 +72,7 @@ def offline_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float,
     tracks = Tracks(fps=fps, size=IMAGE, frames=len(px), skeleton="coco17", source_name="bench")
     tracks.boxes[1] = np.concatenate([noisy.min(1) - 20, noisy.max(1) + 20], axis=1)
     tracks.keypoints[1], tracks.scores[1] = noisy, scores
-    cfg = PipelineConfig(source="bench", udp=[], performer_height=height, camera_pitch=pitch,
+    cfg = PipelineConfig(source="bench", udp=[], performer_height=height, camera_pitch=pitch, lifter="geometric",
                          depth_prior=args.depth_prior != "none")
     opts = ConvertOptions(outputs=[], smooth_2d=args.smooth_2d, smooth_3d=args.smooth_3d, max_gap=args.max_gap,
                           lock_feet=not args.no_lock_feet, stride=args.stride)
@@ -100,9 +102,8 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=1, help="offline path: 2D only on every n-th frame")
     args = ap.parse_args()
     # bench_lifting's settings for the live path: its defaults (the server's).
-    live = argparse.Namespace(target_height=1.0, distance=5.0, camera_height=1.0, seed=args.seed,
-                              min_cutoff=KeypointFilter().min_cutoff, beta=KeypointFilter().beta,
-                              depth_prior=args.depth_prior, **{f"lift_{k}": v for k, v in LIFT_DEFAULTS.items()})
+    live = argparse.Namespace(target_height=1.0, distance=5.0, camera_height=1.0, seed=args.seed, rot_every=1,
+                              depth_prior=args.depth_prior)
     for k in ("target_height", "distance", "camera_height"):
         setattr(args, k, getattr(live, k))
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()

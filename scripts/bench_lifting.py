@@ -1,36 +1,46 @@
-"""Benchmark the server's filter -> lifter -> IK chain on BVH mocap seen through a virtual camera.
+"""Benchmark the server's lifting chain (KeypointFilter -> lifter -> IK, as pose_server/track_signal.py runs it) on
+motion capture of every format pose_server/mocap reads, seen through virtual cameras.
 
-    .venv/bin/python scripts/bench_lifting.py --bvh /path/a.bvh /path/b.bvh [--fps 30] [--noise 0 2 3 5]
+    .venv/bin/python scripts/bench_lifting.py ../shared/mocap/cmu_131_0*.bvh --lifter learned geometric
+    .venv/bin/python scripts/bench_lifting.py ../shared/mocap/eval/MANIFEST.csv --max-clips 120 --seconds 10
+    .venv/bin/python scripts/bench_lifting.py ../shared/mocap/train/MANIFEST.csv --subjects cmu07 cmu14 cmu61
 
-Each clip is resampled to --fps, its COCO-17 points (derived from the mocap skeleton) are projected by
-a pinhole camera at several azimuths (front / three-quarter / side), detector-like noise is added
-(Gaussian pixels, dropped keypoints with low scores, brief left/right swaps), and the frames are fed one
-by one, causally, through KeypointFilter -> Lifter -> solve_rotations exactly as the server does.
+Inputs: mocap files (.bvh, .amc, plain or .xz), folders, MANIFEST.csv files. Each clip is resampled to --fps, its
+COCO-17 points are projected by a pinhole camera at --azimuths (degrees from the performer's front, taken from the
+first frame) x --elevations (degrees above the horizon, looking at the pelvis height from --distance), detector-like
+noise is added (Gaussian pixels; at > 0 px also dropped keypoints with low scores and brief left/right swaps), and
+the frames go one by one, causally, through the server's per-track signal step. --views-per-clip picks that many
+(azimuth, elevation) pairs per clip (all by default), drawn at random (seeded) from the grid. Metrics per case, then
+per lifter x noise: per motion category, per azimuth, overall. Lifters run interleaved, case by case.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
+import os
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from pose_server.bvh import coco17_from_cmu, read_bvh
-from pose_server.filters import KeypointFilter
+from pose_server.config import PipelineConfig
 from pose_server.ik import forward_rotations, solve_rotations
-from pose_server.lift import Lifter
+from pose_server.lift import LearnedLifter, Lifter
 from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths
+from pose_server.mocap import category_of, find_clips, load_clip
+from pose_server.mocap.clips import manifest_row
 from pose_server.skeleton import SKELETONS
+from pose_server.track_signal import TrackSignal
 
-LIFT_DEFAULTS = {k: p.default for k, p in inspect.signature(Lifter).parameters.items() if "cutoff" in k or "beta" in k}
 VIEWS = {"front": 0.0, "three-quarter": 45.0, "side": 90.0}
+LIFTERS = {"learned": LearnedLifter, "geometric": Lifter}
 IMAGE = (1280, 720)
 FLIP = SKELETONS["coco17"].flip_indices()
 DIR_SEGMENTS = LIMB_SEGMENTS + ((J["l_hip"], J["l_shoulder"]), (J["r_hip"], J["r_shoulder"]))
+ANKLES = [J["l_ankle"], J["r_ankle"]]
 
 
 def detector_noise(px: np.ndarray, sigma: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -97,37 +107,6 @@ def longest_run(mask: np.ndarray) -> int:
         cur = cur + 1 if m else 0
         best = max(best, cur)
     return best
-
-
-def run_case(
-    gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float, args: argparse.Namespace
-) -> dict:
-    target = np.array([*gt_world[:, :, :2].mean((0, 1)), args.target_height])
-    cam = PinholeCamera.orbit(IMAGE, target, azimuth, distance=args.distance, height=args.camera_height)
-    pitch = np.degrees(np.arctan2(args.camera_height - args.target_height, args.distance))
-    px = cam.project(gt_world)
-    gt = cam.level_world(gt_world)
-    noisy, scores = detector_noise(px, sigma, np.random.default_rng(args.seed))
-    filt = KeypointFilter(17, 2, min_cutoff=args.min_cutoff, beta=args.beta)
-    smooth = {k: getattr(args, f"lift_{k}") for k in LIFT_DEFAULTS}
-    prior = None if args.depth_prior == "none" else args.depth_prior
-    lifter = Lifter(IMAGE, height_m=height, camera_pitch_deg=pitch, depth_prior=prior, **smooth)
-    preds, t_lift, t_ik, rots = [], [], [], []
-    for i in range(len(px)):
-        t = i / fps
-        t0 = time.perf_counter()
-        k2, s2, _ = filt(noisy[i], scores[i], t)
-        j3 = lifter(k2, s2, t)
-        t1 = time.perf_counter()
-        q = solve_rotations(j3) if j3 is not None else None
-        t2 = time.perf_counter()
-        t_lift.append(t1 - t0)
-        t_ik.append(t2 - t1)
-        preds.append(np.full((17, 3), np.nan) if j3 is None else j3)
-        rots.append(q)
-    pred = np.array(preds, dtype=np.float64)
-    out = metrics(pred, gt, rots, fps)
-    return out | {"ms": np.median(t_lift) * 1000, "ik_ms": np.median(t_ik) * 1000, "joints": pred, "gt": gt}
 
 
 def metrics(pred: np.ndarray, gt: np.ndarray, rots: list, fps: float) -> dict:
@@ -222,61 +201,249 @@ def compare_ikpy(gt: np.ndarray, frames: int = 40) -> str:
     )
 
 
+def foot_metrics(pred: np.ndarray, contacts_gt: np.ndarray | None, contacts_pred: np.ndarray | None,
+                 fps: float) -> dict:
+    """Foot skating: the lifted ankles' horizontal speed while the mocap foot is planted, mm per frame at 30 fps;
+    contact precision and recall of the predicted probabilities (> 0.5) against the mocap's contacts."""
+    out = {"skate": np.nan, "c_prec": np.nan, "c_rec": np.nan}
+    if contacts_gt is None:
+        return out
+    valid = np.isfinite(pred).all(axis=(1, 2))
+    speed = np.full((len(pred), 2), np.nan)
+    speed[1:] = np.linalg.norm(np.diff(pred[:, ANKLES, :2], axis=0), axis=-1) * fps * 1000 / 30
+    planted = contacts_gt & valid[:, None] & np.isfinite(speed)
+    if planted.any():
+        out["skate"] = float(np.mean(speed[planted]))
+    if contacts_pred is not None:
+        said = (contacts_pred > 0.5) & valid[:, None]
+        truth = contacts_gt & valid[:, None]
+        out["c_prec"] = 100.0 * (said & truth).sum() / max(said.sum(), 1)
+        out["c_rec"] = 100.0 * (said & truth).sum() / max(truth.sum(), 1)
+    return out
+
+
+def facing_azimuth(joints: np.ndarray) -> float:
+    """Compass angle (deg, 0 = facing -Y) the performer faces in the first frame."""
+    left = joints[0, J["l_hip"]] - joints[0, J["r_hip"]]
+    fwd = np.cross(left, [0.0, 0.0, 1.0])
+    return float(np.degrees(np.arctan2(fwd[0], -fwd[1])))
+
+
+def case_camera(gt_world: np.ndarray, azimuth: float, elevation: float, args: argparse.Namespace) -> PinholeCamera:
+    """The virtual camera of a case: ``azimuth`` degrees around the performer from where they face in the first
+    frame, looking down ``elevation`` degrees at ``args.target_height``, ``args.distance`` away."""
+    target = np.array([*gt_world[:, :, :2].mean((0, 1)), args.target_height])
+    cam_height = args.target_height + args.distance * np.tan(np.radians(elevation))
+    return PinholeCamera.orbit(IMAGE, target, azimuth + facing_azimuth(gt_world), distance=args.distance,
+                               height=cam_height)
+
+
+def run_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, azimuth: float, elevation: float,
+             sigma: float, height: float, lifter: str, args: argparse.Namespace, seed: int) -> dict:
+    """One clip through one camera and noise level, frame by frame as the server lifts it."""
+    cam = case_camera(gt_world, azimuth, elevation, args)
+    px = cam.project(gt_world)
+    gt = cam.level_world(gt_world)
+    noisy, scores = detector_noise(px, sigma, np.random.default_rng(seed))
+    cfg = PipelineConfig(performer_height=height, camera_pitch=elevation, lifter=lifter,
+                         depth_prior=args.depth_prior != "none")
+    sig = TrackSignal(cfg, 17, IMAGE, LIFTERS[lifter])
+    box = np.array([0, 0, *IMAGE], float)
+    preds, rots, c_pred, t_lift, t_ik = [], [], [], [], []
+    for i in range(len(px)):
+        t0 = time.perf_counter()
+        person = sig.person(0, box, noisy[i], scores[i], i / fps, None, lambda e: None)
+        t_lift.append(time.perf_counter() - t0)
+        j3 = person["joints_3d"]
+        q = None
+        if j3 is not None and i % args.rot_every == 0:
+            t1 = time.perf_counter()
+            q = solve_rotations(j3)
+            t_ik.append(time.perf_counter() - t1)
+        preds.append(np.full((17, 3), np.nan) if j3 is None else j3)
+        rots.append(q)
+        c = person.get("contacts")
+        c_pred.append(np.full(2, np.nan) if c is None else c)
+    pred = np.array(preds, dtype=np.float64)
+    c_pred = np.array(c_pred)
+    out = metrics(pred, gt, rots, fps)
+    out |= foot_metrics(pred, contacts, None if np.isnan(c_pred).all() else c_pred, fps)
+    return out | {"ms": np.median(t_lift) * 1000, "ik_ms": np.median(t_ik) * 1000 if t_ik else np.nan,
+                  "frames": len(px), "joints": pred, "gt": gt}
+
+
+COLS = ("mpjpe", "pa", "wrong", "run", "jitter", "cv", "rot", "skate", "c_prec", "c_rec", "ms")
+HEADER = ("MPJPE", "PA-MPJPE", "wrong%", "maxrun", "jitter×", "boneCV%", "rot°", "skate mm/f", "contact P%",
+          "contact R%", "ms/frame")
+
+
+def summarise(rows: list[dict], key: str) -> list[tuple[str, dict, int]]:
+    """Frame-weighted means of every metric per value of ``key`` (run: the maximum)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[str(r[key])].append(r)
+    out = []
+    for name, rs in sorted(groups.items()):
+        w = np.array([r["frames"] for r in rs], float)
+        agg = {}
+        for c in COLS:
+            v = np.array([r[c] for r in rs], float)
+            ok = np.isfinite(v)
+            agg[c] = (float(v[ok].max()) if c == "run" else float(np.average(v[ok], weights=w[ok]))) if ok.any() \
+                else np.nan
+        out.append((name, agg, len(rs)))
+    return out
+
+
+def table(title: str, groups: list[tuple[str, dict, int]]) -> str:
+    lines = [f"\n{title}", "| " + " | ".join(("group", "cases", *HEADER)) + " |", "|" + "---|" * (len(HEADER) + 2)]
+    for name, agg, n in groups:
+        vals = [("—" if not np.isfinite(agg[c]) else f"{agg[c]:.0f}" if c == "run" else
+                 f"{agg[c]:.2f}" if c in ("jitter", "ms", "cv") else f"{agg[c]:.1f}") for c in COLS]
+        lines.append("| " + " | ".join((name, str(n), *vals)) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """MPJPE per azimuth (one curve per lifter x noise) and per category: a PNG for docs/."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for lifter in sorted({r["lifter"] for r in rows}):
+        for sigma in sorted({r["px"] for r in rows}):
+            sel = [r for r in rows if r["lifter"] == lifter and r["px"] == sigma]
+            g = summarise(sel, "azimuth")
+            az = [float(n) for n, _, _ in g]
+            order = np.argsort(az)
+            ax1.plot(np.array(az)[order], np.array([a["mpjpe"] for _, a, _ in g])[order], marker="o",
+                     ls="-" if lifter == "learned" else "--", label=f"{lifter}, {sigma:g} px")
+    ax1.set_xlabel("camera azimuth from the performer's front (deg)")
+    ax1.set_ylabel("MPJPE (mm)")
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=8)
+    cats = sorted({r["category"] for r in rows})
+    lifters = sorted({r["lifter"] for r in rows})
+    width = 0.8 / max(len(lifters), 1)
+    for k, lifter in enumerate(lifters):
+        sel = [r for r in rows if r["lifter"] == lifter and r["px"] == max(r2["px"] for r2 in rows)]
+        g = dict((n, a) for n, a, _ in summarise(sel, "category"))
+        ax2.bar(np.arange(len(cats)) + k * width, [g.get(c, {"mpjpe": np.nan})["mpjpe"] for c in cats], width,
+                label=lifter)
+    ax2.set_xticks(np.arange(len(cats)) + width * (len(lifters) - 1) / 2, cats, rotation=30, ha="right")
+    ax2.set_ylabel(f"MPJPE (mm) at {max(r['px'] for r in rows):g} px")
+    ax2.legend(fontsize=8)
+    ax2.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"3D lifting on {len({r['clip'] for r in rows})} mocap clips through virtual cameras")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bvh", nargs="+", required=True, type=Path, help="CMU-style BVH files in metres")
+    ap.add_argument("inputs", nargs="*", type=Path, help="mocap files, folders or MANIFEST.csv")
+    ap.add_argument("--bvh", nargs="+", type=Path, default=[], help="(older spelling of the inputs)")
+    ap.add_argument("--lifter", nargs="+", default=["learned"], choices=list(LIFTERS))
     ap.add_argument("--fps", type=float, default=30.0, help="resample the mocap to this frame rate")
-    ap.add_argument("--noise", nargs="+", type=float, default=[0, 2, 3, 5], help="pixel noise levels (sigma)")
-    ap.add_argument("--views", nargs="+", default=list(VIEWS), choices=list(VIEWS))
+    ap.add_argument("--clip-fps", type=float, help="the clips' true frame rate when no manifest says it (AMC)")
+    ap.add_argument("--noise", nargs="+", type=float, default=[0, 3, 5], help="pixel noise levels (sigma)")
+    ap.add_argument("--azimuths", nargs="+", type=float, default=[0, 45, 90, 135, 180, 225, 270, 315])
+    ap.add_argument("--elevations", nargs="+", type=float, default=[0, 15, 30])
+    ap.add_argument("--views-per-clip", type=int, default=0, help="(azimuth, elevation) pairs per clip; 0 = all")
+    ap.add_argument("--subjects", nargs="*", help="only clips of these subjects (e.g. the validation split)")
+    ap.add_argument("--max-clips", type=int, default=0,
+                    help="at most this many clips, taken in turn from each motion category (seeded)")
+    ap.add_argument("--seconds", type=float, default=0.0, help="use at most this many seconds of each clip")
     ap.add_argument("--default-height", action="store_true", help="do not tell the lifter the performer's height")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rot-every", type=int, default=5, help="rotation error on every Nth frame (IK is slow)")
     ap.add_argument("--ikpy", action="store_true", help="also time ikpy against the analytic IK on one leg")
-    ap.add_argument("--min-cutoff", type=float, default=KeypointFilter().min_cutoff, help="2D One Euro min cutoff")
-    ap.add_argument("--beta", type=float, default=KeypointFilter().beta, help="2D One Euro beta (per px/s)")
-    ap.add_argument("--lift-min-cutoff", type=float, default=LIFT_DEFAULTS["min_cutoff"], help="3D smoothing")
-    ap.add_argument("--lift-beta", type=float, default=LIFT_DEFAULTS["beta"], help="3D smoothing beta (per m/s)")
-    ap.add_argument("--lift-depth-min-cutoff", type=float, default=LIFT_DEFAULTS["depth_min_cutoff"])
-    ap.add_argument("--lift-depth-beta", type=float, default=LIFT_DEFAULTS["depth_beta"])
     ap.add_argument("--distance", type=float, default=5.0, help="camera distance to the clip's centre (m)")
-    ap.add_argument("--camera-height", type=float, default=1.0, help="camera height above the floor (m)")
-    ap.add_argument("--target-height", type=float, default=1.0, help="height the camera looks at (m); the pitch "
-                    "this gives is passed to the lifter as the user's camera setting")
+    ap.add_argument("--target-height", type=float, default=1.0, help="height the camera looks at (m)")
     ap.add_argument("--shift-hips", nargs=2, type=float, default=(0.0, 0.0), metavar=("OUT", "DOWN"),
-                    help="move the hip keypoints OUT (each side) and DOWN, in metres, as a detector's COCO hips "
-                         "may sit against the mocap's joint centres (sensitivity to the keypoint definition)")
-    ap.add_argument("--depth-prior", default="default", help="learned depth prior: 'default' (the shipped "
-                    "resources/models/depth_prior.npz), a path, or 'none' for the geometric lifter alone")
+                    help="move the hip keypoints OUT (each side) and DOWN (m), as a detector may place them")
+    ap.add_argument("--depth-prior", default="default", help="geometric lifter: 'default' or 'none'")
+    ap.add_argument("--plot", type=Path, help="write a PNG: MPJPE per azimuth and per category")
+    ap.add_argument("--cases", action="store_true", help="also print every case")
     args = ap.parse_args()
-    cases = [(p, v, s) for p in args.bvh for v in args.views for s in args.noise]
-    rows = []
-    clips = {}
-    for path in args.bvh:
-        if not path.is_file():
-            raise SystemExit(f"{path}: no such BVH file")
-        bvh = read_bvh(path)
-        step = max(1, round(1.0 / (bvh.frame_time * args.fps)))
-        gt = coco17_from_cmu(bvh, slice(None, None, step))
-        scale = np.mean(segment_lengths(gt[0], LIMB_SEGMENTS) / segment_lengths(REST_JOINTS, LIMB_SEGMENTS))
+    paths = find_clips([*args.inputs, *args.bvh])
+    if not paths:
+        raise SystemExit("no mocap clips: give .bvh/.amc files, folders or a MANIFEST.csv")
+    if args.max_clips and len(paths) > args.max_clips:  # round-robin over categories (from names), deterministic
+        by_cat: dict[str, list[Path]] = defaultdict(list)
+        for path in paths:
+            row = manifest_row(Path(path))
+            by_cat[category_of(row["description"] if row else Path(path).name)].append(path)
+        rng = np.random.default_rng(args.seed)
+        for cat in by_cat:  # actors and styles mixed, the same ones every run
+            rng.shuffle(by_cat[cat])
+        picked, k = [], 0
+        while len(picked) < args.max_clips:
+            for cat in sorted(by_cat):
+                if k < len(by_cat[cat]) and len(picked) < args.max_clips:
+                    picked.append(by_cat[cat][k])
+            k += 1
+        paths = picked
+    clips = []
+    for path in tqdm(paths, desc="reading", unit="clip"):
+        clip = load_clip(path, fps=args.clip_fps)
+        if not args.subjects or clip.subject in args.subjects:
+            clips.append(clip)
+    grid = [(a, e) for e in args.elevations for a in args.azimuths]
+    cases = []
+    view_rng = np.random.default_rng(args.seed)  # views drawn per clip: not tied to the clips' (category) order
+    for ci in range(len(clips)):
+        views = grid if not args.views_per_clip else [
+            grid[k] for k in view_rng.choice(len(grid), min(args.views_per_clip, len(grid)), replace=False)]
+        for az, el in views:
+            for sigma in args.noise:
+                for lifter in args.lifter:
+                    cases.append((ci, az, el, sigma, lifter))
+    prepared = {}
+    for ci, clip in enumerate(clips):
+        t_src = np.arange(len(clip.joints)) / clip.fps
+        end = t_src[-1] if not args.seconds else min(t_src[-1], args.seconds)
+        t_new = np.arange(0.0, end, 1.0 / args.fps)
+        idx = np.minimum(np.searchsorted(t_src, t_new), len(t_src) - 1)
+        gt = clip.joints[idx]
         gt = shift_hips(gt, *args.shift_hips) if any(args.shift_hips) else gt
-        height = REST_HEIGHT if args.default_height else REST_HEIGHT * scale
-        clips[path] = (gt, 1.0 / (bvh.frame_time * step), height)
-    for path, view, sigma in tqdm(cases, desc="bench", unit="case"):
-        gt, fps, height = clips[path]
-        r = run_case(gt, fps, VIEWS[view], sigma, height, args)
-        rows.append((path.stem, view, sigma, r))
-    cols = "clip view px MPJPE PA-MPJPE boneCV% dir° flips maxrun wrong% jitter× lift_ms rot° ik_ms".split()
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for clip, view, sigma, r in rows:
-        print(
-            f"| {clip} | {view} | {sigma:g} | {r['mpjpe']:.1f} | {r['pa']:.1f} | {r['cv']:.2f} | {r['ang']:.1f} | "
-            f"{r['flips']} | {r['run']} | {r['wrong']:.1f} | {r['jitter']:.2f} | {r['ms']:.3f} | {r['rot']:.1f} | "
-            f"{r['ik_ms']:.3f} |"
-        )
-    for path, (_, _, height) in clips.items():
-        print(f"{path.stem}: performer height given to the lifter {height:.3f} m")
+        scale = np.median(segment_lengths(gt, LIMB_SEGMENTS) / segment_lengths(REST_JOINTS, LIMB_SEGMENTS))
+        height = REST_HEIGHT if args.default_height else REST_HEIGHT * float(scale)
+        prepared[ci] = (gt, None if clip.contacts is None else clip.contacts[idx], height)
+    rows = []
+    t0, c0 = time.time(), time.process_time()
+    load0 = os.getloadavg()
+    for ci, az, el, sigma, lifter in tqdm(cases, desc="bench", unit="case"):
+        gt, contacts, height = prepared[ci]
+        r = run_case(gt, contacts, args.fps, az, el, sigma, height, lifter, args, args.seed + ci)
+        r = {k: v for k, v in r.items() if k not in ("joints", "gt")}  # the per-frame arrays are for bench_convert
+        rows.append(r | {"clip": clips[ci].name, "category": clips[ci].category, "azimuth": f"{az:g}",
+                         "elevation": f"{el:g}", "px": sigma, "lifter": lifter})
+    wall, cpu = time.time() - t0, time.process_time() - c0
+    if args.cases:
+        print(table("every case (clip / lifter / px / azimuth / elevation)",
+                    [(f"{r['clip']} {r['lifter']} {r['px']:g}px az{r['azimuth']} el{r['elevation']}", r, 1)
+                     for r in rows]))
+    for lifter in args.lifter:
+        for sigma in args.noise:
+            sel = [r for r in rows if r["lifter"] == lifter and r["px"] == sigma]
+            title = f"{lifter} lifter, {sigma:g} px"
+            print(table(f"{title}: overall", [("all", *summarise(sel, "lifter")[0][1:])]))
+            print(table(f"{title}: per category", summarise(sel, "category")))
+            print(table(f"{title}: per azimuth (deg from the performer's front)", summarise(sel, "azimuth")))
+            if len(args.elevations) > 1:
+                print(table(f"{title}: per elevation (deg)", summarise(sel, "elevation")))
+    frames = sum(r["frames"] for r in rows)
+    print(f"\n{len(clips)} clips, {len(rows)} cases, {frames} frames; wall {wall:.0f} s, CPU {cpu:.0f} s; "
+          f"load average before {load0[0]:.2f}, after {os.getloadavg()[0]:.2f} (2 cores)")
+    if args.plot:
+        plot(rows, args.plot)
+        print(f"plot: {args.plot}")
     if args.ikpy:
-        print(compare_ikpy(next(iter(clips.values()))[0]))
+        print(compare_ikpy(prepared[0][0]))
 
 
 if __name__ == "__main__":

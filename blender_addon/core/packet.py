@@ -35,7 +35,8 @@ QUAT_NORM_TOLERANCE = 0.01  # rounding to 1e-3 per component moves the norm by <
 PACKET_REQUIRED = ("v", "seq", "timestamp", "sent", "frame", "source", "skeleton", "image_size", "people")
 PACKET_FIELDS = frozenset((*PACKET_REQUIRED, "meta"))
 PERSON_REQUIRED = ("id", "bbox", "keypoints", "scores")
-PERSON_FIELDS = frozenset((*PERSON_REQUIRED, "held", "joints_3d", "rotations"))
+PERSON_FIELDS = frozenset((*PERSON_REQUIRED, "held", "joints_3d", "rotations", "contacts"))
+VERSIONS = (1, 2, 3)  # every version this add-on reads: 2 added rotations, 3 foot contacts
 
 # A JSON string, or an unterminated one up to the end. Unrolled and never failing once a quote is seen, so
 # the scan is linear: the naive `"(?:[^"\\]|\\.)*"` retries from every quote of `"\"\"\"...` (seconds at 64 KB).
@@ -200,6 +201,10 @@ def _person(p: object, k: int, version: int, where: str) -> None:
         for i, q in enumerate(p["rotations"]):
             if abs(math.sqrt(sum(c * c for c in q)) - 1.0) > QUAT_NORM_TOLERANCE:
                 raise PacketError(f"{where}.rotations[{i}]: not a unit quaternion")
+    if "contacts" in p:
+        if version < 3:
+            raise PacketError(f"{where}.contacts: only allowed in version 3 packets")
+        _numbers(p["contacts"], 2, 0, 1, f"{where}.contacts")
 
 
 def _meta(meta: object) -> None:
@@ -232,8 +237,8 @@ def check_packet(packet: object) -> dict:
     """The schema's rules on an already parsed packet; returns it with integer fields as ints."""
     p = _object_fields(packet, PACKET_FIELDS, PACKET_REQUIRED, "packet")
     v = p["v"]
-    if not (_is_number(v) and v in (1, 2)):
-        raise PacketError(f"v: unsupported protocol version {v!r}"[:80] + " (this add-on reads versions 1 and 2)")
+    if not (_is_number(v) and v in VERSIONS):
+        raise PacketError(f"v: unsupported protocol version {v!r}"[:80] + " (this add-on reads versions 1, 2 and 3)")
     p["v"] = int(v)
     p["seq"] = _integer(p["seq"], 0, MAX_INT, "seq")
     _number(p["timestamp"], 0, MAX_TIME, "timestamp")

@@ -10,7 +10,7 @@ import time
 
 import bpy
 
-from . import drive, recorder, state
+from . import drive, foot_lock, recorder, state
 
 TICK_INTERVAL_S = 1.0 / 120.0  # poll faster than any sender so a packet waits at most ~8 ms
 _printed_errors: set[str] = set()
@@ -81,6 +81,8 @@ def _apply_packet(scene, settings, armature, packet: dict, take) -> None:
     person = select_person(packet, settings.person_mode, settings.person_id)
     if person is None or armature is None or armature.type != "ARMATURE":
         return
+    if settings.foot_lock:  # protocol v3 contacts: planted feet stay put (core/foot_lock.py)
+        person = foot_lock.lock_for(scene.session_uid).apply(person, packet["timestamp"])
     try:
         drive.apply_person(scene, armature, person, packet)
     except Exception as exc:  # a bad rig must not kill the timer; the panel shows why

@@ -51,6 +51,7 @@ class MOCAP_PT_main(bpy.types.Panel):
         row.prop(settings, "person_mode", text="")
         if settings.person_mode == "ID":
             row.prop(settings, "person_id", text="")
+        box.prop(settings, "foot_lock")
         rig_panel.draw_rig_settings(box, context)
 
         box = layout.box()

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PinholeCamera", "focal_from_fov", "DEFAULT_HFOV_DEG"]
+__all__ = ["PinholeCamera", "focal_from_fov", "lifter_camera", "DEFAULT_HFOV_DEG"]
 
 DEFAULT_HFOV_DEG = 60.0  # a typical webcam / phone main camera in landscape
 
@@ -14,6 +14,17 @@ DEFAULT_HFOV_DEG = 60.0  # a typical webcam / phone main camera in landscape
 def focal_from_fov(width: float, hfov_deg: float = DEFAULT_HFOV_DEG) -> float:
     """Focal length in pixels for an image ``width`` pixels wide with horizontal field of view ``hfov_deg``."""
     return 0.5 * width / math.tan(math.radians(hfov_deg) / 2)
+
+
+def lifter_camera(image_size: tuple[int, int], focal: float | None, hfov_deg: float, height_m: float
+                  ) -> tuple[tuple[int, int], float, np.ndarray]:
+    """A lifter's checked (width, height), focal length (given, or from the field of view) and principal point."""
+    w, h = image_size
+    if w <= 0 or h <= 0:
+        raise ValueError(f"image_size must be positive (width, height) in pixels, got {image_size}")
+    if not 0.5 < height_m < 2.5:
+        raise ValueError(f"height_m is the performer's height in metres (0.5-2.5), got {height_m}")
+    return (int(w), int(h)), float(focal) if focal else focal_from_fov(w, hfov_deg), np.array([w / 2.0, h / 2.0])
 
 
 class PinholeCamera:

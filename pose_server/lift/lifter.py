@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from pose_server.filters import KeypointFilter
-from pose_server.lift.camera import DEFAULT_HFOV_DEG, focal_from_fov
+from pose_server.lift.camera import DEFAULT_HFOV_DEG, lifter_camera
 from pose_server.lift.learned import DEFAULT_DEPTH_PRIOR, DepthPrior, load_cached, window_features
 from pose_server.lift.priors import LimbPriors, torso_cost
 from pose_server.lift.proportions import FACE, LH, LIMBS, LS, REST_LENGTHS, RH, RS, Proportions
@@ -86,14 +86,7 @@ class Lifter:
         adaptive_smoothing: bool = True,
         depth_prior: DepthPrior | str | Path | None = "default",
     ) -> None:
-        w, h = image_size
-        if w <= 0 or h <= 0:
-            raise ValueError(f"image_size must be positive (width, height) in pixels, got {image_size}")
-        if not 0.5 < height_m < 2.5:
-            raise ValueError(f"height_m is the performer's height in metres (0.5-2.5), got {height_m}")
-        self.image_size = (int(w), int(h))
-        self.focal = float(focal) if focal else focal_from_fov(w, hfov_deg)
-        self.center = np.array([w / 2.0, h / 2.0])
+        self.image_size, self.focal, self.center = lifter_camera(image_size, focal, hfov_deg, height_m)
         self.height_m = float(height_m)
         self.min_score = float(min_score)
         self.calib_frames = int(calib_frames)

@@ -15,6 +15,9 @@ import pytest
 import blender_addon
 from blender_addon.core import drive, state
 
+from .helpers import wait_until
+from .packets import encode
+
 
 @pytest.fixture(scope="session")
 def addon():
@@ -47,6 +50,21 @@ def sender():
     yield s
     s.close()
 
+
+
+@pytest.fixture
+def live(scene, free_port, sender):
+    """Receiver started through the operator; returns send(packet) that waits until it arrived."""
+    scene.vitpose_mocap.port = free_port
+    assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
+    rx = state.receiver(scene.name)
+
+    def send(packet: dict) -> None:
+        before = rx.received
+        sender.sendto(encode(packet), ("127.0.0.1", free_port))
+        wait_until(lambda: rx.received > before, what=f"packet {packet['seq']}")
+
+    return send
 
 
 _exit_status = 0

@@ -16,21 +16,6 @@ from .packets import encode, make_packet
 pytestmark = pytest.mark.bpy42
 
 
-@pytest.fixture
-def live(scene, free_port, sender):
-    """Receiver started through the operator; returns send(packet) that waits until it arrived."""
-    scene.vitpose_mocap.port = free_port
-    assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
-    rx = state.receiver(scene.name)
-
-    def send(packet: dict) -> None:
-        before = rx.received
-        sender.sendto(encode(packet), ("127.0.0.1", free_port))
-        wait_until(lambda: rx.received > before, what=f"packet {packet['seq']}")
-
-    return send
-
-
 @pytest.mark.parametrize("mode", ["IK", "DIRECT"])
 def test_ticks_move_the_capture_rig_and_fill_the_status(scene, live, mode):
     rig = capture_rig(scene)

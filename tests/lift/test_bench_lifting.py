@@ -73,3 +73,26 @@ def test_detector_noise_is_off_at_zero_and_has_its_sigma_otherwise():
     good = (scores > 0.7)[..., None].repeat(2, -1)  # not dropped or swapped
     assert np.std((noisy - px)[good]) == pytest.approx(3.0, rel=0.05)
     assert (scores == 0.1).any() and (scores == 0.5).any()  # dropped keypoints and left/right swaps happen
+
+
+def test_foot_skating_is_ankle_speed_while_planted_and_contacts_are_scored(truth):
+    pred = truth.copy()
+    n = len(pred)
+    pred[:, J["l_ankle"], :2] = np.stack([0.01 * np.arange(n), np.zeros(n)], 1)  # slides 1 cm per frame
+    pred[:, J["r_ankle"], :2] = pred[0, J["r_ankle"], :2]  # the right one stands still
+    planted = np.zeros((n, 2), bool)
+    planted[:, 0] = True  # the mocap's left foot is planted the whole time, the right never
+    said = np.zeros((n, 2))
+    said[: n // 2, 0] = 0.9  # half the true contacts found
+    said[: n // 4, 1] = 0.9  # and some false ones
+    r = bench.foot_metrics(pred, planted, said, 30.0)
+    assert r["skate"] == pytest.approx(10.0, rel=1e-6)
+    assert r["c_rec"] == pytest.approx(100 * (n // 2) / n, abs=0.1)
+    assert r["c_prec"] == pytest.approx(100 * (n // 2) / (n // 2 + n // 4), abs=0.1)
+    assert np.isnan(bench.foot_metrics(pred, None, None, 30.0)["skate"])
+
+
+def test_azimuths_are_measured_from_where_the_performer_faces(truth):
+    assert bench.facing_azimuth(truth) == pytest.approx(0.0, abs=5.0)  # the walker faces -Y
+    turned = truth @ np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).T  # 90 deg about Z
+    assert abs(bench.facing_azimuth(turned)) == pytest.approx(90.0, abs=5.0)

@@ -40,7 +40,7 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("ascii")
 
 
-def person(pid: int = 0, k: int = 17, joints: bool = True, rotations: bool = False) -> dict:
+def person(pid: int = 0, k: int = 17, joints: bool = True, rotations: bool = False, contacts: bool = False) -> dict:
     p: dict[str, Any] = {
         "id": pid,
         "bbox": [10.5, 20.0, 310.2, 470.9],
@@ -52,6 +52,8 @@ def person(pid: int = 0, k: int = 17, joints: bool = True, rotations: bool = Fal
     if rotations:
         unit = [[1.0, 0.0, 0.0, 0.0], [0.6, 0.8, 0.0, 0.0], [0.5, -0.5, 0.5, -0.5]]
         p["rotations"] = unit + [[0.0, 0.0, 0.0, 1.0]] * (12 - len(unit))
+    if contacts:
+        p["contacts"] = [0.97, 0.03]
     return p
 
 
@@ -66,7 +68,7 @@ def packet(version: int = 1, skeleton: str = "coco17", people: int = 1) -> dict:
         "source": "webcam:0",
         "skeleton": skeleton,
         "image_size": [1920, 1080],
-        "people": [person(i, k, rotations=version == 2) for i in range(people)],
+        "people": [person(i, k, rotations=version >= 2, contacts=version >= 3) for i in range(people)],
         "meta": {"fps": 29.97, "model": "vitpose-b", "latency_ms": {"infer": 31.5, "total": 48.2}, "gpu": False},
     }
 
@@ -74,6 +76,7 @@ def packet(version: int = 1, skeleton: str = "coco17", people: int = 1) -> dict:
 BASES = {
     "coco17_v1": packet(1),
     "coco17_v2": packet(2),
+    "coco17_v3": packet(3),
     "wholebody_v1": packet(1, "wholebody133"),
 }
 

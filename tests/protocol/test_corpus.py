@@ -27,6 +27,7 @@ from tests.protocol.packets import (
 
 C17 = packet(1)
 C17V2 = packet(2)
+C17V3 = packet(3)
 WB = packet(1, "wholebody133", 2)
 P0 = ("people", 0)
 
@@ -51,6 +52,9 @@ VALID = {
     "held all coco": dumps(mutated(C17, (*P0, "held"), list(range(17)))),
     "held 132 wholebody": dumps(mutated(WB, (*P0, "held"), [0, 132])),
     "v2 without rotations": dumps(mutated(C17V2, (*P0, "rotations"), delete=True)),
+    "v3 without contacts": dumps(mutated(C17V3, (*P0, "contacts"), delete=True)),
+    "v3 without rotations": dumps(mutated(C17V3, (*P0, "rotations"), delete=True)),
+    "v3 contact bounds": dumps(mutated(C17V3, (*P0, "contacts"), [0, 1.0])),
     "16 people": dumps(_many_people(16)),
     "integral floats count as integers": dumps({**C17, "v": 1.0, "seq": 5.0, "frame": 0.0, "image_size": [640.0, 480]}),
     "bounds": dumps({**C17, "seq": 2**53 - 1, "timestamp": 0, "sent": 1e11, "image_size": [1, 65535]}),
@@ -76,12 +80,20 @@ INVALID = {
     "unknown field": dumps({**C17, "extra": 1}),
     "unknown person field": dumps(mutated(C17, (*P0, "name"), "x")),
     # versions
-    "v 3": dumps({**C17, "v": 3}),
+    "v 4": dumps({**C17, "v": 4}),
     "v 0": dumps({**C17, "v": 0}),
     "v string": dumps({**C17, "v": "1"}),
     "v true": dumps({**C17, "v": True}),
     "v 1.5": dumps({**C17, "v": 1.5}),
     "v1 with rotations": dumps({**C17V2, "v": 1}),
+    "v2 with contacts": dumps({**C17V3, "v": 2}),
+    "v1 with contacts": dumps(mutated({**C17V3, "v": 1}, (*P0, "rotations"), delete=True)),
+    "contacts above 1": dumps(mutated(C17V3, (*P0, "contacts"), [1.01, 0])),
+    "contacts negative": dumps(mutated(C17V3, (*P0, "contacts"), [0.5, -0.01])),
+    "contacts three": dumps(mutated(C17V3, (*P0, "contacts"), [0.5, 0.5, 0.5])),
+    "contacts one": dumps(mutated(C17V3, (*P0, "contacts"), [0.5])),
+    "contacts string": dumps(mutated(C17V3, (*P0, "contacts"), ["0.5", 0.5])),
+    "contacts null": dumps(mutated(C17V3, (*P0, "contacts"), None)),
     # header types and ranges
     "seq negative": dumps({**C17, "seq": -1}),
     "seq fraction": dumps({**C17, "seq": 1.5}),

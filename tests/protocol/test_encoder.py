@@ -94,6 +94,18 @@ def test_version_follows_rotations() -> None:
     assert np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=3e-3)
 
 
+def test_contacts_make_a_version_3_packet() -> None:
+    enc = PacketEncoder("cam")
+    p = _person(1, rotations=True)
+    p.contacts = np.array([0.9712, 0.0])
+    packet = _both_accept(enc.encode(0, 1.0, [p, _person(2)]))
+    assert packet["v"] == 3 and packet["people"][0]["contacts"] == [0.97, 0.0]
+    assert "contacts" not in packet["people"][1]
+    p.contacts = [1.2, 0.0]
+    with pytest.raises(ValueError, match="contacts"):
+        enc.encode(1, 1.0, [p])
+
+
 def test_seq_is_monotonic_and_skips_refused_frames() -> None:
     enc = PacketEncoder("cam", start_seq=5)
     seqs = [json.loads(enc.encode(i, 1.0, []))["seq"] for i in range(3)]

@@ -211,3 +211,16 @@ def test_what_one_camera_cannot_measure_reaches_the_config(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--performer-height", "3"])
     assert "--performer-height: 3 is outside 0.6-2.4" in capsys.readouterr().err
+
+
+def test_lifter_and_protocol_flags_reach_the_config(capsys):
+    from pose_server.cli import config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(["run", "--source", "clip.mp4"]))
+    assert (cfg.lifter, cfg.protocol_version) == ("learned", 3)
+    cfg = config_from_args(build_parser().parse_args(["run", "--source", "clip.mp4", "--lifter", "geometric",
+                                                      "--protocol", "2"]))
+    assert (cfg.lifter, cfg.protocol_version) == ("geometric", 2)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--lifter", "magic"])
+    assert "invalid choice: 'magic'" in capsys.readouterr().err

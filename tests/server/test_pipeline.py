@@ -170,9 +170,12 @@ class BrightFigurePose:
         return np.stack(kpts), np.stack(scores)
 
 
-def test_lifted_v2_packets_follow_the_figure(clip, receiver):
-    cfg = PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], protocol_version=2,
+@pytest.mark.parametrize("version", [2, 3])
+def test_lifted_packets_follow_the_figure(clip, receiver, version):
+    """The default learned lifter; version 3 (the default) adds the feet's contact probabilities."""
+    cfg = PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], protocol_version=version,
                          log_every=1e9)
+    assert cfg.lifter == "learned" and PipelineConfig().protocol_version == 3
     pipe = Pipeline(cfg, estimator=BrightFigurePose())
     pipe.start()
     assert pipe.wait(timeout=60)
@@ -180,9 +183,13 @@ def test_lifted_v2_packets_follow_the_figure(clip, receiver):
     assert len(packets) == 24
     for p in packets:
         jsonschema.validate(p, SCHEMA)
-    assert all(p["v"] == 2 and len(p["people"]) == 1 for p in packets)
+    assert all(p["v"] == version and len(p["people"]) == 1 for p in packets)
     person = packets[-1]["people"][0]
     assert len(person["joints_3d"]) == 17 and len(person["rotations"]) == 12
+    if version == 3:
+        assert len(person["contacts"]) == 2 and all(0.0 <= c <= 1.0 for c in person["contacts"])
+    else:
+        assert "contacts" not in person
     assert np.allclose(np.linalg.norm(person["rotations"], axis=1), 1.0, atol=1e-3)
     # The figure walks right 6 px per frame: so do its (smoothed) keypoints, under one id.
     hips_x = [np.mean([p["people"][0]["keypoints"][i][0] for i in (11, 12)]) for p in packets]

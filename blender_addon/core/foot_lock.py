@@ -1,0 +1,75 @@
+"""Foot pinning: a foot the server calls planted (protocol v3 `contacts`) stays where it was planted.
+
+While a foot's contact probability is above `on` (released below `off`: hysteresis, so a probability hovering at the
+threshold does not flicker), its ankle in `joints_3d` is replaced by the point where it was planted; the IK rig (the
+capture rig's ankle targets, or a rig's foot IK controls) then bends the leg to reach it, so takes have no foot
+skating. On release the ankle glides back to the measured one over `release_s` instead of jumping. Packets of
+versions 1 and 2 carry no contacts: nothing is pinned. Plain Python (no bpy): the tick calls `FootLock.apply`.
+"""
+
+from __future__ import annotations
+
+ANKLES = (15, 16)  # COCO-17 left, right ankle
+
+
+class FootLock:
+    """Per-person pinning state: `apply(person, t)` returns the person with planted ankles pinned."""
+
+    def __init__(self, on: float = 0.6, off: float = 0.4, release_s: float = 0.15) -> None:
+        self.on, self.off, self.release_s = on, off, release_s
+        self.reset()
+
+    def reset(self) -> None:
+        self._anchor: list[list[float] | None] = [None, None]
+        self._release: list[tuple[list[float], float] | None] = [None, None]  # (pinned point, release time)
+        self._person_id: int | None = None
+
+    def apply(self, person: dict, t: float) -> dict:
+        """The person (a new dict if anything was pinned) with each planted ankle at its anchor."""
+        joints = person.get("joints_3d")
+        contacts = person.get("contacts")
+        if person.get("id") != self._person_id:
+            self.reset()
+            self._person_id = person.get("id")
+        if not joints or not contacts or len(contacts) != 2:
+            self.reset()
+            self._person_id = person.get("id")
+            return person
+        out = [list(p) for p in joints]
+        for side, k in enumerate(ANKLES):
+            p = contacts[side]
+            anchor = self._anchor[side]
+            if anchor is None and p >= self.on:
+                anchor = self._anchor[side] = list(out[k])
+                self._release[side] = None
+            elif anchor is not None and p <= self.off:
+                self._release[side] = (anchor, t)
+                anchor = self._anchor[side] = None
+            if anchor is not None:
+                out[k] = list(anchor)
+            elif self._release[side] is not None:
+                pinned, t0 = self._release[side]
+                w = (t - t0) / self.release_s if self.release_s > 0 else 1.0
+                if w >= 1.0:
+                    self._release[side] = None
+                else:
+                    out[k] = [a + (b - a) * w for a, b in zip(pinned, out[k], strict=True)]
+        return {**person, "joints_3d": out}
+
+
+_locks: dict[int, FootLock] = {}
+
+
+def lock_for(scene_uid: int) -> FootLock:
+    """The pinning state of a scene's driven person (one per scene)."""
+    lock = _locks.get(scene_uid)
+    if lock is None:
+        if len(_locks) >= 64:
+            _locks.clear()
+        lock = _locks[scene_uid] = FootLock()
+    return lock
+
+
+def clear() -> None:
+    """Forget every pin (Start/Stop, file loads, tests)."""
+    _locks.clear()

@@ -1,0 +1,144 @@
+"""The learned temporal lifter: a causal dilated TCN (as VideoPose3D's TemporalModel) from the last frames of
+COCO-17 keypoints and scores to the current frame's root-relative 3D joints and each foot's contact probability.
+
+Per frame the input is ``frame_features``: the 17 keypoints centred on the frame's pelvis (mid-hips) and divided by
+the frame's scale (RMS distance of the keypoints from it), their 17 scores, the pelvis's image motion since the last
+frame and the change of log scale (both in units of the scale), where the pelvis is in the image (over the focal
+length) and the scale over the focal length. Every channel is local to a frame or a pair of frames, so the network
+can run densely over a sequence (training) or one frame at a time (the server).
+
+Layers: a causal convolution (kernel 3) to ``channels``, then blocks of a causal dilated convolution (kernel 3,
+dilation 3, 9, ...) + ReLU + a 1x1 convolution + ReLU with a residual; batch norm folded into the weights on export.
+The receptive field is 3^(blocks+1) frames. Heads (1x1): 17 x 3 joints in camera axes (x right, y down, z forward),
+pelvis-relative, for a 1.75 m body; 2 contact logits (left, right foot).
+
+``TemporalLifterModel`` is the numpy inference: it keeps each layer's recent inputs, so a new frame costs one column
+per layer; the first frame fills the history as if it had always been there (what training does at a clip's start).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from pose_server.lift.skeleton3d import J
+
+__all__ = ["frame_features", "TemporalLifterModel", "DEFAULT_TEMPORAL_LIFTER", "FEATURES", "load_model"]
+
+DEFAULT_TEMPORAL_LIFTER = Path(__file__).resolve().parents[2] / "resources" / "models" / "temporal_lifter.npz"
+FEATURES = 17 * 2 + 17 + 2 + 1 + 3
+_HIPS = [J["l_hip"], J["r_hip"]]
+
+
+def frame_features(px: np.ndarray, scores: np.ndarray, prev_px: np.ndarray | None, centre: np.ndarray,
+                   focal: float | np.ndarray) -> np.ndarray:
+    """(..., 17, 2) pixels, (..., 17) scores, the previous frame's pixels (or None) -> (..., FEATURES) features.
+
+    ``centre``: the principal point (2,) in pixels; ``focal`` in pixels (scalar or (...,))."""
+    px = np.asarray(px, np.float64)
+    pelvis = px[..., _HIPS, :].mean(axis=-2)
+    rel = px - pelvis[..., None, :]
+    scale = np.maximum(np.sqrt((rel**2).sum(-1).mean(-1)), 1e-3)
+    if prev_px is None:
+        motion = np.zeros(pelvis.shape[:-1] + (3,))
+    else:
+        prev = np.asarray(prev_px, np.float64)
+        p_pelvis = prev[..., _HIPS, :].mean(axis=-2)
+        p_scale = np.maximum(np.sqrt(((prev - p_pelvis[..., None, :]) ** 2).sum(-1).mean(-1)), 1e-3)
+        motion = np.concatenate([(pelvis - p_pelvis) / scale[..., None], np.log(scale / p_scale)[..., None]], -1)
+    focal = np.asarray(focal, np.float64)
+    where = np.concatenate([(pelvis - centre) / focal[..., None], (scale / focal)[..., None]], -1)
+    feats = [(rel / scale[..., None, None]).reshape(*rel.shape[:-2], 34), np.asarray(scores, np.float64), motion,
+             where]
+    return np.concatenate(feats, axis=-1).astype(np.float32)
+
+
+class TemporalLifterModel:
+    """Streaming numpy inference of an exported TCN: ``step(features)`` -> (17, 3) joints and (2,) contact
+    probabilities for the newest frame; ``reset()`` forgets the history (a new performer or a gap)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], info: str = "") -> None:
+        self.layers: list[tuple[np.ndarray, np.ndarray, int]] = []  # (3*Cin, Cout) weights, bias, dilation
+        i = 0
+        while f"conv{i}.w" in arrays:
+            self.layers.append((arrays[f"conv{i}.w"].astype(np.float32), arrays[f"conv{i}.b"].astype(np.float32),
+                                int(arrays[f"conv{i}.dilation"])))
+            i += 1
+        self.pointwise = [(arrays[f"point{k}.w"].astype(np.float32), arrays[f"point{k}.b"].astype(np.float32))
+                          for k in range(1, len(self.layers))]
+        self.w_joints, self.b_joints = arrays["joints.w"].astype(np.float32), arrays["joints.b"].astype(np.float32)
+        self.w_contact, self.b_contact = arrays["contact.w"].astype(np.float32), arrays["contact.b"].astype(np.float32)
+        if not self.layers or self.layers[0][0].shape[0] != 3 * FEATURES:
+            raise ValueError("temporal lifter: the weights do not take this version's frame features "
+                             f"({FEATURES} per frame); re-create them with scripts/train_temporal_lifter.py")
+        self.receptive_field = 1 + sum(2 * d for _, _, d in self.layers)
+        self.info = info
+        self.reset()
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_TEMPORAL_LIFTER) -> TemporalLifterModel:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"temporal lifter weights {path} not found: they ship in resources/models/; "
+                                    "re-create them with `.venv/bin/python scripts/train_temporal_lifter.py DATA`, "
+                                    "or run the server with --lifter geometric")
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        return cls(arrays, str(arrays.get("info", "")))
+
+    def reset(self) -> None:
+        self._hist: list[list[np.ndarray]] = [[] for _ in self.layers]  # each layer's last inputs, newest last
+
+    def step(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame's (FEATURES,) features -> (17, 3) joints (m, 1.75 m body, camera axes) and (2,) contacts."""
+        x = np.asarray(features, np.float32)
+        with _blas().limit(limits=1, user_api="blas"):  # small matmuls: BLAS threads would fight the server's
+            for i, (w, b, d) in enumerate(self.layers):
+                hist = self._hist[i]
+                span = 2 * d + 1
+                if not hist:
+                    hist.extend([x] * span)
+                else:
+                    hist.append(x)
+                    del hist[:-span]
+                y = np.maximum(np.concatenate([hist[0], hist[d], hist[2 * d]]) @ w + b, 0.0)
+                if i > 0:
+                    pw, pb = self.pointwise[i - 1]
+                    y = x + np.maximum(y @ pw + pb, 0.0)
+                x = y
+            joints = (x @ self.w_joints + self.b_joints).reshape(17, 3)
+            contact = 1.0 / (1.0 + np.exp(-(x @ self.w_contact + self.b_contact)))
+        return joints, contact
+
+    def run(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A whole sequence (F, FEATURES) -> (F, 17, 3), (F, 2), frame by frame from a fresh history."""
+        self.reset()
+        out = [self.step(f) for f in features]
+        self.reset()
+        return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+
+
+@lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def load_model(path: str | Path = DEFAULT_TEMPORAL_LIFTER) -> TemporalLifterModel:
+    """A fresh model (its own history) from ``path``; the file's arrays are read once per process."""
+    arrays, info = _read(str(path))
+    return TemporalLifterModel(arrays, info)
+
+
+@lru_cache(maxsize=4)
+def _read(path: str) -> tuple[dict[str, np.ndarray], str]:
+    m = TemporalLifterModel.load(path)
+    arrays = {}
+    for i, (w, b, d) in enumerate(m.layers):
+        arrays |= {f"conv{i}.w": w, f"conv{i}.b": b, f"conv{i}.dilation": np.array(d)}
+    for k, (w, b) in enumerate(m.pointwise, start=1):
+        arrays |= {f"point{k}.w": w, f"point{k}.b": b}
+    arrays |= {"joints.w": m.w_joints, "joints.b": m.b_joints, "contact.w": m.w_contact, "contact.b": m.b_contact}
+    return arrays, m.info

@@ -1,0 +1,131 @@
+"""Training of the temporal lifter (``temporal.py``) on mocap through virtual cameras (``temporal_data.py``).
+
+The network is VideoPose3D's TemporalModel made causal: every convolution sees only the current and past frames, so
+a sequence of T frames gives T - receptive_field + 1 outputs in one pass (dense training). Loss: MPJPE (mean joint
+distance, metres for a 1.75 m body) plus 0.05 x the contacts' binary cross-entropy. AdamW with a one-cycle schedule.
+Needs PyTorch (installed with the server); ``scripts/train_temporal_lifter.py`` is the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pose_server.lift.temporal import FEATURES
+from pose_server.lift.temporal_data import ClipBank, sample_batch
+
+__all__ = ["TemporalNet", "train", "export", "evaluate"]
+
+
+class TemporalNet(nn.Module):
+    """Causal dilated TCN: (B, FEATURES, T) -> joints (B, T', 17, 3) and contact logits (B, T', 2)."""
+
+    def __init__(self, channels: int = 256, blocks: int = 3, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dilations = [3 ** (i + 1) for i in range(blocks)]
+        self.expand = nn.Conv1d(FEATURES, channels, 3, bias=False)
+        self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
+        self.convs = nn.ModuleList(nn.Conv1d(channels, channels, 3, dilation=d, bias=False) for d in self.dilations)
+        self.conv_bns = nn.ModuleList(nn.BatchNorm1d(channels, momentum=0.1) for _ in self.dilations)
+        self.points = nn.ModuleList(nn.Conv1d(channels, channels, 1, bias=False) for _ in self.dilations)
+        self.point_bns = nn.ModuleList(nn.BatchNorm1d(channels, momentum=0.1) for _ in self.dilations)
+        self.drop = nn.Dropout(dropout)
+        self.joints = nn.Conv1d(channels, 51, 1)
+        self.contact = nn.Conv1d(channels, 2, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        return 3 + sum(2 * d for d in self.dilations)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.drop(torch.relu(self.expand_bn(self.expand(x))))
+        for conv, bn, point, pbn in zip(self.convs, self.conv_bns, self.points, self.point_bns, strict=True):
+            res = x[:, :, 2 * conv.dilation[0]:]
+            x = self.drop(torch.relu(bn(conv(x))))
+            x = res + self.drop(torch.relu(pbn(point(x))))
+        joints = self.joints(x).permute(0, 2, 1)
+        return joints.reshape(*joints.shape[:2], 17, 3), self.contact(x).permute(0, 2, 1)
+
+
+def _loss(net: TemporalNet, batch, rf: int) -> tuple[torch.Tensor, float, float]:
+    x = torch.from_numpy(batch.features).permute(0, 2, 1)
+    joints, logits = net(x)
+    want = torch.from_numpy(batch.joints[:, rf - 1:])
+    mpjpe = (joints - want).norm(dim=-1).mean()
+    c = torch.from_numpy(batch.contacts[:, rf - 1:])
+    known = ~torch.isnan(c)
+    bce = nn.functional.binary_cross_entropy_with_logits(logits[known], c[known]) if known.any() else mpjpe * 0
+    return mpjpe + 0.05 * bce, float(mpjpe.detach()), float(bce.detach())
+
+
+def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channels: int = 256, blocks: int = 3,
+          lr: float = 1e-3, seed: int = 0, progress: Callable[[int, float, float], None] | None = None
+          ) -> TemporalNet:
+    """Train on ``bank``; ``progress(step, mpjpe_m, contact_bce)`` every step. Deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    net = TemporalNet(channels, blocks)
+    rf = net.receptive_field
+    opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
+    net.train()
+    for step in range(steps):
+        loss, mpjpe, bce = _loss(net, sample_batch(bank, batch, rf + outputs - 1, rng), rf)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if progress is not None:
+            progress(step, mpjpe, bce)
+    return net.eval()
+
+
+@torch.no_grad()
+def evaluate(net: TemporalNet, bank: ClipBank, batches: int = 20, seed: int = 1) -> tuple[float, float]:
+    """Mean MPJPE (m) and contact accuracy on ``batches`` fixed random batches of ``bank``."""
+    rng = np.random.default_rng(seed)
+    rf = net.receptive_field
+    net.eval()
+    errs, accs = [], []
+    for _ in range(batches):
+        b = sample_batch(bank, 32, rf + 31, rng)
+        joints, logits = net(torch.from_numpy(b.features).permute(0, 2, 1))
+        errs.append(float((joints - torch.from_numpy(b.joints[:, rf - 1:])).norm(dim=-1).mean()))
+        c = b.contacts[:, rf - 1:]
+        known = ~np.isnan(c)
+        accs.append(float(((logits.numpy() > 0) == (c > 0.5))[known].mean()))
+    return float(np.mean(errs)), float(np.mean(accs))
+
+
+def _fold(conv: nn.Conv1d, bn: nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarray]:
+    """Conv (no bias) + eval batch norm -> (k*Cin, Cout) weights for [x(t-2d), x(t-d), x(t)] and a bias."""
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+    w = conv.weight.detach() * scale[:, None, None]  # (Cout, Cin, k)
+    b = (bn.bias - bn.running_mean * scale).detach()
+    return w.permute(2, 1, 0).reshape(-1, w.shape[0]).numpy(), b.numpy()
+
+
+def export(net: TemporalNet, path: str | Path, info: str = "") -> Path:
+    """Write the numpy model (``TemporalLifterModel.load`` reads it), batch norm folded, float32."""
+    net = net.eval()
+    arrays: dict[str, np.ndarray] = {}
+    arrays["conv0.w"], arrays["conv0.b"] = _fold(net.expand, net.expand_bn)
+    arrays["conv0.dilation"] = np.array(1)
+    for i, (conv, bn, point, pbn) in enumerate(zip(net.convs, net.conv_bns, net.points, net.point_bns, strict=True)):
+        arrays[f"conv{i + 1}.w"], arrays[f"conv{i + 1}.b"] = _fold(conv, bn)
+        arrays[f"conv{i + 1}.dilation"] = np.array(conv.dilation[0])
+        arrays[f"point{i + 1}.w"], arrays[f"point{i + 1}.b"] = _fold(point, pbn)
+    arrays["joints.w"] = net.joints.weight.detach()[:, :, 0].T.numpy()
+    arrays["joints.b"] = net.joints.bias.detach().numpy()
+    arrays["contact.w"] = net.contact.weight.detach()[:, :, 0].T.numpy()
+    arrays["contact.b"] = net.contact.bias.detach().numpy()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in arrays.items()},
+                        info=np.array(info))
+    return path

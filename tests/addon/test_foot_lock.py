@@ -1,0 +1,75 @@
+"""Protocol v3 foot contacts in the add-on: every packet version drives the rig, and a planted foot stays pinned
+through the IK rig (unless pinning is off), then follows the measured ankle again when lifted."""
+
+from __future__ import annotations
+
+import time
+
+import bpy
+import pytest
+
+from blender_addon.core import foot_lock, tick
+
+from .helpers import capture_rig
+from .packets import make_packet
+
+pytestmark = pytest.mark.bpy42
+
+UNIT_ROTATIONS = [[1.0, 0.0, 0.0, 0.0]] * 12
+
+
+@pytest.fixture
+def send(live):
+    """live (conftest) + a tick: the packet is applied when this returns."""
+    foot_lock.clear()
+
+    def go(packet: dict) -> None:
+        live(packet)
+        tick.apply_tick(bpy.context.scene)
+
+    return go
+
+
+def _packet(seq: int, t: float, phase: float, version: int, contacts: tuple[float, float] | None = None) -> dict:
+    p = make_packet(seq, t, phase=phase, version=version)
+    if version >= 2:
+        p["people"][0]["rotations"] = UNIT_ROTATIONS
+    if contacts is not None:
+        p["people"][0]["contacts"] = list(contacts)
+    return p
+
+
+def _left_ankle(rig) -> tuple[float, float, float]:
+    bpy.context.view_layer.update()
+    return tuple(rig.matrix_world @ rig.pose.bones["shin.L"].tail)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_every_protocol_version_drives_the_rig(scene, send, version):
+    rig = capture_rig(scene)
+    t = time.time()
+    send(_packet(0, t, 0.0, version, (0.1, 0.1) if version == 3 else None))
+    start = _left_ankle(rig)
+    send(_packet(1, t + 0.033, 0.3, version, (0.1, 0.1) if version == 3 else None))
+    assert scene.vitpose_mocap.applied == 2 and scene.vitpose_mocap.invalid == 0
+    assert _left_ankle(rig)[0] - start[0] == pytest.approx(0.3, abs=0.03)
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_a_planted_foot_stays_where_it_was_planted(scene, send, pin):
+    rig = capture_rig(scene)
+    scene.vitpose_mocap.foot_lock = pin
+    t = time.time()
+    send(_packet(0, t, 0.0, 3, (0.95, 0.1)))
+    planted = _left_ankle(rig)
+    for seq in range(1, 4):  # the measured body (and its left ankle) slides 4 cm per frame: foot skating
+        send(_packet(seq, t + seq / 30, 0.04 * seq, 3, (0.95, 0.1)))
+    slid = _left_ankle(rig)[0] - planted[0]
+    if pin:
+        assert abs(slid) < 0.01
+    else:
+        assert slid == pytest.approx(0.12, abs=0.02)
+    # lifted: the ankle glides back to the measured one within the release time (0.15 s)
+    send(_packet(4, t + 4 / 30, 0.16, 3, (0.1, 0.1)))
+    send(_packet(5, t + 0.5, 0.16, 3, (0.1, 0.1)))
+    assert _left_ankle(rig)[0] - planted[0] == pytest.approx(0.16, abs=0.02)

@@ -1,0 +1,121 @@
+"""The temporal lifter: numpy streaming inference against the torch network, the training data's geometry, the
+learned lifter's root placement and foot locking, and the shipped weights on a procedural walk."""
+
+import numpy as np
+import pytest
+import torch
+
+from pose_server.lift import LearnedLifter
+from pose_server.lift.camera import PinholeCamera
+from pose_server.lift.skeleton3d import J, segment_lengths
+from pose_server.lift.synthetic import walk
+from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, FEATURES, TemporalLifterModel, frame_features
+from pose_server.lift.temporal_data import ClipBank, sample_batch
+from pose_server.lift.temporal_training import TemporalNet, export, train
+from pose_server.mocap import MocapClip
+
+IMAGE = (1280, 720)
+
+
+def _walk_clip(seconds: float = 4.0, fps: float = 60.0) -> MocapClip:
+    joints, _ = walk(seconds=seconds, fps=fps, height=1.75, speed=1.1, turn_deg_s=20)
+    ankles = joints[:, [J["l_ankle"], J["r_ankle"]]]
+    speed = np.linalg.norm(np.gradient(ankles[..., :2], axis=0), axis=-1) * fps
+    return MocapClip("walk", fps, joints, None, speed < 0.4, "walk", "synthetic")
+
+
+@pytest.fixture(scope="module")
+def random_net():
+    torch.manual_seed(0)
+    net = TemporalNet(channels=32, blocks=2)
+    with torch.no_grad():  # batch-norm statistics that are not the identity, so folding them is tested
+        for bn in [net.expand_bn, *net.conv_bns, *net.point_bns]:
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+def test_streaming_numpy_matches_the_dense_torch_network(random_net, tmp_path):
+    model = TemporalLifterModel.load(export(random_net, tmp_path / "m.npz", "test"))
+    assert model.receptive_field == random_net.receptive_field == 27 and model.info == "test"
+    feats = np.random.default_rng(0).normal(size=(60, FEATURES)).astype(np.float32)
+    joints, contacts = model.run(feats)
+    # the stream starts as if the first frame had always been there: torch on the sequence padded with it
+    padded = np.concatenate([np.repeat(feats[:1], model.receptive_field - 1, 0), feats])
+    with torch.no_grad():
+        want_j, want_c = random_net(torch.from_numpy(padded).T[None])
+    np.testing.assert_allclose(joints, want_j[0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(contacts, torch.sigmoid(want_c[0]).numpy(), atol=1e-5)
+
+
+def test_features_do_not_depend_on_where_or_how_big_the_person_is():
+    px = np.random.default_rng(1).uniform(300, 600, (17, 2))
+    sc = np.full(17, 0.9)
+    a = frame_features(px, sc, px - 3.0, np.array([640.0, 360.0]), 1000.0)
+    b = frame_features(2.0 * px + 50.0, sc, 2.0 * (px - 3.0) + 50.0, np.array([640.0, 360.0]), 1000.0)
+    np.testing.assert_allclose(a[:34 + 17 + 3], b[:34 + 17 + 3], atol=1e-5)  # keypoints, scores, motion
+    assert a.shape == (FEATURES,) and not np.allclose(a[-3:], b[-3:])  # where in the image: differs
+
+
+def test_training_batches_project_back_onto_their_keypoints():
+    bank = ClipBank([_walk_clip()])
+    batch = sample_batch(bank, 16, 30, np.random.default_rng(0))
+    assert batch.features.shape == (16, 30, FEATURES) and batch.joints.shape == (16, 30, 17, 3)
+    rel = batch.joints
+    np.testing.assert_allclose(rel[..., [J["l_hip"], J["r_hip"]], :].mean(-2), 0.0, atol=1e-5)  # pelvis-relative
+    lengths = segment_lengths(rel.reshape(-1, 17, 3))
+    np.testing.assert_allclose(lengths.std(0), 0.0, atol=2e-3)  # a rigid 1.75 m body whatever the size drawn
+    thigh = np.linalg.norm(rel[..., J["l_knee"], :] - rel[..., J["l_hip"], :], axis=-1)
+    np.testing.assert_allclose(thigh, 0.43, atol=0.01)
+    assert set(np.unique(batch.contacts)) <= {0.0, 1.0} and 0 < batch.contacts.mean() < 1
+
+
+def test_training_is_deterministic_and_learns():
+    bank = ClipBank([_walk_clip()])
+    torch.set_num_threads(1)
+    losses: list[float] = []
+    a = train(bank, steps=60, batch=8, outputs=8, channels=32, blocks=1, seed=3,
+              progress=lambda s, m, c: losses.append(m))
+    b = train(bank, steps=60, batch=8, outputs=8, channels=32, blocks=1, seed=3)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb)
+    assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10])
+
+
+def test_the_root_is_solved_from_the_projection():
+    lifter = LearnedLifter(IMAGE, model=DEFAULT_TEMPORAL_LIFTER)
+    joints, _ = walk(seconds=0.2)
+    rel = joints[0] - joints[0, [J["l_hip"], J["r_hip"]]].mean(0)
+    cam_rel = rel[:, [0, 2, 1]] * np.array([1, -1, 1])  # world (x, y, z up) -> camera (x, -z, y): level camera
+    root = np.array([0.4, 0.2, 4.5])
+    px = lifter.focal * (cam_rel + root)[:, :2] / (cam_rel + root)[:, 2:] + lifter.center
+    np.testing.assert_allclose(lifter._solve_root(cam_rel, px, np.ones(17)), root, atol=1e-6)
+
+
+def _lift_walk(lifter: LearnedLifter, seconds: float = 6.0, azimuth: float = 45.0):
+    joints, _ = walk(seconds=seconds, fps=30, height=1.75, speed=1.1)
+    cam = PinholeCamera.orbit(IMAGE, np.array([*joints[:, :, :2].mean((0, 1)), 1.0]), azimuth, 5.0, 1.0)
+    px = cam.project(joints)
+    out, contacts = [], []
+    for i, p in enumerate(px):
+        out.append(lifter(p, np.full(17, 0.9), i / 30))
+        contacts.append(lifter.contacts.copy())
+    return cam.level_world(joints), np.array(out), np.array(contacts)
+
+
+def test_the_shipped_weights_lift_a_walk_and_pin_its_feet():
+    gt, pred, contacts = _lift_walk(LearnedLifter(IMAGE))
+    root = lambda a: a - a[:, [J["l_hip"], J["r_hip"]]].mean(1, keepdims=True)  # noqa: E731
+    mpjpe = np.linalg.norm(root(pred) - root(gt), axis=-1).mean() * 1000
+    assert mpjpe < 120, f"MPJPE {mpjpe:.0f} mm on a procedural walk (random weights: over 250)"
+    assert 0.2 < (contacts > 0.5).mean() < 0.95  # a walk: feet planted part of the time
+    # the root path follows the planted feet: a planted ankle barely moves, and less than without the lock
+    _, free, _ = _lift_walk(LearnedLifter(IMAGE, foot_lock=False))
+    planted = contacts[1:] > 0.6
+    ankles = [J["l_ankle"], J["r_ankle"]]
+    slide = lambda a: np.linalg.norm(np.diff(a[:, ankles, :2], axis=0), axis=-1)[planted].mean()  # noqa: E731
+    assert slide(pred) < 0.5 * slide(free)
+    # the floor under the feet
+    assert abs(np.median(pred[:, ankles, 2].min(1)) - 0.08) < 0.05
