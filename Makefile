@@ -45,14 +45,19 @@ test-main: $(STAMP) $(STAMP42) browser
 # The add-on's tests again on the other Blenders users run, each in a minimal environment that holds only
 # bpy and pytest, pinned in constraints-<leg>.txt: bpy42 = 4.2 LTS and bpy45 = 4.5 LTS (Python 3.11),
 # bpy53 = the newest 5.x (Python 3.13); 5.0 is the main .venv's. A stamp file per environment installs each
-# bpy once (again only when its pins change), and pip's own download cache (~/.cache/pip) is shared by all.
+# bpy once (again only when its pins change). The wheels go through one shared folder, BPY_WHEELS: a wheel
+# already there is not downloaded again, by another leg or another clone (pip's own HTTP cache stores
+# nothing from this machine's registry, so it cannot be relied on for the ~300 MB bpy wheels).
 # $(1): the leg, $(2): the interpreter that creates its environment.
+BPY_WHEELS ?= $(HOME)/.cache/vitpose-mocap/wheels
 define BPY_LEG
 .venv-$(1)/bin/python:
 	$(2) -m venv .venv-$(1)
 
 .venv-$(1)/.installed: constraints-$(1).txt | .venv-$(1)/bin/python
-	.venv-$(1)/bin/python -m pip install --quiet -c constraints-$(1).txt bpy pytest pytest-timeout
+	.venv-$(1)/bin/python -m pip download --quiet -d $(BPY_WHEELS) -c constraints-$(1).txt bpy pytest pytest-timeout
+	.venv-$(1)/bin/python -m pip install --quiet --no-index --find-links $(BPY_WHEELS) -c constraints-$(1).txt \
+		bpy pytest pytest-timeout
 	touch $$@
 
 test-$(1): .venv-$(1)/.installed $(STAMP42)
