@@ -163,3 +163,24 @@ def test_the_manifest_admits_this_blender():
     # blender_version_max is exclusive; absent, the add-on claims every later release (tested up to 5.3).
     if "blender_version_max" in manifest:
         assert bpy.app.version < version(manifest["blender_version_max"])
+
+
+def test_settings_are_rna_properties_that_survive_save_and_reopen(scene, tmp_path):
+    # 5.0 stopped storing bpy.props values as ID properties: scene["vitpose_mocap"] is gone there, so the add-on
+    # reads and writes its settings only through RNA, and a saved file must bring every one of them back.
+    arm = make_armature()
+    settings = scene.vitpose_mocap
+    settings.port, settings.person_mode, settings.person_id, settings.target = 9123, "ID", 3, arm
+    settings.rig.drive_mode, settings.rig.lock_legs, settings.rig.location_scale = "DIRECT", True, 0.5
+    entry = settings.rig.bone_map.add()
+    entry.target, entry.offset = "root", (0.0, 1.0, 0.0, 0.0)
+    assert ("vitpose_mocap" in scene.keys()) == (bpy.app.version < (5, 0, 0))
+    path = str(tmp_path / "settings.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=path)
+    settings = bpy.context.scene.vitpose_mocap
+    assert (settings.port, settings.person_mode, settings.person_id) == (9123, "ID", 3)
+    assert settings.target == bpy.data.objects["Arm"]
+    assert (settings.rig.drive_mode, settings.rig.lock_legs, settings.rig.location_scale) == ("DIRECT", True, 0.5)
+    assert [(e.target, tuple(e.offset)) for e in settings.rig.bone_map] == [("root", (0.0, 1.0, 0.0, 0.0))]
