@@ -277,4 +277,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    finally:
+        # Blender 4.2 and 4.5 as a Python module crash (4.2) or hang (4.5) in their own teardown while an
+        # add-on is still registered; 5.x exits either way.
+        if hasattr(bpy.types.Scene, "vitpose_mocap"):
+            blender_addon.unregister()
+    sys.exit(code)

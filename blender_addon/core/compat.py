@@ -1,7 +1,15 @@
-"""Differences between the Blender versions the add-on supports (4.2 LTS to 5.x).
+"""Differences between the Blender versions the add-on supports (4.2 LTS, 4.5 LTS, 5.0, 5.3).
 
-Blender 4.4 introduced layered Actions (slots, layers, strips, channelbags) and 5.0 removed the
-legacy ``Action.fcurves``. Everything that touches F-Curves goes through this module.
+Found by diffing the RNA of the four releases (tests/addon/test_compat.py holds one test per difference):
+
+- 4.4 introduced layered Actions (slots, layers, strips, channelbags); 4.2 has only ``Action.fcurves``.
+- 4.4 and 4.5 create channelbag F-Curves without a group (``fcurves.new`` takes ``group_name`` from 5.0
+  on), so the group is made and assigned afterwards.
+- 5.0 removed the legacy ``Action.fcurves`` proxy.
+
+Everything that touches F-Curves goes through this module. Detection reads the RNA, never version
+numbers, so a later release that keeps an API keeps working. Operators, properties, timers and the
+exporters' options the add-on uses are the same from 4.2 to 5.3 (tested, not assumed).
 """
 
 from __future__ import annotations
@@ -9,6 +17,8 @@ from __future__ import annotations
 import bpy
 
 LAYERED_ACTIONS = "slots" in bpy.types.Action.bl_rna.properties
+FCURVE_NEW_TAKES_GROUP = LAYERED_ACTIONS and (
+    "group_name" in bpy.types.ActionChannelbagFCurves.bl_rna.functions["new"].parameters)
 
 
 def new_action(name: str) -> bpy.types.Action:
@@ -51,9 +61,14 @@ def _channelbag(action: bpy.types.Action, obj: bpy.types.Object, create: bool):
 
 def new_fcurve(action: bpy.types.Action, obj: bpy.types.Object, data_path: str, index: int, group: str):
     """Create one F-Curve in the part of `action` that animates `obj`."""
-    if LAYERED_ACTIONS:
-        return _channelbag(action, obj, create=True).fcurves.new(data_path, index=index, group_name=group)
-    return action.fcurves.new(data_path, index=index, action_group=group)
+    if not LAYERED_ACTIONS:
+        return action.fcurves.new(data_path, index=index, action_group=group)
+    bag = _channelbag(action, obj, create=True)
+    if FCURVE_NEW_TAKES_GROUP:
+        return bag.fcurves.new(data_path, index=index, group_name=group)
+    fc = bag.fcurves.new(data_path, index=index)
+    fc.group = bag.groups.get(group) or bag.groups.new(group)
+    return fc
 
 
 def action_fcurves(action: bpy.types.Action) -> list:

@@ -85,7 +85,7 @@ def rigify_like() -> bpy.types.Object:
 
 
 def metarig() -> bpy.types.Object:
-    addon_utils.enable("rigify", default_set=False)
+    addon_utils.enable("rigify", default_set=True)
     bpy.ops.object.armature_human_metarig_add()
     return bpy.context.object
 

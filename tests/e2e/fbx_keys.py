@@ -1,6 +1,8 @@
 """Import an FBX in a fresh headless Blender and print, per bone, the frames that carry keys (JSON).
 
-Run as a script (`python tests/e2e/fbx_keys.py FILE.fbx`) so the import happens in its own process.
+Run as a script (`python tests/e2e/fbx_keys.py FILE.fbx [FRAME ...]`) so the import happens in its own
+process, on whichever Blender the interpreter holds. For each FRAME it also prints the bones' world head
+positions, so two Blenders' imports of one file can be compared.
 """
 
 import json
@@ -22,5 +24,9 @@ for fc in curves:
     if fc.data_path.startswith('pose.bones["'):
         bone = fc.data_path.split('"')[1]
         frames.setdefault(bone, set()).update(round(k.co[0]) for k in fc.keyframe_points)
-print("KEYS " + json.dumps({"bones": [b.name for b in arm.data.bones],
-                            "frames": {b: sorted(f) for b, f in frames.items()}}))
+heads = {}
+for frame in (int(f) for f in sys.argv[2:]):
+    bpy.context.scene.frame_set(frame)
+    heads[frame] = {pb.name: list(arm.matrix_world @ pb.head) for pb in arm.pose.bones}
+print("KEYS " + json.dumps({"version": bpy.app.version_string, "bones": [b.name for b in arm.data.bones],
+                            "frames": {b: sorted(f) for b, f in frames.items()}, "heads": heads}))

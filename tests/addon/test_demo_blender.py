@@ -1,0 +1,140 @@
+"""The demo's Blender side (scripts/demo_blender.py) on this Blender: a recorded session from the pose server
+(tiny random-weight checkpoint, tests/addon/data) arrives over UDP on loopback, at its own pace; the take is
+written as .blend/.fbx/.bvh plus a rendered preview, and the FBX imports with keys on every frame both here
+and in Blender 4.2 LTS, the oldest Blender the add-on supports.
+
+Standard library and bpy only: it runs on every Blender `make test` covers. The 4.2 importer is
+$VITPOSE_BPY42_PYTHON (the Makefile sets it), else .venv-bpy42/bin/python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.bpy42
+SESSION = ROOT / "tests" / "addon" / "data" / "tiny_demo_session.jsonl"
+FBX_KEYS = ROOT / "tests" / "e2e" / "fbx_keys.py"
+BONES = ["hips", "spine", "neck", "head", "upper_arm.L", "forearm.L", "upper_arm.R", "forearm.R",
+         "thigh.L", "shin.L", "thigh.R", "shin.R"]
+
+
+def bpy42_python() -> str:
+    path = os.environ.get("VITPOSE_BPY42_PYTHON") or str(ROOT / ".venv-bpy42" / "bin" / "python")
+    if not Path(path).is_file():
+        raise AssertionError(f"no Blender 4.2 interpreter at {path}: run `make test-bpy42` once, or set "
+                             "VITPOSE_BPY42_PYTHON to a Python that has bpy 4.2 installed")
+    return path
+
+
+def replay(path: Path, sock, port: int) -> int:
+    """Send the session's packets at their recorded pace, re-stamped to now as a live server would stamp them."""
+    packets = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    shift = time.time() - packets[0]["timestamp"]
+    start = time.monotonic()
+    for packet in packets:
+        offset = packet["timestamp"] + shift - time.time()
+        packet["timestamp"] += shift
+        packet["sent"] = time.time()
+        if offset > 0:
+            time.sleep(offset)
+        sock.sendto(json.dumps(packet, separators=(",", ":")).encode(), ("127.0.0.1", port))
+    assert time.monotonic() - start < 10.0
+    return len(packets)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    import socket
+
+    out = tmp_path_factory.mktemp("demo_blender")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "demo_blender.py"), "--port", str(port),
+                             "--out", str(out), "--max-wait", "120"],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # Blender prints its own lines first
+            if line.startswith("READY"):
+                break
+        else:
+            raise AssertionError("demo_blender.py ended before READY: " + proc.stderr.read()[-3000:])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sent = replay(SESSION, sock, port)
+        time.sleep(0.3)
+        stdout, stderr = proc.communicate("stop\n", timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("SUMMARY "))
+    return out, sent, json.loads(line[8:])
+
+
+def fbx_keys(python: str, path: str, frames: list[int]) -> dict:
+    proc = subprocess.run([python, str(FBX_KEYS), path, *map(str, frames)], capture_output=True, text=True,
+                          timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("KEYS ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads(line[5:])
+
+
+def test_every_packet_of_the_session_reaches_the_take(demo):
+    _, sent, summary = demo
+    assert sent == 45
+    assert (summary["received"], summary["invalid"], summary["stale"]) == (sent, 0, 0)
+    assert summary["applied"] == sent and summary["samples"] == sent
+    # 45 frames captured at 30 fps, resampled at the scene's 30 fps: one key per frame.
+    assert abs(summary["frame_end"] - summary["frame_start"] + 1 - sent) <= 1
+
+
+def test_it_writes_the_blend_the_bvh_and_a_rendered_preview(demo):
+    out, _, summary = demo
+    files = summary["files"]
+    assert set(files) == {"blend", "fbx", "bvh", "preview"}
+    for path in files.values():
+        assert Path(path).is_file() and Path(path).stat().st_size > 0, path
+    with open(files["preview"], "rb") as f:
+        header = f.read(24)
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", header[16:24]) == (640, 480)
+    bvh = Path(files["bvh"]).read_text()
+    frames = bvh.split("MOTION", 1)[1].split()
+    assert frames[0] == "Frames:" and int(frames[1]) == summary["frame_end"] - summary["frame_start"] + 1
+
+
+@pytest.mark.parametrize("importer", ["this Blender", "Blender 4.2 LTS"])
+def test_the_fbx_imports_with_keys_on_every_frame(demo, importer):
+    _, _, summary = demo
+    start, end = summary["frame_start"], summary["frame_end"]
+    python = sys.executable if importer == "this Blender" else bpy42_python()
+    keys = fbx_keys(python, summary["files"]["fbx"], [start, (start + end) // 2, end])
+    if importer != "this Blender":
+        assert keys["version"].startswith("4.2")
+    for bone in BONES:
+        assert bone in keys["frames"], f"no keys on {bone}"
+        missing = set(range(start, end + 1)) - set(keys["frames"][bone])
+        assert not missing, f"{bone}: no key at frames {sorted(missing)[:10]}"
+
+
+def test_blender_4_2_shows_the_pose_this_blender_exported(demo):
+    _, _, summary = demo
+    start, end = summary["frame_start"], summary["frame_end"]
+    frames = [start, (start + end) // 2, end]
+    here = fbx_keys(sys.executable, summary["files"]["fbx"], frames)
+    old = fbx_keys(bpy42_python(), summary["files"]["fbx"], frames)
+    for frame in map(str, frames):
+        for bone in BONES:
+            assert old["heads"][frame][bone] == pytest.approx(here["heads"][frame][bone], abs=1e-3), (frame, bone)
+    # The pose moves: the comparison is not between two rest poses.
+    assert here["heads"][str(start)]["forearm.L"] != pytest.approx(here["heads"][str(end)]["forearm.L"], abs=1e-3)
