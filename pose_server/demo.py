@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seconds", type=float, default=15.0, help="how long to capture from a webcam")
     ap.add_argument("--model", default=DEFAULT_MODEL, help="Hugging Face hub id (downloaded into checkpoints/)")
     ap.add_argument("--checkpoint", default=None, help="a local .pth file or model folder (overrides --model)")
-    ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    ap.add_argument("--backend", choices=("auto", "onnx", "openvino", "torch"), default="auto",
+                    help="inference backend (auto: the fastest accurate one on this machine, measured once)")
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                     help="int8 dynamic quantization (onnx backend)")
     ap.add_argument("--detector", default="auto", help="auto | yolox | hog | full-frame | path.onnx")
@@ -165,7 +166,7 @@ def run_demo(args: argparse.Namespace) -> dict:
     summary = {
         "source": source,
         "model": cfg.model,
-        "backend": cfg.backend + (" int8" if cfg.quantize and cfg.backend == "onnx" else ""),
+        "backend": status.get("inference") or cfg.backend,
         "frames": status["frames"],
         "fps": status["fps"],
         "server_latency_ms": status["latency_ms"],

@@ -117,7 +117,8 @@ class Pipeline(Stages):
             for t in self._threads:
                 t.start()
             log.info("streaming %s -> %s (model %s, %s/%s, detector %s)", self.source_name,
-                     ", ".join(self.sender.targets) or "no UDP target", cfg.model, cfg.backend, cfg.device,
+                     ", ".join(self.sender.targets) or "no UDP target", cfg.model,
+                     getattr(self._estimator, "backend_label", cfg.backend), cfg.device,
                      getattr(self.detector, "name", "-"))
 
     def stop(self) -> None:
@@ -173,6 +174,8 @@ class Pipeline(Stages):
             "model": cfg.model,
             "device": cfg.device,
             "backend": cfg.backend,
+            # what actually runs, e.g. "openvino fp32 (auto)": the panel and `pose-server bench` show it
+            "inference": getattr(self._estimator, "backend_label", None),
             "detector": getattr(self.detector, "name", cfg.detector),
             "skeleton": getattr(self._estimator, "skeleton", None),
             "udp": self.sender.stats(),
@@ -245,7 +248,8 @@ class Pipeline(Stages):
     # -- set-up --------------------------------------------------------------------------------
     def _model_key(self) -> tuple:
         c = self.config
-        return (c.model, c.model_config, c.dataset, c.device, c.backend, c.quantize, c.flip_test, c.threads)
+        return (c.model, c.model_config, c.dataset, c.device, c.backend, c.quantize, c.precision, c.flip_test,
+                c.threads)
 
     def _open_inference(self) -> None:
         cfg = self.config
