@@ -191,7 +191,15 @@ def measure(est: Any, machine: dict[str, Any], seconds: float | None = None) -> 
     best = min((e for e in results if e["passed"]), key=lambda e: e["ms"])
     return {"revision": AUTO_REVISION, "backend": best["backend"], "precision": best["precision"],
             "ms": best["ms"], "machine": machine, "model": est._cache_key() | {"input_size": list(est.input_size)},
-            "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "candidates": results}  # fmt: skip
+            "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average": _load_average(),
+            "candidates": results}  # fmt: skip
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def choose_backend(est: Any) -> dict[str, Any]:
@@ -218,4 +226,9 @@ def choose_backend(est: Any) -> dict[str, Any]:
         for e in choice["candidates"]
     )
     log.info("backend auto: chose %s %s (%s); saved in %s", choice["backend"], choice["precision"], summary, path)
+    load = choice["load_average"]
+    if load is not None and load > machine["threads"]:
+        # Interleaved timing keeps the comparison fair under steady load, but a busy machine blurs close calls.
+        log.warning("backend auto: measured while other processes kept the CPU busy (load average %.1f on %d "
+                    "cores); delete %s to measure again on a quiet machine", load, machine["threads"], path)
     return choice
