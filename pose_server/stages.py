@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import os
 import queue
 import threading
 import time
@@ -153,8 +152,7 @@ class Stages:
     def _infer_loop(self) -> None:
         qin, qout = self._queues[0], self._queues[1]
         live = self._newest_only()
-        detect_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-detect",
-                                                            initializer=lower_thread_priority)
+        detect_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-detect")
         try:
             self._infer_frames(qin, qout, live, detect_pool)
         finally:
@@ -286,23 +284,6 @@ class Stages:
             self._emit(data, packet, people=len(packet.get("people", ())))
 
         replay(self.config.source, send, speed=self.config.replay_speed, loop=self.config.loop, stop=self._stop)
-
-
-BACKGROUND_NICENESS = 10
-
-
-def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> None:
-    """Make the calling thread yield the CPU to the others (Linux: per-thread nice value; elsewhere a no-op).
-
-    The periodic re-detection runs beside ViTPose on the same few cores: HOG takes 22-27 ms of CPU, and at equal
-    priority it stretched the ViTPose call it overlapped past the camera's frame period, so that frame's successor
-    was dropped. At nice 10 the scheduler gives the detector the time inference leaves idle (waiting for the next
-    frame); its result arrives a few frames later, which the tracker accepts (``stale=True``)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
-    except (AttributeError, OSError):  # not Linux/macOS, or not permitted: run at normal priority
-        pass
 
 
 def _rows(a: np.ndarray | None) -> Any:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import os
-import threading
 import time
 
 import cv2
@@ -15,7 +12,6 @@ import pytest
 
 from pose_server.config import PipelineConfig
 from pose_server.pipeline import Pipeline
-from pose_server.stages import BACKGROUND_NICENESS, lower_thread_priority
 
 from .conftest import SCHEMA, Receiver, write_clip
 
@@ -217,14 +213,3 @@ def test_camera_like_source_drops_stale_frames_instead_of_queueing(tmp_path, rec
     lat = [status["latency_ms"]["p50"], status["latency_ms"]["p95"]]
     assert lat[1] < 400, lat  # queueing every frame would reach ~1 s by the end of this clip
     assert np.diff(frames).max() > 1
-
-
-def test_background_detection_thread_yields_the_cpu_to_inference():
-    """The periodic re-detection's thread runs at a higher nice value than the rest of the server (Linux)."""
-    def niceness() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, initializer=lower_thread_priority) as pool:
-        background = pool.submit(niceness).result()
-    assert background == min(19, niceness() + BACKGROUND_NICENESS)
-    assert niceness() < background or background == 19  # only that thread: the caller keeps its priority
