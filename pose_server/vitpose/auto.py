@@ -135,8 +135,13 @@ def passes(acc: dict[str, float]) -> bool:
     return acc["correlation"] >= MIN_CORRELATION and acc["max_px"] <= MAX_PIXELS
 
 
+BLOCK = 4  # calls per turn: a runtime's worker threads may still spin after another one's call; the median
+# of a block ignores its first call, which pays for that
+
+
 def time_interleaved(backends: dict[str, Any], crops: np.ndarray, seconds: float) -> dict[str, dict[str, float]]:
-    """Median wall and CPU ms per call of one crop, the backends taking turns (fair under changing load)."""
+    """Median wall and CPU ms per call of one crop, the backends taking turns in blocks of BLOCK calls (fair
+    under changing machine load)."""
     for fn in backends.values():  # warm-up: first calls allocate and tune
         fn(crops[:1])
         fn(crops[:1])
@@ -147,13 +152,14 @@ def time_interleaved(backends: dict[str, Any], crops: np.ndarray, seconds: float
     with tqdm(total=round(budget, 1), desc="auto backend: timing", unit="s", disable=None,
               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s") as bar:  # fmt: skip
         i = 0
-        while time.perf_counter() - start < budget or i < 5:
-            x = crops[i % len(crops)][None]
+        while time.perf_counter() - start < budget or i < 2:
             for name, fn in backends.items():
-                t0, c0 = time.perf_counter(), time.process_time()
-                fn(x)
-                wall[name].append(time.perf_counter() - t0)
-                cpu[name].append(time.process_time() - c0)
+                for j in range(BLOCK):
+                    x = crops[(i * BLOCK + j) % len(crops)][None]
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    fn(x)
+                    wall[name].append(time.perf_counter() - t0)
+                    cpu[name].append(time.process_time() - c0)
             i += 1
             bar.n = min(budget, time.perf_counter() - start)
             bar.refresh()
