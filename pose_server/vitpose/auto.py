@@ -172,7 +172,11 @@ def measure(est: Any, machine: dict[str, Any], seconds: float | None = None) -> 
     from pose_server.vitpose.crops import clip_crops
 
     seconds = SECONDS_PER_CANDIDATE if seconds is None else seconds
-    crops, centers, scales = clip_crops(est.preprocess, GUARD_CROPS)
+    try:
+        crops, centers, scales = clip_crops(est.preprocess, GUARD_CROPS)
+    except (FileNotFoundError, ValueError) as err:
+        raise RuntimeError(f"backend auto measures on the demo clip, which it cannot read ({err}); restore "
+                           "resources/videos/default.mp4 or pick a backend: --backend openvino, onnx or torch") from err
     reference = TorchBackend(est._net, "cpu", "fp32")
     ref_maps = reference(crops)
     results, kept = [], {}
