@@ -30,7 +30,7 @@ from pose_server.vitpose.decode import decode_heatmaps
 
 log = logging.getLogger(__name__)
 
-AUTO_REVISION = 1  # bump when the measurement changes, so old choices are measured again
+AUTO_REVISION = 2  # bump when the measurement changes, so old choices are measured again
 MIN_CORRELATION = 0.999
 MAX_PIXELS = 0.5
 # Keypoints the guard compares: those the server uses (its default keypoint threshold). Below it a map is flat
