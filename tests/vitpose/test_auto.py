@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pose_server.vitpose import auto
+from pose_server.vitpose.decode import argmax_heatmaps
 from pose_server.vitpose.estimator import VitPoseEstimator
 from tests.vitpose.test_decode import gaussian_maps
 from tests.vitpose.test_estimator import stick_figure
@@ -33,6 +34,17 @@ def test_guard_rejects_moved_or_noisy_heatmaps() -> None:
     moved_weak = weak.copy()
     moved_weak[0, 3] += np.linspace(0, 0.01, 64 * 48, dtype=np.float32).reshape(64, 48)  # peak moves far
     assert auto.accuracy(moved_weak, weak, centers, scales)["max_px"] == 0.0
+    # two equal peaks: a backend that picks the other one is not wrong, a backend that picks a lower place is
+    twin = gaussian_maps(pts[1:2, 6:7] - np.float32([18, 36]))[0, 0]  # same sub-pixel phase: an exact tie
+    double = maps.copy()
+    double[1, 6] = np.maximum(maps[1, 6], twin)
+    other = double.copy()
+    other[1, 6] += maps[1, 6] * 1e-3  # the candidate prefers the first peak, the reference the other
+    assert (argmax_heatmaps(other)[0][1, 6] != argmax_heatmaps(double)[0][1, 6]).any()
+    assert auto.accuracy(other, double, centers, scales)["max_px"] == 0.0
+    lower = maps.copy()
+    lower[1, 6] = maps[1, 6] * 0.5 + twin
+    assert auto.accuracy(lower, maps, centers, scales)["max_px"] > 100
 
 
 def test_auto_picks_the_fastest_guarded_backend_and_remembers_it(tiny_pth: Path, tmp_path: Path,
