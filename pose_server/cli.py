@@ -74,11 +74,16 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    choices=("coco", "aic", "mpii", "ap10k", "apt36k", "wholebody"),
                    help="which head of a ViTPose+ checkpoint to use; wholebody gives 133 keypoints with hands "
                         "(default: coco, or the only head)")
-    g.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
-                   help="inference backend; onnx exports once to checkpoints/onnx/ and runs ONNX Runtime")
+    g.add_argument("--backend", choices=("auto", "onnx", "openvino", "torch"), default="auto",
+                   help="inference backend; auto times every backend once per machine and model on real crops and "
+                        "keeps the fastest that matches PyTorch fp32 (choice saved in checkpoints/auto/); onnx "
+                        "exports once to checkpoints/onnx/, openvino converts that to checkpoints/openvino/")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
     g.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                    help="int8 dynamic quantization (onnx backend only)")
+    g.add_argument("--precision", choices=("fp32", "bf16", "int8", "fp16"), default=None,
+                   help="openvino: fp32, bf16 (CPUs with native bf16) or int8 (NNCF, calibrated on the demo clip); "
+                        "torch: fp32, fp16/bf16 on CUDA (default fp32, CUDA fp16)")
     g.add_argument("--flip-test", action="store_true", help="average with mirrored crops (2x compute)")
     g.add_argument("--threads", type=int, default=None, help="inference threads (default: every core)")
 
@@ -274,7 +279,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         fps_limit=args.fps_limit, camera_backend=args.camera_backend, camera_width=args.width,
         camera_height=args.height, camera_fps=args.camera_fps, checkpoint=checkpoint, model_size=size,
         model_config=args.model_config, dataset=args.dataset,
-        device=args.device, backend=args.backend, quantize=args.quantize, flip_test=args.flip_test,
+        device=args.device, backend=args.backend, quantize=args.quantize, precision=args.precision,
+        flip_test=args.flip_test,
         threads=args.threads,
         detector=args.detector, det_threshold=args.det_threshold, det_interval=args.det_interval,
         max_people=args.max_people, kpt_threshold=args.kpt_threshold, min_cutoff=args.min_cutoff, beta=args.beta,

@@ -45,8 +45,9 @@ class PipelineConfig:
     dataset: str | None = None  # ViTPose+ head: coco | aic | mpii | ap10k | apt36k | wholebody
     model_size: str | None = None  # small | base | large | huge (hub model when no checkpoint is given)
     device: str = "cpu"
-    backend: str = "onnx"  # onnx | torch
+    backend: str = "auto"  # auto (fastest accurate one, measured once per machine) | onnx | openvino | torch
     quantize: bool = True  # int8 dynamic quantization (onnx backend)
+    precision: str | None = None  # openvino: fp32 | bf16 | int8; torch: fp32 | fp16 | bf16 (None: fp32, CUDA fp16)
     flip_test: bool = False
     threads: int | None = None  # inference threads (None = every core)
     detector: str = "auto"  # auto | yolox | yolox-tiny | hog | full-frame | path/to/model.onnx
@@ -126,12 +127,17 @@ def _load_blazepose(cfg: PipelineConfig, variant: str) -> Any:
 
 
 def _load_vitpose(cfg: PipelineConfig) -> Any:
+    """ViTPose as the config asks (``quantize`` only applies to the ONNX backend, ``precision`` to OpenVINO
+    and PyTorch; ``auto`` picks both)."""
     try:
         from .vitpose import VitPoseEstimator
     except ImportError:
         from .vitpose.estimator import VitPoseEstimator
     quantize = cfg.quantize and cfg.backend == "onnx"
-    log.info("loading %s (%s, %s%s)", cfg.model, cfg.backend, cfg.device, ", int8" if quantize else "")
+    precision = cfg.precision if cfg.backend in ("openvino", "torch") else None
+    log.info("loading %s (%s, %s%s)", cfg.model, cfg.backend, cfg.device,
+             ", int8" if quantize else f", {precision}" if precision else "")
     extra = {"threads": cfg.threads} if cfg.threads else {}
     return VitPoseEstimator(cfg.model, config=cfg.model_config, backend=cfg.backend, device=cfg.device,
-                            quantize=quantize, flip_test=cfg.flip_test, dataset=cfg.dataset, **extra)
+                            quantize=quantize, precision=precision, flip_test=cfg.flip_test, dataset=cfg.dataset,
+                            **extra)

@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto (ViTPose when its weights are in checkpoints/ or downloadable, else the embedded "
                          "BlazePose), blazepose[-lite|-full|-heavy], or a Hugging Face hub id")
     ap.add_argument("--checkpoint", default=None, help="a local .pth file or model folder (overrides --model)")
-    ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    ap.add_argument("--backend", choices=("auto", "onnx", "openvino", "torch"), default="auto",
+                    help="inference backend (auto: the fastest accurate one on this machine, measured once)")
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                     help="int8 dynamic quantization (onnx backend)")
     ap.add_argument("--detector", default="auto", help="auto | yolox | blazepose | hog | full-frame | path.onnx")
@@ -174,11 +175,10 @@ def run_demo(args: argparse.Namespace) -> dict:
     if status.get("error"):
         raise DemoError(f"the pose server stopped with an error: {status['error']}")
     sent = sum(t["sent"] for t in status["udp"])
-    backend = getattr(estimator, "backend_name", cfg.backend)
     summary = {
         "source": source,
         "model": cfg.model,
-        "backend": backend + (" int8" if cfg.quantize and backend == "onnx" else ""),
+        "backend": status.get("inference") or cfg.backend,
         "frames": status["frames"],
         "fps": status["fps"],
         "server_latency_ms": status["latency_ms"],

@@ -120,7 +120,7 @@ class Pipeline(Stages):
                 t.start()
             log.info("streaming %s -> %s (model %s, %s/%s, detector %s)", self.source_name,
                      ", ".join(self.sender.targets) or "no UDP target", cfg.model,
-                     getattr(self._estimator, "backend_name", cfg.backend), cfg.device,
+                     getattr(self._estimator, "backend_label", cfg.backend), cfg.device,
                      getattr(self.detector, "name", "-"))
 
     def stop(self) -> None:
@@ -175,7 +175,9 @@ class Pipeline(Stages):
             "source_name": self.source_name,
             "model": cfg.model,
             "device": cfg.device,
-            "backend": getattr(self._estimator, "backend_name", cfg.backend),
+            "backend": cfg.backend,
+            # what actually runs, e.g. "openvino fp32 (auto)": the panel and `pose-server bench` show it
+            "inference": getattr(self._estimator, "backend_label", None),
             "detector": getattr(self.detector, "name", cfg.detector),
             "skeleton": getattr(self._estimator, "skeleton", None),
             "udp": self.sender.stats(),
@@ -249,7 +251,8 @@ class Pipeline(Stages):
     # -- set-up --------------------------------------------------------------------------------
     def _model_key(self) -> tuple:
         c = self.config
-        return (c.model, c.model_config, c.dataset, c.device, c.backend, c.quantize, c.flip_test, c.threads)
+        return (c.model, c.model_config, c.dataset, c.device, c.backend, c.quantize, c.precision, c.flip_test,
+                c.threads)
 
     def _open_inference(self) -> None:
         cfg = self.config

@@ -171,8 +171,9 @@ class Stages:
                 t_det = time.perf_counter()
                 tracker.update_detections(*self.detector(img))
                 self._stage_ms["detect"].append((time.perf_counter() - t_det) * 1000)
-            elif tracker.needs_detection() and pending is None:
-                # Periodic re-detection (new people, drift) runs beside ViTPose: no latency spike on this frame.
+            elif tracker.needs_detection() and pending is None and tracker.background_detection_useful():
+                # Periodic re-detection (new people) runs beside ViTPose: no latency spike on this frame. Skipped
+                # while max_people tracks hold: then it could not change anything, only take CPU from ViTPose.
                 pending = detect_pool.submit(self.detector, img)
                 tracker.detection_scheduled()
             ids, boxes = tracker.boxes()

@@ -86,6 +86,12 @@ class Tracker:
         (The periodic re-detection is not urgent: the pipeline may run it in the background.)"""
         return not self.tracks or self.lost_since_detection
 
+    def background_detection_useful(self) -> bool:
+        """Whether a periodic (background, hence stale) detection could change anything: its result only starts
+        new tracks (matched tracks keep their newer keypoint boxes), so with every slot of ``max_people`` taken
+        it would cost the detector's CPU (HOG: 22-27 ms, beside ViTPose on the same cores) for nothing."""
+        return len(self.tracks) < self.max_people
+
     def detection_scheduled(self) -> None:
         """A background detection started: do not ask for another one until det_interval frames pass."""
         self.frames_since_detection = 0

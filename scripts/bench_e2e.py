@@ -32,7 +32,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=150, help="frames of the clip to stream (30 fps)")
     ap.add_argument("--checkpoint", default=None, help="ViTPose-S file (default: a real one in checkpoints/, "
                                                          "else random weights of its size)")
-    ap.add_argument("--backend", default="onnx", choices=("onnx", "torch"))
+    ap.add_argument("--backend", default="auto", choices=("auto", "onnx", "openvino", "torch"))
     ap.add_argument("--no-quantize", action="store_true")
     ap.add_argument("--no-depth-prior", action="store_true", help="lift without the learned depth prior")
     args = ap.parse_args()
@@ -53,8 +53,7 @@ def main() -> int:
             demo_args += ["--detector", "full-frame", "--kpt-threshold", "0"]
         s = run_demo(build_parser().parse_args(demo_args))
     applied, sent = s["applied_latency_ms"], s["server_latency_ms"]
-    quant = "" if args.no_quantize or args.backend != "onnx" else " int8"
-    print(f"\nViTPose-S {args.backend}{quant}{' (random weights)' if random_weights else ''}, "
+    print(f"\nViTPose-S {s['backend']}{' (random weights)' if random_weights else ''}, "
           f"{s['frames']} frames of {Path(args.video).name} at 30 fps input, 2-core CPU")
     print(f"  sustained fps                     {s['fps']:.1f}")
     print(f"  capture -> sent      p50 / p95    {sent['p50']} / {sent['p95']} ms")

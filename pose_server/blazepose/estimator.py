@@ -54,6 +54,7 @@ class BlazePoseEstimator:
     skeleton = "coco17"
     num_keypoints = 17
     backend_name = "litert"
+    backend_label = "litert"  # what runs (status "inference", the panel, pose-server bench)
 
     def __init__(self, variant: str = "full", path: str | Path | None = None, threads: int | None = None,
                  refine: bool = True) -> None:

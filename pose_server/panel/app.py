@@ -27,7 +27,7 @@ from pose_server.panel.figures import skeleton_3d_figure, timeline_figure  # noq
 
 MODEL_SIZES = ("", "small", "base", "large", "huge")
 DEVICES = ("cpu", "cuda")
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 SLOW_S = 600.0  # a restart may export and quantize a model first: wait for it rather than report a lost server
 S = st.session_state
 

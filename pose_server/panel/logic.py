@@ -118,7 +118,7 @@ def status_metrics(status: dict[str, Any]) -> dict[str, Any]:
         "source": _get(status, "source"),
         "model": _get(status, "model"),
         "device": _get(status, "device"),
-        "backend": _get(status, "backend"),
+        "backend": _get(status, "inference", "backend"),  # what runs ("openvino fp32 (auto)"), else the setting
         "udp": _get(status, "udp_targets", "udp") or [],
         "recording": _recording_path(status.get("recording")),
         "error": _get(status, "error", "last_error"),

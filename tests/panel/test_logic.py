@@ -63,6 +63,10 @@ def test_status_metrics_and_history():
     assert (m["fps"], m["latency_p50"], m["latency_p95"], m["dropped"], m["recording"]) == \
         (12.5, 40.0, None, 3, "out/t.jsonl")
     assert logic.status_metrics({"recording": {"active": False, "path": None}})["recording"] is None
+    # The panel shows what runs (the server's "inference"), not just the setting ("auto").
+    assert logic.status_metrics({"backend": "auto", "inference": "openvino fp32 (auto)"})["backend"] == \
+        "openvino fp32 (auto)"
+    assert logic.status_metrics({"backend": "onnx"})["backend"] == "onnx"
     h = logic.History(maxlen=3)
     for t in range(5):
         h.add(m, t=float(t))

@@ -44,6 +44,7 @@ def test_video_to_udp_every_packet_arrives_and_validates(clip, tiny_checkpoint, 
     assert all(p["sent"] >= p["timestamp"] for p in packets)
 
     assert status["state"] == "finished" and status["error"] is None
+    assert status["backend"] == "torch" and status["inference"] == "torch fp32"  # what runs, for the panel
     assert status["latency_ms"]["p50"] is not None and status["latency_ms"]["p95"] >= status["latency_ms"]["p50"]
     assert status["detector_runs"] <= 2  # full-frame seeds the track once; keypoints carry it afterwards
     assert status["dropped_frames"] == 0 and status["corrupt_frames"] == 0

@@ -105,3 +105,18 @@ def test_keypoint_box_expands_and_clips():
     np.testing.assert_allclose(box, [7.5, 5, 32.5, 55])
     assert keypoint_box(kpts, np.array([0.9, 0.1, 0.1]), 0.3, 1.25) is None
     np.testing.assert_allclose(keypoint_box(kpts, np.ones(3), 0.3, 1.0, (100, 100)), [10, 10, 99, 99])
+
+
+def test_background_detection_is_only_useful_while_a_slot_is_free():
+    """A stale detection changes nothing once every slot is taken, so the pipeline skips it (saves HOG's CPU)."""
+    full = Tracker(max_people=1)
+    full.update_detections(np.array([[100, 50, 200, 300]], np.float32))
+    before = [(t.id, t.box.copy()) for t in full.tracks]
+    assert not full.background_detection_useful()
+    full.update_detections(np.array([[102, 52, 204, 298], [400, 40, 500, 300]], np.float32), stale=True)
+    assert [(t.id, t.box.tolist()) for t in full.tracks] == [(i, b.tolist()) for i, b in before]
+    spare = Tracker(max_people=2)
+    spare.update_detections(np.array([[100, 50, 200, 300]], np.float32))
+    assert spare.background_detection_useful()
+    spare.update_detections(np.array([[400, 40, 500, 300]], np.float32), stale=True)
+    assert len(spare.tracks) == 2 and not spare.background_detection_useful()

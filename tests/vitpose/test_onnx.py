@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from pose_server.vitpose.auto import map_correlations
 from pose_server.vitpose.backends import HeatmapNet, MatMulClassicDecoder, for_export
 from pose_server.vitpose.estimator import VitPoseEstimator
 from pose_server.vitpose.loading import load_vitpose
@@ -17,13 +18,6 @@ BOXES = np.array([[230, 50, 410, 460], [10, 10, 200, 300], [300, 200, 600, 470]]
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("onnx_cache")
-
-
-def map_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every (person, keypoint) heatmap pair."""
-    a = a.reshape(*a.shape[:2], -1) - a.reshape(*a.shape[:2], -1).mean(-1, keepdims=True)
-    b = b.reshape(*b.shape[:2], -1) - b.reshape(*b.shape[:2], -1).mean(-1, keepdims=True)
-    return (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
 
 
 @pytest.mark.parametrize("flip_test", [False, True])
