@@ -22,7 +22,7 @@ def demo(tmp_path_factory):
     # Random weights give low keypoint scores: threshold 0 keeps the person tracked; full-frame
     # detection keeps the test independent of the detector download.
     cmd = [sys.executable, "-m", "pose_server.demo", "--checkpoint", str(ckpt), "--max-frames", str(FRAMES),
-           "--detector", "full-frame", "--kpt-threshold", "0", "--out", str(out)]
+           "--detector", "full-frame", "--kpt-threshold", "0", "--backend", "onnx", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, json.loads((out / "summary.json").read_text())
