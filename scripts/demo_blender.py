@@ -215,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             if joints is None:
                 tick.apply_tick(scene)  # nobody lifted in this frame yet: consumed with no target, nothing applied
                 continue
-            armature = rig.create_capture_rig(bpy.context, joints=joints)
+            try:
+                armature = rig.create_capture_rig(bpy.context, joints=joints)
+            except ValueError as exc:  # a first lifted frame that is no standing person (e.g. random weights)
+                print(f"demo_blender: {exc}; using the default proportions", flush=True)
+                armature = rig.create_capture_rig(bpy.context)
             settings.target = armature
             follow = FollowOnePerformer(settings, person["id"])
             take = recorder.TakeRecorder(armature, recorder.scene_fps(scene), scene.frame_start,
