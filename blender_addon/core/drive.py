@@ -38,6 +38,7 @@ class _Cached:
     rest_pelvis: Vector = field(default_factory=Vector)
     trunk: rt.Trunk | None = None  # the target's trunk lengths in the performer's metres (None: a straight spine)
     constraint_state: tuple | None = None
+    floor: float | None = None  # the lowest ankle height seen (packet metres): where IK mode plants the feet
 
 
 _cache: dict[tuple[int, int], _Cached] = {}
@@ -248,7 +249,7 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
     deltas_arm = {name: rot_t @ d @ rot for name, d in deltas.items()}
     points: dict[str, Vector] = {}
     aims: dict[str, Vector] = {}
-    reach: dict[str, Vector] = {}
+    reach: dict[str, tuple[Vector, float]] = {}
     if joints is not None:
         shift = _masked_shift(joints, cached.rest_pelvis, rig_settings) if rig_settings.lock_root else Vector()
         points[bonemaps.ROOT_SLOT] = to_arm @ (rt.mid(joints, (rt.HIP_L, rt.HIP_R)) + shift)
@@ -259,6 +260,9 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
         neck_base = rt.mid(joints, (rt.SHOULDER_L, rt.SHOULDER_R))
         linear = to_arm.to_3x3()
         aims = {slot: linear @ (joints[joint] - neck_base) for slot, (_arm, joint) in rt.AIM_SLOTS.items()}
-        if ik:  # the IK rig plants the target's own feet on the (scaled) ankles
-            reach = {shin: to_arm @ (joints[ankle] + shift) for shin, ankle in rt.REACH_SLOTS.values()}
+        if ik:  # the IK rig plants the target's own feet on the (scaled) ankles while they are on the floor
+            low = min(joints[ankle].z for _shin, ankle in rt.REACH_SLOTS.values())
+            cached.floor = low if cached.floor is None else min(cached.floor, low)
+            reach = {shin: (to_arm @ (joints[ankle] + shift), rt.plant_weight(joints[ankle].z, cached.floor))
+                     for shin, ankle in rt.REACH_SLOTS.values()}
     cached.solver.solve(obj.pose, deltas_arm, points, frozenset(skip), aims, reach)

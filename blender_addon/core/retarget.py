@@ -61,7 +61,18 @@ EFFECTOR_JOINTS = {"hand.L": WRIST_L, "hand.R": WRIST_R, "foot.L": ANKLE_L, "foo
 AIM_SLOTS = {"clavicle.L": ("upper_arm.L", SHOULDER_L), "clavicle.R": ("upper_arm.R", SHOULDER_R)}
 # IK drive mode on rotation-mapped legs: thigh slot -> (shin slot, COCO ankle). The two bones are turned in their
 # bend plane so the target's own leg reaches the (scaled) ankle: the feet stay planted whatever its proportions.
+# Only a foot near the floor is reached (fully below PLANT_FULL m above the lowest ankle seen, not at all above
+# PLANT_NONE): a foot in the air keeps the performer's limb directions, which reaching would bend by the
+# difference in leg proportions.
 REACH_SLOTS = {"thigh.L": ("shin.L", ANKLE_L), "thigh.R": ("shin.R", ANKLE_R)}
+PLANT_FULL, PLANT_NONE = 0.04, 0.10
+
+
+def plant_weight(ankle_height: float, floor: float) -> float:
+    """How much a foot is reached (REACH_SLOTS) at this ankle height over the lowest ankle seen: 1 planted, 0 in
+    the air, linear between."""
+    h = ankle_height - floor
+    return min(max((PLANT_NONE - h) / (PLANT_NONE - PLANT_FULL), 0.0), 1.0)
 
 
 
@@ -344,13 +355,14 @@ class TargetSolver:
 
     def solve(self, pose: bpy.types.Pose, deltas: dict[str, Matrix], points: dict[str, Vector],
               skip: frozenset[str] = frozenset(), aims: dict[str, Vector] | None = None,
-              reach: dict[str, Vector] | None = None) -> None:
+              reach: dict[str, tuple[Vector, float]] | None = None) -> None:
         """Write pose-bone rotations/locations. deltas: armature-space deltas per canonical bone;
         points: armature-space positions per slot (bone heads for location mode); skip: slots to leave at rest;
         aims: armature-space directions from the mid-shoulder point to each shoulder (AIM_SLOTS);
-        reach: armature-space ankle positions the legs are bent to reach (REACH_SLOTS, keyed by shin slot)."""
+        reach: per shin slot (REACH_SLOTS), the armature-space ankle position the leg is bent to reach and how much
+        (0: the rotations as given, 1: the ankle exactly there)."""
         pose_mats: list[Matrix] = []
-        ends: dict[str, Vector] = {}  # shin slot -> the point its tail must reach, set by its thigh
+        ends: dict[str, tuple[Vector, float]] = {}  # shin slot -> (point its tail must reach, weight), by its thigh
         for sb in self.bones:
             pb = pose.bones[sb.name]
             chain = (pose_mats[sb.parent] @ sb.rest_rel) if sb.parent >= 0 else sb.rest_rel
@@ -365,14 +377,17 @@ class TargetSolver:
                 if sb.aim is not None and aims and slot in aims and slot in deltas:
                     rot = self._aimed(sb, rot, chain, pose_mats, aims[slot])
                 if sb.reach is not None and reach and sb.reach[0] in reach and sb.reach[0] not in skip \
-                        and slot in deltas:
-                    rot = _reached(rot, chain.translation, reach[sb.reach[0]], sb.reach[1], sb.reach[2],
-                                   deltas.get("hips", Matrix.Identity(3)) @ Vector((0, -1, 0)))
-                    ends[sb.reach[0]] = reach[sb.reach[0]]
+                        and slot in deltas and reach[sb.reach[0]][1] > 0.0:
+                    ankle, weight = reach[sb.reach[0]]
+                    turn = _reach_turn(rot, chain.translation, ankle, sb.reach[1], sb.reach[2],
+                                       deltas.get("hips", Matrix.Identity(3)) @ Vector((0, -1, 0)))
+                    rot = _partial(turn, weight).to_matrix() @ rot
+                    ends[sb.reach[0]] = (ankle, weight)
                 if slot in ends and sb.rotate:
-                    want = ends[slot] - chain.translation
+                    point, weight = ends[slot]
+                    want = point - chain.translation
                     if want.length > _EPS:
-                        rot = rot.col[1].rotation_difference(want).to_matrix() @ rot
+                        rot = _partial(rot.col[1].rotation_difference(want), weight).to_matrix() @ rot
                 loc = points[slot] if sb.locate and slot in points else current.translation
                 if sb.hip_offset is not None and sb.locate and slot in points:
                     loc = loc + rot @ sb.rest.to_3x3().transposed() @ sb.hip_offset
@@ -397,13 +412,18 @@ class TargetSolver:
         return y.rotation_difference(want).to_matrix() @ rot
 
 
-def _reached(rot: Matrix, hip: Vector, ankle: Vector, thigh: float, shin: float, forward: Vector) -> Matrix:
-    """The thigh's rotation `rot` turned, in the plane of its current bend, so that a shin of length `shin`
-    hung from its knee can end on `ankle` (the farthest point on the hip-ankle line when it cannot)."""
+def _partial(turn: Quaternion, weight: float) -> Quaternion:
+    """`weight` of a rotation (0: none, 1: all of it)."""
+    return turn if weight >= 1.0 else Quaternion().slerp(turn, weight)
+
+
+def _reach_turn(rot: Matrix, hip: Vector, ankle: Vector, thigh: float, shin: float, forward: Vector) -> Quaternion:
+    """The turn of the thigh's rotation `rot`, in the plane of its current bend, after which a shin of length
+    `shin` hung from its knee can end on `ankle` (the farthest point on the hip-ankle line when it cannot)."""
     line = ankle - hip
     dist = line.length
     if dist < _EPS or thigh < _EPS:
-        return rot
+        return Quaternion()
     line /= dist
     dist = min(max(dist, abs(thigh - shin) + 1e-6), thigh + shin - 1e-6)
     cos_hip = min(max((thigh * thigh + dist * dist - shin * shin) / (2 * thigh * dist), -1.0), 1.0)
@@ -413,9 +433,9 @@ def _reached(rot: Matrix, hip: Vector, ankle: Vector, thigh: float, shin: float,
     bend = current - line * current.dot(line) + forward * 0.02
     bend = bend - line * bend.dot(line)
     if bend.length < _EPS:
-        return rot
+        return Quaternion()
     want = line * cos_hip + bend.normalized() * (1.0 - cos_hip * cos_hip) ** 0.5
-    return current.rotation_difference(want).to_matrix() @ rot
+    return current.rotation_difference(want)
 
 
 def _write(pb: bpy.types.PoseBone, basis: Matrix, rotate: bool, locate: bool) -> None:

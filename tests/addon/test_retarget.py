@@ -437,24 +437,37 @@ def test_clavicles_that_start_in_front_of_the_chest_still_put_the_arms_on_the_sh
 @pytest.mark.bpy42
 def test_ik_mode_plants_the_feet_of_a_rig_of_other_proportions(fresh):
     """The Rigify metarig (legs 1.18x the canonical ones, hips 6 cm above its root bone): its thigh heads sit on
-    the scaled pelvis; in IK mode its own legs bend so the ankles land on the scaled ankles (no sliding feet),
-    in Direct mode they only copy the rotations."""
+    the scaled pelvis; in IK mode its own legs bend so a foot on the floor lands on the scaled ankle (no sliding
+    feet), while a foot in the air keeps the performer's limb directions exactly as Direct mode does."""
     obj = metarig()
     use_preset(fresh, obj)
     rig_settings = fresh.vitpose_mocap.rig
     scale = rig_settings.location_scale
     names = {e.canonical: e.target for e in rig_settings.bone_map}
     joints = posed_joints(rig.Proportions(), seed=61, swing=0.5)
-    pelvis = rt.mid(joints, (rt.HIP_L, rt.HIP_R))
-    misses = {}
-    for mode in ("DIRECT", "IK"):
-        rig_settings.drive_mode = mode
-        drive.apply_person(fresh, obj, *make_packet(joints))
+    legs = (("shin.L", rt.ANKLE_L), ("shin.R", rt.ANKLE_R))
+
+    def pose(points: list[Vector]) -> tuple[list[float], dict[str, Vector]]:
+        drive.apply_person(fresh, obj, *make_packet(points))
         ev = evaluated(obj)
         m = ev.matrix_world
         mid_hips = (m @ ev.pose.bones[names["thigh.L"]].head + m @ ev.pose.bones[names["thigh.R"]].head) / 2
-        assert (mid_hips - pelvis * scale).length < 1e-3, mode
-        misses[mode] = [(m @ ev.pose.bones[names[shin]].tail - joints[ankle] * scale).length
-                        for shin, ankle in (("shin.L", rt.ANKLE_L), ("shin.R", rt.ANKLE_R))]
-    assert max(misses["IK"]) < 2e-3, misses
-    assert max(misses["DIRECT"]) > 0.01, misses  # rotations alone cannot: the legs have other proportions
+        assert (mid_hips - rt.mid(points, (rt.HIP_L, rt.HIP_R)) * scale).length < 1e-3
+        misses = [(m @ ev.pose.bones[names[shin]].tail - points[ankle] * scale).length for shin, ankle in legs]
+        return misses, {b: bone_dir(ev, names[b]) for b in ("thigh.L", "shin.L", "thigh.R", "shin.R")}
+
+    def shifted(dz: float) -> list[Vector]:
+        return [p + Vector((0.0, 0.0, dz)) for p in joints]
+
+    rig_settings.drive_mode = "DIRECT"
+    direct_misses, direct_dirs = pose(joints)
+    assert max(direct_misses) > 0.01, direct_misses  # rotations alone cannot: the legs have other proportions
+    rig_settings.drive_mode = "IK"
+    pose(shifted(-0.3))  # the floor: 30 cm below the pose
+    airborne_misses, airborne_dirs = pose(joints)
+    for bone, d in direct_dirs.items():  # both feet 30 cm up: nothing is bent, the directions are the performer's
+        assert math.degrees(d.angle(airborne_dirs[bone])) < 0.05, bone
+    assert airborne_misses == pytest.approx(direct_misses, abs=1e-4)
+    planted_misses, _ = pose(shifted(-0.3))  # back on the floor
+    lower = min(range(2), key=lambda side: joints[legs[side][1]].z)
+    assert planted_misses[lower] < 2e-3, planted_misses  # the foot on the floor lands on the scaled ankle
