@@ -56,10 +56,12 @@ def last_joints(scene: bpy.types.Scene) -> list | None:
 
 
 def bone_map_entries(obj: bpy.types.Object, rig_settings) -> list[dict]:
-    """The scene's bone map, or (when it is empty) the preset detected from the armature's bones."""
+    """The scene's bone map, or (when it is empty) the preset detected from the armature's bones. Another armature
+    than the scene's target (a bound performer's) uses the scene's map only if it has every bone the map names."""
     entries = [{"canonical": e.canonical, "target": e.target, "mode": e.mode, "offset": tuple(e.offset)}
                for e in rig_settings.bone_map]
-    if entries:
+    if entries and (rig_settings.id_data.vitpose_mocap.target == obj
+                    or not bonemaps.resolve_entries(obj.data.bones.keys(), entries)[1]):
         return entries
     name, _score = bonemaps.detect_preset(obj.data.bones.keys())
     return bonemaps.load_preset(name)["bones"]

@@ -38,6 +38,7 @@ class MOCAP_OT_import_session(bpy.types.Operator):
         finally:
             wm.progress_end()
         settings.last_take = action.name
+        settings.take_parts.clear()  # the last take is now this one armature's
         if skipped:
             self.report({"WARNING"}, f"{action.name}: skipped {skipped} invalid lines")
         else:
