@@ -72,6 +72,9 @@ class TakeRecorder:
         self.name = name
         self.times: list[float] = []
         self.values: list[list[float]] = []
+        # Capture time of `start_frame`; None: the first sample's. Several performers share one, so a performer
+        # who enters the shot later starts later in the take.
+        self.origin: float | None = None
 
     def __len__(self) -> int:
         return len(self.times)
@@ -103,12 +106,13 @@ class TakeRecorder:
         """Frames on the scene grid covering the take and the pose interpolated at each of them."""
         if not self.times:
             return [], []
-        t0, t1 = self.times[0], self.times[-1]
+        origin = self.origin if self.origin is not None else self.times[0]
         # Tolerance of 1/1000 frame: epoch timestamps (~1.7e9 s) carry only ~0.2 us of precision.
-        count = int(math.floor((t1 - t0) * self.fps + 1e-3)) + 1
+        first = max(0, int(math.ceil((self.times[0] - origin) * self.fps - 1e-3)))
+        last = int(math.floor((self.times[-1] - origin) * self.fps + 1e-3))
         frames, rows = [], []
-        for k in range(count):
-            t = t0 + k / self.fps
+        for k in range(first, last + 1):
+            t = origin + k / self.fps
             i = max(0, min(bisect.bisect_right(self.times, t) - 1, len(self.times) - 1))
             if i + 1 < len(self.times):
                 span = self.times[i + 1] - self.times[i]
@@ -141,11 +145,14 @@ class TakeRecorder:
 
 
 def finish_takes(settings, takes: list[TakeRecorder]) -> list[bpy.types.Action]:
-    """Write every take that has samples into its Action and remember them as the scene's last take
-    (`settings`: scene.vitpose_mocap). Several performers: `last_take` is the take's name and `take_parts`
+    """Write every take that has samples into its Action, all on one clock (the first sample of any of them is the
+    first frame), and remember them as the scene's last take (`settings`: scene.vitpose_mocap). Several performers: `last_take` is the take's name and `take_parts`
     lists each performer's Action and armature; one armature: `last_take` is its Action."""
     written = []
+    sampled = [t for t in takes if len(t)]
+    origin = min((t.times[0] for t in sampled), default=None)
     for take in takes:
+        take.origin = origin
         armature = bpy.data.objects.get(take.armature_name)
         if armature is not None and len(take):
             action = take.finish(armature, reduce=settings.reduce_keys, tolerance=settings.reduce_tolerance)

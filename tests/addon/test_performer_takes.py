@@ -24,9 +24,9 @@ def _packet(seq: int, t0: float, ids: tuple[int, ...]) -> dict:
     return packet
 
 
-def _record(scene, send) -> list[str]:
-    """Two performers bound to capture rigs, N packets recorded (performer 1 leaves for GONE); the take's
-    Action names."""
+def _record(scene, send, gone: tuple[int, ...] = GONE) -> list[str]:
+    """Two performers bound to capture rigs, N packets recorded (performer 1 is missing from packets `gone`); the
+    take's Action names."""
     scene.render.fps, scene.render.fps_base = 30, 1.0
     scene.frame_set(1)
     t0 = 7000.0
@@ -34,9 +34,9 @@ def _record(scene, send) -> list[str]:
     assert bpy.ops.vitpose_mocap.create_rigs_for_everyone() == {"FINISHED"}
     assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
     for seq in range(N):
-        send(_packet(seq + 1, t0, (0,) if seq in GONE else (0, 1)))
+        send(_packet(seq + 1, t0, (0,) if seq in gone else (0, 1)))
     settings = scene.vitpose_mocap
-    assert settings.recorded_samples == 2 * N - len(GONE)
+    assert settings.recorded_samples == 2 * N - len(gone)
     assert bpy.ops.vitpose_mocap.record_stop() == {"FINISHED"}
     return [p.action.name for p in settings.take_parts]
 
@@ -66,6 +66,14 @@ def test_one_action_per_bound_armature_named_by_take_and_performer(scene, send):
     # The next take counts on from this one.
     number = int(recorder.TAKE_PATTERN.match(take).group(1))
     assert recorder.next_take_name().startswith(f"Take_{number + 1:03d}_")
+
+
+def test_a_performer_who_enters_later_starts_later_in_the_take(scene, send):
+    """One clock for the take: performer 1, missing from the first 4 packets, is keyed from frame 5 on."""
+    _record(scene, send, gone=(0, 1, 2, 3))
+    p0, p1 = (_keys(p.action) for p in scene.vitpose_mocap.take_parts)
+    assert [f for f, _v in p0] == list(range(1, N + 1))
+    assert [f for f, _v in p1] == list(range(5, N + 1))
 
 
 def test_fbx_holds_every_armature_of_the_take_and_bvh_one_file_per_performer(scene, send, tmp_path):
