@@ -146,8 +146,9 @@ class TakeRecorder:
 
 def finish_takes(settings, takes: list[TakeRecorder]) -> list[bpy.types.Action]:
     """Write every take that has samples into its Action, all on one clock (the first sample of any of them is the
-    first frame), and remember them as the scene's last take (`settings`: scene.vitpose_mocap). Several performers: `last_take` is the take's name and `take_parts`
-    lists each performer's Action and armature; one armature: `last_take` is its Action."""
+    first frame), and remember them as the scene's last take (`settings`: scene.vitpose_mocap). Several
+    performers: `last_take` is the take's name and `take_parts` lists each performer's Action and armature; one
+    armature: `last_take` is its Action."""
     written = []
     sampled = [t for t in takes if len(t)]
     origin = min((t.times[0] for t in sampled), default=None)
