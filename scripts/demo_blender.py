@@ -100,13 +100,14 @@ class Cast:
         return obj
 
 
-def hips_path(scene: bpy.types.Scene, armatures: list[bpy.types.Object], start: int, end: int) -> list[list[Vector]]:
-    """World positions of every armature's hips over the take (a dozen frames), to frame the camera on the motion."""
+def hips_path(scene: bpy.types.Scene, armatures: list[bpy.types.Object], start: int,
+              end: int) -> list[tuple[int, list[Vector]]]:
+    """(frame, world position of every armature's hips) over the take, a dozen frames: to frame the camera."""
     path = []
     for frame in sorted({round(start + (end - start) * k / 11) for k in range(12)}):
         scene.frame_set(frame)
-        path.append([a.matrix_world @ (a.pose.bones["hips"].head if a.pose.bones.get("hips") else Vector((0, 0, 0.9)))
-                     for a in armatures])
+        path.append((frame, [a.matrix_world @ (a.pose.bones["hips"].head if a.pose.bones.get("hips")
+                                               else Vector((0, 0, 0.9))) for a in armatures]))
     return path
 
 
@@ -137,11 +138,9 @@ def setup_preview_scene(scene: bpy.types.Scene, armatures: list[bpy.types.Object
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.image_settings.file_format = "PNG"
     path = hips_path(scene, armatures, start, end)
-    points = [p for frame in path for p in frame]
+    points = [p for _frame, hips in path for p in hips]
     centre = sum(points, Vector()) / len(points)
     spread = max((p - centre).length for p in points)
-    # How far apart the performers stand (the camera backs off to keep them all in the picture).
-    apart = max(((a - b).length for frame in path for a in frame for b in frame), default=0.0)
     add_checker_floor(scene, centre, 4.0 + spread)
     world = bpy.data.worlds.new("PreviewWorld")
     world.color = (0.25, 0.27, 0.3)
@@ -150,8 +149,8 @@ def setup_preview_scene(scene: bpy.types.Scene, armatures: list[bpy.types.Object
     cam = bpy.data.objects.new("PreviewCamera", cam_data)
     scene.collection.objects.link(cam)
     # The performers face -Y (towards the video's camera): stand at -Y too, a little to the side so depth shows.
-    # The camera rides along with the hips (their mean: a fixed offset, fixed orientation) so the bodies stay large
-    # in the frame wherever the take goes; the floor's grid shows the root's travel.
+    # The camera rides along with the hips (their mean: fixed orientation) so the bodies stay large in the frame
+    # wherever the take goes; the floor's grid shows the root's travel.
     centre_empty = bpy.data.objects.new("PreviewCentre", None)
     scene.collection.objects.link(centre_empty)
     for n, armature in enumerate(armatures):
@@ -159,10 +158,13 @@ def setup_preview_scene(scene: bpy.types.Scene, armatures: list[bpy.types.Object
         follow.target = armature
         follow.subtarget = "hips" if armature.pose.bones.get("hips") else ""
         follow.influence = 1.0 / (n + 1)  # a running mean: the n-th constraint moves 1/(n+1) of the way
-    offset = Vector((1.4, -3.4, 0.35)) * (1.0 + 0.45 * apart)
     cam.parent = centre_empty
-    cam.location = offset
-    cam.rotation_euler = (-offset).to_track_quat("-Z", "Y").to_euler()
+    base = Vector((1.4, -3.4, 0.35))
+    cam.rotation_euler = (-base).to_track_quat("-Z", "Y").to_euler()
+    # The camera backs off as the performers stand further apart (keyed along the take) to keep them in the picture.
+    for frame, hips in path:
+        cam.location = base * (1.0 + 0.45 * max((a - b).length for a in hips for b in hips))
+        cam.keyframe_insert("location", frame=frame)
     cam_data.lens = 35
     scene.camera = cam
     light = bpy.data.objects.new("PreviewLight", bpy.data.lights.new("PreviewLight", "SUN"))
