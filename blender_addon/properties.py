@@ -28,6 +28,8 @@ class PerformerBinding(bpy.types.PropertyGroup):
     armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
                               description="Armature this performer drives and records into takes")
     enabled: BoolProperty(name="Enabled", default=True, description="Drive and record this binding")
+    missing: IntProperty(name="Missing", min=0, options={"HIDDEN"},
+                         description="Packets in a row without this track id (Hand over lost performers)")
 
 
 class TakePart(bpy.types.PropertyGroup):
@@ -81,6 +83,12 @@ class MocapSettings(bpy.types.PropertyGroup):
                                  description="Several performers: each enabled binding drives its armature from "
                                              "its track id (replaces Armature/Person while any is enabled)")
     binding_index: IntProperty(name="Active binding")
+    handover: BoolProperty(name="Hand over lost performers", default=False,
+                           description="When a bound id has been missing for a while and a person nobody is bound "
+                                       "to is tracked, bind that person's id to the armature (the tracker lost the "
+                                       "performer and found them again under a new id). No rig is ever created")
+    handover_after: IntProperty(name="After", default=30, min=1, soft_max=300,
+                                description="Packets a bound id must be missing before its armature is handed over")
     tracked_ids: StringProperty(name="Tracked ids", description="Track ids in the newest packet (live status)")
     rig_spacing: FloatProperty(name="Spacing", default=0.0, min=0.0, soft_max=5.0, unit="LENGTH",
                                description="Create capture rigs for everyone: 0 puts every rig at the origin, so "

@@ -52,39 +52,38 @@ def stdin_says_stop() -> bool:
 
 class Cast:
     """The demo's performers: a capture rig per person, created (and bound to the person's track id) the first time
-    a lifted person appears, up to `limit` rigs; the demo is the one asking for them. A performer whose id has been
-    missing for `patience` packets hands its rig to a lifted id nobody is bound to: the tracker lost that person and
-    found them again under a new id (without this, "largest" or a new rig per new id would cut two performers
-    together or fill the scene with rigs). Takes are added as rigs are created: a late performer starts later."""
+    a lifted person appears, up to `limit` rigs; the demo is the one asking for them. The add-on's "Hand over lost
+    performers" passes a rig whose id has been missing for `patience` packets to a lifted id nobody is bound to:
+    the tracker lost that person and found them again under a new id (without it, "largest" or a new rig per new
+    id would cut two performers together or fill the scene with rigs). Takes are added as rigs are created: a late
+    performer starts later in the take."""
 
     def __init__(self, scene: bpy.types.Scene, limit: int, patience: int = 30) -> None:
-        self.scene, self.settings, self.limit, self.patience = scene, scene.vitpose_mocap, limit, patience
-        self.missing: dict[str, int] = {}  # armature name -> packets without its id
+        self.scene, self.settings, self.limit = scene, scene.vitpose_mocap, limit
+        self.settings.handover, self.settings.handover_after = True, patience
         self.track_ids: dict[str, list[int]] = {}  # armature name -> the ids it followed, in order
-        self.switches = 0
         self.seq = None
 
+    @property
+    def switches(self) -> int:
+        return sum(len(ids) - 1 for ids in self.track_ids.values())
+
     def update(self, packet: dict | None) -> None:
+        """Before a tick: rigs for new people in the packet waiting for it (up to the limit)."""
         if packet is None or packet.get("seq") == self.seq:
             return
         self.seq = packet.get("seq")
-        lifted = {p["id"]: p for p in packet.get("people") or [] if p.get("joints_3d")}
-        for binding in self.settings.bindings:
-            name = binding.armature.name
-            if binding.track_id in lifted:
-                self.missing[name] = 0
-                continue
-            self.missing[name] += 1
-            free = performers.unbound_people(self.settings, packet)
-            if self.missing[name] > self.patience and free:
-                binding.track_id = free[0]["id"]
-                self.track_ids[name].append(binding.track_id)
-                self.missing[name] = 0
-                self.switches += 1
         for person in performers.unbound_people(self.settings, packet):
             if len(self.settings.bindings) >= self.limit:
                 break
             self.add(person)
+
+    def note_handovers(self) -> None:
+        """After a tick: remember the ids each rig followed."""
+        for binding in self.settings.bindings:
+            ids = self.track_ids[binding.armature.name]
+            if ids[-1] != binding.track_id:
+                ids.append(binding.track_id)
 
     def add(self, person: dict) -> bpy.types.Object:
         obj, sized = performers.create_rig_for(bpy.context, person)
@@ -92,7 +91,7 @@ class Cast:
             print(f"demo_blender: track {person['id']} does not look like a standing person yet; "
                   "its rig has the default proportions", flush=True)
         performers.bind(self.settings, person["id"], obj)
-        self.missing[obj.name], self.track_ids[obj.name] = 0, [person["id"]]
+        self.track_ids[obj.name] = [person["id"]]
         takes = state.recording(self.scene.name) or []
         state.set_recording(self.scene.name, takes + recorder.performer_takes(
             self.scene, [(person["id"], obj)], takes[0].take_name if takes else None))
@@ -167,10 +166,26 @@ def setup_preview_scene(scene: bpy.types.Scene, armatures: list[bpy.types.Object
         cam.keyframe_insert("location", frame=frame)
     cam_data.lens = 35
     scene.camera = cam
+    for armature in armatures:
+        hide_outside_take(armature, start, end)
     light = bpy.data.objects.new("PreviewLight", bpy.data.lights.new("PreviewLight", "SUN"))
     scene.collection.objects.link(light)
     scene.display.shading.light = "STUDIO"
     scene.display.shading.color_type = "OBJECT"
+
+
+def hide_outside_take(armature: bpy.types.Object, start: int, end: int) -> None:
+    """Keep a performer's body out of the renders before its first and after its last key: it was not in the shot,
+    and its held pose would stand there as a ghost. (Armatures do not render; their body meshes do. Keying the
+    armature itself would add a curve to its take.)"""
+    action = armature.animation_data.action if armature.animation_data else None
+    if action is None:
+        return
+    first, last = export.take_frame_range(action)
+    for obj in (c for c in armature.children if c.type == "MESH"):
+        for frame, hidden in ((start, first > start), (first, False), (last + 1, last < end)):
+            obj.hide_render = hidden
+            obj.keyframe_insert("hide_render", frame=frame)
 
 
 def render_preview(scene: bpy.types.Scene, path: Path, frame: int) -> str:
@@ -244,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         tick.apply_tick(scene)
         t1 = time.time()
+        cast.note_handovers()
         if settings.applied != before:
             last_packet = t1
             tick_ms.append((t1 - t0) * 1000.0)
@@ -255,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     # Last packets may still be in the socket: give the receiver a moment, then apply what is left.
     time.sleep(0.2)
     tick.apply_tick(scene)
+    cast.note_handovers()
     stats = rx.stats()
     state.stop_receiver(scene.name)
     summary: dict = {"received": stats["received"], "invalid": stats["invalid"], "stale": stats["stale"],

@@ -59,6 +59,28 @@ def unbound_people(settings, packet: dict) -> list[dict]:
     return sorted(people, key=lambda p: -(p["bbox"][2] - p["bbox"][0]) * (p["bbox"][3] - p["bbox"][1]))
 
 
+def hand_over_lost(settings, packet: dict) -> int:
+    """Count, per enabled binding, the packets its id has been missing; one missing for more than
+    `settings.handover_after` packets takes the id of an unbound lifted person (the largest). Returns how many
+    bindings changed id. Called per packet by the tick when `settings.handover` is on."""
+    present = {p["id"] for p in packet.get("people") or [] if p.get("joints_3d")}
+    changed = 0
+    for binding in settings.bindings:
+        if not binding.enabled:
+            continue
+        if binding.track_id in present:
+            if binding.missing:
+                binding.missing = 0
+            continue
+        binding.missing += 1
+        if binding.missing > settings.handover_after:
+            free = unbound_people(settings, packet)
+            if free:
+                binding.track_id, binding.missing = free[0]["id"], 0
+                changed += 1
+    return changed
+
+
 def create_rig_for(context: bpy.types.Context, person: dict, offset_x: float = 0.0,
                    with_mesh: bool = True) -> tuple[bpy.types.Object, bool]:
     """A capture rig named after the person's track id, sized from its joints (default proportions when they do

@@ -84,7 +84,10 @@ def _apply_packet(scene, settings, drives: list[tuple[int | None, bpy.types.Obje
     meta = packet.get("meta") or {}
     settings.fps = float(meta.get("fps", 0.0) or 0.0)
     settings.latency_ms = max(0.0, (time.time() - packet["timestamp"]) * 1000.0)
-    by_id = performers.people_by_id(packet) if drives[0][0] is not None else {}
+    bound = drives[0][0] is not None
+    if bound and settings.handover and performers.hand_over_lost(settings, packet):
+        drives = performers.bound_armatures(settings)
+    by_id = performers.people_by_id(packet) if bound else {}
     applied, to_sample = False, []
     for track_id, armature in drives:
         if armature is None or armature.type != "ARMATURE":

@@ -32,6 +32,11 @@ def draw_performers(layout: bpy.types.UILayout, context: bpy.types.Context) -> N
     ops = row.column(align=True)
     ops.operator("vitpose_mocap.binding_edit", text="", icon="ADD").remove = False
     ops.operator("vitpose_mocap.binding_edit", text="", icon="REMOVE").remove = True
+    row = box.row(align=True)
+    row.prop(settings, "handover", text="Hand over lost performers")
+    sub = row.row()
+    sub.enabled = settings.handover
+    sub.prop(settings, "handover_after", text="After")
     bound = performers.bound_armatures(settings)
     col = box.column(align=True)
     col.label(text=f"Tracked ids: {settings.tracked_ids or 'none'}")

@@ -97,7 +97,7 @@ def duo(tmp_path_factory):
     packets = [make_packet(seq, 1000.0 + seq / 30.0, people=2) for seq in range(DUO_PACKETS)]
     for packet in packets[:LATE]:
         packet["people"] = packet["people"][:1]
-    sent, summary = run_demo_blender(out, packets, "--no-render")
+    sent, summary = run_demo_blender(out, packets)
     return out, sent, summary
 
 
@@ -178,6 +178,7 @@ def test_two_performers_give_two_animated_armatures_in_one_fbx_and_a_bvh_each(du
         bvh = Path(p["bvh"]).read_text()
         assert Path(p["bvh"]).name == f"demo_{p['label']}.bvh"
         assert int(bvh.split("Frames:", 1)[1].split()[0]) == p["frames"]
+    assert Path(summary["files"]["preview"]).stat().st_size > 0  # the preview frames both performers
     keys = fbx_keys(sys.executable, summary["files"]["fbx"], [])
     armatures = keys["armatures"]
     assert sorted(armatures) == ["Performer 0", "Performer 1"]

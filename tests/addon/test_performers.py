@@ -71,6 +71,31 @@ def test_a_performer_who_leaves_and_returns_keeps_its_armature_and_new_ids_get_n
     assert bpy.data.objects["Performer 9"].location.x == pytest.approx(4.0)  # the third binding: 2 x 2 m
 
 
+def test_hand_over_passes_a_lost_performers_armature_to_a_new_id_after_a_while(scene, send):
+    """The tracker lost performer 1 and found them again as id 5: with Hand over lost performers, after
+    `handover_after` packets without id 1, its armature follows id 5; nothing is created, and a performer only
+    missing for a moment keeps its id."""
+    settings = scene.vitpose_mocap
+    settings.handover, settings.handover_after = True, 3
+    send(_packet(0, ids=(0, 1), phase=0.0))
+    bpy.ops.vitpose_mocap.create_rigs_for_everyone()
+    p1 = bpy.data.objects["Performer 1"]
+    send(_packet(1, ids=(0, 1), phase=0.0))
+    for seq in (2, 3, 4):  # missing 3 packets: not yet handed over
+        send(_packet(seq, ids=(0, 5), phase=0.1 * seq))
+    assert [b.track_id for b in settings.bindings] == [0, 1]
+    assert bone_head(p1, "hips").x == pytest.approx(1.0, abs=0.02)
+    send(_packet(5, ids=(0, 5), phase=0.4))  # the 4th: handed over, and driven from this packet on
+    assert [b.track_id for b in settings.bindings] == [0, 5]
+    assert bone_head(p1, "hips").x == pytest.approx(1.4, abs=0.02)
+    assert _armatures() == ["Performer 0", "Performer 1"]
+    # Off (the default): a lost id keeps its armature waiting, however long.
+    settings.handover = False
+    for seq in range(6, 11):
+        send(_packet(seq, ids=(0, 8), phase=0.5))
+    assert [b.track_id for b in settings.bindings] == [0, 5]
+
+
 def test_bind_a_chosen_id_to_a_chosen_armature_and_fall_back_to_the_target(scene, send):
     """The list binds any id to any armature; a disabled binding drives nothing, and with no enabled binding the
     single Armature/Person pair drives again (the default mode)."""
