@@ -3,12 +3,13 @@ holds every armature of the take (re-imported: N armatures, each keyed), BVH one
 
 from __future__ import annotations
 
+import json
 import re
 
 import bpy
 import pytest
 
-from blender_addon.core import compat, recorder
+from blender_addon.core import compat, performers, recorder
 
 from .packets import make_packet
 
@@ -101,3 +102,29 @@ def test_fbx_holds_every_armature_of_the_take_and_bvh_one_file_per_performer(sce
         hips_x.append((obj.matrix_world @ obj.pose.bones["hips"].head).x)
     # Each armature plays its own performer: person 1 stands a metre along +X of person 0.
     assert hips_x[1] - hips_x[0] == pytest.approx(1.0, abs=0.05)
+
+
+def test_importing_a_session_bakes_every_bound_performer_into_one_take(scene, tmp_path):
+    """A recorded two-person session (performer 1 enters at packet 4) imported with both ids bound: one Action per
+    armature on one clock, like a live take; an id the session lacks drives nothing."""
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    scene.frame_set(1)
+    packets = [_packet(seq, 9000.0, (0,) if seq < 4 else (0, 1)) for seq in range(N)]
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join(json.dumps(p) for p in packets) + "\n")
+    created = performers.create_rigs_for_everyone(bpy.context, _packet(0, 9000.0, (0, 1)), with_mesh=False)
+    performers.bind(scene.vitpose_mocap, 7, created[0])  # a second binding onto Performer 0's rig...
+    scene.vitpose_mocap.bindings[2].enabled = False  # ...disabled: not imported
+    assert bpy.ops.vitpose_mocap.import_session(filepath=str(path)) == {"FINISHED"}
+    settings = scene.vitpose_mocap
+    assert [(p.performer, p.armature.name) for p in settings.take_parts] == [("P0", "Performer 0"),
+                                                                            ("P1", "Performer 1")]
+    p0, p1 = (_keys(p.action) for p in settings.take_parts)
+    assert [f for f, _v in p0] == list(range(1, N + 1))
+    assert [f for f, _v in p1] == list(range(5, N + 1))
+    assert [p.action.name for p in settings.take_parts] == [f"{settings.last_take}_P0", f"{settings.last_take}_P1"]
+    # Only ids the session lacks bound: a clear error.
+    for binding in settings.bindings:
+        binding.track_id += 100
+    with pytest.raises(RuntimeError, match="no packet in .* shows a bound performer"):
+        bpy.ops.vitpose_mocap.import_session(filepath=str(path))
