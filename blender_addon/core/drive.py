@@ -137,6 +137,14 @@ def _placement(obj: bpy.types.Object, scale: float) -> tuple[Matrix, Matrix]:
     return to_arm, world.to_3x3().normalized()
 
 
+def _location_scale(obj: bpy.types.Object, cached: _Cached, rig_settings) -> float:
+    """Performer metres to armature units: the rig settings' scale (calibrated for the target armature), except for
+    a bound capture rig other than the target, which is built at its performer's size."""
+    if cached.capture and rig_settings.id_data.vitpose_mocap.target != obj:
+        return 1.0
+    return rig_settings.location_scale
+
+
 def _joints(person: dict) -> list[Vector] | None:
     joints = person.get("joints_3d")
     if not joints:
@@ -212,7 +220,7 @@ def _drive_capture_targets(obj: bpy.types.Object, cached: _Cached, person: dict,
     if rig_settings.upper_body_only:  # the hips stay at rest: the trunk starts from the rest hips
         deltas["hips"] = Matrix.Identity(3)
         deltas.update(rt.trunk_deltas(joints, deltas["hips"], cached.trunk))
-    to_arm, rot = _placement(obj, rig_settings.location_scale)
+    to_arm, rot = _placement(obj, _location_scale(obj, cached, rig_settings))
     rot_t = rot.transposed()
     targets = _capture_targets(obj, cached)
     for key, pos in rig.target_positions(joints, deltas, cached.trunk).items():
@@ -245,7 +253,7 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
         skip |= bonemaps.LEG_SLOTS | {bonemaps.ROOT_SLOT}
     if rig_settings.lock_legs:
         skip |= bonemaps.LEG_SLOTS
-    to_arm, rot = _placement(obj, rig_settings.location_scale)
+    to_arm, rot = _placement(obj, _location_scale(obj, cached, rig_settings))
     rot_t = rot.transposed()
     deltas_arm = {name: rot_t @ d @ rot for name, d in deltas.items()}
     points: dict[str, Vector] = {}

@@ -117,6 +117,28 @@ def test_bind_a_chosen_id_to_a_chosen_armature_and_fall_back_to_the_target(scene
     assert bone_head(chosen, "hips").x == pytest.approx(1.3, abs=0.02)
 
 
+def test_a_calibrated_character_and_a_capture_rig_perform_side_by_side(scene, send):
+    """Performer 0 drives a Mixamo-style character (the target: its bone map, calibration and location scale),
+    performer 1 a capture rig (its own preset, at its own size): neither is driven through the other's settings."""
+    from .test_retarget import MIXAMO_SCALE, mixamo_like, use_preset
+
+    settings = scene.vitpose_mocap
+    character = mixamo_like()
+    assert use_preset(scene, character) == "mixamo"
+    assert settings.rig.location_scale == pytest.approx(MIXAMO_SCALE, rel=1e-3)
+    capture = performers.create_rig_for(bpy.context, {"id": 1, "joints_3d": None}, with_mesh=False)[0]
+    performers.bind(settings, 0, character)
+    performers.bind(settings, 1, capture)
+    hips = character.pose.bones["mixamorig1:Hips"]
+    send(_packet(0, ids=(0, 1), phase=0.0))
+    start = bone_head(character, hips.name).x
+    send(_packet(1, ids=(0, 1), phase=0.3))
+    assert settings.last_error == ""
+    # The character travels 0.3 m times its location scale; the capture rig stands where performer 1 is.
+    assert bone_head(character, hips.name).x - start == pytest.approx(0.3 * MIXAMO_SCALE, abs=0.02)
+    assert bone_head(capture, "hips").x == pytest.approx(1.3, abs=0.02)
+
+
 def test_planted_feet_are_pinned_per_performer(scene, send):
     """Two performers with planted left feet, both sliding 4 cm per frame: each armature keeps its own anchor
     (one lock per scene would hand one performer's anchor to the other, or reset on every id change)."""
