@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from .core.receiver import DEFAULT_HOST, DEFAULT_PORT
 from .rig_properties import RigSettings
@@ -11,6 +19,25 @@ from .rig_properties import RigSettings
 
 def _is_armature(_self, obj) -> bool:
     return obj.type == "ARMATURE"
+
+
+class PerformerBinding(bpy.types.PropertyGroup):
+    """One tracked person (the server's track id) and the armature it drives and records."""
+
+    track_id: IntProperty(name="Track ID", min=0, description="The pose server's track id of the performer")
+    armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
+                              description="Armature this performer drives and records into takes")
+    enabled: BoolProperty(name="Enabled", default=True, description="Drive and record this binding")
+    missing: IntProperty(name="Missing", min=0, options={"HIDDEN"},
+                         description="Packets in a row without this track id (Hand over lost performers)")
+
+
+class TakePart(bpy.types.PropertyGroup):
+    """One performer's Action of the last take (several performers record one Action each)."""
+
+    performer: StringProperty(name="Performer", description="Label of the performer in names: P<track id>")
+    action: PointerProperty(name="Action", type=bpy.types.Action)
+    armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature)
 
 
 class MocapSettings(bpy.types.PropertyGroup):
@@ -52,6 +79,21 @@ class MocapSettings(bpy.types.PropertyGroup):
     ])
     person_id: IntProperty(name="Track ID", min=0, description="Track id to follow when Person is Track ID")
     rig: PointerProperty(type=RigSettings)
+    bindings: CollectionProperty(type=PerformerBinding,
+                                 description="Several performers: each enabled binding drives its armature from "
+                                             "its track id (replaces Armature/Person while any is enabled)")
+    binding_index: IntProperty(name="Active binding")
+    handover: BoolProperty(name="Hand over lost performers", default=False,
+                           description="When a bound id has been missing for a while and a person nobody is bound "
+                                       "to is tracked, bind that person's id to the armature (the tracker lost the "
+                                       "performer and found them again under a new id). No rig is ever created")
+    handover_after: IntProperty(name="After", default=30, min=1, soft_max=300,
+                                description="Packets a bound id must be missing before its armature is handed over")
+    tracked_ids: StringProperty(name="Tracked ids", description="Track ids in the newest packet (live status)")
+    rig_spacing: FloatProperty(name="Spacing", default=0.0, min=0.0, soft_max=5.0, unit="LENGTH",
+                               description="Create capture rigs for everyone: 0 puts every rig at the origin, so "
+                                           "each performer stands where the server lifted them; more moves each "
+                                           "further rig this far along +X (side by side)")
     foot_lock: BoolProperty(name="Pin planted feet", default=True,
                             description="Keep a foot the server reports as planted (protocol v3 contacts) where it "
                                         "was planted, through the IK rig: no foot skating in takes")
@@ -59,14 +101,16 @@ class MocapSettings(bpy.types.PropertyGroup):
     # Recording
     is_recording: BoolProperty(name="Recording", default=False)
     recorded_samples: IntProperty(name="Samples", description="Poses captured in the take being recorded")
-    last_take: StringProperty(name="Last take", description="Action written by the last recording or import")
+    last_take: StringProperty(name="Last take", description="Action written by the last recording or import; "
+                                                            "with several performers, the take's name")
+    take_parts: CollectionProperty(type=TakePart, description="Actions of the last take with several performers")
     reduce_keys: BoolProperty(name="Reduce keys", default=False,
                               description="Drop keys that straight lines between their neighbours reproduce")
     reduce_tolerance: FloatProperty(name="Tolerance", default=0.001, min=0.0, soft_max=0.05, precision=4,
                                     description="Largest error a dropped key may have (metres, radians, units)")
 
 
-classes = (MocapSettings,)
+classes = (PerformerBinding, TakePart, MocapSettings)
 
 
 def register_scene_property() -> None:

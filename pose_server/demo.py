@@ -2,9 +2,11 @@
 
 Runs the pose server on a video (or a webcam) with the default model, streams the packets over UDP
 on loopback to a headless Blender (`scripts/demo_blender.py`, the real add-on in the `bpy` module),
-records a take, and writes to `out/`: `demo.blend`, `demo.fbx`, `demo.bvh`, `overlay.mp4`,
-`take.jsonl`, `demo_rig.png` (a render of the rig), `compare.mp4` (the overlay beside the rig, frame by
-frame), `demo_sheet.png` (six moments: frame, overlay, rig) and `summary.json`.
+which makes a capture rig per tracked person (up to --max-people) and records them all into one take,
+and writes to `out/`: `demo.blend`, `demo.fbx` (every performer), `demo_P0.bvh`, `demo_P1.bvh`, ... (one
+per performer), `overlay.mp4`, `take.jsonl`, `demo_rig.png` (a render of the rigs), `compare.mp4` (the
+overlay beside the rigs, frame by frame), `demo_sheet.png` (six moments: frame, overlay, rigs) and
+`summary.json` (with each performer's frames and packets).
 
     python -m pose_server.demo                         # resources/videos/default.mp4, default model
     python -m pose_server.demo --checkpoint checkpoints/vitpose_small.pth
@@ -48,8 +50,8 @@ def free_udp_port() -> int:
 class BlenderWorker:
     """The headless Blender process: started, told to stop, and read for its summary."""
 
-    def __init__(self, port: int, out: Path, render: bool, frames_dir: Path | None = None) -> None:
-        cmd = [sys.executable, str(WORKER), "--port", str(port), "--out", str(out)]
+    def __init__(self, port: int, out: Path, render: bool, frames_dir: Path | None = None, performers: int = 2) -> None:
+        cmd = [sys.executable, str(WORKER), "--port", str(port), "--out", str(out), "--performers", str(performers)]
         if not render:
             cmd.append("--no-render")
         elif frames_dir is not None:
@@ -110,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="int8 dynamic quantization (onnx backend)")
     ap.add_argument("--detector", default="auto", help="auto | yolox | blazepose | hog | full-frame | path.onnx")
     ap.add_argument("--max-people", type=int, default=2,
-                    help="people tracked; Blender drives the first one lifted (another after it is lost for 1 s)")
+                    help="people tracked; Blender makes a capture rig for each (a rig whose person is lost for 1 s "
+                         "passes to a person tracked under a new id)")
     ap.add_argument("--kpt-threshold", type=float, default=0.3,
                     help="keypoint score below which a keypoint counts as missing")
     ap.add_argument("--max-frames", type=int, default=None, help="stop the video after N frames")
@@ -153,7 +156,8 @@ def run_demo(args: argparse.Namespace) -> dict:
     port = free_udp_port()
     cfg.udp = [f"127.0.0.1:{port}"]
     pictures = not args.no_render and not args.no_preview
-    worker = BlenderWorker(port, out, render=not args.no_render, frames_dir=out / "rig_frames" if pictures else None)
+    worker = BlenderWorker(port, out, render=not args.no_render, frames_dir=out / "rig_frames" if pictures else None,
+                           performers=args.max_people)
     pipeline = Pipeline(cfg, estimator=estimator)
     try:
         worker.wait_ready()
@@ -190,6 +194,8 @@ def run_demo(args: argparse.Namespace) -> dict:
         "packets_applied": blender.get("applied"),
         "dropped_by_receiver": blender.get("dropped_by_receiver"),
         "invalid": blender.get("invalid"),
+        "performers": [{k: p[k] for k in ("name", "track_ids", "action", "frames", "packets", "frame_start",
+                                          "frame_end", "bvh")} for p in blender.get("performers", [])],
         "blender": blender,
         "files": {**blender.get("files", {}), "session": str(out / "take.jsonl"),
                   **({} if args.no_preview else {"overlay": str(out / "overlay.mp4")})},
@@ -237,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{lat['p50']}/{lat['p95']} ms; capture->applied in Blender p50/p95 {app['p50']}/{app['p95']} ms; "
           f"packets sent {summary['packets_sent']}, received {summary['packets_received']}, "
           f"lost {summary['packets_lost']}")
+    for p in summary["performers"]:
+        print(f"  {p['name']} (track ids {', '.join(map(str, p['track_ids']))}): {p['action']}, "
+              f"{p['frames']} frames from {p['packets']} packets")
     for name, path in summary["files"].items():
         print(f"  {name:8s} {path}")
     print(f"  summary  {Path(args.out) / 'summary.json'}")

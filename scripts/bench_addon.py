@@ -9,12 +9,20 @@ detected bone map preset in IK mode (LOCATION controls) and Direct mode. "+eval"
 evaluation (constraints, IK solve) that the viewport pays on redraw and recording pays per sample.
 Target: at most 1 ms per tick. Prints medians and their ratio to 1 ms.
 
-    .venv/bin/python scripts/bench_addon.py [--ticks 2000] [--record]
+Several performers (--people 1,2,4): one capture rig per person, each bound to its track id (the add-on's
+bindings), packets with that many people sent through a real UDP socket to the running receiver; each tick
+(taken once the datagram arrived) drives every bound rig, and with --record samples every rig into its take.
+The people counts take turns in rounds in one scene (bindings enabled or not), so they share the machine's
+state; wall and CPU time (this thread) per tick and per person. Target: at most 1 ms per person.
+
+    .venv/bin/python scripts/bench_addon.py [--ticks 2000] [--record] [--people 1,2,4] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import statistics
 import sys
 import time
@@ -26,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import bpy  # noqa: E402
 
 import blender_addon  # noqa: E402
-from blender_addon.core import recorder, rig, state, tick  # noqa: E402
+from blender_addon.core import performers, recorder, rig, state, tick  # noqa: E402
 from tests.addon.packets import encode, make_packet  # noqa: E402
 
 TARGET_MS = 1.0
@@ -78,15 +86,84 @@ def _setup(name: str):
     return scene
 
 
+def _performers_scene(most: int):
+    """`most` capture rigs bound to track ids 0..most-1 and a receiver on a real UDP port."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    settings = scene.vitpose_mocap
+    rx = state.start_receiver(scene.name, "127.0.0.1", 0)
+    performers.create_rigs_for_everyone(bpy.context, make_packet(0, 999.0, people=most), with_mesh=False)
+    bpy.context.view_layer.update()
+    assert len(settings.bindings) == most
+    return scene, rx
+
+
+def _send_and_tick(scene, rx, sock, packet: dict) -> tuple[float, float]:
+    """Send one datagram over UDP, wait until the receiver has it, time the tick: (wall, CPU of this thread)."""
+    before = rx.received
+    sock.sendto(encode(packet), (rx.host, rx.port))
+    deadline = time.monotonic() + 2.0
+    while rx.received == before:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"packet {packet['seq']} did not arrive over UDP")
+        time.sleep(0)
+    w0, c0 = time.perf_counter(), time.thread_time()
+    tick.apply_tick(scene)
+    return time.perf_counter() - w0, time.thread_time() - c0
+
+
+def bench_performers(counts: list[int], ticks: int, rounds: int, record: bool) -> None:
+    """Median tick per people count, the counts taking turns in `rounds` rounds of `ticks` ticks each."""
+    scene, rx = _performers_scene(max(counts))
+    settings = scene.vitpose_mocap
+    times: dict[int, list[tuple[float, float]]] = {n: [] for n in counts}
+    seq = 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _round in range(rounds):
+            for n in counts:
+                for k, binding in enumerate(settings.bindings):
+                    binding.enabled = k < n
+                if record:
+                    bound = performers.bound_armatures(settings)
+                    state.set_recording(scene.name, recorder.performer_takes(scene, bound, "BenchTake"))
+                    settings.is_recording = True
+                applied = settings.applied
+                for i in range(ticks):
+                    packet = make_packet(seq, 1000.0 + seq / 30.0, phase=(seq % 60) * 0.01, people=n)
+                    seq += 1
+                    sample = _send_and_tick(scene, rx, sock, packet)
+                    if i >= 20:  # the first ticks after a switch rebuild caches
+                        times[n].append(sample)
+                if settings.applied - applied != ticks:
+                    raise SystemExit(f"{n} people: only {settings.applied - applied} of {ticks} ticks applied: "
+                                     f"{settings.last_error}")
+                settings.is_recording = False
+                state.set_recording(scene.name, None)
+    state.stop_all()
+    print(f"\nSeveral performers: capture rigs, IK, packets over UDP{', recording' if record else ''}; "
+          f"{rounds} rounds x {ticks} ticks per count, interleaved")
+    for n in counts:
+        wall = statistics.median(t for t, _c in times[n]) * 1000.0
+        cpu = statistics.median(c for _t, c in times[n]) * 1000.0
+        print(f"{n} people   tick median {wall:7.3f} ms (CPU {cpu:7.3f} ms)   per person {wall / n:7.3f} ms "
+              f"(CPU {cpu / n:7.3f} ms)   ratio to 1 ms/person {wall / n / TARGET_MS:5.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Median apply-tick time of the Blender add-on")
     parser.add_argument("--ticks", type=int, default=2000, help="ticks per set-up (default 2000)")
     parser.add_argument("--record", action="store_true", help="also time ticks while recording a take")
+    parser.add_argument("--people", default="1,2,4", help="people counts for the several-performers part ('' skips)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds the people counts take turns in")
+    parser.add_argument("--people-ticks", type=int, default=200, help="ticks per people count per round")
+    parser.add_argument("--skip-single", action="store_true", help="only the several-performers part")
     args = parser.parse_args(argv)
     blender_addon.register()
-    print(f"Blender {bpy.app.version_string}, {args.ticks} ticks per set-up, target <= {TARGET_MS} ms")
+    load = os.getloadavg()
+    print(f"Blender {bpy.app.version_string}, {args.ticks} ticks per set-up, target <= {TARGET_MS} ms; "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (numbers under load are not final)")
     variants = [(False, False), (False, True)] + ([(True, True)] if args.record else [])
-    for name in SETUPS:
+    for name in () if args.skip_single else SETUPS:
         for rec, evaluate in variants:
             scene = _setup(name)
             times = _time_ticks(scene, args.ticks, rec, evaluate)[50:]  # the first ticks build caches
@@ -96,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:40s} median {median_ms:7.3f} ms  p90 {p90_ms:7.3f} ms  "
                   f"ratio to 1 ms {median_ms / TARGET_MS:5.2f}")
             state.stop_all()
+    counts = [int(n) for n in args.people.split(",") if n.strip()]
+    if counts:
+        bench_performers(counts, args.people_ticks, args.rounds, record=False)
+        if args.record:
+            bench_performers(counts, args.people_ticks, args.rounds, record=True)
+    load = os.getloadavg()
+    print(f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     blender_addon.unregister()
     return 0
 

@@ -1,10 +1,12 @@
 """The Blender half of `make demo`: headless Blender (the `bpy` module) running the real add-on.
 
-It registers the add-on, listens for pose packets on a UDP port, builds the capture rig from the
-first packet's 3D joints, records every applied pose into a take, and when told to stop (a line
-`stop` on stdin, or `--idle-timeout` seconds without packets after the first) writes the take as
-`.blend`, `.fbx` and `.bvh` plus a rendered preview image (and, with --frames-dir, every frame of the
-take rendered small), and prints one `SUMMARY {json}` line.
+It registers the add-on, listens for pose packets on a UDP port, builds a capture rig for each tracked
+person (up to --performers) from their first 3D joints and binds it to the person's track id, records
+every applied pose of every performer into one take (an Action per performer), and when told to stop
+(a line `stop` on stdin, or `--idle-timeout` seconds without packets after the first) writes the take
+as `.blend`, `.fbx` (every performer) and one `.bvh` per performer (`demo_P0.bvh`, ...) plus a rendered
+preview image (and, with --frames-dir, every frame of the take rendered small), and prints one
+`SUMMARY {json}` line that lists each performer with its frames and packets.
 
 Timers never fire when Blender runs as a Python module, so this loop calls the add-on's tick
 function itself, exactly as the timer would.
@@ -30,7 +32,7 @@ import bpy  # noqa: E402
 from mathutils import Vector  # noqa: E402
 
 import blender_addon  # noqa: E402
-from blender_addon.core import export, recorder, rig, state, tick  # noqa: E402
+from blender_addon.core import export, performers, recorder, state, tick  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -48,43 +50,64 @@ def stdin_says_stop() -> bool:
     return line == "" or line.strip() == "stop"
 
 
-class FollowOnePerformer:
-    """Drive the rig from one track id, the person it was sized from, instead of whoever is largest in each packet
-    (with two people in the shot, "largest" flips between them and the take becomes two performers cut together).
-    After `patience` packets without that person (the track was lost), follow the largest lifted person instead."""
+class Cast:
+    """The demo's performers: a capture rig per person, created (and bound to the person's track id) the first time
+    a lifted person appears, up to `limit` rigs; the demo is the one asking for them. The add-on's "Hand over lost
+    performers" passes a rig whose id has been missing for `patience` packets to a lifted id nobody is bound to:
+    the tracker lost that person and found them again under a new id (without it, "largest" or a new rig per new
+    id would cut two performers together or fill the scene with rigs). Takes are added as rigs are created: a late
+    performer starts later in the take."""
 
-    def __init__(self, settings, person_id: int, patience: int = 30) -> None:
-        self.settings = settings
-        settings.person_mode = "ID"
-        settings.person_id = person_id
-        self.patience = patience
-        self.missing = 0
-        self.switches = 0
+    def __init__(self, scene: bpy.types.Scene, limit: int, patience: int = 30) -> None:
+        self.scene, self.settings, self.limit = scene, scene.vitpose_mocap, limit
+        self.settings.handover, self.settings.handover_after = True, patience
+        self.track_ids: dict[str, list[int]] = {}  # armature name -> the ids it followed, in order
         self.seq = None
 
+    @property
+    def switches(self) -> int:
+        return sum(len(ids) - 1 for ids in self.track_ids.values())
+
     def update(self, packet: dict | None) -> None:
+        """Before a tick: rigs for new people in the packet waiting for it (up to the limit)."""
         if packet is None or packet.get("seq") == self.seq:
             return
         self.seq = packet.get("seq")
-        lifted = [p for p in packet.get("people") or [] if p.get("joints_3d")]
-        if any(p["id"] == self.settings.person_id for p in lifted):
-            self.missing = 0
-            return
-        self.missing += 1
-        if self.missing > self.patience and lifted:
-            self.settings.person_id = tick.select_person({"people": lifted}, "LARGEST")["id"]
-            self.missing = 0
-            self.switches += 1
+        for person in performers.unbound_people(self.settings, packet):
+            if len(self.settings.bindings) >= self.limit:
+                break
+            self.add(person)
+
+    def note_handovers(self) -> None:
+        """After a tick: remember the ids each rig followed."""
+        for binding in self.settings.bindings:
+            ids = self.track_ids[binding.armature.name]
+            if ids[-1] != binding.track_id:
+                ids.append(binding.track_id)
+
+    def add(self, person: dict) -> bpy.types.Object:
+        obj, sized = performers.create_rig_for(bpy.context, person)
+        if not sized:  # a first lifted frame that is no standing person (e.g. random weights)
+            print(f"demo_blender: track {person['id']} does not look like a standing person yet; "
+                  "its rig has the default proportions", flush=True)
+        performers.bind(self.settings, person["id"], obj)
+        self.track_ids[obj.name] = [person["id"]]
+        takes = state.recording(self.scene.name) or []
+        state.set_recording(self.scene.name, takes + recorder.performer_takes(
+            self.scene, [(person["id"], obj)], takes[0].take_name if takes else None))
+        self.settings.is_recording = True
+        return obj
 
 
-def hips_path(scene: bpy.types.Scene, armature: bpy.types.Object, start: int, end: int) -> list[Vector]:
-    """World positions of the hips over the take (a dozen samples), to frame the camera on the whole motion."""
-    hips = armature.pose.bones.get("hips")
-    points = []
+def hips_path(scene: bpy.types.Scene, armatures: list[bpy.types.Object], start: int,
+              end: int) -> list[tuple[int, list[Vector]]]:
+    """(frame, world position of every armature's hips) over the take, a dozen frames: to frame the camera."""
+    path = []
     for frame in sorted({round(start + (end - start) * k / 11) for k in range(12)}):
         scene.frame_set(frame)
-        points.append(armature.matrix_world @ (hips.head if hips else Vector((0.0, 0.0, 0.9))))
-    return points
+        path.append((frame, [a.matrix_world @ (a.pose.bones["hips"].head if a.pose.bones.get("hips")
+                                               else Vector((0, 0, 0.9))) for a in armatures]))
+    return path
 
 
 def add_checker_floor(scene: bpy.types.Scene, centre: Vector, half: float, tile: float = 0.5) -> None:
@@ -109,13 +132,14 @@ def add_checker_floor(scene: bpy.types.Scene, centre: Vector, half: float, tile:
         scene.collection.objects.link(obj)
 
 
-def setup_preview_scene(scene: bpy.types.Scene, armature: bpy.types.Object, start: int, end: int) -> None:
+def setup_preview_scene(scene: bpy.types.Scene, armatures: list[bpy.types.Object], start: int, end: int) -> None:
     """Workbench, a floor, a sun, and a camera that sees the whole take from near the video camera's side."""
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.image_settings.file_format = "PNG"
-    path = hips_path(scene, armature, start, end)
-    centre = sum(path, Vector()) / len(path)
-    spread = max((p - centre).length for p in path)
+    path = hips_path(scene, armatures, start, end)
+    points = [p for _frame, hips in path for p in hips]
+    centre = sum(points, Vector()) / len(points)
+    spread = max((p - centre).length for p in points)
     add_checker_floor(scene, centre, 4.0 + spread)
     world = bpy.data.worlds.new("PreviewWorld")
     world.color = (0.25, 0.27, 0.3)
@@ -123,22 +147,45 @@ def setup_preview_scene(scene: bpy.types.Scene, armature: bpy.types.Object, star
     cam_data = bpy.data.cameras.new("PreviewCamera")
     cam = bpy.data.objects.new("PreviewCamera", cam_data)
     scene.collection.objects.link(cam)
-    # The performer faces -Y (towards the video's camera): stand at -Y too, a little to the side so depth shows.
-    # The camera rides along with the hips (a fixed offset, fixed orientation) so the body stays large in the
-    # frame wherever the take goes; the floor's grid shows the root's travel.
-    offset = Vector((1.4, -3.4, 0.35))
-    cam.location = offset
-    cam.rotation_euler = (-offset).to_track_quat("-Z", "Y").to_euler()
-    follow = cam.constraints.new("COPY_LOCATION")
-    follow.target = armature
-    follow.subtarget = "hips" if armature.pose.bones.get("hips") else ""
-    follow.use_offset = True
+    # The performers face -Y (towards the video's camera): stand at -Y too, a little to the side so depth shows.
+    # The camera rides along with the hips (their mean: fixed orientation) so the bodies stay large in the frame
+    # wherever the take goes; the floor's grid shows the root's travel.
+    centre_empty = bpy.data.objects.new("PreviewCentre", None)
+    scene.collection.objects.link(centre_empty)
+    for n, armature in enumerate(armatures):
+        follow = centre_empty.constraints.new("COPY_LOCATION")
+        follow.target = armature
+        follow.subtarget = "hips" if armature.pose.bones.get("hips") else ""
+        follow.influence = 1.0 / (n + 1)  # a running mean: the n-th constraint moves 1/(n+1) of the way
+    cam.parent = centre_empty
+    base = Vector((1.4, -3.4, 0.35))
+    cam.rotation_euler = (-base).to_track_quat("-Z", "Y").to_euler()
+    # The camera backs off as the performers stand further apart (keyed along the take) to keep them in the picture.
+    for frame, hips in path:
+        cam.location = base * (1.0 + 0.45 * max((a - b).length for a in hips for b in hips))
+        cam.keyframe_insert("location", frame=frame)
     cam_data.lens = 35
     scene.camera = cam
+    for armature in armatures:
+        hide_outside_take(armature, start, end)
     light = bpy.data.objects.new("PreviewLight", bpy.data.lights.new("PreviewLight", "SUN"))
     scene.collection.objects.link(light)
     scene.display.shading.light = "STUDIO"
     scene.display.shading.color_type = "OBJECT"
+
+
+def hide_outside_take(armature: bpy.types.Object, start: int, end: int) -> None:
+    """Keep a performer's body out of the renders before its first and after its last key: it was not in the shot,
+    and its held pose would stand there as a ghost. (Armatures do not render; their body meshes do. Keying the
+    armature itself would add a curve to its take.)"""
+    action = armature.animation_data.action if armature.animation_data else None
+    if action is None:
+        return
+    first, last = export.take_frame_range(action)
+    for obj in (c for c in armature.children if c.type == "MESH"):
+        for frame, hidden in ((start, first > start), (first, False), (last + 1, last < end)):
+            obj.hide_render = hidden
+            obj.keyframe_insert("hide_render", frame=frame)
 
 
 def render_preview(scene: bpy.types.Scene, path: Path, frame: int) -> str:
@@ -170,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-timeout", type=float, default=0.0,
                     help="stop after this many seconds without packets once some arrived (0 = wait for 'stop')")
     ap.add_argument("--max-wait", type=float, default=600.0, help="give up if no packet arrives in this many s")
+    ap.add_argument("--performers", type=int, default=2,
+                    help="capture rigs to create, one per tracked person as they appear (each records its own take)")
     ap.add_argument("--no-render", action="store_true", help="skip the preview render")
     ap.add_argument("--frames-dir", default=None,
                     help="also render every frame of the take (320x240) into this folder, for out/compare.mp4")
@@ -189,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
     latencies: list[float] = []
     tick_ms: list[float] = []
-    take = None
-    armature = None
+    cast = Cast(scene, args.performers)
     started = time.time()
     last_packet = None
     while True:
@@ -202,35 +250,16 @@ def main(argv: list[str] | None = None) -> int:
             break
         if args.idle_timeout and last_packet is not None and now - last_packet > args.idle_timeout:
             break
-        if armature is None:
-            # Size the capture rig from the first packet that carries 3D joints. Only peek at it: the
-            # tick below takes and applies it like every later packet.
-            packet = rx.peek_latest()
-            if packet is None:
-                time.sleep(tick.TICK_INTERVAL_S)
-                continue
+        # Peek at the newest packet to create or re-bind rigs first: the tick below takes and applies it.
+        waiting = rx.peek_latest()
+        if waiting is not None and last_packet is None:
             last_packet = now
-            person = tick.select_person(packet, settings.person_mode, settings.person_id)
-            joints = person.get("joints_3d") if person else None
-            if joints is None:
-                tick.apply_tick(scene)  # nobody lifted in this frame yet: consumed with no target, nothing applied
-                continue
-            try:
-                armature = rig.create_capture_rig(bpy.context, joints=joints)
-            except ValueError as exc:  # a first lifted frame that is no standing person (e.g. random weights)
-                print(f"demo_blender: {exc}; using the default proportions", flush=True)
-                armature = rig.create_capture_rig(bpy.context)
-            settings.target = armature
-            follow = FollowOnePerformer(settings, person["id"])
-            take = recorder.TakeRecorder(armature, recorder.scene_fps(scene), scene.frame_start,
-                                         recorder.next_take_name())
-            state.set_recording(scene.name, take)
-            settings.is_recording = True
-        follow.update(rx.peek_latest())
+        cast.update(waiting)
         before = settings.applied
         t0 = time.time()
         tick.apply_tick(scene)
         t1 = time.time()
+        cast.note_handovers()
         if settings.applied != before:
             last_packet = t1
             tick_ms.append((t1 - t0) * 1000.0)
@@ -241,36 +270,52 @@ def main(argv: list[str] | None = None) -> int:
 
     # Last packets may still be in the socket: give the receiver a moment, then apply what is left.
     time.sleep(0.2)
-    if armature is not None:
-        tick.apply_tick(scene)
+    tick.apply_tick(scene)
+    cast.note_handovers()
     stats = rx.stats()
     state.stop_receiver(scene.name)
     summary: dict = {"received": stats["received"], "invalid": stats["invalid"], "stale": stats["stale"],
                      "dropped_by_receiver": stats["dropped"], "applied": settings.applied}
-    if take is None or not len(take):
+    takes = state.recording(scene.name) or []
+    state.set_recording(scene.name, None)
+    settings.is_recording = False
+    actions = recorder.finish_takes(settings, takes)
+    if not actions:
         summary["error"] = "no pose was applied: nothing recorded"
         print("SUMMARY " + json.dumps(summary), flush=True)
         return 1
-    state.set_recording(scene.name, None)
-    settings.is_recording = False
-    action = take.finish(armature)
-    start, end = export.take_frame_range(action)
+    parts = [(p.performer, p.armature, p.action) for p in settings.take_parts]
+    start, end = export.takes_frame_range(actions)
+    bvh = export.export_bvh_take(scene, parts, str(out / f"{args.name}.bvh"))
     files = {
         "blend": export.save_blend_copy(str(out / f"{args.name}.blend")),
-        "fbx": export.export_fbx(scene, armature, action, str(out / f"{args.name}.fbx")),
-        "bvh": export.export_bvh(scene, armature, action, str(out / f"{args.name}.bvh")),
+        "fbx": export.export_fbx_take(scene, [(o, a) for _p, o, a in parts], str(out / f"{args.name}.fbx"),
+                                      settings.last_take),
+        "bvh": bvh[0],
     }
     if not args.no_render:
-        # Play the take itself: the capture rig's IK constraints still hold the last live pose, so without
+        # Play the takes themselves: the capture rigs' IK constraints still hold the last live pose, so without
         # muting them (as the exporters do) every render showed that one pose.
-        with export._take_only(scene, armature, action):
-            setup_preview_scene(scene, armature, start, end)
+        with export.playing_takes(scene, [(o, a) for _p, o, a in parts]):
+            setup_preview_scene(scene, [o for _p, o, _a in parts], start, end)
             files["preview"] = render_preview(scene, out / f"{args.name}_rig.png", (start + end) // 2)
             if args.frames_dir:
                 files["rig_frames"] = render_frames(scene, Path(args.frames_dir), start, end, (320, 240))
+    by_armature = {t.armature_name: t for t in takes}
+    performer_list = []
+    for (label, obj, action), path in zip(parts, bvh, strict=True):
+        first, last = export.take_frame_range(action)
+        performer_list.append({
+            "name": obj.name, "label": label, "track_ids": cast.track_ids[obj.name], "action": action.name,
+            "packets": len(by_armature[obj.name]), "frame_start": first, "frame_end": last,
+            "frames": last - first + 1, "bvh": str(Path(path).resolve()),
+        })
     summary.update({
-        "action": action.name, "frame_start": start, "frame_end": end, "samples": len(take),
-        "take_t0": take.times[0], "fps": scene.render.fps, "performer_switches": follow.switches,
+        "take": settings.last_take, "performers": performer_list,
+        # The first performer's, as before several performers were recorded (older readers use these).
+        "action": parts[0][2].name, "samples": performer_list[0]["packets"],
+        "frame_start": start, "frame_end": end, "take_t0": takes[0].origin, "fps": scene.render.fps,
+        "performer_switches": cast.switches,
         "applied_latency_ms_p50": round(percentile(latencies, 50), 2),
         "applied_latency_ms_p95": round(percentile(latencies, 95), 2),
         "tick_ms_median": round(statistics.median(tick_ms), 3) if tick_ms else None,

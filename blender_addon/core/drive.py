@@ -57,10 +57,12 @@ def last_joints(scene: bpy.types.Scene) -> list | None:
 
 
 def bone_map_entries(obj: bpy.types.Object, rig_settings) -> list[dict]:
-    """The scene's bone map, or (when it is empty) the preset detected from the armature's bones."""
+    """The scene's bone map, or (when it is empty) the preset detected from the armature's bones. Another armature
+    than the scene's target (a bound performer's) uses the scene's map only if it has every bone the map names."""
     entries = [{"canonical": e.canonical, "target": e.target, "mode": e.mode, "offset": tuple(e.offset)}
                for e in rig_settings.bone_map]
-    if entries:
+    if entries and (rig_settings.id_data.vitpose_mocap.target == obj
+                    or not bonemaps.resolve_entries(obj.data.bones.keys(), entries)[1]):
         return entries
     name, _score = bonemaps.detect_preset(obj.data.bones.keys())
     return bonemaps.load_preset(name)["bones"]
@@ -134,6 +136,14 @@ def _placement(obj: bpy.types.Object, scale: float) -> tuple[Matrix, Matrix]:
     world = obj.matrix_world
     to_arm = world.inverted_safe() @ Matrix.Translation(world.translation) @ Matrix.Scale(scale, 4)
     return to_arm, world.to_3x3().normalized()
+
+
+def _location_scale(obj: bpy.types.Object, cached: _Cached, rig_settings) -> float:
+    """Performer metres to armature units: the rig settings' scale (calibrated for the target armature), except for
+    a bound capture rig other than the target, which is built at its performer's size."""
+    if cached.capture and rig_settings.id_data.vitpose_mocap.target != obj:
+        return 1.0
+    return rig_settings.location_scale
 
 
 def _joints(person: dict) -> list[Vector] | None:
@@ -211,7 +221,7 @@ def _drive_capture_targets(obj: bpy.types.Object, cached: _Cached, person: dict,
     if rig_settings.upper_body_only:  # the hips stay at rest: the trunk starts from the rest hips
         deltas["hips"] = Matrix.Identity(3)
         deltas.update(rt.trunk_deltas(joints, deltas["hips"], cached.trunk))
-    to_arm, rot = _placement(obj, rig_settings.location_scale)
+    to_arm, rot = _placement(obj, _location_scale(obj, cached, rig_settings))
     rot_t = rot.transposed()
     targets = _capture_targets(obj, cached)
     for key, pos in rig.target_positions(joints, deltas, cached.trunk).items():
@@ -244,7 +254,7 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
         skip |= bonemaps.LEG_SLOTS | {bonemaps.ROOT_SLOT}
     if rig_settings.lock_legs:
         skip |= bonemaps.LEG_SLOTS
-    to_arm, rot = _placement(obj, rig_settings.location_scale)
+    to_arm, rot = _placement(obj, _location_scale(obj, cached, rig_settings))
     rot_t = rot.transposed()
     deltas_arm = {name: rot_t @ d @ rot for name, d in deltas.items()}
     points: dict[str, Vector] = {}

@@ -1,6 +1,7 @@
-"""Saving a take: .blend copy, FBX of only the take's armature and Action, BVH.
+"""Saving a take: .blend copy, FBX of only the take's armatures and Actions (several performers: all in one
+file), BVH (one file per performer).
 
-Both exporters evaluate the scene frame by frame, so while exporting the armature plays its take
+Both exporters evaluate the scene frame by frame, so while exporting each armature plays its take
 with its own constraints muted (the live rig's constraints would otherwise override the keys) and
 the frame range is the take's; everything is put back afterwards.
 """
@@ -24,46 +25,67 @@ def take_frame_range(action: bpy.types.Action) -> tuple[int, int]:
     return int(round(start)), int(round(end))
 
 
-@contextlib.contextmanager
-def _take_only(scene: bpy.types.Scene, armature_obj: bpy.types.Object, action: bpy.types.Action):
-    """Select only the armature, play only `action` over its range, constraints muted; then restore."""
-    if armature_obj is None or armature_obj.type != "ARMATURE":
-        raise ExportError("pick the armature that holds the take")
-    if action is None:
+Part = tuple[bpy.types.Object, bpy.types.Action]  # an armature and the Action it plays in the take
+
+
+def takes_frame_range(actions) -> tuple[int, int]:
+    """Frames covering every Action of a take."""
+    ranges = [take_frame_range(a) for a in actions]
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+def _check_parts(parts: list[Part]) -> None:
+    if not parts:
         raise ExportError("no take to export: record or import one first")
+    for armature_obj, action in parts:
+        if armature_obj is None or armature_obj.type != "ARMATURE":
+            raise ExportError("pick the armature that holds the take")
+        if action is None:
+            raise ExportError("no take to export: record or import one first")
+
+
+@contextlib.contextmanager
+def playing_takes(scene: bpy.types.Scene, parts: list[Part]):
+    """Select only the armatures, each playing only its Action over the take's range with its constraints muted;
+    then restore everything."""
+    _check_parts(parts)
     view_layer = scene.view_layers[0]
-    anim = armature_obj.animation_data or armature_obj.animation_data_create()
-    saved = {
-        "action": anim.action,
-        "slot": getattr(anim, "action_slot", None),
-        "range": (scene.frame_start, scene.frame_end, scene.frame_current),
-        "selected": [o for o in view_layer.objects if o.select_get(view_layer=view_layer)],
-        "active": view_layer.objects.active,
-        "muted": [(c, c.mute) for pb in armature_obj.pose.bones for c in pb.constraints]
-                 + [(c, c.mute) for c in armature_obj.constraints],
-    }
+    saved_range = (scene.frame_start, scene.frame_end, scene.frame_current)
+    saved_selected = [o for o in view_layer.objects if o.select_get(view_layer=view_layer)]
+    saved_active = view_layer.objects.active
+    saved_anim = []
+    muted = []
+    for armature_obj, _action in parts:
+        anim = armature_obj.animation_data or armature_obj.animation_data_create()
+        saved_anim.append((anim, anim.action, getattr(anim, "action_slot", None)))
+        muted += [(c, c.mute) for pb in armature_obj.pose.bones for c in pb.constraints]
+        muted += [(c, c.mute) for c in armature_obj.constraints]
     try:
-        compat.assign_action(armature_obj, action)
-        scene.frame_start, scene.frame_end = take_frame_range(action)
-        for c, _ in saved["muted"]:
+        for armature_obj, action in parts:
+            compat.assign_action(armature_obj, action)
+        scene.frame_start, scene.frame_end = takes_frame_range([a for _o, a in parts])
+        for c, _ in muted:
             c.mute = True
-        for o in saved["selected"]:
+        for o in saved_selected:
             o.select_set(False, view_layer=view_layer)
-        armature_obj.select_set(True, view_layer=view_layer)
-        view_layer.objects.active = armature_obj
+        for armature_obj, _action in parts:
+            armature_obj.select_set(True, view_layer=view_layer)
+        view_layer.objects.active = parts[0][0]
         yield view_layer
     finally:
-        for c, mute in saved["muted"]:
+        for c, mute in muted:
             c.mute = mute
-        anim.action = saved["action"]
-        if saved["slot"] is not None and saved["action"] is not None:
-            anim.action_slot = saved["slot"]
-        scene.frame_start, scene.frame_end, current = saved["range"]
+        for anim, action, slot in saved_anim:
+            anim.action = action
+            if slot is not None and action is not None:
+                anim.action_slot = slot
+        scene.frame_start, scene.frame_end, current = saved_range
         scene.frame_set(current)
-        armature_obj.select_set(False, view_layer=view_layer)
-        for o in saved["selected"]:
+        for armature_obj, _action in parts:
+            armature_obj.select_set(False, view_layer=view_layer)
+        for o in saved_selected:
             o.select_set(True, view_layer=view_layer)
-        view_layer.objects.active = saved["active"]
+        view_layer.objects.active = saved_active
 
 
 def _prepare_path(filepath: str, ext: str) -> str:
@@ -76,11 +98,11 @@ def _prepare_path(filepath: str, ext: str) -> str:
     return path
 
 
-def _override(scene: bpy.types.Scene, view_layer, armature_obj):
+def _override(scene: bpy.types.Scene, view_layer, armatures: list[bpy.types.Object]):
     window = bpy.context.window or (bpy.context.window_manager.windows[0] if bpy.context.window_manager
                                     and bpy.context.window_manager.windows else None)
-    kwargs = {"scene": scene, "view_layer": view_layer, "active_object": armature_obj,
-              "object": armature_obj, "selected_objects": [armature_obj]}
+    kwargs = {"scene": scene, "view_layer": view_layer, "active_object": armatures[0],
+              "object": armatures[0], "selected_objects": list(armatures)}
     if window is not None:
         kwargs["window"] = window
     return bpy.context.temp_override(**kwargs)
@@ -103,9 +125,15 @@ def export_fbx(scene: bpy.types.Scene, armature_obj: bpy.types.Object, action: b
     """FBX holding only the armature and this take's animation (one stack named after the take). Leaf bones
     keep every bone's end: import with "Ignore Leaf Bones" to get the same bones with the same lengths back.
     Returns the written path."""
+    return export_fbx_take(scene, [(armature_obj, action)], filepath, action.name if action is not None else "")
+
+
+def export_fbx_take(scene: bpy.types.Scene, parts: list[Part], filepath: str, take_name: str) -> str:
+    """One FBX holding every armature of a take, each with its own Action's animation, in one animation stack
+    named `take_name`. Returns the written path."""
     path = _prepare_path(filepath, ".fbx")
-    with (_take_only(scene, armature_obj, action) as view_layer, _scene_named_as(scene, action.name),
-          _override(scene, view_layer, armature_obj)):
+    with (playing_takes(scene, parts) as view_layer, _scene_named_as(scene, take_name),
+          _override(scene, view_layer, [o for o, _a in parts])):
         result = bpy.ops.export_scene.fbx(
             filepath=path, use_selection=True, object_types={"ARMATURE"}, add_leaf_bones=True,
             bake_anim=True, bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
@@ -121,12 +149,22 @@ def export_bvh(scene: bpy.types.Scene, armature_obj: bpy.types.Object, action: b
                filepath: str) -> str:
     """BVH of the armature playing this take. Returns the written path."""
     path = _prepare_path(filepath, ".bvh")
-    start, end = take_frame_range(action) if action is not None else (scene.frame_start, scene.frame_end)
-    with _take_only(scene, armature_obj, action) as view_layer, _override(scene, view_layer, armature_obj):
+    parts = [(armature_obj, action)]
+    _check_parts(parts)
+    start, end = take_frame_range(action)
+    with playing_takes(scene, parts) as view_layer, _override(scene, view_layer, [armature_obj]):
         result = bpy.ops.export_anim.bvh(filepath=path, frame_start=start, frame_end=end, root_transform_only=False)
     if "FINISHED" not in result:
         raise ExportError(f"BVH export did not finish ({result})")
     return path
+
+
+def export_bvh_take(scene: bpy.types.Scene, parts: list[tuple[str, bpy.types.Object, bpy.types.Action]],
+                    filepath: str) -> list[str]:
+    """One BVH per performer of a take: (label, armature, action) -> `<filepath stem>_<label>.bvh`. BVH holds one
+    skeleton per file. Returns the written paths."""
+    stem = filepath[:-4] if filepath.lower().endswith(".bvh") else filepath
+    return [export_bvh(scene, armature_obj, action, f"{stem}_{label}.bvh") for label, armature_obj, action in parts]
 
 
 def save_blend_copy(filepath: str) -> str:

@@ -9,6 +9,8 @@ versions 1 and 2 carry no contacts: nothing is pinned. Plain Python (no bpy): th
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 ANKLES = (15, 16)  # COCO-17 left, right ankle
 
 
@@ -57,16 +59,17 @@ class FootLock:
         return {**person, "joints_3d": out}
 
 
-_locks: dict[int, FootLock] = {}
+_locks: dict[Hashable, FootLock] = {}
 
 
-def lock_for(scene_uid: int) -> FootLock:
-    """The pinning state of a scene's driven person (one per scene)."""
-    lock = _locks.get(scene_uid)
+def lock_for(key: Hashable) -> FootLock:
+    """The pinning state of one driven armature (the tick's key: scene and armature session uids), so two
+    performers never share a planted foot."""
+    lock = _locks.get(key)
     if lock is None:
         if len(_locks) >= 64:
             _locks.clear()
-        lock = _locks[scene_uid] = FootLock()
+        lock = _locks[key] = FootLock()
     return lock
 
 

@@ -16,7 +16,7 @@ import re
 import bpy
 from mathutils import Quaternion
 
-from . import compat
+from . import compat, performers
 
 TAKE_PATTERN = re.compile(r"^Take_(\d{3,})_")
 _STRIDE = 10  # per bone: location xyz, quaternion wxyz, scale xyz
@@ -27,6 +27,18 @@ def next_take_name(now: datetime.datetime | None = None) -> str:
     numbers = [int(m.group(1)) for a in bpy.data.actions if (m := TAKE_PATTERN.match(a.name))]
     now = now or datetime.datetime.now()
     return f"Take_{max(numbers, default=0) + 1:03d}_{now:%Y-%m-%d_%H%M}"
+
+
+def performer_takes(scene: bpy.types.Scene, bound: list[tuple[int, bpy.types.Object]],
+                    take_name: str | None = None) -> list[TakeRecorder]:
+    """One TakeRecorder per bound (track id, armature), starting at the current frame; Actions named
+    `<take>_P<track id>` (e.g. `Take_003_2026-12-03_1432_P3`)."""
+    take_name = take_name or next_take_name()
+    takes = []
+    for track_id, armature in bound:
+        label = performers.performer_label(track_id)
+        takes.append(TakeRecorder(armature, scene_fps(scene), scene.frame_current, f"{take_name}_{label}", label))
+    return takes
 
 
 def scene_fps(scene: bpy.types.Scene) -> float:
@@ -50,17 +62,27 @@ def detach_action(obj: bpy.types.Object) -> None:
 class TakeRecorder:
     """Collects timestamped visual poses of one armature and turns them into one Action."""
 
-    def __init__(self, armature_obj: bpy.types.Object, fps: float, start_frame: int, name: str) -> None:
+    def __init__(self, armature_obj: bpy.types.Object, fps: float, start_frame: int, name: str,
+                 performer: str = "") -> None:
         self.armature_name = armature_obj.name
+        self.performer = performer  # "P3" when one of several performers: the Action is "<take>_P3"
         self.bone_names = [pb.name for pb in armature_obj.pose.bones]
         self.fps = float(fps)
         self.start_frame = int(start_frame)
         self.name = name
         self.times: list[float] = []
         self.values: list[list[float]] = []
+        # Capture time of `start_frame`; None: the first sample's. Several performers share one, so a performer
+        # who enters the shot later starts later in the take.
+        self.origin: float | None = None
 
     def __len__(self) -> int:
         return len(self.times)
+
+    @property
+    def take_name(self) -> str:
+        """The take's name without the performer suffix."""
+        return self.name[:-len(self.performer) - 1] if self.performer else self.name
 
     def sample(self, armature_obj: bpy.types.Object, timestamp: float) -> None:
         """Store the current evaluated pose at capture time `timestamp` (call after evaluating the scene)."""
@@ -84,12 +106,13 @@ class TakeRecorder:
         """Frames on the scene grid covering the take and the pose interpolated at each of them."""
         if not self.times:
             return [], []
-        t0, t1 = self.times[0], self.times[-1]
+        origin = self.origin if self.origin is not None else self.times[0]
         # Tolerance of 1/1000 frame: epoch timestamps (~1.7e9 s) carry only ~0.2 us of precision.
-        count = int(math.floor((t1 - t0) * self.fps + 1e-3)) + 1
+        first = max(0, int(math.ceil((self.times[0] - origin) * self.fps - 1e-3)))
+        last = int(math.floor((self.times[-1] - origin) * self.fps + 1e-3))
         frames, rows = [], []
-        for k in range(count):
-            t = t0 + k / self.fps
+        for k in range(first, last + 1):
+            t = origin + k / self.fps
             i = max(0, min(bisect.bisect_right(self.times, t) - 1, len(self.times) - 1))
             if i + 1 < len(self.times):
                 span = self.times[i + 1] - self.times[i]
@@ -119,6 +142,31 @@ class TakeRecorder:
                     _write_fcurve(action, armature_obj, pb.path_from_id(path), index, name, frames, values,
                                   tolerance if reduce else None)
         return action
+
+
+def finish_takes(settings, takes: list[TakeRecorder]) -> list[bpy.types.Action]:
+    """Write every take that has samples into its Action, all on one clock (the first sample of any of them is the
+    first frame), and remember them as the scene's last take (`settings`: scene.vitpose_mocap). Several
+    performers: `last_take` is the take's name and `take_parts` lists each performer's Action and armature; one
+    armature: `last_take` is its Action."""
+    written = []
+    sampled = [t for t in takes if len(t)]
+    origin = min((t.times[0] for t in sampled), default=None)
+    for take in takes:
+        take.origin = origin
+        armature = bpy.data.objects.get(take.armature_name)
+        if armature is not None and len(take):
+            action = take.finish(armature, reduce=settings.reduce_keys, tolerance=settings.reduce_tolerance)
+            written.append((take, armature, action))
+    if not written:
+        return []
+    settings.take_parts.clear()
+    for take, armature, action in written:
+        if take.performer:
+            part = settings.take_parts.add()
+            part.performer, part.action, part.armature = take.performer, action, armature
+    settings.last_take = written[0][0].take_name if settings.take_parts else written[0][2].name
+    return [action for _take, _armature, action in written]
 
 
 def _interpolate(a: list[float], b: list[float], alpha: float) -> list[float]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import drive, recorder
+from . import drive, performers, recorder
 from .packet import validate_packet
 from .tick import select_person
 
@@ -69,3 +69,35 @@ def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path:
     if not len(take):
         raise SessionImportError(f"no packet in {path} shows the selected person (mode {person_mode}, id {person_id})")
     return take.finish(armature_obj, reduce=reduce, tolerance=tolerance), skipped
+
+
+def import_session_performers(scene: bpy.types.Scene, bound: list[tuple[int, bpy.types.Object]], path: str,
+                              progress: Callable[[float], object] | None = None
+                              ) -> tuple[list[recorder.TakeRecorder], int]:
+    """Drive every bound (track id, armature) with its person in every packet of the file and sample them into
+    one take per armature (`recorder.finish_takes` writes them on one clock). Returns (takes, skipped lines).
+    Raises SessionImportError when no packet holds any bound person."""
+    packets, skipped = read_session(path)
+    if not packets:
+        raise SessionImportError(f"{path} holds no valid pose packets ({skipped} lines rejected); "
+                                 "is it a session recorded by pose-server --record?")
+    takes = recorder.performer_takes(scene, bound)
+    for _id, armature in bound:
+        recorder.detach_action(armature)
+    for i, packet in enumerate(packets):
+        if progress is not None and i % 100 == 0:
+            progress(i / len(packets))
+        people = performers.people_by_id(packet)
+        driven = [(take, armature, people[track_id]) for take, (track_id, armature) in zip(takes, bound, strict=True)
+                  if track_id in people]
+        for _take, armature, person in driven:
+            drive.apply_person(scene, armature, person, packet)
+        if driven:
+            recorder.evaluated_view_layer(scene)  # one evaluation for every armature of the packet
+            for take, armature, _person in driven:
+                take.sample(armature, packet["timestamp"])
+    if not any(len(t) for t in takes):
+        ids = performers.format_ids(track_id for track_id, _arm in bound)
+        raise SessionImportError(f"no packet in {path} shows a bound performer (track ids {ids}): bind the ids "
+                                 f"the session holds, or clear the bindings to import onto the target armature")
+    return takes, skipped

@@ -1,4 +1,4 @@
-"""The per-tick work: newest packet (all new packets while recording) -> selected person -> armature -> take.
+"""The per-tick work: newest packet (all new packets while recording) -> each driven person -> armature -> take.
 
 `apply_tick` is a plain function so tests and benchmarks call it directly (timers never fire when
 Blender runs as a Python module); the `bpy.app.timers` callback below only loops over scenes.
@@ -10,7 +10,7 @@ import time
 
 import bpy
 
-from . import drive, foot_lock, recorder, state
+from . import drive, foot_lock, performers, recorder, state
 
 TICK_INTERVAL_S = 1.0 / 120.0  # poll faster than any sender so a packet waits at most ~8 ms
 _printed_errors: set[str] = set()
@@ -56,43 +56,63 @@ def _update_status(settings, rx) -> None:
 
 def apply_tick(scene: bpy.types.Scene) -> float | None:
     """Apply the newest packet of the scene's receiver (while recording, every packet since the last tick, oldest
-    first); returns the next interval, or None if not running."""
+    first) to every driven armature: each enabled performer binding's armature from its track id, or without
+    bindings the target armature from the selected person. Returns the next interval, or None if not running."""
     rx = state.receiver(scene.name)
     if rx is None:
         return None
     settings = scene.vitpose_mocap
-    armature = settings.target
-    take = state.recording(scene.name)
+    drives = performers.bound_armatures(settings) or [(None, settings.target)]
+    takes = {t.armature_name: t for t in (state.recording(scene.name) or ()) if settings.is_recording}
     # A take keeps the armature it started on; switching targets mid-take pauses it.
-    recording = (take is not None and settings.is_recording and armature is not None
-                 and take.armature_name == armature.name)
+    recording = any(arm is not None and arm.name in takes for _id, arm in drives)
     # Live, only the newest pose matters; a take wants every frame, also two that arrived within one tick.
     packets = rx.take_all() if recording else [p for p in (rx.take_latest(),) if p is not None]
     _update_status(settings, rx)
     for packet in packets:
-        _apply_packet(scene, settings, armature, packet, take if recording else None)
+        _apply_packet(scene, settings, drives, packet, takes if recording else {})
+    if packets:
+        state.remember_packet(scene.name, packets[-1])
+        ids = performers.format_ids(p["id"] for p in packets[-1].get("people") or [])
+        if settings.tracked_ids != ids:
+            settings.tracked_ids = ids
     return TICK_INTERVAL_S
 
 
-def _apply_packet(scene, settings, armature, packet: dict, take) -> None:
+def _apply_packet(scene, settings, drives: list[tuple[int | None, bpy.types.Object | None]], packet: dict,
+                  takes: dict[str, recorder.TakeRecorder]) -> None:
     meta = packet.get("meta") or {}
     settings.fps = float(meta.get("fps", 0.0) or 0.0)
     settings.latency_ms = max(0.0, (time.time() - packet["timestamp"]) * 1000.0)
-    person = select_person(packet, settings.person_mode, settings.person_id)
-    if person is None or armature is None or armature.type != "ARMATURE":
-        return
-    if settings.foot_lock:  # protocol v3 contacts: planted feet stay put (core/foot_lock.py)
-        person = foot_lock.lock_for(scene.session_uid).apply(person, packet["timestamp"])
-    try:
-        drive.apply_person(scene, armature, person, packet)
-    except Exception as exc:  # a bad rig must not kill the timer; the panel shows why
-        report_error(settings, f"driving {armature.name} failed: {exc}")
-        return
-    settings.applied += 1
-    if take is not None:
-        recorder.evaluated_view_layer(scene)
-        take.sample(armature, packet["timestamp"])
-        settings.recorded_samples = len(take)
+    bound = drives[0][0] is not None
+    if bound and settings.handover and performers.hand_over_lost(settings, packet):
+        drives = performers.bound_armatures(settings)
+    by_id = performers.people_by_id(packet) if bound else {}
+    applied, to_sample = False, []
+    for track_id, armature in drives:
+        if armature is None or armature.type != "ARMATURE":
+            continue
+        person = select_person(packet, settings.person_mode, settings.person_id) if track_id is None \
+            else by_id.get(track_id)
+        if person is None:  # this performer is not in the shot: its armature holds its last pose
+            continue
+        if settings.foot_lock:  # protocol v3 contacts: planted feet stay put (core/foot_lock.py), per armature
+            person = foot_lock.lock_for((scene.session_uid, armature.session_uid)).apply(person, packet["timestamp"])
+        try:
+            drive.apply_person(scene, armature, person, packet)
+        except Exception as exc:  # a bad rig must not kill the timer; the panel shows why
+            report_error(settings, f"driving {armature.name} failed: {exc}")
+            continue
+        applied = True
+        if armature.name in takes:
+            to_sample.append((takes[armature.name], armature))
+    if applied:
+        settings.applied += 1
+    if to_sample:
+        recorder.evaluated_view_layer(scene)  # one evaluation serves every armature of the packet
+        for take, armature in to_sample:
+            take.sample(armature, packet["timestamp"])
+        settings.recorded_samples = sum(len(t) for t in takes.values())
 
 
 def _timer() -> float | None:

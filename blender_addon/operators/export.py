@@ -5,20 +5,29 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from ..core.export import ExportError, export_bvh, export_fbx, save_blend_copy
+from ..core.export import ExportError, export_bvh, export_bvh_take, export_fbx, export_fbx_take, save_blend_copy
 
 _EXT = {"FBX": ".fbx", "BVH": ".bvh", "BLEND": ".blend"}
 
 
+def take_parts(settings) -> list[tuple[str, bpy.types.Object, bpy.types.Action]]:
+    """(performer, armature, Action) of the last take when several performers recorded it; [] otherwise."""
+    parts = [(p.performer, p.armature, p.action) for p in settings.take_parts]
+    if not parts or any(a is None or o is None for _p, o, a in parts):
+        return []  # a single-armature take, or a part was deleted: export the target's Action
+    return parts
+
+
 class MOCAP_OT_export(bpy.types.Operator):
-    """Write the last take: FBX or BVH of only the target armature and that take, or a copy of this .blend"""
+    """Write the last take: FBX (every armature of the take in one file) or BVH (one file per performer) of only
+    the take's armatures and Actions, or a copy of this .blend"""
 
     bl_idname = "vitpose_mocap.export"
     bl_label = "Export Take"
 
     format: EnumProperty(name="Format", items=[
-        ("FBX", "FBX", "Armature and the take's animation, for game engines and other DCCs"),
-        ("BVH", "BVH", "Motion capture hierarchy and motion"),
+        ("FBX", "FBX", "Armatures and the take's animation, for game engines and other DCCs"),
+        ("BVH", "BVH", "Motion capture hierarchy and motion; several performers: one file each, <name>_P<id>.bvh"),
         ("BLEND", "Blend", "A copy of this file"),
     ], default="FBX")
     filepath: StringProperty(subtype="FILE_PATH")
@@ -32,18 +41,23 @@ class MOCAP_OT_export(bpy.types.Operator):
     def execute(self, context):
         scene = context.scene
         settings = scene.vitpose_mocap
-        action = bpy.data.actions.get(settings.last_take) if settings.last_take else None
+        parts = take_parts(settings)
+        action = bpy.data.actions.get(settings.last_take) if settings.last_take and not parts else None
         try:
             if self.format == "BLEND":
-                path = save_blend_copy(self.filepath)
+                paths = [save_blend_copy(self.filepath)]
+            elif parts and self.format == "FBX":
+                paths = [export_fbx_take(scene, [(o, a) for _p, o, a in parts], self.filepath, settings.last_take)]
+            elif parts:
+                paths = export_bvh_take(scene, parts, bpy.path.abspath(self.filepath))
             elif self.format == "FBX":
-                path = export_fbx(scene, settings.target, action, self.filepath)
+                paths = [export_fbx(scene, settings.target, action, self.filepath)]
             else:
-                path = export_bvh(scene, settings.target, action, self.filepath)
+                paths = [export_bvh(scene, settings.target, action, self.filepath)]
         except (ExportError, OSError, RuntimeError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Wrote {path}")
+        self.report({"INFO"}, "Wrote " + ", ".join(paths))
         return {"FINISHED"}
 
 

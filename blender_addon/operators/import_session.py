@@ -5,11 +5,13 @@ from __future__ import annotations
 import bpy
 from bpy.props import StringProperty
 
-from ..core.session_import import SessionImportError, import_session
+from ..core import performers, recorder
+from ..core.session_import import SessionImportError, import_session, import_session_performers
 
 
 class MOCAP_OT_import_session(bpy.types.Operator):
-    """Bake a session recorded by the pose server (.jsonl) onto the target armature as a new take"""
+    """Bake a session recorded by the pose server (.jsonl) as a new take: onto every bound performer's armature
+    (one Action each), or onto the target armature when nobody is bound"""
 
     bl_idname = "vitpose_mocap.import_session"
     bl_label = "Import Session"
@@ -26,22 +28,30 @@ class MOCAP_OT_import_session(bpy.types.Operator):
         scene = context.scene
         settings = scene.vitpose_mocap
         wm = context.window_manager
+        bound = performers.bound_armatures(settings)
         wm.progress_begin(0, 100)
         try:
-            action, skipped = import_session(
-                scene, settings.target, bpy.path.abspath(self.filepath), settings.person_mode, settings.person_id,
-                reduce=settings.reduce_keys, tolerance=settings.reduce_tolerance,
-                progress=lambda done: wm.progress_update(int(done * 100)))
+            if bound:  # several performers: one Action per bound armature, one take
+                takes, skipped = import_session_performers(
+                    scene, bound, bpy.path.abspath(self.filepath),
+                    progress=lambda done: wm.progress_update(int(done * 100)))
+                name = ", ".join(a.name for a in recorder.finish_takes(settings, takes))
+            else:
+                action, skipped = import_session(
+                    scene, settings.target, bpy.path.abspath(self.filepath), settings.person_mode,
+                    settings.person_id, reduce=settings.reduce_keys, tolerance=settings.reduce_tolerance,
+                    progress=lambda done: wm.progress_update(int(done * 100)))
+                settings.last_take = name = action.name
+                settings.take_parts.clear()  # the last take is now this one armature's
         except SessionImportError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         finally:
             wm.progress_end()
-        settings.last_take = action.name
         if skipped:
-            self.report({"WARNING"}, f"{action.name}: skipped {skipped} invalid lines")
+            self.report({"WARNING"}, f"{name}: skipped {skipped} invalid lines")
         else:
-            self.report({"INFO"}, f"Imported {action.name}")
+            self.report({"INFO"}, f"Imported {name}")
         return {"FINISHED"}
 
 

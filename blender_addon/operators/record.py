@@ -1,14 +1,15 @@
-"""Record the live motion into a new take Action."""
+"""Record the live motion into a new take: one Action per driven armature."""
 
 from __future__ import annotations
 
 import bpy
 
-from ..core import recorder, state
+from ..core import performers, recorder, state
 
 
 class MOCAP_OT_record_start(bpy.types.Operator):
-    """Start a take: the target armature's evaluated pose is captured on every applied packet"""
+    """Start a take: the driven armatures' evaluated poses are captured on every applied packet (every bound
+    performer's armature, or the target armature when nobody is bound)"""
 
     bl_idname = "vitpose_mocap.record_start"
     bl_label = "Record"
@@ -16,7 +17,8 @@ class MOCAP_OT_record_start(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         settings = context.scene.vitpose_mocap
-        return not settings.is_recording and settings.target is not None
+        return not settings.is_recording and (settings.target is not None
+                                              or bool(performers.bound_armatures(settings)))
 
     def execute(self, context):
         scene = context.scene
@@ -24,17 +26,25 @@ class MOCAP_OT_record_start(bpy.types.Operator):
         if state.receiver(scene.name) is None:
             self.report({"ERROR"}, "Start the connection first: recording captures incoming packets")
             return {"CANCELLED"}
-        recorder.detach_action(settings.target)
-        take = recorder.TakeRecorder(settings.target, recorder.scene_fps(scene), scene.frame_current,
-                                     recorder.next_take_name())
-        state.set_recording(scene.name, take)
+        bound = performers.bound_armatures(settings)
+        if bound:
+            takes = recorder.performer_takes(scene, bound)
+        elif settings.target is not None:
+            takes = [recorder.TakeRecorder(settings.target, recorder.scene_fps(scene), scene.frame_current,
+                                           recorder.next_take_name())]
+        else:
+            self.report({"ERROR"}, "Pick an armature or bind a performer to one first")
+            return {"CANCELLED"}
+        for take in takes:
+            recorder.detach_action(bpy.data.objects[take.armature_name])
+        state.set_recording(scene.name, takes)
         settings.is_recording = True
         settings.recorded_samples = 0
         return {"FINISHED"}
 
 
 class MOCAP_OT_record_stop(bpy.types.Operator):
-    """Stop the take and write it as a new Action on the target armature"""
+    """Stop the take and write one new Action per recorded armature"""
 
     bl_idname = "vitpose_mocap.record_stop"
     bl_label = "Stop Recording"
@@ -46,17 +56,16 @@ class MOCAP_OT_record_stop(bpy.types.Operator):
     def execute(self, context):
         scene = context.scene
         settings = scene.vitpose_mocap
-        take = state.recording(scene.name)
+        takes = state.recording(scene.name) or []
         state.set_recording(scene.name, None)
         settings.is_recording = False
-        armature = bpy.data.objects.get(take.armature_name) if take is not None else None
-        if take is None or armature is None or not len(take):
+        written = recorder.finish_takes(settings, takes)
+        if not written:
             self.report({"WARNING"}, "Nothing recorded: no packet was applied while recording")
             return {"CANCELLED"}
-        action = take.finish(armature, reduce=settings.reduce_keys, tolerance=settings.reduce_tolerance)
-        settings.last_take = action.name
-        start, end = action.frame_range
-        self.report({"INFO"}, f"{action.name}: frames {int(start)}-{int(end)} from {len(take)} poses")
+        start, end = min(a.frame_range[0] for a in written), max(a.frame_range[1] for a in written)
+        names = ", ".join(a.name for a in written)
+        self.report({"INFO"}, f"{names}: frames {int(start)}-{int(end)}")
         return {"FINISHED"}
 
 

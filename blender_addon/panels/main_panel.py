@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import rig_panel
+from . import performers_panel, rig_panel
 
 
 class MOCAP_PT_main(bpy.types.Panel):
@@ -53,6 +53,7 @@ class MOCAP_PT_main(bpy.types.Panel):
             row.prop(settings, "person_id", text="")
         box.prop(settings, "foot_lock")
         rig_panel.draw_rig_settings(box, context)
+        performers_panel.draw_performers(layout, context)
 
         box = layout.box()
         box.label(text="Recording", icon="REC")
@@ -67,7 +68,8 @@ class MOCAP_PT_main(bpy.types.Panel):
         sub.enabled = settings.reduce_keys
         sub.prop(settings, "reduce_tolerance", text="")
         if settings.last_take:
-            box.label(text=f"Last take: {settings.last_take}", icon="ACTION")
+            parts = f" ({len(settings.take_parts)} performers)" if len(settings.take_parts) else ""
+            box.label(text=f"Last take: {settings.last_take}{parts}", icon="ACTION")
 
         box = layout.box()
         box.label(text="Files", icon="FILE")

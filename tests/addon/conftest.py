@@ -13,7 +13,7 @@ import bpy
 import pytest
 
 import blender_addon
-from blender_addon.core import drive, state
+from blender_addon.core import drive, foot_lock, state, tick
 
 from .helpers import wait_until
 from .packets import encode
@@ -65,6 +65,18 @@ def live(scene, free_port, sender):
         wait_until(lambda: rx.received > before, what=f"packet {packet['seq']}")
 
     return send
+
+
+@pytest.fixture
+def send(live):
+    """live + a tick, with no foot pinned yet: the packet is applied when this returns."""
+    foot_lock.clear()
+
+    def go(packet: dict) -> None:
+        live(packet)
+        tick.apply_tick(bpy.context.scene)
+
+    return go
 
 
 _exit_status = 0

@@ -8,26 +8,12 @@ import time
 import bpy
 import pytest
 
-from blender_addon.core import foot_lock, tick
-
 from .helpers import capture_rig
 from .packets import make_packet
 
 pytestmark = pytest.mark.bpy42
 
 UNIT_ROTATIONS = [[1.0, 0.0, 0.0, 0.0]] * 12
-
-
-@pytest.fixture
-def send(live):
-    """live (conftest) + a tick: the packet is applied when this returns."""
-    foot_lock.clear()
-
-    def go(packet: dict) -> None:
-        live(packet)
-        tick.apply_tick(bpy.context.scene)
-
-    return go
 
 
 def _packet(seq: int, t: float, phase: float, version: int, contacts: tuple[float, float] | None = None) -> dict:

@@ -33,9 +33,10 @@ def test_panel_operators_exist(addon):
 
 def test_main_panel_properties_exist(addon):
     names = set(bpy.types.Scene.bl_rna.properties["vitpose_mocap"].fixed_type.bl_rna.properties.keys())
-    tree = ast.parse((ROOT / "blender_addon" / "panels" / "main_panel.py").read_text())
     used = []
-    for node in ast.walk(tree):
+    nodes = [n for name in ("main_panel.py", "performers_panel.py")
+             for n in ast.walk(ast.parse((ROOT / "blender_addon" / "panels" / name).read_text()))]
+    for node in nodes:
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "prop" and \
                 isinstance(node.args[0], ast.Name) and node.args[0].id == "settings":
             used += _string_args(node)[:1]

@@ -30,7 +30,7 @@ def demo(tmp_path_factory):
 
 def test_all_output_files_exist(demo):
     out, _ = demo
-    for name in ["demo.blend", "demo.fbx", "demo.bvh", "overlay.mp4", "demo_rig.png", "take.jsonl", "summary.json",
+    for name in ["demo.blend", "demo.fbx", "demo_P0.bvh", "overlay.mp4", "demo_rig.png", "take.jsonl", "summary.json",
                  "compare.mp4", "demo_sheet.png"]:
         path = out / name
         assert path.is_file() and path.stat().st_size > 0, name
@@ -43,6 +43,17 @@ def test_no_packet_lost_and_every_packet_applied(demo):
     assert s["packets_lost"] == 0
     assert s["packets_applied"] == FRAMES
     assert s["dropped_by_receiver"] == 0 and s["invalid"] == 0
+
+
+def test_summary_lists_each_performer_with_frames_and_packets(demo):
+    _, s = demo
+    assert s["performers"], "no performer recorded"
+    for p in s["performers"]:
+        assert p["packets"] >= 1 and p["frames"] == p["frame_end"] - p["frame_start"] + 1, p
+        assert p["bvh"].endswith(".bvh") and p["action"].endswith(p["bvh"][-7:-4])  # demo_P0.bvh <-> Take_..._P0
+    # Every applied packet carried at least one performer: together they account for all of them.
+    assert max(p["packets"] for p in s["performers"]) <= s["packets_applied"] <= sum(
+        p["packets"] for p in s["performers"])
 
 
 def test_latencies_recorded(demo):

@@ -43,7 +43,7 @@ def test_auto_falls_back_to_the_embedded_model_and_says_so(offline_demo):
 
 def test_every_output_is_written(offline_demo):
     out, summary, _ = offline_demo
-    for name in ["demo.fbx", "demo.bvh", "overlay.mp4", "compare.mp4", "demo_sheet.png", "summary.json"]:
+    for name in ["demo.fbx", "demo_P0.bvh", "overlay.mp4", "compare.mp4", "demo_sheet.png", "summary.json"]:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert summary["packets_lost"] == 0 and summary["packets_applied"] >= FRAMES - 2
 
