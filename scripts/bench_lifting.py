@@ -20,6 +20,7 @@ import argparse
 import os
 import time
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,10 @@ from pose_server.skeleton import SKELETONS
 from pose_server.track_signal import TrackSignal
 
 VIEWS = {"front": 0.0, "three-quarter": 45.0, "side": 90.0}
-LIFTERS = {"learned": LearnedLifter, "geometric": Lifter}
+LIFTERS = {"learned": LearnedLifter, "geometric": Lifter,
+           # the learned lifter with its limb joints moved part of the way onto their bone lengths along the rays
+           "learned-fit50": partial(LearnedLifter, bone_fit=0.5),
+           "learned-fit75": partial(LearnedLifter, bone_fit=0.75)}
 IMAGE = (1280, 720)
 FLIP = SKELETONS["coco17"].flip_indices()
 DIR_SEGMENTS = LIMB_SEGMENTS + ((J["l_hip"], J["l_shoulder"]), (J["r_hip"], J["r_shoulder"]))

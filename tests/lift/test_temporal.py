@@ -119,3 +119,30 @@ def test_the_shipped_weights_lift_a_walk_and_pin_its_feet():
     assert slide(pred) < 0.5 * slide(free)
     # the floor under the feet
     assert abs(np.median(pred[:, ankles, 2].min(1)) - 0.08) < 0.05
+
+
+def test_the_limb_fit_puts_limb_joints_on_their_rays_at_their_bone_lengths():
+    """bone_fit=1: a pose whose limb depths are off (the network's guess) is moved along the pixel rays onto the
+    bones' lengths, at the solution nearer the guess, which here is the true pose; bone_fit=0.5 goes half way."""
+    joints, _ = walk(seconds=0.2)
+    rel = joints[0] - joints[0, [J["l_hip"], J["r_hip"]]].mean(0)
+    true = rel[:, [0, 2, 1]] * np.array([1, -1, 1]) + np.array([0.3, 0.1, 4.0])  # camera axes, 4 m away
+    full = LearnedLifter(IMAGE, bone_fit=1.0)
+    full._lengths = {k: float(np.linalg.norm(true[int(b)] - true[int(a)]))
+                     for k in full._lengths if k.count("-") == 1 and not k.startswith("face")
+                     for a, b in [k.split("-")]} | {k: v for k, v in full._lengths.items() if k.startswith("face")}
+    px = full.focal * true[:, :2] / true[:, 2:] + full.center
+    guess = true.copy()
+    limbs = [J[n] for n in ("l_elbow", "r_elbow", "l_wrist", "r_wrist", "l_knee", "r_knee", "l_ankle", "r_ankle")]
+    guess[limbs, 2] += np.random.default_rng(0).uniform(-0.005, 0.005, len(limbs))  # small depth errors
+    fitted = full._fit_limbs(guess, px, np.ones(17, bool))
+    np.testing.assert_allclose(fitted, true, atol=1e-6)
+    assert np.abs(guess - true).max() > 0.003
+    half = LearnedLifter(IMAGE, bone_fit=0.5)
+    half._lengths = full._lengths
+    halfway = half._fit_limbs(guess, px, np.ones(17, bool))
+    assert 0.3 < np.linalg.norm(halfway - true) / np.linalg.norm(guess - true) < 0.7
+    missing = np.ones(17, bool)
+    missing[J["l_wrist"]] = False  # a missing point keeps the guess's bone, hung from its fitted parent
+    kept = full._fit_limbs(guess, px, missing)
+    np.testing.assert_allclose(kept[J["l_wrist"]] - kept[J["l_elbow"]], guess[J["l_wrist"]] - guess[J["l_elbow"]])
