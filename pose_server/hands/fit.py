@@ -21,10 +21,12 @@ from scipy.spatial.transform import Rotation
 from .model import BASES, HIGH, LOW, NEUTRAL, NUM_ANGLES, forward
 
 NUM_PARAMS = 6 + NUM_ANGLES  # rotation increment (3), wrist image offset (2), log depth (1), angles
-PRIOR_WEIGHT = 0.02  # pull of the neutral hand, per radian, against residuals in hand-widths
-TEMPORAL_WEIGHT = 0.05  # pull of the previous frame's angles (warm starts only)
+PRIOR_WEIGHT = 0.003  # pull of the neutral hand, per radian, against residuals in hand sizes (~1 px per rad)
+TEMPORAL_WEIGHT = 0.01  # pull of the previous frame's angles (warm starts only)
 _STEP = 1e-4
-COLD_SCREEN_NFEV = 6  # iterations per cold-start orientation before the best is solved to the end
+COLD_SCREEN_NFEV = 6  # iterations per cold-start orientation before the best ones are solved to the end
+COLD_POLISH = 3  # how many of the best screened orientations are solved to the end
+REFOLD_PX = 0.5  # a finger fitted worse than this (rms px, and twice the hand's) is tried folded the other way
 _PALM = ((0, 5), (0, 17), (5, 17), (0, 9))  # wrist-index, wrist-pinky, index-pinky, wrist-middle knuckles
 
 
@@ -72,11 +74,30 @@ class HandFitter:
         if previous is not None:
             prev = previous
             return self._solve(pts, w, size, prev.rotation, prev.angles, prev.depth, prev_angles=prev.angles)[0]
-        # Cold start: a few iterations from each orientation, then the best one solved to the end.
+        # Cold start: a few iterations from each orientation, then the best few solved to the end.
         screened = [self._solve(pts, w, size, rot, NEUTRAL, depth0, max_nfev=COLD_SCREEN_NFEV)
                     for rot in self._orientations(pts)]
-        best = min(screened, key=lambda fit_cost: fit_cost[1])[0]
-        return self._solve(pts, w, size, best.rotation, best.angles, best.depth)[0]
+        screened.sort(key=lambda fit_cost: fit_cost[1])
+        polished = [self._solve(pts, w, size, f.rotation, f.angles, f.depth) for f, _c in screened[:COLD_POLISH]]
+        best = min(polished, key=lambda fit_cost: fit_cost[1])
+        return self._refold(pts, w, size, *best)
+
+    def _refold(self, pts: np.ndarray, w: np.ndarray, size: float, fit: HandFit, cost: float) -> HandFit:
+        """Fingers left badly fitted (a finger folded the wrong way is a local minimum) start again folded
+        the other way; a restart is kept when it explains the points better."""
+        for f in range(5):
+            err = np.linalg.norm(self.project(fit.rotation, pts[0], fit.depth, fit.angles) - pts, axis=1)
+            if np.sqrt(np.mean(err[1 + 4 * f:5 + 4 * f] ** 2)) < max(REFOLD_PX, 2.0 * fit.rms_px):
+                continue
+            angles = fit.angles.copy()
+            folded = angles[4 * f:4 * f + 4].copy()
+            flex = [0, 2, 3]
+            folded[flex] = np.where(folded[flex] > np.radians(35), 0.0, np.radians(70))
+            angles[4 * f:4 * f + 4] = folded
+            trial, trial_cost = self._solve(pts, w, size, fit.rotation, angles, fit.depth)
+            if trial_cost < cost:
+                fit, cost = trial, trial_cost
+        return fit
 
     def _solve(self, pts: np.ndarray, w: np.ndarray, size: float, rot0: np.ndarray, ang0: np.ndarray, z0: float,
                prev_angles: np.ndarray | None = None, max_nfev: int = 40) -> tuple[HandFit, float]:

@@ -13,6 +13,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from pose_server.filters import KeypointFilter
+from pose_server.ik import forward_rotations
+from pose_server.lift.skeleton3d import CANONICAL_BONES, REST_ROTATIONS
 
 from .fit import HandFit, HandFitter
 from .model import HAND_KEYPOINTS, LEFT_HAND_START, NEUTRAL, NUM_ANGLES, RIGHT_HAND_START, local_rotations, mirrored
@@ -26,6 +28,7 @@ MIN_POINTS = 12  # confident keypoints (of 21) needed to fit a hand
 MAX_RMS = 0.15  # a fit whose reprojection error exceeds this fraction of the hand's size is not trusted
 HOLD_S = 0.3  # a hand that is lost keeps its last pose this long ...
 RELAX_S = 1.0  # ... and then relaxes to the neutral hand over this long
+RETRY_S = 0.2  # a lost hand is searched for (a cold start: 18 orientations) at most this often
 
 
 def world_from_camera(pitch_deg: float) -> np.ndarray:
@@ -36,6 +39,16 @@ def world_from_camera(pitch_deg: float) -> np.ndarray:
     fwd = np.array([0.0, 0.0, 1.0]) - up[2] * up
     fwd /= np.linalg.norm(fwd)
     return np.stack([np.cross(fwd, up), fwd, up])
+
+
+def forearm_deltas(rotations: np.ndarray) -> dict[str, np.ndarray]:
+    """World deltas (rotation from the canonical rest) of both forearms from protocol v2 body rotations."""
+    world = forward_rotations(rotations)
+    out = {}
+    for side in SIDES:
+        i = CANONICAL_BONES.index(f"forearm.{side}")
+        out[side] = world[i] @ REST_ROTATIONS[f"forearm.{side}"].T
+    return out
 
 
 def _quat(m: np.ndarray) -> np.ndarray:
@@ -64,12 +77,15 @@ class _Hand:
         self.angles: np.ndarray | None = None  # smoothed output
         self.world: np.ndarray | None = None  # smoothed palm orientation, world frame
         self.t_seen = -np.inf
+        self.t_tried = -np.inf
+        self._held: tuple[np.ndarray, np.ndarray] | None = None  # (angles, palm) when the hand was lost
 
     def update(self, pts: np.ndarray, scores: np.ndarray, t: float, threshold: float, cam_to_world: np.ndarray,
                neutral_palm: np.ndarray | None) -> np.ndarray | None:
         ok = (scores >= threshold) & np.isfinite(pts).all(axis=1)
         fit = None
-        if ok.sum() >= MIN_POINTS and ok[0]:
+        if ok.sum() >= MIN_POINTS and ok[0] and (self.fit is not None or t - self.t_tried >= RETRY_S):
+            self.t_tried = t
             fit = self.fitter.fit(np.where(ok[:, None], pts, 0.0), np.where(ok, scores, 0.0), self.fit)
             size = max(float(np.linalg.norm(pts[9] - pts[0])), 1.0)
             if fit.rms_px > MAX_RMS * size:
@@ -80,16 +96,17 @@ class _Hand:
         elif self.angles is None:
             return None
         else:
-            self.fit = None  # the next confident frame starts cold: the hand may have turned meanwhile
-            relax = np.clip((t - self.t_seen - HOLD_S) / RELAX_S, 0.0, 1.0)
-            if relax > 0.0:
-                self.angles = self.angles + relax * (NEUTRAL - self.angles)
-                if neutral_palm is not None:
-                    blend = Rotation.from_matrix(np.stack([self.world, neutral_palm]))
-                    key = Rotation.from_rotvec(relax * (blend[0].inv() * blend[1]).as_rotvec())
-                    self.world = (blend[0] * key).as_matrix()
+            if self.fit is not None:  # just lost: the pose it relaxes from
+                self._held = (self.angles.copy(), self.world.copy())
                 self.angle_filter.reset()
                 self.rot_filter.reset()
+            self.fit = None  # the next confident frame starts cold: the hand may have turned meanwhile
+            relax = float(np.clip((t - self.t_seen - HOLD_S) / RELAX_S, 0.0, 1.0))
+            angles, world = self._held
+            self.angles = angles + relax * (NEUTRAL - angles)
+            if neutral_palm is not None:
+                turn = Rotation.from_matrix(world.T @ neutral_palm).as_rotvec()
+                self.world = world @ Rotation.from_rotvec(relax * turn).as_matrix()
         return hand_quaternions(self.side, self.world, self.angles)
 
     def _smooth(self, angles: np.ndarray, world: np.ndarray, t: float) -> None:
