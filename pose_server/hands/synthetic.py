@@ -41,3 +41,31 @@ def random_hand(rng: np.random.Generator, side: str, camera: PinholeCamera, wris
     world = np.asarray(wrist, dtype=np.float64) + local @ rot.T
     pixels = camera.project(world) + rng.normal(scale=noise_px, size=(21, 2)) * (noise_px > 0)
     return SyntheticHand(side, angles, rot, np.asarray(wrist, dtype=np.float64), camera.r_cw @ rot, pixels)
+
+
+def convention_fixture(seed: int = 11) -> dict:
+    """Both hands of one performer as the server sends them, with what the add-on must make of them: the
+    finger angles, each hand bone's rotation relative to its parent in the world frame (D_parent^T D_bone; the
+    palm's parent is the forearm, at rest here) and the palm's world delta. tests/data/hand_pose.json holds
+    it; tests/server checks it against this code, tests/addon drives armatures with it (real bpy)."""
+    from .model import BASE_REST, local_rotations, mirrored
+    from .tracker import REST_FRAMES, hand_quaternions
+
+    rng = np.random.default_rng(seed)
+    out: dict = {"hands": [], "angles_deg": [], "relative": [], "palm_delta": []}
+    for side in ("L", "R"):
+        angles = random_angles(rng, margin=0.15)
+        palm = Rotation.from_euler("xyz", rng.uniform(-0.6, 0.6, 3)).as_matrix() @ REST_FRAMES[side]
+        local = mirrored(side, local_rotations(angles)).reshape(5, 3, 3, 3)
+        rest_rel = mirrored(side, BASE_REST)
+        rel = []
+        for f in range(5):
+            rest = REST_FRAMES[side] @ rest_rel[f]  # every bone of a finger rests like its first bone
+            for j in range(3):
+                rel.append(rest @ local[f, j] @ rest.T)
+        delta = palm @ REST_FRAMES[side].T
+        out["hands"].append(np.round(hand_quaternions(side, palm, angles), 3).tolist())
+        out["angles_deg"].append(np.round(np.degrees(angles), 6).tolist())
+        out["relative"].append(np.round(np.stack([delta, *rel]), 6).tolist())
+        out["palm_delta"].append(np.round(delta, 6).tolist())
+    return out

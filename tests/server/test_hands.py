@@ -111,3 +111,21 @@ def test_a_lost_hand_holds_then_relaxes_to_neutral_and_a_straight_wrist():
     assert np.allclose(relaxed, want, atol=1e-6)
     with pytest.raises(ValueError, match="133 COCO-WholeBody keypoints"):
         tracker(kp[:17], sc[:17], 2.0)
+
+
+def test_the_hand_convention_fixture_is_what_the_server_computes():
+    """tests/data/hand_pose.json (which tests/addon drives armatures with) is this code's output; regenerate it
+    with pose_server.hands.synthetic.convention_fixture after a deliberate convention change."""
+    import json
+    from pathlib import Path
+
+    from pose_server.hands.synthetic import convention_fixture
+
+    stored = json.loads((Path(__file__).resolve().parents[1] / "data" / "hand_pose.json").read_text())
+    fresh = convention_fixture()
+    for key in fresh:
+        assert np.allclose(np.array(stored[key]), np.array(fresh[key]), atol=1e-6), key
+    # the relative rotations are what the quaternions say: palm delta first, fingers under their rest frames
+    for side, quats, rel in zip(("L", "R"), fresh["hands"], fresh["relative"], strict=True):
+        palm = Rotation.from_quat(np.r_[quats[0][1:], quats[0][0]]).as_matrix()
+        assert _angle_deg(palm, np.array(rel[0])) < 0.2, side
