@@ -42,7 +42,9 @@ BASES = {"thumb": (-0.020, 0.028, 0.010), "index": (-0.022, 0.088, 0.0), "middle
          "ring": (0.019, 0.086, 0.0), "pinky": (0.036, 0.076, 0.0)}
 LENGTHS = {"thumb": (0.042, 0.032, 0.028), "index": (0.044, 0.026, 0.022), "middle": (0.048, 0.030, 0.024),
            "ring": (0.045, 0.028, 0.023), "pinky": (0.035, 0.021, 0.020)}
-PALM_LENGTH = 0.092
+# The palm ends at the mean distance of the finger bases from the wrist (short of the knuckles): an FBX importer
+# sizes a bone by the mean distance to its children, so the capture rig survives an FBX round trip unchanged.
+PALM_LENGTH = sum(Vector(b).length for b in BASES.values()) / len(BASES)
 THUMB_OUT_DEG, THUMB_ROLL_DEG = 40.0, 50.0
 _MIRROR = Matrix.Diagonal((-1.0, 1.0, 1.0))
 
