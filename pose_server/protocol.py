@@ -239,6 +239,7 @@ class PacketEncoder:
         self.seq = _integer(start_seq, 0, MAX_INT, "start_seq")  # the seq of the next packet
         self.meta_budget = meta_budget  # meta is left out when it alone pushes a packet past this size
         self.meta_dropped = 0
+        self.hands_dropped = 0  # packets sent without hands because they would not fit one datagram with them
         self.last_packet: dict | None = None  # the newest packet encoded, as a dict (for previews/status)
 
     def _person(self, person: Any, index: int) -> dict:
@@ -287,6 +288,18 @@ class PacketEncoder:
         if len(people) > MAX_PEOPLE:
             raise ValueError(f"{len(people)} people in one frame, at most {MAX_PEOPLE}; lower max_people")
         persons = [self._person(p, i) for i, p in enumerate(people)]
+        try:
+            return self._encode(persons, frame_index, timestamp, meta, sent)
+        except PacketTooLarge:
+            if not any("hands" in p for p in persons):
+                raise
+        # Hands are the first thing to go: the bodies of up to 16 whole-body people still fit (docs/protocol.md).
+        self.hands_dropped += 1
+        return self._encode([{k: v for k, v in p.items() if k != "hands"} for p in persons], frame_index,
+                            timestamp, meta, sent)
+
+    def _encode(self, persons: list[dict], frame_index: int, timestamp: float, meta: Mapping | None,
+                sent: float | None) -> bytes:
         packet: dict[str, Any] = {
             "v": _version(persons),
             "seq": self.seq,
@@ -311,10 +324,9 @@ class PacketEncoder:
                 if kept:
                     packet["meta"] = kept
         if len(data) > self.max_bytes:
-            hint = " (or protocol version 3: no hands)" if packet["v"] == 4 else ""
             raise PacketTooLarge(
                 f"packet of {len(data)} bytes exceeds the {self.max_bytes}-byte datagram limit "
-                f"({len(persons)} people, {self.skeleton}); send fewer people or use the coco17 skeleton{hint}"
+                f"({len(persons)} people, {self.skeleton}); send fewer people or use the coco17 skeleton"
             )
         self.seq = self.seq + 1 if self.seq < MAX_INT else 0
         self.last_packet = packet

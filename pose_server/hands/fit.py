@@ -18,9 +18,9 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
-from .model import BASES, HIGH, LOW, NEUTRAL, NUM_ANGLES, forward
+from .model import HIGH, LOW, NEUTRAL, forward
 
-NUM_PARAMS = 6 + NUM_ANGLES  # rotation increment (3), wrist image offset (2), log depth (1), angles
+# Parameters: rotation increment (3), wrist image offset in hand sizes (2), log depth (1), the 20 finger angles.
 PRIOR_WEIGHT = 0.003  # pull of the neutral hand, per radian, against residuals in hand sizes (~1 px per rad)
 TEMPORAL_WEIGHT = 0.01  # pull of the previous frame's angles (warm starts only)
 _STEP = 1e-4
@@ -37,6 +37,7 @@ class HandFit:
     rotation: np.ndarray  # (3, 3)
     angles: np.ndarray  # (20,) radians, left-hand convention (model.py)
     depth: float  # metres, of the wrist
+    wrist_px: np.ndarray  # (2,) where the fitted wrist projects
     rms_px: float  # reprojection error over the confident keypoints
 
 
@@ -86,8 +87,10 @@ class HandFitter:
         """Fingers left badly fitted (a finger folded the wrong way is a local minimum) start again folded
         the other way; a restart is kept when it explains the points better."""
         for f in range(5):
-            err = np.linalg.norm(self.project(fit.rotation, pts[0], fit.depth, fit.angles) - pts, axis=1)
-            if np.sqrt(np.mean(err[1 + 4 * f:5 + 4 * f] ** 2)) < max(REFOLD_PX, 2.0 * fit.rms_px):
+            err = np.linalg.norm(self.project(fit.rotation, fit.wrist_px, fit.depth, fit.angles) - pts, axis=1)
+            seen = w[1 + 4 * f:5 + 4 * f] > 0
+            finger = err[1 + 4 * f:5 + 4 * f][seen]
+            if not seen.any() or np.sqrt(np.mean(finger**2)) < max(REFOLD_PX, 2.0 * fit.rms_px):
                 continue
             angles = fit.angles.copy()
             folded = angles[4 * f:4 * f + 4].copy()
@@ -129,7 +132,7 @@ class HandFitter:
         used = w > 0
         err = np.linalg.norm(self.project(rot[0], wp[0], z[0], ang[0]) - pts, axis=1)
         rms = float(np.sqrt(np.mean(err[used] ** 2))) if used.any() else float("inf")
-        return HandFit(rot[0], ang[0], float(z[0]), rms), float(res.cost)
+        return HandFit(rot[0], ang[0], float(z[0]), wp[0], rms), float(res.cost)
 
     def _depth_guess(self, pts: np.ndarray, w: np.ndarray) -> float:
         """The wrist's distance from the palm's largest image-to-model length ratio: a rigid palm never looks
@@ -156,9 +159,4 @@ class HandFitter:
         return out
 
 
-def palm_size_px(points: np.ndarray) -> float:
-    """Image size of a hand (for thresholds that scale with it): its largest palm line in pixels."""
-    return float(max(np.linalg.norm(points[a] - points[b]) for a, b in _PALM))
-
-
-__all__ = ["HandFit", "HandFitter", "palm_size_px", "BASES"]
+__all__ = ["HandFit", "HandFitter"]

@@ -285,7 +285,7 @@ WHOLEBODY_HANDS_MAX_PEOPLE = 14  # docs/protocol.md: worst-case whole-body peopl
 
 def test_whole_body_people_with_hands_within_the_documented_limit() -> None:
     """Worst-case magnitudes (4K frame, negative 3-decimal quaternions): WHOLEBODY_HANDS_MAX_PEOPLE people
-    with 3D, rotations, contacts and both hands fit one 65507-byte datagram; one more does not."""
+    with 3D, rotations, contacts and both hands fit one 65507-byte datagram; with more, hands are shed."""
     def worst(pid: int) -> Person:
         p = _worst_case_person(True, pid=pid)
         p.keypoints = np.tile([3839.9, 2159.9], (133, 1))
@@ -299,5 +299,8 @@ def test_whole_body_people_with_hands_within_the_documented_limit() -> None:
     print(f"worst-case wholebody v4, {WHOLEBODY_HANDS_MAX_PEOPLE} people: {len(data)} bytes")
     assert len(data) <= MAX_DATAGRAM
     assert _both_accept(data)["v"] == 4
-    with pytest.raises(PacketTooLarge, match="protocol version 3: no hands"):
-        enc.encode(0, NOW, [worst(9000 + i) for i in range(WHOLEBODY_HANDS_MAX_PEOPLE + 1)], META)
+    assert enc.hands_dropped == 0
+    # more people: the packet goes without hands (version 3) rather than not at all
+    data = enc.encode(0, NOW, [worst(9000 + i) for i in range(16)], META)
+    packet = _both_accept(data)
+    assert packet["v"] == 3 and not any("hands" in p for p in packet["people"]) and enc.hands_dropped == 1
