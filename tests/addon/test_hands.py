@@ -217,3 +217,20 @@ def test_packets_without_hands_leave_the_hands_alone(fresh):
         person, packet = hand_packet(rest_joints(), field, version)
         drive.apply_person(fresh, obj, person, packet)  # (a v3 packet with hands never passes the validator)
         assert obj.pose.bones["index.02.L"].rotation_quaternion == curled
+
+
+@pytest.mark.bpy42
+def test_a_preset_with_hands_drives_an_armature_without_fingers(fresh):
+    """Hand slots are optional: the full Mixamo preset (hands included) on a finger-less character calibrates
+    and drives its body, and a v4 packet's hands are ignored there."""
+    from blender_addon.core import bonemaps, calibrate
+    from blender_addon.rig_properties import set_map_entries
+
+    obj = mixamo_like()
+    rig_settings = fresh.vitpose_mocap.rig
+    set_map_entries(rig_settings, bonemaps.load_preset("mixamo")["bones"])
+    assert any(e.canonical == "index.01.L" for e in rig_settings.bone_map)
+    calibrate.calibrate(obj, rig_settings)
+    rig_settings.drive_mode = "DIRECT"
+    drive.apply_person(fresh, obj, *hand_packet(rest_joints()))
+    assert obj.pose.bones["mixamorig1:LeftArm"].rotation_quaternion.angle > 0.1  # A-pose arm raised to the T
