@@ -234,3 +234,22 @@ def test_a_preset_with_hands_drives_an_armature_without_fingers(fresh):
     rig_settings.drive_mode = "DIRECT"
     drive.apply_person(fresh, obj, *hand_packet(rest_joints()))
     assert obj.pose.bones["mixamorig1:LeftArm"].rotation_quaternion.angle > 0.1  # A-pose arm raised to the T
+
+
+@pytest.mark.bpy42
+@pytest.mark.parametrize("mode", ["IK", "DIRECT"])
+def test_palms_turn_as_the_packet_says_on_a_posed_performer(fresh, mode):
+    """The palm is driven relative to its forearm; on a posed body (arms swung and bent) its world orientation
+    still lands on the packet's palm delta: the capture rig's IK forearm agrees with the joints' forearm."""
+    from .test_rig import posed_joints
+
+    worst = 0.0
+    for seed in range(4):
+        drive.clear_cache()
+        obj = rig.create_capture_rig(bpy.context, with_mesh=False)
+        fresh.vitpose_mocap.rig.drive_mode = mode
+        drive.apply_person(fresh, obj, *hand_packet(posed_joints(rig.Proportions(), seed)))
+        d = deltas(obj, {"palm.L": "palm.L", "palm.R": "palm.R"})
+        for side, want in zip(hands.SIDES, FIXTURE["palm_delta"], strict=True):
+            worst = max(worst, angle_deg(d[f"palm.{side}"], Matrix(want)))
+    assert worst < 2.0
