@@ -253,3 +253,38 @@ def test_palms_turn_as_the_packet_says_on_a_posed_performer(fresh, mode):
         for side, want in zip(hands.SIDES, FIXTURE["palm_delta"], strict=True):
             worst = max(worst, angle_deg(d[f"palm.{side}"], Matrix(want)))
     assert worst < 2.0
+
+
+@pytest.mark.bpy42
+def test_v4_packets_through_the_receiver_and_tick_and_older_versions_still_read(scene, live):
+    """A whole-body v4 packet over a real UDP socket, validated by the receiver and applied by the tick, curls
+    the capture rig's fingers; v1-v3 packets that follow are read too and leave the fingers as they are."""
+    import time
+
+    from blender_addon.core import tick
+
+    from .helpers import capture_rig
+    from .packets import make_packet as live_packet
+
+    obj = capture_rig(scene)
+    t = time.time()
+    packet = live_packet(0, t, version=1)
+    person = packet["people"][0]
+    person["keypoints"] = person["keypoints"] + [[320.0, 240.0]] * 116
+    person["scores"] = person["scores"] + [0.9] * 116
+    person["hands"] = FIXTURE["hands"]
+    packet["v"], packet["skeleton"] = 4, "wholebody133"
+    live(packet)
+    tick.apply_tick(scene)
+    assert scene.vitpose_mocap.applied == 1 and scene.vitpose_mocap.invalid == 0
+    want = Quaternion(FIXTURE["hands"][0][5])  # index.02.L
+    got = obj.pose.bones["index.02.L"].rotation_quaternion
+    assert math.degrees(got.rotation_difference(want).angle) < 0.5 and got.angle > 0.05
+    for seq, version in enumerate((1, 2, 3), start=1):
+        older = live_packet(seq, t + seq / 30, version=version)
+        if version >= 2:
+            older["people"][0]["rotations"] = [[1.0, 0.0, 0.0, 0.0]] * 12
+        live(older)
+        tick.apply_tick(scene)
+        assert scene.vitpose_mocap.applied == 1 + seq and scene.vitpose_mocap.invalid == 0
+        assert math.degrees(obj.pose.bones["index.02.L"].rotation_quaternion.rotation_difference(want).angle) < 0.5
