@@ -152,3 +152,59 @@ def test_smoothing_steadies_a_still_hand_seen_with_noise():
 
     print(f"jitter: smoothed {jitter(smooth):.4f}, per-frame fits {jitter(raw):.4f}")
     assert jitter(smooth) < 0.6 * jitter(raw)
+
+
+class HandShowingPose:
+    """A stand-in whole-body 'pose model': a standing body in the box and, on every frame, the left hand of a
+    procedural performer seen by a camera like the lifter's (level, 60 degree field of view, 320x240)."""
+
+    skeleton = "wholebody133"
+    num_keypoints = 133
+
+    def __init__(self, hand_pixels: np.ndarray) -> None:
+        self.hand = hand_pixels
+
+    def __call__(self, frame, boxes):
+        from .test_pipeline import BrightFigurePose
+
+        kpts = np.zeros((len(boxes), 133, 2), np.float32)
+        scores = np.zeros((len(boxes), 133), np.float32)
+        for i, (x1, y1, x2, y2) in enumerate(boxes):
+            kpts[i, :17] = [x1, y1] + BrightFigurePose.UNIT * [x2 - x1, y2 - y1]
+            scores[i, :17] = 0.9
+            kpts[i, 91:112], scores[i, 91:112] = self.hand, 0.9
+        return kpts, scores
+
+
+def test_the_pipeline_sends_the_hands_of_a_whole_body_model(clip, receiver):
+    """Stages -> track signal -> hand tracker -> encoder -> UDP: the packets carry the left hand's palm in the
+    lifter's world frame and its finger rotations; the right hand, never seen, is null."""
+    import json
+
+    import jsonschema
+
+    from pose_server.config import PipelineConfig
+    from pose_server.pipeline import Pipeline
+
+    from .conftest import SCHEMA
+
+    camera = PinholeCamera((320, 240), np.array([0.0, -0.5, 1.2]), np.array([0.0, 0.0, 1.2]), 60.0)
+    hand = random_hand(np.random.default_rng(12), "L", camera, np.array([0.0, 0.0, 1.2]))
+    cfg = PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], log_every=1e9)
+    pipe = Pipeline(cfg, estimator=HandShowingPose(hand.pixels))
+    pipe.start()
+    assert pipe.wait(timeout=120)
+    packets = [json.loads(d) for d in receiver.collect(idle=0.5)]
+    assert len(packets) == 24
+    for p in packets:
+        jsonschema.validate(p, SCHEMA)
+    assert all(p["v"] == 4 and p["skeleton"] == "wholebody133" for p in packets)
+    left, right = packets[-1]["people"][0]["hands"]
+    assert right is None
+    # level camera at -Y looking +Y: the lifter's world frame is this world frame
+    want = hand_quaternions("L", hand.world_rotation, hand.angles)
+    got = Rotation.from_quat(np.array(left)[:, [1, 2, 3, 0]]).as_matrix()
+    ref = Rotation.from_quat(want[:, [1, 2, 3, 0]]).as_matrix()
+    errors = _angle_deg(got, ref)
+    print(f"palm {errors[0]:.2f} deg, finger bones median {np.median(errors[1:]):.2f} max {errors[1:].max():.2f}")
+    assert errors[0] < 3.0 and np.median(errors[1:]) < 3.0, np.round(errors, 1)
