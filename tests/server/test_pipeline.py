@@ -13,7 +13,7 @@ import pytest
 from pose_server.config import PipelineConfig
 from pose_server.pipeline import Pipeline
 
-from .conftest import SCHEMA, Receiver, write_clip
+from .conftest import SCHEMA, Receiver, streamed_packets, write_clip
 
 
 def _config(clip, checkpoint, targets, **kw) -> PipelineConfig:
@@ -179,12 +179,8 @@ def test_lifted_packets_follow_the_figure(clip, receiver, version):
                          log_every=1e9)
     assert cfg.lifter == "learned" and PipelineConfig().protocol_version == 4
     pipe = Pipeline(cfg, estimator=BrightFigurePose())
-    pipe.start()
-    assert pipe.wait(timeout=60)
-    packets = [json.loads(d) for d in receiver.collect(idle=0.5)]
+    packets = streamed_packets(pipe, receiver)
     assert len(packets) == 24
-    for p in packets:
-        jsonschema.validate(p, SCHEMA)
     assert all(p["v"] == min(version, 3) and len(p["people"]) == 1 for p in packets)
     person = packets[-1]["people"][0]
     assert len(person["joints_3d"]) == 17 and len(person["rotations"]) == 12
