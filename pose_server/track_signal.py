@@ -53,7 +53,10 @@ class TrackSignal:
             else:
                 person.update(self._lift(pts, sc, t, solve, failed))
         if hands:
-            person["hands"] = self._hands(pts, sc, t, person.get("rotations"))
+            try:
+                person["hands"] = self._hands(pts, sc, t, person.get("rotations"))
+            except (ValueError, np.linalg.LinAlgError) as exc:  # a degenerate hand costs its hands, not the stream
+                failed(ValueError(f"hands: {exc}"))
         return person
 
     def _hands(self, pts: np.ndarray, scores: np.ndarray, t: float, rotations: np.ndarray | None) -> list:
