@@ -62,6 +62,11 @@ class RigSettings(bpy.types.PropertyGroup):
     bone_map_index: IntProperty(name="Active entry")
     upper_body_only: BoolProperty(name="Upper body only", default=False, update=_bump,
                                   description="Drive spine, neck, head and arms; hips and legs stay at rest")
+    hands_only: BoolProperty(name="Hands only", default=False, update=_bump,
+                             description="Drive only the hand and finger bones (whole-body models); every other "
+                                         "bone keeps its pose, so hands can be recorded over an animated body")
+    no_fingers: BoolProperty(name="No fingers", default=False, update=_bump,
+                             description="Finger bones stay at rest; the wrists still turn with the hands")
     lock_root: BoolProperty(name="Lock root", default=False, update=_bump,
                             description="Keep the root over its place (no horizontal travel); height still follows")
     lock_legs: BoolProperty(name="Lock legs", default=False, update=_bump,

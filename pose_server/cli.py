@@ -155,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-depth-prior", action="store_true",
                    help="geometric lifter: the geometric priors only, without the learned depth prior")
     add_unmeasurable_args(g)
-    g.add_argument("--protocol", type=int, choices=(1, 2, 3), default=3,
-                   help="packet version (2 adds rotations, 3 foot contacts)")
+    g.add_argument("--protocol", type=int, choices=(1, 2, 3, 4), default=4,
+                   help="packet version (2 adds rotations, 3 foot contacts, 4 hands from whole-body models)")
     g = run.add_argument_group("output")
     g.add_argument("--udp", action="append", metavar="HOST:PORT",
                    help="UDP target, repeatable or comma-separated; IPv6 as [::1]:9000 (default 127.0.0.1:9000)")

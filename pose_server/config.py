@@ -67,7 +67,7 @@ class PipelineConfig:
     performer_height: float = 1.75
     camera_hfov: float = 60.0
     camera_pitch: float = 0.0
-    protocol_version: int = 3  # 2 adds per-bone rotations, 3 foot contacts
+    protocol_version: int = 4  # 2 adds per-bone rotations, 3 foot contacts, 4 hands (whole-body models)
     udp: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
     # Shared secret sent as meta.token: a Blender listening on anything but 127.0.0.1 accepts only
     # packets that carry its token.

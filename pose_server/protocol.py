@@ -22,6 +22,7 @@ MAX_PEOPLE = 16
 SKELETON_SIZES = {"coco17": 17, "wholebody133": 133}
 NUM_JOINTS_3D = 17
 NUM_BONES = 12  # CANONICAL_BONES, docs/architecture.md
+NUM_HAND_BONES = 16  # per hand: the palm, then 3 bones per finger (pose_server/hands/model.py)
 MAX_INT = 9007199254740991  # 2**53 - 1: the largest integer every JSON reader keeps exact
 MAX_ID = 2147483647
 MAX_TIME = 1e11
@@ -61,6 +62,7 @@ class Person:
     joints_3d: Any = None  # (17, 3) metres or None
     rotations: Any = None  # (12, 4) unit quaternions w, x, y, z or None
     contacts: Any = None  # (2,) left/right foot contact probabilities in [0, 1] or None (version 3)
+    hands: Any = None  # [left, right], each (16, 4) quaternions or None; whole-body skeletons only (version 4)
 
 
 def _field(person: Any, name: str, default: Any = None) -> Any:
@@ -131,18 +133,28 @@ def _held(held: Any, k: int, what: str) -> list[int]:
     return np.unique(arr).tolist()
 
 
-def _rotations(values: Any, what: str) -> list:
+def _rotations(values: Any, what: str, bones: int = NUM_BONES) -> list:
     try:
         q = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{what}: expected ({NUM_BONES}, 4) quaternions, got {type(values).__name__} ({e})") from None
-    if q.shape != (NUM_BONES, 4):
-        raise ValueError(f"{what}: expected shape ({NUM_BONES}, 4) (w, x, y, z per CANONICAL_BONES), got {q.shape}")
+        raise ValueError(f"{what}: expected ({bones}, 4) quaternions, got {type(values).__name__} ({e})") from None
+    if q.shape != (bones, 4):
+        raise ValueError(f"{what}: expected shape ({bones}, 4) (w, x, y, z per bone, docs/protocol.md), got {q.shape}")
     norm = np.linalg.norm(q, axis=1) if np.isfinite(q).all() else np.zeros(len(q))
     if (norm < 0.5).any() or (norm > 2.0).any():
         bone = int(np.argmax((norm < 0.5) | (norm > 2.0)))
         raise ValueError(f"{what}: bone {bone} is not a rotation (norm {norm[bone]:g}, NaN or inf); fix the IK")
-    return _rounded(q / norm[:, None], (NUM_BONES, 4), QUAT_DECIMALS, 1.0, what)
+    return _rounded(q / norm[:, None], (bones, 4), QUAT_DECIMALS, 1.0, what)
+
+
+def _hands(values: Any, skeleton: str, what: str) -> list:
+    if skeleton == "coco17":
+        raise ValueError(f"{what}: hands need a whole-body skeleton; COCO-17 has no hand keypoints")
+    if isinstance(values, np.ndarray) and values.ndim == 3:
+        values = list(values)
+    if not isinstance(values, Sequence) or len(values) != 2:
+        raise ValueError(f"{what}: expected [left, right], each ({NUM_HAND_BONES}, 4) quaternions or None")
+    return [None if h is None else _rotations(h, f"{what}[{i}]", NUM_HAND_BONES) for i, h in enumerate(values)]
 
 
 def _meta_value(value: Any, decimals: int, what: str) -> Any:
@@ -189,6 +201,14 @@ def _meta(meta: Mapping | None) -> dict | None:
     return out
 
 
+def _version(persons: list[dict]) -> int:
+    """The lowest version that carries every field present (older receivers keep reading what they can)."""
+    for version, field in ((4, "hands"), (3, "contacts"), (2, "rotations")):
+        if any(field in p for p in persons):
+            return version
+    return 1
+
+
 def _dumps(packet: dict) -> bytes:
     return json.dumps(packet, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
@@ -219,6 +239,7 @@ class PacketEncoder:
         self.seq = _integer(start_seq, 0, MAX_INT, "start_seq")  # the seq of the next packet
         self.meta_budget = meta_budget  # meta is left out when it alone pushes a packet past this size
         self.meta_dropped = 0
+        self.hands_dropped = 0  # packets sent without hands because they would not fit one datagram with them
         self.last_packet: dict | None = None  # the newest packet encoded, as a dict (for previews/status)
 
     def _person(self, person: Any, index: int) -> dict:
@@ -248,6 +269,9 @@ class PacketEncoder:
             out["contacts"] = _rounded(contacts, (2,), SCORE_DECIMALS, 1.0, f"{what} contacts")
             if min(out["contacts"]) < 0.0:
                 raise ValueError(f"{what} contacts: probabilities must be in [0, 1], got {out['contacts']}")
+        hands = _field(person, "hands")
+        if hands is not None:
+            out["hands"] = _hands(hands, self.skeleton, f"{what} hands")
         return out
 
     def encode(
@@ -264,8 +288,20 @@ class PacketEncoder:
         if len(people) > MAX_PEOPLE:
             raise ValueError(f"{len(people)} people in one frame, at most {MAX_PEOPLE}; lower max_people")
         persons = [self._person(p, i) for i, p in enumerate(people)]
+        try:
+            return self._encode(persons, frame_index, timestamp, meta, sent)
+        except PacketTooLarge:
+            if not any("hands" in p for p in persons):
+                raise
+        # Hands are the first thing to go: the bodies of up to 16 whole-body people still fit (docs/protocol.md).
+        self.hands_dropped += 1
+        return self._encode([{k: v for k, v in p.items() if k != "hands"} for p in persons], frame_index,
+                            timestamp, meta, sent)
+
+    def _encode(self, persons: list[dict], frame_index: int, timestamp: float, meta: Mapping | None,
+                sent: float | None) -> bytes:
         packet: dict[str, Any] = {
-            "v": 3 if any("contacts" in p for p in persons) else 2 if any("rotations" in p for p in persons) else 1,
+            "v": _version(persons),
             "seq": self.seq,
             "timestamp": _seconds(timestamp, "timestamp"),
             "sent": _seconds(time.time() if sent is None else sent, "sent"),

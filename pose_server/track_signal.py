@@ -10,6 +10,8 @@ import numpy as np
 
 from .config import PipelineConfig
 from .filters import KeypointFilter
+from .hands import HandTracker, forearm_deltas
+from .lift.camera import lifter_camera
 
 
 class TrackSignal:
@@ -26,6 +28,8 @@ class TrackSignal:
         )
         self.last_seen = 0.0
         self.lift_ms: float | None = None  # the lifter's time on the last frame (pose-server bench reports it)
+        self.cfg, self.image_size = cfg, image_size
+        self.hands: HandTracker | None = None  # made on the first whole-body frame sent as protocol v4
 
     def set_params(self, cfg: PipelineConfig) -> None:
         self.f2d.set_params(**_filter_params(cfg))
@@ -33,9 +37,9 @@ class TrackSignal:
             self.lifter.set_params(min_score=cfg.kpt_threshold)
 
     def person(self, tid: int, box: np.ndarray, kpts: np.ndarray, scores: np.ndarray, t: float,
-               solve: Callable | None, failed: Callable[[ValueError], None]) -> dict:
+               solve: Callable | None, failed: Callable[[ValueError], None], hands: bool = False) -> dict:
         """The packet entry of this track at time t. solve: the IK (None = no rotations); failed: told
-        of each pose the lifter/IK refused."""
+        of each pose the lifter/IK refused; hands: solve the hands too (133 whole-body keypoints)."""
         self.last_seen = t
         pts, sc, held = self.f2d(kpts, scores, t)
         person = {"id": int(tid), "bbox": box, "keypoints": pts, "scores": np.clip(sc, 0.0, 1.0),
@@ -48,7 +52,21 @@ class TrackSignal:
                 person.update(self._lift(raw, np.asarray(scores, dtype=np.float64), t, solve, failed))
             else:
                 person.update(self._lift(pts, sc, t, solve, failed))
+        if hands:
+            try:
+                person["hands"] = self._hands(pts, sc, t, person.get("rotations"))
+            except (ValueError, np.linalg.LinAlgError) as exc:  # a degenerate hand costs its hands, not the stream
+                failed(ValueError(f"hands: {exc}"))
         return person
+
+    def _hands(self, pts: np.ndarray, scores: np.ndarray, t: float, rotations: np.ndarray | None) -> list:
+        """Both hands from the filtered 2D keypoints, seen by the lifter's camera (pose_server/hands)."""
+        if self.hands is None:
+            cfg = self.cfg
+            _size, focal, center = lifter_camera(self.image_size, None, cfg.camera_hfov, cfg.performer_height)
+            self.hands = HandTracker(focal, center, cfg.performer_height, cfg.camera_pitch)
+        forearms = forearm_deltas(rotations) if rotations is not None else None
+        return self.hands(pts, scores, t, self.cfg.kpt_threshold, forearms)
 
     def _lift(self, pts: np.ndarray, scores: np.ndarray, t: float, solve: Callable | None,
               failed: Callable[[ValueError], None]) -> dict:

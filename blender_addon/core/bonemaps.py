@@ -7,7 +7,9 @@ A preset file (`blender_addon/presets/<name>.json`):
 
 `mode` is ROTATION (copy the bone's rotation), LOCATION (move the bone's head to the joint: IK
 controls, the root) or BOTH. Names match exactly, else ignoring a `namespace:` prefix, so
-`mixamorig1:LeftArm` or a plain `LeftArm` still match the Mixamo preset.
+`mixamorig1:LeftArm` or a plain `LeftArm` still match the Mixamo preset. Hand and finger slots
+(`hands.HAND_SLOTS`) are optional: an armature without fingers still takes a preset that maps them, and
+they do not count when a preset is detected.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .hands import HAND_SLOTS
 from .retarget import EFFECTOR_JOINTS, RIG_BONES
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
-SLOTS = RIG_BONES + tuple(EFFECTOR_JOINTS)
+SLOTS = RIG_BONES + tuple(EFFECTOR_JOINTS) + HAND_SLOTS
+OPTIONAL_SLOTS = frozenset(HAND_SLOTS)
 MODES = ("ROTATION", "LOCATION", "BOTH")
 ROOT_SLOT = "hips"
 LEG_SLOTS = frozenset({"thigh.L", "shin.L", "thigh.R", "shin.R", "foot.L", "foot.R"})
@@ -123,6 +127,7 @@ def require_entries(armature_name: str, bone_names: Iterable[str], entries: Sequ
     if not entries:
         raise BoneMapError(f"the bone map for {armature_name!r} is empty: press Detect or load a preset")
     found, missing = resolve_entries(bone_names, entries)
+    missing = [e for e in missing if e["canonical"] not in OPTIONAL_SLOTS]
     if missing:
         listed = ", ".join(f"{e['canonical']} -> {e['target']!r}" for e in missing)
         raise BoneMapError(f"armature {armature_name!r} has no bone(s) {listed}; fix these names in the bone map, "
@@ -131,9 +136,10 @@ def require_entries(armature_name: str, bone_names: Iterable[str], entries: Sequ
 
 
 def score_preset(bone_names: Iterable[str], preset: dict) -> tuple[float, int]:
-    """(fraction of the preset's bones found, count found)."""
-    found, _ = resolve_entries(bone_names, preset["bones"])
-    total = len(preset["bones"]) or 1
+    """(fraction of the preset's required bones found, count found)."""
+    required = [e for e in preset["bones"] if e["canonical"] not in OPTIONAL_SLOTS]
+    found, _ = resolve_entries(bone_names, required)
+    total = len(required) or 1
     return len(found) / total, len(found)
 
 

@@ -62,9 +62,11 @@ def calibrate(obj: bpy.types.Object, rig_settings, joints: Sequence[Sequence[flo
     world_rot = obj.matrix_world.to_3x3().normalized()
     to_arm = world_rot.transposed()
     notes, offsets = [], 0
-    for item, entry in zip(rig_settings.bone_map, resolved, strict=True):
+    by_slot = {e["canonical"]: e for e in resolved}  # optional hand bones the armature lacks are left out
+    for item in rig_settings.bone_map:
         item.offset = (1.0, 0.0, 0.0, 0.0)
-        if entry["mode"] == "LOCATION" or entry["canonical"] not in rt.REST_DIRECTIONS:
+        entry = by_slot.get(item.canonical)
+        if entry is None or entry["mode"] == "LOCATION" or entry["canonical"] not in rt.REST_DIRECTIONS:
             continue
         bone = obj.data.bones[entry["target"]]
         rest_dir = (bone.matrix_local.to_3x3() @ Vector((0, 1, 0))).normalized()

@@ -5,6 +5,8 @@ Two drive modes (scene.vitpose_mocap.rig.drive_mode):
   any other armature gets its LOCATION bones (IK controls, root) moved to the joints and its
   ROTATION bones rotated.
 - DIRECT: bone rotations, from protocol v2 `rotations` when present, else computed from `joints_3d`.
+Hand and finger bones (protocol v4 `hands`) are rotated in both modes, relative to their parents
+(`hands.HandDriver`); the masks "Hands only" and "No fingers" choose what of it is driven.
 
 Per tick this touches only pose-bone and empty transforms: no bpy.ops, no depsgraph evaluation.
 Bone-map resolution, rest matrices and empty lookups are cached per armature and rebuilt when a
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 import bpy
 from mathutils import Matrix, Vector
 
-from . import bonemaps, rig
+from . import bonemaps, hands, rig
 from . import retarget as rt
 
 _MAX_CACHED = 16
@@ -39,6 +41,7 @@ class _Cached:
     trunk: rt.Trunk | None = None  # the target's trunk lengths in the performer's metres (None: a straight spine)
     constraint_state: tuple | None = None
     floor: float | None = None  # the lowest ankle height seen (packet metres): where IK mode plants the feet
+    hands: hands.HandDriver | None = None  # the mapped hand and finger bones, if any
 
 
 _cache: dict[tuple[int, int], _Cached] = {}
@@ -71,9 +74,12 @@ def bone_map_entries(obj: bpy.types.Object, rig_settings) -> list[dict]:
 def _build(obj: bpy.types.Object, rig_settings, signature: tuple) -> _Cached:
     entries = bone_map_entries(obj, rig_settings)
     resolved = bonemaps.require_entries(obj.name, obj.data.bones.keys(), entries)
+    hand_entries = [(e["canonical"], e["target"]) for e in resolved if e["canonical"] in hands.REST_FRAMES]
+    resolved = [e for e in resolved if e["canonical"] not in hands.REST_FRAMES]
     solver = rt.TargetSolver(obj.data, [(e["canonical"], e["target"], e["mode"], e.get("offset", (1, 0, 0, 0)))
                                         for e in resolved])
     cached = _Cached(signature, rig.is_capture_rig(obj), solver, frozenset(e["canonical"] for e in resolved))
+    cached.hands = hands.HandDriver(obj.data, hand_entries) if hand_entries else None
     if cached.capture:
         props = rig.Proportions(**obj.get(rig.PROPORTIONS_KEY, {}).to_dict()) \
             if obj.get(rig.PROPORTIONS_KEY) else rig.Proportions()
@@ -175,10 +181,14 @@ def apply_person(scene: bpy.types.Scene, armature_obj: bpy.types.Object, person:
     for attempt in range(2):
         cached = cached_rig(scene, armature_obj)
         try:
-            if cached.capture and rig_settings.drive_mode == "IK":
-                _drive_capture_targets(armature_obj, cached, person, rig_settings)
+            deltas = None
+            if rig_settings.hands_only:
+                pass  # every bone but the hands' keeps its pose
+            elif cached.capture and rig_settings.drive_mode == "IK":
+                deltas = _drive_capture_targets(armature_obj, cached, person, rig_settings)
             else:
-                _drive_bones(armature_obj, cached, person, packet, rig_settings)
+                deltas = _drive_bones(armature_obj, cached, person, packet, rig_settings)
+            _drive_hands(armature_obj, cached, person, packet, rig_settings, deltas)
             return
         except (KeyError, ReferenceError):
             # A bone was renamed or a cached empty deleted since the cache was built: rebuild once,
@@ -207,13 +217,31 @@ def _sync_capture_constraints(obj: bpy.types.Object, cached: _Cached, ik: bool, 
     cached.constraint_state = state
 
 
-def _drive_capture_targets(obj: bpy.types.Object, cached: _Cached, person: dict, rig_settings) -> None:
+def _drive_hands(obj: bpy.types.Object, cached: _Cached, person: dict, packet: dict, rig_settings,
+                 deltas: dict[str, Matrix] | None) -> None:
+    """Rotate the mapped hand bones from a v4 packet's `hands`: the palm relative to the performer's forearm
+    (from the body's `deltas`, or from the person's joints/rotations when the body was not driven)."""
+    field = person.get("hands") if packet.get("v", 1) >= 4 else None
+    if not field or cached.hands is None:
+        return
+    if deltas is None:
+        joints, rotations = _joints(person), person.get("rotations")
+        deltas = rt.deltas_from_joints(joints, cached.trunk) if joints is not None else \
+            rt.deltas_from_rotations(rotations) if rotations else {}
+    forearms = {s: deltas[f"forearm.{s}"] for s in hands.SIDES if f"forearm.{s}" in deltas}
+    skip = hands.FINGER_SLOTS if rig_settings.no_fingers else frozenset()
+    _to_arm, rot = _placement(obj, rig_settings.location_scale)
+    cached.hands.solve(obj.pose, hands.relative_deltas(field, forearms), rot, skip)
+
+
+def _drive_capture_targets(obj: bpy.types.Object, cached: _Cached, person: dict,
+                           rig_settings) -> dict[str, Matrix] | None:
     legs = not (rig_settings.lock_legs or rig_settings.upper_body_only)
     _capture_targets(obj, cached)
     _sync_capture_constraints(obj, cached, ik=True, legs=legs)
     joints = _joints(person)
     if joints is None:
-        return
+        return None
     shift = _masked_shift(joints, cached.rest_pelvis, rig_settings)
     if shift.length_squared:
         joints = [p + shift for p in joints]
@@ -230,9 +258,11 @@ def _drive_capture_targets(obj: bpy.types.Object, cached: _Cached, person: dict,
         targets[key].location = to_arm @ pos
     hips = rot_t @ deltas["hips"] @ rot @ rt.REST_FRAMES["hips"]
     targets["pelvis"].rotation_quaternion = hips.to_quaternion()
+    return deltas
 
 
-def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: dict, rig_settings) -> None:
+def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: dict,
+                 rig_settings) -> dict[str, Matrix] | None:
     ik = rig_settings.drive_mode == "IK"
     if cached.capture:
         _sync_capture_constraints(obj, cached, ik=False, legs=True)
@@ -248,7 +278,7 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
     elif rotations:
         deltas = rt.deltas_from_rotations(rotations)
     else:
-        return
+        return None
     skip = set()
     if rig_settings.upper_body_only:
         skip |= bonemaps.LEG_SLOTS | {bonemaps.ROOT_SLOT}
@@ -276,3 +306,4 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
             reach = {shin: (to_arm @ (joints[ankle] + shift), rt.plant_weight(joints[ankle].z, cached.floor))
                      for shin, ankle in rt.REACH_SLOTS.values()}
     cached.solver.solve(obj.pose, deltas_arm, points, frozenset(skip), aims, reach)
+    return deltas

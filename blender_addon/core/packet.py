@@ -21,6 +21,7 @@ MAX_PEOPLE = 16
 SKELETON_SIZES = {"coco17": 17, "wholebody133": 133}
 NUM_JOINTS_3D = 17
 NUM_BONES = 12
+NUM_HAND_BONES = 16  # per hand: the palm, then thumb.01 ... pinky.03 (docs/protocol.md, Hands)
 MAX_INT = 9007199254740991
 MAX_ID = 2147483647
 MAX_TIME = 1e11
@@ -35,8 +36,8 @@ QUAT_NORM_TOLERANCE = 0.01  # rounding to 1e-3 per component moves the norm by <
 PACKET_REQUIRED = ("v", "seq", "timestamp", "sent", "frame", "source", "skeleton", "image_size", "people")
 PACKET_FIELDS = frozenset((*PACKET_REQUIRED, "meta"))
 PERSON_REQUIRED = ("id", "bbox", "keypoints", "scores")
-PERSON_FIELDS = frozenset((*PERSON_REQUIRED, "held", "joints_3d", "rotations", "contacts"))
-VERSIONS = (1, 2, 3)  # every version this add-on reads: 2 added rotations, 3 foot contacts
+PERSON_FIELDS = frozenset((*PERSON_REQUIRED, "held", "joints_3d", "rotations", "contacts", "hands"))
+VERSIONS = (1, 2, 3, 4)  # every version this add-on reads: 2 added rotations, 3 foot contacts, 4 hands
 
 # A JSON string, or an unterminated one up to the end. Unrolled and never failing once a quote is seen, so
 # the scan is linear: the naive `"(?:[^"\\]|\\.)*"` retries from every quote of `"\"\"\"...` (seconds at 64 KB).
@@ -181,6 +182,13 @@ def _object_fields(x: object, allowed: frozenset, required: tuple, where: str) -
     return x
 
 
+def _quaternions(x: object, n: int, where: str) -> None:
+    _points(x, n, 4, 1, where)
+    for i, q in enumerate(x):
+        if abs(math.sqrt(sum(c * c for c in q)) - 1.0) > QUAT_NORM_TOLERANCE:
+            raise PacketError(f"{where}[{i}]: not a unit quaternion")
+
+
 def _person(p: object, k: int, version: int, where: str) -> None:
     _object_fields(p, PERSON_FIELDS, PERSON_REQUIRED, where)
     p["id"] = _integer(p["id"], 0, MAX_ID, f"{where}.id")
@@ -197,14 +205,19 @@ def _person(p: object, k: int, version: int, where: str) -> None:
     if "rotations" in p:
         if version < 2:
             raise PacketError(f"{where}.rotations: only allowed in version 2 packets")
-        _points(p["rotations"], NUM_BONES, 4, 1, f"{where}.rotations")
-        for i, q in enumerate(p["rotations"]):
-            if abs(math.sqrt(sum(c * c for c in q)) - 1.0) > QUAT_NORM_TOLERANCE:
-                raise PacketError(f"{where}.rotations[{i}]: not a unit quaternion")
+        _quaternions(p["rotations"], NUM_BONES, f"{where}.rotations")
     if "contacts" in p:
         if version < 3:
             raise PacketError(f"{where}.contacts: only allowed in version 3 packets")
         _numbers(p["contacts"], 2, 0, 1, f"{where}.contacts")
+    if "hands" in p:
+        if version < 4:
+            raise PacketError(f"{where}.hands: only allowed in version 4 packets")
+        if k == 17:
+            raise PacketError(f"{where}.hands: only allowed with a whole-body skeleton")
+        for i, hand in enumerate(_array(p["hands"], 2, 2, f"{where}.hands")):
+            if hand is not None:
+                _quaternions(hand, NUM_HAND_BONES, f"{where}.hands[{i}]")
 
 
 def _meta(meta: object) -> None:
@@ -238,7 +251,7 @@ def check_packet(packet: object) -> dict:
     p = _object_fields(packet, PACKET_FIELDS, PACKET_REQUIRED, "packet")
     v = p["v"]
     if not (_is_number(v) and v in VERSIONS):
-        raise PacketError(f"v: unsupported protocol version {v!r}"[:80] + " (this add-on reads versions 1, 2 and 3)")
+        raise PacketError(f"v: unsupported protocol version {v!r}"[:80] + " (this add-on reads versions 1 to 4)")
     p["v"] = int(v)
     p["seq"] = _integer(p["seq"], 0, MAX_INT, "seq")
     _number(p["timestamp"], 0, MAX_TIME, "timestamp")

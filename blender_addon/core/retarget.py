@@ -369,7 +369,7 @@ class TargetSolver:
             slot = sb.slot
             if slot is not None and slot in skip:
                 basis = Matrix.Identity(4)
-                _write(pb, basis, rotate=sb.rotate or not sb.locate, locate=sb.locate)
+                write_pose(pb, basis, rotate=sb.rotate or not sb.locate, locate=sb.locate)
             elif slot is not None and (sb.rotate and slot in deltas or sb.locate and slot in points):
                 current = chain @ pb.matrix_basis
                 rot = (deltas[slot] @ sb.offset @ sb.rest.to_3x3()) if sb.rotate and slot in deltas \
@@ -393,7 +393,7 @@ class TargetSolver:
                     loc = loc + rot @ sb.rest.to_3x3().transposed() @ sb.hip_offset
                 desired = Matrix.LocRotScale(loc, rot.normalized(), current.to_scale())
                 basis = chain.inverted_safe() @ desired
-                _write(pb, basis, rotate=sb.rotate and slot in deltas, locate=sb.locate and slot in points)
+                write_pose(pb, basis, rotate=sb.rotate and slot in deltas, locate=sb.locate and slot in points)
             else:
                 basis = pb.matrix_basis
             pose_mats.append(chain @ basis)
@@ -438,7 +438,8 @@ def _reach_turn(rot: Matrix, hip: Vector, ankle: Vector, thigh: float, shin: flo
     return current.rotation_difference(want)
 
 
-def _write(pb: bpy.types.PoseBone, basis: Matrix, rotate: bool, locate: bool) -> None:
+def write_pose(pb: bpy.types.PoseBone, basis: Matrix, rotate: bool, locate: bool) -> None:
+    """Set a pose bone's location and/or rotation from a basis matrix, in the bone's own rotation mode."""
     if locate:
         pb.location = basis.translation
     if not rotate:

@@ -1,6 +1,7 @@
 """The capture rig: a humanoid armature matching the add-on's skeleton (`retarget.RIG_BONES`: the canonical
-bones with a lower spine, a chest and clavicles), driven by empties through IK (arms, legs), damped/locked
-tracks (spine, chest, clavicles, neck, head) and copy-transforms (hips).
+bones with a lower spine, a chest and clavicles, plus `hands.HAND_SLOTS`: a palm and 3 bones per finger),
+driven by empties through IK (arms, legs), damped/locked tracks (spine, chest, clavicles, neck, head) and
+copy-transforms (hips); hand bones are rotated directly (`hands.HandDriver`).
 
 Built once by an operator (bpy.ops is fine here); the per-tick code only moves the empties
 (`target_positions` + `drive.apply_person`).
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass
 import bpy
 from mathutils import Matrix, Quaternion, Vector
 
+from . import hands
 from . import retarget as rt
 
 CAPTURE_RIG_KEY = "vitpose_capture_rig"  # custom property on the armature object
@@ -29,6 +31,8 @@ POLE_ANGLES = {"forearm.L": -math.pi / 2, "forearm.R": -math.pi / 2, "shin.L": -
 PREBEND = {name: ((1, 0, 0), 0.1) for name in ("forearm.L", "forearm.R", "shin.L", "shin.R")}
 POLE_DISTANCE = 0.4  # metres from the elbow/knee; far enough that the pole never flips sides
 HEAD_LENGTH = 0.15
+REST_FRAMES = {**rt.REST_FRAMES, **hands.REST_FRAMES}  # every capture-rig bone's rest frame (its roll)
+CANONICAL_FOREARM = 0.25  # the canonical hand (hands.py) belongs to a forearm this long
 
 
 @dataclass
@@ -139,6 +143,8 @@ def bone_layout(p: Proportions) -> dict[str, tuple[Vector, Vector, str | None, b
         bones[f"forearm.{s}"] = (j[rt.ELBOW_L + side], j[rt.WRIST_L + side], f"upper_arm.{s}", True)
         bones[f"thigh.{s}"] = (j[rt.HIP_L + side], j[rt.KNEE_L + side], "hips", False)
         bones[f"shin.{s}"] = (j[rt.KNEE_L + side], j[rt.ANKLE_L + side], f"thigh.{s}", True)
+        for name, (head, tail, parent) in hands.layout(j[rt.WRIST_L + side], s, p.forearm / CANONICAL_FOREARM).items():
+            bones[name] = (head, tail, parent, not name.split(".")[1] == "01")  # palm and .02/.03 connected
     return bones
 
 
@@ -240,7 +246,7 @@ def create_capture_rig(context: bpy.types.Context, joints: Sequence[Sequence[flo
     for bone_name, (head, tail, parent, connected) in layout.items():
         eb = arm.edit_bones.new(bone_name)
         eb.head, eb.tail = head, tail
-        eb.align_roll(rt.REST_FRAMES[bone_name].col[2])  # the canonical roll
+        eb.align_roll(REST_FRAMES[bone_name].col[2])  # the canonical roll
         if parent:
             eb.parent = arm.edit_bones[parent]
             eb.use_connect = connected
@@ -290,7 +296,8 @@ def create_capture_rig(context: bpy.types.Context, joints: Sequence[Sequence[flo
 # Half-widths (x, z in the bone's frame) of the box drawn around each bone.
 _BOX = {"hips": (0.14, 0.10), "spine": (0.14, 0.09), "chest": (0.16, 0.10), "clavicle": (0.04, 0.04),
         "neck": (0.05, 0.05), "head": (0.09, 0.10), "upper_arm": (0.05, 0.05), "forearm": (0.04, 0.04),
-        "thigh": (0.07, 0.07), "shin": (0.05, 0.05)}
+        "thigh": (0.07, 0.07), "shin": (0.05, 0.05), "palm": (0.04, 0.012), "thumb": (0.01, 0.009),
+        "index": (0.008, 0.008), "middle": (0.008, 0.008), "ring": (0.008, 0.008), "pinky": (0.007, 0.007)}
 
 
 def _add_mesh(obj: bpy.types.Object, layout: dict, props: Proportions, collection) -> bpy.types.Object:
@@ -301,7 +308,7 @@ def _add_mesh(obj: bpy.types.Object, layout: dict, props: Proportions, collectio
     quad = ((0, 1, 2, 3), (7, 6, 5, 4), (0, 4, 5, 1), (1, 5, 6, 2), (2, 6, 7, 3), (3, 7, 4, 0))
     for bone_name, (head, tail, _parent, _c) in layout.items():
         wx, wz = _BOX[bone_name.split(".")[0]]
-        frame = rt.REST_FRAMES[bone_name]
+        frame = REST_FRAMES[bone_name]
         x, z = frame.col[0] * wx, frame.col[2] * wz
         if bone_name == "hips":  # a pelvis block from hip to hip
             x = frame.col[0] * (props.hip_half + 0.05)

@@ -124,7 +124,7 @@ CONFIG_FIELDS: dict[str, Arg] = {
     "d_cutoff": _num(0.0001, 100.0, "One Euro derivative cutoff (Hz)"),
     "hold_s": _num(0.0, 10.0, "seconds a low-confidence keypoint is held/predicted"),
     "lift_3d": Arg((bool,), doc="lift keypoints to 3D joints"),
-    "protocol_version": _num(1, 3, "pose packet version sent over UDP (2 adds rotations, 3 foot contacts)",
+    "protocol_version": _num(1, 4, "pose packet version sent over UDP (2 adds rotations, 3 foot contacts, 4 hands)",
                              integer=True),
     "udp": Arg((list,), max_items=32, doc="UDP targets as host:port strings"),
     "udp_token": Arg((str,), nullable=True, doc="shared secret sent as meta.token (Blender off loopback needs it)"),

@@ -10,7 +10,7 @@ import bpy
 import pytest
 from mathutils import Euler, Matrix, Quaternion, Vector
 
-from blender_addon.core import drive, rig
+from blender_addon.core import drive, hands, rig
 from blender_addon.core import retarget as rt
 
 LIMBS = (("upper_arm.L", rt.SHOULDER_L, rt.ELBOW_L), ("forearm.L", rt.ELBOW_L, rt.WRIST_L),
@@ -83,7 +83,7 @@ def test_capture_rig_has_canonical_bones_constraints_targets_and_body(capture):
     tracks = {pb.name for pb in obj.pose.bones for c in pb.constraints if c.type == "DAMPED_TRACK"}
     assert tracks == {"spine", "chest", "clavicle.L", "clavicle.R", "neck", "head"}
     body = next(c for c in obj.children if c.type == "MESH")
-    assert set(body.vertex_groups.keys()) == set(rt.RIG_BONES)
+    assert set(body.vertex_groups.keys()) == set(rt.RIG_BONES) | set(hands.HAND_SLOTS)
     assert body.modifiers[0].object == obj
     for name, direction in rt.REST_DIRECTIONS.items():  # rest frames are the canonical ones (roll 0)
         rest = obj.data.bones[name].matrix_local.to_3x3()
@@ -227,7 +227,7 @@ def test_export_default_model_writes_a_skinned_glb(scene, tmp_path):
     (length,) = struct.unpack("<I", data[12:16])
     gltf = json.loads(data[20:20 + length])
     joints = {gltf["nodes"][i]["name"] for i in gltf["skins"][0]["joints"]}
-    assert joints == set(rt.RIG_BONES)
+    assert joints == set(rt.RIG_BONES) | set(hands.HAND_SLOTS)
     assert len(gltf["meshes"]) == 1
     assert not any("pole" in n.get("name", "") for n in gltf["nodes"])  # IK empties stay out
 

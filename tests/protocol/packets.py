@@ -40,7 +40,11 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("ascii")
 
 
-def person(pid: int = 0, k: int = 17, joints: bool = True, rotations: bool = False, contacts: bool = False) -> dict:
+HAND = [[1.0, 0.0, 0.0, 0.0], [0.6, 0.8, 0.0, 0.0], [0.5, -0.5, 0.5, -0.5]] + [[0.0, 0.0, 0.0, 1.0]] * 13
+
+
+def person(pid: int = 0, k: int = 17, joints: bool = True, rotations: bool = False, contacts: bool = False,
+           hands: bool = False) -> dict:
     p: dict[str, Any] = {
         "id": pid,
         "bbox": [10.5, 20.0, 310.2, 470.9],
@@ -54,6 +58,8 @@ def person(pid: int = 0, k: int = 17, joints: bool = True, rotations: bool = Fal
         p["rotations"] = unit + [[0.0, 0.0, 0.0, 1.0]] * (12 - len(unit))
     if contacts:
         p["contacts"] = [0.97, 0.03]
+    if hands:
+        p["hands"] = [HAND, None]
     return p
 
 
@@ -68,7 +74,8 @@ def packet(version: int = 1, skeleton: str = "coco17", people: int = 1) -> dict:
         "source": "webcam:0",
         "skeleton": skeleton,
         "image_size": [1920, 1080],
-        "people": [person(i, k, rotations=version >= 2, contacts=version >= 3) for i in range(people)],
+        "people": [person(i, k, rotations=version >= 2, contacts=version >= 3, hands=version >= 4 and k == 133)
+                   for i in range(people)],
         "meta": {"fps": 29.97, "model": "vitpose-b", "latency_ms": {"infer": 31.5, "total": 48.2}, "gpu": False},
     }
 
@@ -78,6 +85,7 @@ BASES = {
     "coco17_v2": packet(2),
     "coco17_v3": packet(3),
     "wholebody_v1": packet(1, "wholebody133"),
+    "wholebody_v4": packet(4, "wholebody133"),
 }
 
 
@@ -119,7 +127,7 @@ SCHEMA_CANNOT_EXPRESS = (
     "NaN, Infinity, -Infinity, or a number that overflows a double (1e400)",
     "duplicate keys in an object",
     "strings with lone surrogate escapes (cannot be re-encoded as UTF-8)",
-    "rotations that are not unit quaternions (|q| off 1 by more than 0.01)",
+    "rotations (and hand rotations) that are not unit quaternions (|q| off 1 by more than 0.01)",
     "nesting deeper than 8 (checked before parsing; deeper than 5 is never schema-valid anyway)",
 )
 
@@ -188,7 +196,8 @@ def expected_verdict(data: bytes) -> bool:
     if not all(_encodable(s) for s in _strings(value)):
         return False
     for p in value["people"]:
-        for q in p.get("rotations", ()):
+        hands = [q for hand in p.get("hands", ()) if hand for q in hand]
+        for q in [*p.get("rotations", ()), *hands]:
             if abs(math.sqrt(sum(c * c for c in q)) - 1.0) > 0.01:
                 return False
     return True

@@ -29,6 +29,7 @@ C17 = packet(1)
 C17V2 = packet(2)
 C17V3 = packet(3)
 WB = packet(1, "wholebody133", 2)
+WB4 = packet(4, "wholebody133", 2)
 P0 = ("people", 0)
 
 
@@ -56,6 +57,10 @@ VALID = {
     "v3 without rotations": dumps(mutated(C17V3, (*P0, "rotations"), delete=True)),
     "v3 contact bounds": dumps(mutated(C17V3, (*P0, "contacts"), [0, 1.0])),
     "16 people": dumps(_many_people(16)),
+    "v4 both hands": dumps(mutated(WB4, (*P0, "hands", 1), WB4["people"][0]["hands"][0])),
+    "v4 no hand seen": dumps(mutated(WB4, (*P0, "hands"), [None, None])),
+    "v4 without hands": dumps(mutated(WB4, (*P0, "hands"), delete=True)),
+    "v4 coco17 without hands": dumps({**C17V3, "v": 4}),
     "integral floats count as integers": dumps({**C17, "v": 1.0, "seq": 5.0, "frame": 0.0, "image_size": [640.0, 480]}),
     "bounds": dumps({**C17, "seq": 2**53 - 1, "timestamp": 0, "sent": 1e11, "image_size": [1, 65535]}),
     "coord bounds": dumps(mutated(C17, (*P0, "bbox"), [-1e6, 1e6, 0, 0])),
@@ -80,7 +85,14 @@ INVALID = {
     "unknown field": dumps({**C17, "extra": 1}),
     "unknown person field": dumps(mutated(C17, (*P0, "name"), "x")),
     # versions
-    "v 4": dumps({**C17, "v": 4}),
+    "v 5": dumps({**C17, "v": 5}),
+    "v3 with hands": dumps({**WB4, "v": 3}),
+    "hands on coco17": dumps(mutated({**C17V3, "v": 4}, (*P0, "hands"), WB4["people"][0]["hands"])),
+    "hands one": dumps(mutated(WB4, (*P0, "hands"), [None])),
+    "hands three": dumps(mutated(WB4, (*P0, "hands"), [None, None, None])),
+    "hand 15 bones": dumps(mutated(WB4, (*P0, "hands", 0), WB4["people"][0]["hands"][0][:15])),
+    "hand quaternion xyz": dumps(mutated(WB4, (*P0, "hands", 0, 2), [0, 0, 1])),
+    "hand object": dumps(mutated(WB4, (*P0, "hands", 0), {})),
     "v 0": dumps({**C17, "v": 0}),
     "v string": dumps({**C17, "v": "1"}),
     "v true": dumps({**C17, "v": True}),
@@ -215,6 +227,7 @@ VALIDATOR_ONLY = {
     "lone surrogate meta key": (dumps(mutated(C17, ("meta", "\udfff"), 1)), "lone surrogate"),
     "zero quaternion": (dumps(mutated(C17V2, (*P0, "rotations", 4), [0, 0, 0, 0])), "unit quaternion"),
     "half quaternion": (dumps(mutated(C17V2, (*P0, "rotations", 4), [0.5, 0.5, 0.5, 0])), "unit quaternion"),
+    "half hand quaternion": (dumps(mutated(WB4, (*P0, "hands", 0, 4), [0.5, 0.5, 0.5, 0])), "unit quaternion"),
 }
 
 

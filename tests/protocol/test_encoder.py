@@ -253,3 +253,54 @@ def test_meta_is_dropped_rather_than_break_the_budget() -> None:
     wb = PacketEncoder("cam", "wholebody133", (640, 480))
     data = wb.encode(0, 1.0, [_person(1, 133)], big_meta)  # over the budget anyway: meta costs nothing extra
     assert "meta" in json.loads(data) and wb.meta_dropped == 0
+
+
+def _hands() -> list:
+    return [_quats(16), None]
+
+
+def test_hands_make_a_version_4_packet() -> None:
+    enc = PacketEncoder("cam", "wholebody133", (640, 480))
+    p = _person(1, 133, rotations=True)
+    p.hands = _hands()
+    packet = _both_accept(enc.encode(0, 1.0, [p, _person(2, 133)]))
+    assert packet["v"] == 4 and packet["people"][0]["hands"][1] is None
+    q = np.asarray(packet["people"][0]["hands"][0])
+    assert q.shape == (16, 4) and np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=3e-3)
+    assert "hands" not in packet["people"][1]
+    p.hands = [np.zeros((16, 4)), None]
+    with pytest.raises(ValueError, match=r"hands\[0\]: bone 0 is not a rotation"):
+        enc.encode(1, 1.0, [p])
+    p.hands = [None]
+    with pytest.raises(ValueError, match=r"expected \[left, right\]"):
+        enc.encode(1, 1.0, [p])
+    coco = _person(1)
+    coco.hands = _hands()
+    with pytest.raises(ValueError, match="whole-body skeleton"):
+        PacketEncoder("cam").encode(0, 1.0, [coco])
+
+
+WHOLEBODY_HANDS_MAX_PEOPLE = 14  # docs/protocol.md: worst-case whole-body people with both hands per datagram
+
+
+def test_whole_body_people_with_hands_within_the_documented_limit() -> None:
+    """Worst-case magnitudes (4K frame, negative 3-decimal quaternions): WHOLEBODY_HANDS_MAX_PEOPLE people
+    with 3D, rotations, contacts and both hands fit one 65507-byte datagram; with more, hands are shed."""
+    def worst(pid: int) -> Person:
+        p = _worst_case_person(True, pid=pid)
+        p.keypoints = np.tile([3839.9, 2159.9], (133, 1))
+        p.scores = np.full(133, 0.87)
+        p.contacts = [0.97, 0.03]
+        p.hands = [np.tile([-0.5123, -0.4877, -0.5011, -0.4987], (16, 1))] * 2
+        return p
+
+    enc = PacketEncoder("rtsp://cam-01/c1", "wholebody133", (3840, 2160), start_seq=9_999_999)
+    data = enc.encode(9_999_999, NOW, [worst(9000 + i) for i in range(WHOLEBODY_HANDS_MAX_PEOPLE)], META)
+    print(f"worst-case wholebody v4, {WHOLEBODY_HANDS_MAX_PEOPLE} people: {len(data)} bytes")
+    assert len(data) <= MAX_DATAGRAM
+    assert _both_accept(data)["v"] == 4
+    assert enc.hands_dropped == 0
+    # more people: the packet goes without hands (version 3) rather than not at all
+    data = enc.encode(0, NOW, [worst(9000 + i) for i in range(16)], META)
+    packet = _both_accept(data)
+    assert packet["v"] == 3 and not any("hands" in p for p in packet["people"]) and enc.hands_dropped == 1

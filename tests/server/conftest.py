@@ -90,3 +90,15 @@ def receiver() -> Receiver:
     r = Receiver()
     yield r
     r.close()
+
+
+def streamed_packets(pipe, receiver: Receiver, timeout: float = 60) -> list[dict]:
+    """Run a pipeline to the end of its source; the packets the receiver got, each checked against the schema."""
+    import jsonschema
+
+    pipe.start()
+    assert pipe.wait(timeout=timeout)
+    packets = [json.loads(d) for d in receiver.collect(idle=0.5)]
+    for p in packets:
+        jsonschema.validate(p, SCHEMA)
+    return packets

@@ -217,7 +217,7 @@ def test_lifter_and_protocol_flags_reach_the_config(capsys):
     from pose_server.cli import config_from_args
 
     cfg = config_from_args(build_parser().parse_args(["run", "--source", "clip.mp4"]))
-    assert (cfg.lifter, cfg.protocol_version) == ("learned", 3)
+    assert (cfg.lifter, cfg.protocol_version) == ("learned", 4)
     cfg = config_from_args(build_parser().parse_args(["run", "--source", "clip.mp4", "--lifter", "geometric",
                                                       "--protocol", "2"]))
     assert (cfg.lifter, cfg.protocol_version) == ("geometric", 2)

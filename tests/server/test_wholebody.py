@@ -1,5 +1,6 @@
 """Whole body end to end on the server: a 133-keypoint ViTPose (tiny, random weights) on a real clip
-streams wholebody133 packets that validate, with the 17 body joints lifted to 3D."""
+streams wholebody133 packets that validate, with the 17 body joints lifted to 3D and (protocol v4) a
+`hands` entry for each person."""
 
 from __future__ import annotations
 
@@ -28,5 +29,6 @@ def test_wholebody_model_streams_133_keypoints_and_body_3d(clip, receiver, tmp_p
         assert p["skeleton"] == "wholebody133"
         person = p["people"][0]
         assert len(person["keypoints"]) == len(person["scores"]) == 133
+        assert p["v"] == 4 and len(person["hands"]) == 2  # random weights: a hand may never fit (None)
     lifted = [p["people"][0].get("joints_3d") for p in packets]
     assert any(j is not None and len(j) == 17 for j in lifted)
