@@ -65,7 +65,8 @@ def bone_map_entries(obj: bpy.types.Object, rig_settings) -> list[dict]:
     entries = [{"canonical": e.canonical, "target": e.target, "mode": e.mode, "offset": tuple(e.offset)}
                for e in rig_settings.bone_map]
     if entries and (rig_settings.id_data.vitpose_mocap.target == obj
-                    or not bonemaps.resolve_entries(obj.data.bones.keys(), entries)[1]):
+                    or all(e["canonical"] in bonemaps.OPTIONAL_SLOTS
+                           for e in bonemaps.resolve_entries(obj.data.bones.keys(), entries)[1])):
         return entries
     name, _score = bonemaps.detect_preset(obj.data.bones.keys())
     return bonemaps.load_preset(name)["bones"]
