@@ -268,7 +268,10 @@ def foot_contacts(joints: np.ndarray, fps: float, height: float) -> np.ndarray:
 
     ankles = joints[:, [J["l_ankle"], J["r_ankle"]]]
     standing = REST_JOINTS[J["l_ankle"], 2] * height / REST_HEIGHT
-    speed = np.linalg.norm(np.gradient(ankles[..., :2], axis=0), axis=-1) * fps
+    if len(joints) < 2:  # one frame (a snapshot): nothing moves
+        speed = np.zeros(ankles.shape[:2])
+    else:
+        speed = np.linalg.norm(np.gradient(ankles[..., :2], axis=0), axis=-1) * fps
     with np.errstate(invalid="ignore"):
         return (ankles[..., 2] < standing + 0.05) & (speed < 0.5)
 
