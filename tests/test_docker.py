@@ -29,7 +29,7 @@ def test_installs_the_makefiles_torch_first_then_the_package_with_constraints():
 
 def test_runtime_image_is_non_root_without_build_tools_with_the_models_volume():
     final = DOCKERFILE.split("\nFROM ")[-1]  # the last stage is the image
-    assert re.search(r"^USER mocap$", final, re.M)
+    assert re.search(r"^USER 1000:1000$", final, re.M) and "useradd --create-home --uid 1000 mocap" in final
     assert not re.search(r"\b(gcc|g\+\+|build-essential|make|git)\b", run_lines(final))
     assert 'VOLUME ["/app/checkpoints"]' in final
     for port in ("7860", "8501"):
