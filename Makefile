@@ -13,7 +13,7 @@ VENV42 := .venv-bpy42
 STAMP42 := $(VENV42)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup test test-main test-bpy42 test-bpy45 test-bpy53 python313 lint demo addon bench clean browser embedded
+.PHONY: docker-local all setup test test-main test-bpy42 test-bpy45 test-bpy53 python313 lint demo addon bench clean browser embedded
 
 all: test
 
@@ -98,6 +98,10 @@ addon: $(STAMP)
 # DEMO_ARGS passes options through, e.g. make demo DEMO_ARGS="--checkpoint checkpoints/vitpose_small.pth"
 demo: $(STAMP) $(EMBEDDED)
 	$(PY) -m pose_server.demo $(DEMO_ARGS)
+
+# The Docker image built and checked without an image registry (root, podman, debootstrap): README "Docker".
+docker-local:
+	bash scripts/build_docker_local.sh
 
 clean:
 	rm -rf $(VENV) .venv-bpy42 .venv-bpy45 .venv-bpy53 out dist .pytest_cache .ruff_cache

@@ -236,7 +236,10 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
                         "2D, smoother and less precise on fast moves")
     g.add_argument("--no-lock-feet", action="store_true",
                    help="do not move the body to keep a foot on the floor where it was put down")
-    g.add_argument("--no-depth-prior", action="store_true", help="lift without the learned depth prior")
+    g.add_argument("--lifter", choices=("learned", "geometric"), default="learned",
+                   help="3D lifter, as `run`'s: the temporal network (causal: run forward, smoothed two-sided "
+                        "after it) or the geometric lifter")
+    g.add_argument("--no-depth-prior", action="store_true", help="geometric lifter: without the learned depth prior")
     add_unmeasurable_args(g)
     conv.add_argument("--no-progress", action="store_true", help="no progress bar")
     conv.set_defaults(func=cmd_convert)
@@ -255,8 +258,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         dataset=args.dataset, device=args.device, backend=args.backend, quantize=args.quantize,
         flip_test=args.flip_test, threads=args.threads, detector=args.detector, det_threshold=args.det_threshold,
         det_interval=args.det_interval, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
-        depth_prior=not args.no_depth_prior, performer_height=args.performer_height, camera_hfov=args.hfov,
-        camera_pitch=args.camera_pitch, max_frames=args.max_frames, udp=[])
+        lifter=args.lifter, depth_prior=not args.no_depth_prior, performer_height=args.performer_height,
+        camera_hfov=args.hfov, camera_pitch=args.camera_pitch, max_frames=args.max_frames, udp=[])
     opts = ConvertOptions(outputs=args.output, person=args.person, smooth_2d=args.smooth_2d,
                           smooth_3d=args.smooth_3d, max_gap=args.max_gap, lock_feet=not args.no_lock_feet,
                           stride=args.stride)

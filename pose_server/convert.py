@@ -5,7 +5,7 @@ too, so every smoothing step here is two-sided and adds no lag:
 
     read every frame -> detect + track + ViTPose            (the live pipeline's parts, one frame at a time)
     per track: fill short gaps, two-sided 2D smoothing      (confidence-weighted Gaussian, no One Euro lag)
-             -> lift to 3D (the live Lifter, its causal output smoother off)
+             -> lift to 3D (the server's lifter, by default the learned one; its causal smoothers off)
              -> two-sided 3D smoothing of path and body, bones rigid again -> IK rotations
     -> take.jsonl (pose packets v2, what `--record` writes)  -> headless Blender (the add-on's own session
        import and exporters, `scripts/convert_blender.py`) -> .fbx / .bvh / .glb / .blend
@@ -40,6 +40,7 @@ BLENDER_WORKER = ROOT / "scripts" / "convert_blender.py"
 BLENDER_FORMATS = (".fbx", ".bvh", ".glb", ".blend")
 FORMATS = (*BLENDER_FORMATS, ".jsonl", ".mp4")
 TORSO = [J["l_shoulder"], J["r_shoulder"], J["l_hip"], J["r_hip"]]
+PASS_THROUGH_HZ = 1000.0  # One Euro cut-off that leaves a 30-60 fps signal as it is
 FILL_WEIGHT = 0.05  # weight of a gap-filled sample in the smoothing: measured samples nearby win
 
 
@@ -221,16 +222,27 @@ def smooth_track_2d(boxes: np.ndarray, kpts: np.ndarray, scores: np.ndarray, fps
     return present, b_filled[:, 0], k_out, sc, filled & ~valid
 
 
+def offline_lifter(cfg: PipelineConfig, size: tuple[int, int]) -> Any:
+    """The server's lifter (``cfg.lifter``) with its causal smoothers off: they would add lag, and the output is
+    smoothed two-sided afterwards instead. The learned one is a causal network (no non-causal mode): it runs
+    forward over the video as live; its One Euro filters on the body and on the root path are turned off
+    (cut-off 1 kHz: a pass-through at video rates), its foot locking from the network's contacts stays on."""
+    from .lift import LearnedLifter, Lifter
+
+    common = {"image_size": size, "min_score": cfg.kpt_threshold, "height_m": cfg.performer_height,
+              "hfov_deg": cfg.camera_hfov, "camera_pitch_deg": cfg.camera_pitch, "smooth": False}
+    if cfg.lifter == "learned":
+        return LearnedLifter(**common, root_min_cutoff=PASS_THROUGH_HZ, depth_min_cutoff=PASS_THROUGH_HZ)
+    return Lifter(**common, depth_prior="default" if cfg.depth_prior else None)
+
+
 def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, fps: float,
                size: tuple[int, int], cfg: PipelineConfig, opts: ConvertOptions) -> tuple[np.ndarray, np.ndarray]:
     """(T, 17, 3) joints and (T, 12, 4) rotations of one track, two-sided smoothed (NaN where not lifted)."""
     from .ik import solve_rotations
-    from .lift import Lifter
     from .lift.smoothing import rigid
 
-    lifter = Lifter(image_size=size, min_score=cfg.kpt_threshold, depth_prior="default" if cfg.depth_prior else None,
-                    height_m=cfg.performer_height, hfov_deg=cfg.camera_hfov, camera_pitch_deg=cfg.camera_pitch,
-                    smooth=False)  # its causal One Euro would add lag: smoothed two-sided below instead
+    lifter = offline_lifter(cfg, size)
     n = len(keypoints)
     raw = np.full((n, 17, 3), np.nan)
     zero = np.zeros(17)
@@ -268,7 +280,10 @@ def foot_contacts(joints: np.ndarray, fps: float, height: float) -> np.ndarray:
 
     ankles = joints[:, [J["l_ankle"], J["r_ankle"]]]
     standing = REST_JOINTS[J["l_ankle"], 2] * height / REST_HEIGHT
-    speed = np.linalg.norm(np.gradient(ankles[..., :2], axis=0), axis=-1) * fps
+    if len(joints) < 2:  # one frame (a snapshot): nothing moves
+        speed = np.zeros(ankles.shape[:2])
+    else:
+        speed = np.linalg.norm(np.gradient(ankles[..., :2], axis=0), axis=-1) * fps
     with np.errstate(invalid="ignore"):
         return (ankles[..., 2] < standing + 0.05) & (speed < 0.5)
 

@@ -54,8 +54,8 @@ def elevation(args: argparse.Namespace) -> float:
 
 def live_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float,
               args: argparse.Namespace) -> dict:
-    """bench_lifting.run_case with the geometric lifter (the one convert uses), plus the foot skate of its joints."""
-    r = run_case(gt_world, None, fps, azimuth, elevation(args), sigma, height, "geometric", args, args.seed)
+    """bench_lifting.run_case with the lifter convert uses, plus the foot skate of its joints."""
+    r = run_case(gt_world, None, fps, azimuth, elevation(args), sigma, height, args.lifter, args, args.seed)
     return r | {"skate": foot_skate(r["joints"], r["gt"])}
 
 
@@ -72,7 +72,7 @@ def offline_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float,
     tracks = Tracks(fps=fps, size=IMAGE, frames=len(px), skeleton="coco17", source_name="bench")
     tracks.boxes[1] = np.concatenate([noisy.min(1) - 20, noisy.max(1) + 20], axis=1)
     tracks.keypoints[1], tracks.scores[1] = noisy, scores
-    cfg = PipelineConfig(source="bench", udp=[], performer_height=height, camera_pitch=pitch, lifter="geometric",
+    cfg = PipelineConfig(source="bench", udp=[], performer_height=height, camera_pitch=pitch, lifter=args.lifter,
                          depth_prior=args.depth_prior != "none")
     opts = ConvertOptions(outputs=[], smooth_2d=args.smooth_2d, smooth_3d=args.smooth_3d, max_gap=args.max_gap,
                           lock_feet=not args.no_lock_feet, stride=args.stride)
@@ -97,17 +97,18 @@ def main() -> None:
     ap.add_argument("--smooth-2d", type=float, default=OPTS["smooth_2d"])
     ap.add_argument("--smooth-3d", type=float, default=OPTS["smooth_3d"])
     ap.add_argument("--max-gap", type=float, default=OPTS["max_gap"])
+    ap.add_argument("--lifter", choices=("learned", "geometric"), default="learned", help="both paths' lifter")
     ap.add_argument("--depth-prior", default="default")
     ap.add_argument("--no-lock-feet", action="store_true", help="offline path without foot locking")
     ap.add_argument("--stride", type=int, default=1, help="offline path: 2D only on every n-th frame")
     args = ap.parse_args()
     # bench_lifting's settings for the live path: its defaults (the server's).
     live = argparse.Namespace(target_height=1.0, distance=5.0, camera_height=1.0, seed=args.seed, rot_every=1,
-                              depth_prior=args.depth_prior)
+                              depth_prior=args.depth_prior, lifter=args.lifter)
     for k in ("target_height", "distance", "camera_height"):
         setattr(args, k, getattr(live, k))
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"load before: {load}")
+    print(f"lifter: {args.lifter}; load before: {load}")
     rows = []
     for path in args.bvh:
         bvh = read_bvh(path)

@@ -84,7 +84,11 @@ def run(job: dict) -> dict:
         joints, t = first_joints(packets, pid)
         if joints is None:
             continue
-        arm = rig.create_capture_rig(bpy.context, joints=joints, name=f"Performer_{pid}")
+        try:
+            arm = rig.create_capture_rig(bpy.context, joints=joints, name=f"Performer_{pid}")
+        except ValueError as exc:  # a first lifted frame that is no standing person (e.g. random weights)
+            print(f"convert_blender: performer {pid}: {exc}; using the default proportions", flush=True)
+            arm = rig.create_capture_rig(bpy.context, name=f"Performer_{pid}")
         start = 1 + round((t - t_first) * float(job["fps"]))  # performers who enter later start later
         action, _ = session_import.import_session(scene, arm, job["session"], person_mode="ID", person_id=pid,
                                                   start_frame=start)

@@ -33,8 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--token", default=os.environ.get("POSE_WEB_TOKEN", ""),
                     help="password of the page (user name 'mocap') when served beyond loopback "
                          "(default: $POSE_WEB_TOKEN)")
-    ap.add_argument("--checkpoint", default=None, help="model: a .pth / .safetensors / HF folder or a hub id "
-                                                        "(default: the server's default hub model)")
+    ap.add_argument("--model", default="auto", help="the page's initial model, as `pose-server run --model`: auto, "
+                                                    "small|base|large|huge (ViTPose), blazepose-lite|full|heavy; "
+                                                    "the page lists them all")
+    ap.add_argument("--checkpoint", default=None, help="local weights instead of --model: a .pth / .safetensors / "
+                                                        "HF folder")
     ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     ap.add_argument("--detector", default="auto", help="the page's initial person detector")
     ap.add_argument("--kpt-threshold", type=float, default=0.3)
@@ -59,7 +62,7 @@ def launch(argv: list[str] | None = None) -> int:
         print(f"pose-server web needs gradio ({exc}); install it with: pip install -c constraints.txt gradio",
               file=sys.stderr)
         return 2
-    defaults = WebDefaults(checkpoint=args.checkpoint, backend=args.backend, detector=args.detector,
+    defaults = WebDefaults(checkpoint=args.checkpoint, model=args.model, backend=args.backend, detector=args.detector,
                            kpt_threshold=args.kpt_threshold, max_frames=args.max_frames,
                            work_dir=root)
     app, root = build_app(defaults)

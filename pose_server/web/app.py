@@ -2,7 +2,8 @@
 
 Each conversion runs in a job folder under the app's own temporary folder (uploads and results never leave
 it); one conversion runs at a time and the others wait in Gradio's queue; a running one can be cancelled
-(checked between frames).
+(checked between frames), which removes its folder. The input is a video or a webcam snapshot (one frame:
+the overlay, the 3D pose and its packet; the animation files then hold that one pose).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import numpy as np
 
 from ..config import PipelineConfig
 from ..convert import ConvertError, ConvertOptions, convert
+from .models import STARTED, model_choices, model_fields
 
 FORMATS = ("fbx", "bvh", "glb", "blend", "jsonl")
+SMOOTH_2D, SMOOTH_3D = ConvertOptions(outputs=[]).smooth_2d, ConvertOptions(outputs=[]).smooth_3d
 DETECTORS = ("auto", "yolox", "yolox-tiny", "hog", "full-frame")
 
 
@@ -34,7 +37,8 @@ class Cancelled(ConvertError):
 class WebDefaults:
     """What `pose-server web` was started with: the model and the page's initial choices."""
 
-    checkpoint: str | None = None  # file, folder or hub id; None = the default hub model
+    checkpoint: str | None = None  # file, folder or hub id; None = --model
+    model: str = "auto"  # the CLI's --model: auto, a ViTPose size, blazepose-lite|full|heavy or a hub id
     backend: str = "onnx"
     detector: str = "auto"
     kpt_threshold: float = 0.3
@@ -57,6 +61,11 @@ class Jobs:
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         return path
+
+    def remove(self, folder: Path) -> None:
+        """A cancelled or failed job leaves nothing behind."""
+        if folder.resolve().is_relative_to(self.root.resolve()):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def flag(self, session: str) -> threading.Event:
         with self._lock:
@@ -96,44 +105,67 @@ def first_lifted_packet(session: Path) -> dict | None:
     return None
 
 
-def run_job(jobs: Jobs, defaults: WebDefaults, video: str | None, formats: list[str], person: str,
-            height: float, smooth_2d: float, smooth_3d: float, lock_feet: bool, detector: str,
-            request: gr.Request, progress: gr.Progress) -> tuple[list, str, list[str], str | None, str]:
+def job_input(folder: Path, video: str | None, snapshot: str | None) -> tuple[Path, float]:
+    """Copy the upload (or the snapshot, into a one-image folder: an image source) into the job folder; returns
+    (the source for convert, the shortest track kept in seconds)."""
+    if video:
+        src = folder / ("upload" + Path(video).suffix.lower())
+        shutil.copyfile(video, src)
+        return src, ConvertOptions(outputs=[]).min_track
+    if snapshot:
+        src = folder / "snapshot"
+        src.mkdir()
+        shutil.copyfile(snapshot, src / ("frame" + (Path(snapshot).suffix.lower() or ".png")))
+        return src, 0.0  # one frame: keep whoever is in it
+    raise gr.Error("upload a video or take a webcam snapshot first")
+
+
+def run_job(jobs: Jobs, defaults: WebDefaults, video: str | None, snapshot: str | None, model: str,
+            formats: list[str], person: str, height: float, smooth_2d: float, smooth_3d: float, lock_feet: bool,
+            detector: str, request: gr.Request,
+            progress: gr.Progress) -> tuple[list, str, list[str], str | None, str]:
     """One conversion: (overlay frames, packet JSON, files to download, GLB for the 3D view, status line)."""
-    if not video:
-        raise gr.Error("upload a video first")
     session = getattr(request, "session_hash", None) or "anonymous"
     cancel = jobs.flag(session)
     cancel.clear()
+    try:
+        fields = model_fields(model or STARTED, defaults.checkpoint, defaults.model)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
     folder = jobs.folder(session)
-    src = folder / ("upload" + Path(video).suffix.lower())
-    shutil.copyfile(video, src)  # the upload into the job folder: everything of this job stays in it
+    src, min_track = job_input(folder, video, snapshot)  # everything of this job stays in its folder
     wanted = [f for f in formats if f in FORMATS] or ["fbx"]
     outputs = [str(folder / f"take.{ext}") for ext in wanted]
     for extra in ("take.jsonl", "take.glb", "overlay.mp4"):  # what the page itself shows
         if str(folder / extra) not in outputs:
             outputs.append(str(folder / extra))
-    cfg = PipelineConfig(source=str(src), checkpoint=defaults.checkpoint, backend=defaults.backend,
-                         detector=detector, kpt_threshold=defaults.kpt_threshold, max_people=4,
-                         performer_height=height, max_frames=defaults.max_frames, udp=[])
+    cfg = PipelineConfig(source=str(src), backend=defaults.backend, detector=detector,
+                         kpt_threshold=defaults.kpt_threshold, max_people=4, performer_height=height,
+                         max_frames=defaults.max_frames, udp=[], **fields)
     opts = ConvertOptions(outputs=outputs, person=person.strip() or "all", smooth_2d=smooth_2d,
-                          smooth_3d=smooth_3d, lock_feet=lock_feet)
+                          smooth_3d=smooth_3d, lock_feet=lock_feet, min_track=min_track)
 
     def on_frame(done: int, total: int | None) -> None:
         if cancel.is_set():
             raise Cancelled("cancelled")
         progress((done, total) if total else None, desc="2D keypoints", unit="frames")
 
+    progress(0.0, desc="loading the model")
     try:
         summary = convert(cfg, opts, progress=False, on_frame=on_frame)
+        if cancel.is_set():  # pressed while the files were written: drop them too
+            raise Cancelled("cancelled")
     except Cancelled:
+        jobs.remove(folder)
         raise gr.Error("conversion cancelled") from None
-    except (ConvertError, OSError, RuntimeError) as exc:
+    except (ConvertError, OSError, RuntimeError, ValueError) as exc:
+        jobs.remove(folder)
         raise gr.Error(str(exc)) from None
     files = [p for ext in wanted for p in summary["files"].get(f".{ext}", [])]
     packet = first_lifted_packet(folder / "take.jsonl")
-    status = (f"{summary['frames']} frames ({summary['frames'] / summary['fps']:.1f} s) converted in "
-              f"{summary['seconds']['total']:.1f} s; performers {summary['people']}")
+    seconds = summary["frames"] / summary["fps"]
+    status = (f"{summary['frames']} frames ({seconds:.1f} s) converted in {summary['seconds']['total']:.1f} s; "
+              f"performers {summary['people']}")
     glb = summary["files"].get(".glb", [None])[0]
     return (overlay_frames(folder / "overlay.mp4"), packet_text(packet) if packet else "{}", files,
             glb, status)
@@ -153,13 +185,21 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
                     "animated armature per performer for Blender, Maya, Unity or Unreal (`pose-server convert`).")
         with gr.Row():
             with gr.Column(scale=1):
-                video = gr.Video(label="video", sources=["upload"], elem_id="video")
+                with gr.Tab("video"):
+                    video = gr.Video(label="video", sources=["upload"], elem_id="video")
+                with gr.Tab("webcam snapshot"):
+                    snapshot = gr.Image(label="one frame from the webcam", sources=["webcam"], type="filepath",
+                                        elem_id="snapshot")
+                choices = model_choices(defaults.checkpoint, defaults.model)
+                model = gr.Dropdown(choices, value=STARTED, label="model", elem_id="model")
                 formats = gr.CheckboxGroup(list(FORMATS), value=["fbx", "glb"], label="downloads")
                 person = gr.Textbox("all", label="performer: a track id or 'all'")
                 height = gr.Slider(0.6, 2.4, value=1.75, step=0.01, label="performer height (m)")
-                with gr.Accordion("smoothing and detection", open=False):
-                    smooth_2d = gr.Slider(0.0, 0.3, value=0.05, step=0.01, label="2D smoothing sigma (s)")
-                    smooth_3d = gr.Slider(0.0, 0.3, value=0.08, step=0.01, label="3D smoothing sigma (s)")
+                smooth_2d = gr.Slider(0.0, 0.3, value=SMOOTH_2D, step=0.01, label="2D smoothing sigma (s), two-sided",
+                                      elem_id="smooth_2d")
+                smooth_3d = gr.Slider(0.0, 0.3, value=SMOOTH_3D, step=0.01, label="3D smoothing sigma (s), two-sided",
+                                      elem_id="smooth_3d")
+                with gr.Accordion("feet and detection", open=False):
                     lock_feet = gr.Checkbox(True, label="foot locking")
                     detector = gr.Dropdown(list(DETECTORS), value=defaults.detector, label="person detector")
                 with gr.Row():
@@ -168,20 +208,20 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
                 status = gr.Markdown(elem_id="status")
             with gr.Column(scale=2):
                 gallery = gr.Gallery(label="overlay", columns=4, height=260, elem_id="overlay")
-                model = gr.Model3D(label="3D (the take as glTF)", elem_id="model3d", height=360)
+                view3d = gr.Model3D(label="3D (the take as glTF)", elem_id="model3d", height=360)
                 files = gr.File(label="downloads", file_count="multiple", elem_id="files")
                 packet = gr.Code(label="a pose packet (protocol v2)", language="json", elem_id="packet", max_lines=16)
 
-        def job(video: str | None, formats: list[str], person: str, height: float, smooth_2d: float,
-                smooth_3d: float, lock_feet: bool, detector: str, request: gr.Request,
-                progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008 (Gradio's way to ask for a bar)
-            return run_job(jobs, defaults, video, formats, person, height, smooth_2d, smooth_3d, lock_feet,
-                           detector, request, progress)
+        def job(video: str | None, snapshot: str | None, model: str, formats: list[str], person: str,
+                height: float, smooth_2d: float, smooth_3d: float, lock_feet: bool, detector: str,
+                request: gr.Request, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008 (Gradio's way)
+            return run_job(jobs, defaults, video, snapshot, model, formats, person, height, smooth_2d, smooth_3d,
+                           lock_feet, detector, request, progress)
 
-        run.click(job, [video, formats, person, height, smooth_2d, smooth_3d, lock_feet, detector],
-                  [gallery, packet, files, model, status], concurrency_limit=1)
+        run.click(job, [video, snapshot, model, formats, person, height, smooth_2d, smooth_3d, lock_feet, detector],
+                  [gallery, packet, files, view3d, status], concurrency_limit=1, api_name="convert")
         def cancel(request: gr.Request) -> str:
             return cancel_job(jobs, request)
 
-        stop.click(cancel, None, status, queue=False)
+        stop.click(cancel, None, status, queue=False, api_name="cancel")
     return app, root

@@ -1,6 +1,7 @@
 """`pose-server web` in a real headless Chromium (Debian's, driven by playwright): upload a second of the demo clip,
 convert it with a tiny random-weight ViTPose, download the FBX the page offers and import it in a fresh real
-Blender.
+Blender; cancel a running job; take a webcam snapshot (Chromium's fake camera playing a frame of the clip).
+Two users at once and the model chooser go through Gradio's own client against the same real server.
 
 Set UPDATE_WEB_SCREENSHOT=1 to refresh docs/images/web.png (the README's picture).
 """
@@ -17,16 +18,19 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.browser.test_panel_browser import CHROMIUM, open_browser
+from tests.browser.test_panel_browser import CHROMIUM, CHROMIUM_ARGS, open_browser
 from tests.conftest import stop_process
 from tests.control.live import free_port
 from tests.e2e.clips import demo_clip
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 30
+LONG = 230  # the whole demo clip at half size: ~10 s of conversion here, time enough to cancel it
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +85,7 @@ def test_upload_convert_and_download_an_fbx_blender_imports(web, tmp_path):
             assert '"rotations"' in page.locator("#packet").inner_text()
             assert "30 frames" in page.locator("#status").inner_text()
             page.wait_for_function("document.querySelector('#model3d canvas') !== null", timeout=30_000)
-            page.wait_for_timeout(1500)  # the 3D view draws its first frame
+            page.wait_for_timeout(4000)  # the 3D view loads the GLB and draws its first frame
             shot = tmp_path / "web.png"
             page.screenshot(path=str(shot), full_page=True)
         finally:
@@ -124,3 +128,134 @@ def test_beyond_loopback_needs_a_token():
     proc = subprocess.run([sys.executable, "-m", "pose_server.cli", "web", "--host", "0.0.0.0", "--token", ""],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--token" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    return demo_clip(tmp_path_factory.mktemp("long") / "long.mp4", LONG)
+
+
+def job_folders(work: Path) -> set[Path]:
+    return set((work / "jobs").glob("*")) if (work / "jobs").is_dir() else set()
+
+
+def upload(page, url: str, clip: Path) -> None:
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("#video input[type=file]", state="attached", timeout=60_000)
+    page.locator("#video input[type=file]").set_input_files(str(clip))
+    page.wait_for_selector("#video video", state="attached", timeout=60_000)
+
+
+def test_cancel_stops_a_running_job_and_leaves_nothing_behind(web, long_clip, tmp_path):
+    url, work, _ = web
+    before = job_folders(work)
+    with sync_playwright() as pw:
+        browser = open_browser(pw, tmp_path)
+        try:
+            page = browser.new_page()
+            upload(page, url, long_clip)
+            page.click("#convert")
+            bar = page.get_by_text("2D keypoints").first  # Gradio's progress bar over the outputs
+            bar.wait_for(timeout=120_000)
+            page.wait_for_function("document.body.innerText.match(/\\d+\\/230 frames/)", timeout=60_000)
+            shown = page.evaluate("document.body.innerText.match(/(\\d+)\\/230 frames/)[1]")
+            page.click("#cancel")
+            page.get_by_text("conversion cancelled").first.wait_for(timeout=60_000)
+        finally:
+            browser.close()
+    assert 0 < int(shown) < LONG, "cancelled while the frames were being read"
+    new = job_folders(work) - before
+    assert not new, f"the cancelled job left {[sorted(p.rglob('*')) for p in new]}"
+    time.sleep(3)  # a job that had not stopped would write its files now
+    assert not (job_folders(work) - before)
+
+
+def test_a_second_user_waits_in_the_queue_and_cancel_frees_it(web, long_clip, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.utils import Status
+
+    url, work, clip = web
+    first, second = Client(url, verbose=False), Client(url, verbose=False)  # two sessions: two users
+    a = first.submit(video=handle_file(str(long_clip)), snapshot=None, formats=["jsonl"], api_name="/convert")
+    end = time.monotonic() + 120
+    while a.status().code != Status.PROGRESS:
+        assert time.monotonic() < end and not a.done(), "the first job did not start"
+        time.sleep(0.2)
+    b = second.submit(video=handle_file(str(clip)), snapshot=None, formats=["jsonl"], api_name="/convert")
+    time.sleep(2)
+    assert b.status().code == Status.IN_QUEUE, "one conversion at a time: the second user waits"
+    assert first.predict(api_name="/cancel") == "cancelling..."
+    with pytest.raises(Exception, match="conversion cancelled"):
+        a.result(timeout=60)
+    overlay, packet, files, glb, status = b.result(timeout=300)  # then the second one runs
+    assert f"{FRAMES} frames" in status and [Path(f).name for f in files] == ["take.jsonl"]
+
+
+def test_the_model_chooser_runs_the_embedded_blazepose(web):
+    from gradio_client import Client, handle_file
+
+    url, work, clip = web
+    client = Client(url, verbose=False)
+    _, packet, files, _, status = client.predict(video=handle_file(str(clip)), snapshot=None, model="blazepose-full",
+                                                 formats=["jsonl"], api_name="/convert")
+    first = json.loads(Path(files[0]).read_text().splitlines()[0])
+    assert first["meta"]["model"] == "blazepose-full"
+    assert f"{FRAMES} frames" in status
+    with pytest.raises(Exception, match="weights|hub|download"):  # a size whose weights are not here: said so
+        client.predict(video=handle_file(str(clip)), snapshot=None, model="huge", formats=["jsonl"],
+                       api_name="/convert")
+
+
+def y4m(frame_bgr: np.ndarray, path: Path, frames: int = 10) -> Path:
+    """A .y4m video of one frame repeated: Chromium's fake camera plays it (--use-file-for-fake-video-capture)."""
+    h, w = (d - d % 2 for d in frame_bgr.shape[:2])
+    yuv = cv2.cvtColor(frame_bgr[:h, :w], cv2.COLOR_BGR2YUV_I420).tobytes()
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n" + yuv)
+    return path
+
+
+def test_a_webcam_snapshot_gives_a_lifted_pose(web, tmp_path):
+    url, work, clip = web
+    cap = cv2.VideoCapture(str(clip))
+    ok, img = cap.read()
+    cap.release()
+    assert ok
+    camera = y4m(img, tmp_path / "camera.y4m")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, viewport={"width": 1600, "height": 1150},
+            args=[*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-video-capture={camera}"])
+        try:
+            page = browser.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_role("tab", name="webcam snapshot").click()
+            page.locator("#snapshot [title='grant webcam access'] button").click()
+            page.locator("#snapshot button[aria-label='capture photo']").click(timeout=60_000)
+            page.wait_for_selector("#snapshot img[src]:not(.hide)", state="attached", timeout=30_000)
+            page.click("#convert")
+            page.wait_for_selector("#files a", timeout=300_000)
+            status = page.locator("#status").inner_text()
+            packet = page.locator("#packet").inner_text()
+        finally:
+            browser.close()
+    assert "1 frames" in status
+    assert '"rotations"' in packet
+
+
+def test_uploads_land_in_the_apps_folder_whatever_their_name(web, tmp_path):
+    url, work, clip = web
+    with sync_playwright() as pw:
+        ctx = pw.request.new_context()
+        try:
+            reply = ctx.post(f"{url}/gradio_api/upload", multipart={
+                "files": {"name": "../../../../escape.mp4", "mimeType": "video/mp4", "buffer": clip.read_bytes()}})
+            assert reply.status == 200, reply.text()[:300]
+            paths = [Path(p).resolve() for p in reply.json()]
+        finally:
+            ctx.dispose()
+    assert paths and all(p.is_relative_to(work.resolve()) and p.is_file() for p in paths), paths
+    assert not any((d / "escape.mp4").exists() for d in (work.parent, work.parent.parent, Path("/tmp")))

@@ -176,3 +176,29 @@ def test_foot_locking_takes_the_slide_off_planted_feet():
     moving[:, :, 0] += np.arange(n)[:, None] * (1.0 / FPS)
     assert not foot_contacts(moving, FPS, 1.75).any()
     assert np.allclose(lock_feet(moving, FPS, 1.75), moving)
+
+
+def test_convert_lifts_with_the_servers_learned_lifter_smoother_than_live_and_as_accurate():
+    from pose_server.convert import offline_lifter
+    from pose_server.lift import LearnedLifter
+    from pose_server.track_signal import TrackSignal
+
+    assert isinstance(offline_lifter(cfg(), IMAGE), LearnedLifter), "the server's default lifter"
+    tracks, gt = synthetic_tracks(seconds=6.0)
+    offline = build_motions(tracks, cfg(), ConvertOptions(outputs=[]))[0].joints
+    live_signal = TrackSignal(cfg(), 17, IMAGE, LearnedLifter)  # the live path: frame by frame, causal filters
+    live = []
+    for i in range(tracks.frames):
+        person = live_signal.person(5, tracks.boxes[5][i], tracks.keypoints[5][i], tracks.scores[5][i], i / FPS,
+                                    None, lambda e: None)
+        live.append(np.full((17, 3), np.nan) if person["joints_3d"] is None else person["joints_3d"])
+    live = np.array(live, float)
+
+    def body(j: np.ndarray) -> np.ndarray:  # root-relative, after the lifter's calibration frames
+        return (j - 0.5 * (j[:, [11]] + j[:, [12]]))[45:]
+
+    def mpjpe(j: np.ndarray) -> float:
+        return float(np.nanmean(np.linalg.norm(body(j) - body(gt), axis=-1)))
+
+    assert jitter(offline[45:]) < 0.6 * jitter(live[45:])
+    assert mpjpe(offline) <= mpjpe(live) + 0.002
