@@ -350,7 +350,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="*", type=Path, help="mocap files, folders or MANIFEST.csv")
     ap.add_argument("--bvh", nargs="+", type=Path, default=[], help="(older spelling of the inputs)")
-    ap.add_argument("--lifter", nargs="+", default=["learned"], choices=list(LIFTERS))
+    ap.add_argument("--lifter", nargs="+", default=["learned"], choices=[*LIFTERS, "candidate", "candidate-fit50"])
+    ap.add_argument("--candidate", type=Path,
+                    help="other temporal lifter weights (.npz): adds lifters 'candidate' and 'candidate-fit50'")
     ap.add_argument("--fps", type=float, default=30.0, help="resample the mocap to this frame rate")
     ap.add_argument("--clip-fps", type=float, help="the clips' true frame rate when no manifest says it (AMC)")
     ap.add_argument("--noise", nargs="+", type=float, default=[0, 3, 5], help="pixel noise levels (sigma)")
@@ -373,6 +375,11 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, help="write a PNG: MPJPE per azimuth and per category")
     ap.add_argument("--cases", action="store_true", help="also print every case")
     args = ap.parse_args()
+    if args.candidate:
+        LIFTERS["candidate"] = partial(LearnedLifter, model=args.candidate)
+        LIFTERS["candidate-fit50"] = partial(LearnedLifter, model=args.candidate, bone_fit=0.5)
+    elif any(name.startswith("candidate") for name in args.lifter):
+        ap.error("--lifter candidate needs --candidate WEIGHTS.npz")
     paths = find_clips([*args.inputs, *args.bvh])
     if not paths:
         raise SystemExit("no mocap clips: give .bvh/.amc files, folders or a MANIFEST.csv")
