@@ -5,10 +5,11 @@ direction, Z up (the camera's pitch removed). It is the same frame for every tra
 tracks one origin in it keeps their relative placement: left/right, nearer/farther and higher/lower.
 
 The packet's world = level camera frame - ``SharedWorld.origin``. The first track that places a pose claims the
-world: the origin goes on its floor under its first pelvis (a single performer's packets are what they always
-were), and the origin's height follows that track's floor estimate while the track lives, then stays. Every
-other track keeps its own floor (the surface its feet stand on) for its feet, placed at that floor's height in the
-shared frame: a person standing on a roof 2.5 m above the first performer's floor stands at Z = 2.5.
+world: the origin goes under its first pelvis, and its height follows that track's floor estimate over its first
+``settle_frames`` poses, then stays: Z = 0 is the floor the first performer stood on at the start. Every track
+(the first one too) keeps its own floor, the surface its feet stand on, at that surface's height in the shared
+frame: a person standing on a roof 2.5 m above the first performer's floor stands at Z = 2.5, and the first
+performer, jumping off the roof, goes down instead of taking the world's floor along.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ __all__ = ["SharedWorld"]
 class SharedWorld:
     """The session's world origin (level camera frame, metres), owned by the pipeline, shared by its lifters."""
 
-    def __init__(self) -> None:
+    def __init__(self, settle_frames: int = 45) -> None:
         self.origin: np.ndarray | None = None
         self.owner: int | None = None  # the key of the track whose floor is Z = 0
+        self.settle_frames = int(settle_frames)  # (1.5 s at 30 fps: a lifter's calibration time)
+        self._settling = 0
         self._keys = count()
 
     def join(self) -> int:
@@ -34,10 +37,12 @@ class SharedWorld:
 
     def place(self, key: int, pelvis_xy: np.ndarray, floor: float) -> np.ndarray:
         """The origin for a pose of track ``key`` whose pelvis is at ``pelvis_xy`` (level camera frame) and whose
-        own floor is at height ``floor``: the first caller fixes X, Y and owns Z."""
+        own floor is at height ``floor``: the first caller fixes X, Y and sets Z over its first poses."""
         if self.origin is None:
             self.origin = np.array([float(pelvis_xy[0]), float(pelvis_xy[1]), float(floor)])
             self.owner = key
-        elif key == self.owner:
+        elif key == self.owner and self._settling < self.settle_frames:
             self.origin[2] = float(floor)
+        if key == self.owner:
+            self._settling += 1
         return self.origin.copy()

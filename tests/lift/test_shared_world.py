@@ -91,9 +91,12 @@ def test_without_a_shared_world_each_performer_stands_at_its_own_origin():
     assert np.median(np.linalg.norm(lifted - true, axis=1)) > 2.0
 
 
-def test_the_origin_belongs_to_the_first_track_and_follows_its_floor():
-    world = SharedWorld()
+def test_the_origin_belongs_to_the_first_track_and_settles_on_its_floor():
+    world = SharedWorld(settle_frames=3)
     a, b = world.join(), world.join()
     np.testing.assert_allclose(world.place(b, np.array([1.0, 5.0]), -1.4), [1.0, 5.0, -1.4])
     np.testing.assert_allclose(world.place(a, np.array([3.0, 2.0]), -0.5), [1.0, 5.0, -1.4])
     np.testing.assert_allclose(world.place(b, np.array([2.0, 6.0]), -1.5), [1.0, 5.0, -1.5])
+    np.testing.assert_allclose(world.place(b, np.array([2.0, 6.0]), -1.6), [1.0, 5.0, -1.6])
+    # Settled: the first performer stepping down a level goes down; the world's floor stays.
+    np.testing.assert_allclose(world.place(b, np.array([2.0, 6.0]), -3.9), [1.0, 5.0, -1.6])
