@@ -1,7 +1,7 @@
 """Where the performers are: every performer's root path from a recorded session, seen from above, beside video frames.
 
     .venv/bin/python scripts/plot_scene.py out/take.jsonl --video resources/videos/default.mp4 \
-        --frames 0 81 121 161 --out docs/images/scene_top_view.png
+        --frames 0 81 121 221 --out docs/images/scene_top_view.png
 
 Reads the session's packets (``make demo`` records ``out/take.jsonl``; ``pose-server run --record``), takes each
 performer's root (the mid-hip of ``joints_3d``, world metres, Z up, Y = the camera's horizontal viewing direction)
@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("session", type=Path, help="a recorded session (.jsonl of packets)")
     ap.add_argument("--video", type=Path, required=True, help="the session's source video")
-    ap.add_argument("--frames", type=int, nargs="+", default=[0, 81, 121, 161], help="video frames to show")
+    ap.add_argument("--frames", type=int, nargs="+", default=[0, 81, 121, 221], help="video frames to show")
     ap.add_argument("--before", type=Path, default=None, help="a second session to draw beside, for comparison")
+    ap.add_argument("--label", default="top view of the roots", help="title of the session's top view")
+    ap.add_argument("--before-label", default="before", help="title of the --before session's top view")
     ap.add_argument("--min-frames", type=int, default=10, help="draw performers lifted in at least this many frames")
     ap.add_argument("--out", type=Path, default=Path("scene_top_view.png"))
     args = ap.parse_args(argv)
@@ -117,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         ax.axis("off")
     axes = bottom.subplots(1, 2 if args.before is None else 3)
     if args.before is not None:
-        top_view(axes[0], read_roots(args.before, args.min_frames)[0], args.frames, f"before: {args.before.name}")
-    top_view(axes[-2], roots, args.frames, f"top view of the roots: {args.session.name}")
+        top_view(axes[0], read_roots(args.before, args.min_frames)[0], args.frames, args.before_label)
+    top_view(axes[-2], roots, args.frames, args.label)
     height = axes[-1]
     for pid in ids:
         r = roots[pid]
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         height.axvline(f, color="0.7", lw=0.8, ls=":")
     height.set_xlabel("frame")
     height.set_ylabel("root height Z (m)")
-    height.set_title("root height over time (Z = 0: the first performer's floor)", fontsize=10)
+    height.set_title("root height (Z = 0: first performer's floor)", fontsize=10)
     height.grid(alpha=0.3)
     height.legend(fontsize=8)
     args.out.parent.mkdir(parents=True, exist_ok=True)
