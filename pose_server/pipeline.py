@@ -26,6 +26,7 @@ import numpy as np
 from . import sources as src
 from .config import DEFAULT_MODEL, HUB_MODELS, LIFTERS, LIVE_FIELDS, PipelineConfig, load_estimator
 from .detect import make_detector
+from .lift.world import SharedWorld
 from .preview import PreviewWriter, draw_people, encode_jpeg
 from .record import Recorder
 from .stages import Stages
@@ -275,6 +276,7 @@ class Pipeline(Stages):
         self._lift = _optional("lift", LIFTERS[cfg.lifter]) if cfg.lift_3d else None
         self._solve = _optional("ik", "solve_rotations") if cfg.protocol_version >= 2 else None
         self._signals: dict[int, TrackSignal] = {}
+        self._world = SharedWorld()  # one world frame for every track of this run (lift/world.py)
 
     def _open_vmc(self, cfg: PipelineConfig) -> None:
         """The VMC sender for cfg.vmc (closed when no target is left); a bad target raises before any change."""
@@ -307,6 +309,7 @@ class Pipeline(Stages):
             self.detector.score_threshold = new.det_threshold
         if "lift_3d" in changed and self.running:
             self._lift = _optional("lift", LIFTERS[new.lifter]) if new.lift_3d else None
+            self._world = SharedWorld()  # (before the new dict: the signal thread reads both)
             self._signals = {}
         if "protocol_version" in changed and self.running:
             self._solve = _optional("ik", "solve_rotations") if new.protocol_version >= 2 else None

@@ -221,7 +221,7 @@ class Stages:
                                       strict=True):
                 sig = self._signals.get(tid)
                 if sig is None:
-                    sig = self._signals[tid] = TrackSignal(self.config, num_k, size, self._lift)
+                    sig = self._signals[tid] = TrackSignal(self.config, num_k, size, self._lift, self._world)
                 solve = self._solve if self.config.protocol_version >= 2 else None
                 hands = self.config.protocol_version >= 4 and num_k == 133
                 person = sig.person(tid, box, k, s, item.media_t, solve, self._lift_failed, hands)

@@ -12,18 +12,21 @@ from .config import PipelineConfig
 from .filters import KeypointFilter
 from .hands import HandTracker, forearm_deltas
 from .lift.camera import lifter_camera
+from .lift.world import SharedWorld
 
 
 class TrackSignal:
     """Per-track state: the 2D One Euro filter and the lifter, whose own 3D One Euro filter (tuned for
-    metres by its owner) is the 3D filter; a second one on top would only add lag."""
+    metres by its owner) is the 3D filter; a second one on top would only add lag. ``world``: the session's
+    shared world frame (one per pipeline, so every performer lands where the camera sees them); None = its own."""
 
-    def __init__(self, cfg: PipelineConfig, num_keypoints: int, image_size: tuple[int, int], lift: Any) -> None:
+    def __init__(self, cfg: PipelineConfig, num_keypoints: int, image_size: tuple[int, int], lift: Any,
+                 world: SharedWorld | None = None) -> None:
         self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
         prior = "default" if cfg.depth_prior else None  # (the geometric lifter's; the learned one ignores it)
         self.lifter = (
             lift(image_size=image_size, min_score=cfg.kpt_threshold, depth_prior=prior, height_m=cfg.performer_height,
-                 hfov_deg=cfg.camera_hfov, camera_pitch_deg=cfg.camera_pitch)
+                 hfov_deg=cfg.camera_hfov, camera_pitch_deg=cfg.camera_pitch, world=world)
             if lift is not None else None
         )
         self.last_seen = 0.0

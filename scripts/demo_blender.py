@@ -110,9 +110,19 @@ def hips_path(scene: bpy.types.Scene, armatures: list[bpy.types.Object], start: 
     return path
 
 
-def add_checker_floor(scene: bpy.types.Scene, centre: Vector, half: float, tile: float = 0.5) -> None:
-    """A floor of 0.5 m tiles in two shades (two objects, Workbench's object colours): sliding feet and the
-    root's travel show against it."""
+def lowest_points(scene: bpy.types.Scene, armatures: list[bpy.types.Object], frames: list[int]) -> list[list[float]]:
+    """Per armature, per frame: the height of its lowest bone point (its feet, mostly)."""
+    lows: list[list[float]] = [[] for _ in armatures]
+    for frame in frames:
+        scene.frame_set(frame)
+        for low, a in zip(lows, armatures, strict=True):
+            low.append(min(min((a.matrix_world @ b.head).z, (a.matrix_world @ b.tail).z) for b in a.pose.bones))
+    return lows
+
+
+def add_checker_floor(scene: bpy.types.Scene, centre: Vector, half: float, tile: float = 0.5, z: float = 0.0) -> None:
+    """A floor of 0.5 m tiles at height z in two shades (two objects, Workbench's object colours): sliding feet and
+    the root's travel show against it."""
     n = int(math.ceil(half / tile))
     x0, y0 = round(centre.x / tile) * tile - n * tile, round(centre.y / tile) * tile - n * tile
     for parity, shade in ((0, 0.42), (1, 0.30)):
@@ -123,7 +133,7 @@ def add_checker_floor(scene: bpy.types.Scene, centre: Vector, half: float, tile:
                     continue
                 x, y = x0 + i * tile, y0 + j * tile
                 base = len(verts)
-                verts += [(x, y, 0.0), (x + tile, y, 0.0), (x + tile, y + tile, 0.0), (x, y + tile, 0.0)]
+                verts += [(x, y, z), (x + tile, y, z), (x + tile, y + tile, z), (x, y + tile, z)]
                 faces.append((base, base + 1, base + 2, base + 3))
         mesh = bpy.data.meshes.new(f"PreviewFloor{parity}")
         mesh.from_pydata(verts, [], faces)
@@ -140,7 +150,16 @@ def setup_preview_scene(scene: bpy.types.Scene, armatures: list[bpy.types.Object
     points = [p for _frame, hips in path for p in hips]
     centre = sum(points, Vector()) / len(points)
     spread = max((p - centre).length for p in points)
-    add_checker_floor(scene, centre, 4.0 + spread)
+    # The performers share one world frame whose Z = 0 is the first one's floor: the ground goes under the lowest
+    # floor, and a performer standing higher (the man on the hut's roof) gets a platform where it stands on it.
+    lows = lowest_points(scene, armatures, [frame for frame, _hips in path])
+    floors = [sorted(low)[len(low) // 2] for low in lows]
+    add_checker_floor(scene, centre, 4.0 + spread, z=min(floors))
+    for n, z in enumerate(floors):
+        mine = [hips[n] for (_frame, hips), low in zip(path, lows[n], strict=True) if abs(low - z) < 0.3]
+        if z - min(floors) > 0.3 and mine:
+            middle = sum(mine, Vector()) / len(mine)
+            add_checker_floor(scene, middle, 1.0 + max((p - middle).xy.length for p in mine), z=z)
     world = bpy.data.worlds.new("PreviewWorld")
     world.color = (0.25, 0.27, 0.3)
     scene.world = world

@@ -6,8 +6,9 @@ height, which one camera cannot measure) and each foot's contact probability. Th
 1. root: the pelvis position that makes the 3D joints project onto the 2D keypoints (linear least squares, weighted by
    the scores), One Euro smoothed (depth more than the image-plane axes);
 2. world: the camera's pitch (a setting) turns camera axes into the packet's world (Z up, Y = the camera's horizontal
-   viewing direction), the origin on the floor under the first pelvis; the floor is the median height of the feet
-   in the frames the network calls them planted;
+   viewing direction), the origin shared by every track of the session (``world.py``: on the floor under the first
+   performer's first pelvis); each track's floor is the median height of its feet in the frames the network calls
+   them planted (a person on a roof has the roof as floor, at its height in the shared frame);
 3. planted feet: while a foot's contact probability is above 0.5 (hysteresis 0.4-0.6), its ankle is pinned where it
    was planted by moving the root path horizontally and vertically onto the floor; the path so follows the planted
    feet (no foot skating in the packet) and keeps the offset when the foot lifts.
@@ -27,6 +28,7 @@ from pose_server.lift.proportions import FACE, LIMBS, Proportions
 from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS, J
 from pose_server.lift.smoothing import rigid
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, frame_features, load_model
+from pose_server.lift.world import SharedWorld
 
 __all__ = ["LearnedLifter"]
 
@@ -71,6 +73,7 @@ class LearnedLifter:
         calib_frames: int = 45,
         smooth: bool = True,
         bone_fit: float = 0.0,
+        world: SharedWorld | None = None,
         **_unused: object,
     ) -> None:
         self.image_size, self.focal, self.center = lifter_camera(image_size, focal, hfov_deg, height_m)
@@ -87,6 +90,9 @@ class LearnedLifter:
         # noise-adaptive smoother cost +15 mm) and the bones given their lengths measured over the first frames.
         self.smooth = smooth
         self.bone_fit = float(bone_fit)
+        self._own_world = world is None  # alone: the origin under this performer's first pelvis
+        self.world = SharedWorld() if world is None else world
+        self._key = self.world.join()
         self.reset()
 
     @property
@@ -101,7 +107,10 @@ class LearnedLifter:
             self.min_score = float(params["min_score"])
 
     def reset(self) -> None:
-        """Forget the performer (history, floor, origin)."""
+        """Forget the performer (history, floor; the origin too unless it is shared with other tracks)."""
+        if self._own_world:
+            self.world = SharedWorld()
+            self._key = self.world.join()
         self.model.reset()
         self._lengths = Proportions(self.height_m).lengths
         self._samples: list[dict[str, float]] = []
@@ -236,16 +245,15 @@ class LearnedLifter:
             self._floor_samples.append(float(min(world[a, 2] for a in _ANKLES)) - ankle_h)
         del self._floor_samples[:-150]
         self.floor = float(np.median(self._floor_samples))
-        if self.origin is None:
-            self.origin = np.array([world[[_LH, _RH], 0].mean(), world[[_LH, _RH], 1].mean(), 0.0])
-        self.origin[2] = self.floor
+        self.origin = self.world.place(self._key, world[[_LH, _RH], :2].mean(axis=0), self.floor)
         out = world - self.origin + self._offset
+        ankle_z = ankle_h + self.floor - self.origin[2]  # on this track's floor, in the shared frame
         if self.foot_lock:
             errs = []
             for k, a in enumerate(_ANKLES):
                 if planted[k] and not self._planted[k]:
                     self._anchor[k] = out[a]
-                    self._anchor[k, 2] = ankle_h
+                    self._anchor[k, 2] = ankle_z
                 if planted[k]:
                     errs.append(self._anchor[k] - out[a])
             if errs:

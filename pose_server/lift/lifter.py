@@ -26,7 +26,9 @@ is a setting (default: level camera), since it is not observable from one static
 
 Frames: camera (OpenCV: x right, y down, z forward) internally; the output is the world frame of
 the packet: metres, Z up, Y = the camera's horizontal viewing direction (so a performer facing the
-camera faces -Y), origin on the floor under the pelvis of the first lifted frame.
+camera faces -Y), origin shared by every track of the session (``world.py``: on the floor under the first
+performer's first lifted pelvis; alone, that is this performer); each track's floor (the camera's height above
+the surface its feet stand on) is its own, so a person on a roof stays at the roof's height.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from pose_server.lift.proportions import FACE, LH, LIMBS, LS, REST_LENGTHS, RH, 
 from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS, J
 from pose_server.lift.smoothing import OutputSmoother, rigid
 from pose_server.lift.tracker import HypothesisTracker
+from pose_server.lift.world import SharedWorld
 
 __all__ = ["Lifter"]
 
@@ -85,6 +88,7 @@ class Lifter:
         depth_beta: float = 0.2,
         adaptive_smoothing: bool = True,
         depth_prior: DepthPrior | str | Path | None = "default",
+        world: SharedWorld | None = None,
     ) -> None:
         self.image_size, self.focal, self.center = lifter_camera(image_size, focal, hfov_deg, height_m)
         self.height_m = float(height_m)
@@ -101,10 +105,16 @@ class Lifter:
         self.depth_prior = _resolve_prior(depth_prior)
         self.w_learned, self.learned_sigma, self.learned_cap, self.spread_gain = 1.0, 0.15, 4.0, 1.0
         self.smoother = OutputSmoother(min_cutoff, beta, depth_min_cutoff, depth_beta, adaptive_smoothing)
+        self._own_world = world is None  # alone: the origin under this performer's first pelvis
+        self.world = SharedWorld() if world is None else world
+        self._key = self.world.join()
         self.reset()
 
     def reset(self) -> None:
-        """Forget the performer (proportions, floor, history)."""
+        """Forget the performer (proportions, floor, history; the origin unless shared with other tracks)."""
+        if self._own_world:
+            self.world = SharedWorld()
+            self._key = self.world.join()
         self.proportions = Proportions(self.height_m)
         self.frames = 0
         self._prev: np.ndarray | None = None  # root-relative camera-frame joints of the last frame
@@ -421,13 +431,11 @@ class Lifter:
         self._t_prev = float(t)
         rot = self._world_rotation()
         world = cam @ rot.T
-        if self.origin is None:
-            self.origin = np.array([world[LH:RH + 1, 0].mean(), world[LH:RH + 1, 1].mean(), 0.0])
         if self.floor is not None:
-            self.origin[2] = -self.floor
+            floor = -self.floor
         else:
-            ankle_h = self._ankle_height()
-            self.origin[2] = min(world[J["l_ankle"], 2], world[J["r_ankle"], 2]) - ankle_h
+            floor = min(world[J["l_ankle"], 2], world[J["r_ankle"], 2]) - self._ankle_height()
+        self.origin = self.world.place(self._key, world[LH:RH + 1, :2].mean(axis=0), floor)
         world = world - self.origin
         root = 0.5 * (world[LH] + world[RH])
         rel = world - root

@@ -194,6 +194,9 @@ def test_lifted_packets_follow_the_figure(clip, receiver, version):
     assert hips_x[-1] - hips_x[0] > 80
     assert {p["people"][0]["id"] for p in packets} == {0}
     assert pipe.status()["detector_runs"] <= 2
+    # Every track's lifter places its poses in the run's one world frame (lift/world.py), owned by the first.
+    assert pipe._signals and all(sig.lifter.world is pipe._world for sig in pipe._signals.values())
+    assert pipe._world.owner is not None
 
 
 def test_camera_like_source_drops_stale_frames_instead_of_queueing(tmp_path, receiver):
