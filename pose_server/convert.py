@@ -32,6 +32,7 @@ from scipy.ndimage import gaussian_filter1d
 from . import sources as src
 from .config import PipelineConfig, load_estimator
 from .lift.skeleton3d import J
+from .lift.world import SharedWorld
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ def smooth_track_2d(boxes: np.ndarray, kpts: np.ndarray, scores: np.ndarray, fps
     return present, b_filled[:, 0], k_out, sc, filled & ~valid
 
 
-def offline_lifter(cfg: PipelineConfig, size: tuple[int, int]) -> Any:
+def offline_lifter(cfg: PipelineConfig, size: tuple[int, int], world: Any = None) -> Any:
     """The server's lifter (``cfg.lifter``) with its causal smoothers off: they would add lag, and the output is
     smoothed two-sided afterwards instead. The learned one is a causal network (no non-causal mode): it runs
     forward over the video as live; its One Euro filters on the body and on the root path are turned off
@@ -230,19 +231,21 @@ def offline_lifter(cfg: PipelineConfig, size: tuple[int, int]) -> Any:
     from .lift import LearnedLifter, Lifter
 
     common = {"image_size": size, "min_score": cfg.kpt_threshold, "height_m": cfg.performer_height,
-              "hfov_deg": cfg.camera_hfov, "camera_pitch_deg": cfg.camera_pitch, "smooth": False}
+              "hfov_deg": cfg.camera_hfov, "camera_pitch_deg": cfg.camera_pitch, "smooth": False, "world": world}
     if cfg.lifter == "learned":
         return LearnedLifter(**common, root_min_cutoff=PASS_THROUGH_HZ, depth_min_cutoff=PASS_THROUGH_HZ)
     return Lifter(**common, depth_prior="default" if cfg.depth_prior else None)
 
 
 def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, fps: float,
-               size: tuple[int, int], cfg: PipelineConfig, opts: ConvertOptions) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 17, 3) joints and (T, 12, 4) rotations of one track, two-sided smoothed (NaN where not lifted)."""
+               size: tuple[int, int], cfg: PipelineConfig, opts: ConvertOptions,
+               world: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 17, 3) joints and (T, 12, 4) rotations of one track, two-sided smoothed (NaN where not lifted);
+    ``world``: the run's shared world frame (lift/world.py), so every performer lands where the camera saw them."""
     from .ik import solve_rotations
     from .lift.smoothing import rigid
 
-    lifter = offline_lifter(cfg, size)
+    lifter = offline_lifter(cfg, size, world)
     n = len(keypoints)
     raw = np.full((n, 17, 3), np.nan)
     zero = np.zeros(17)
@@ -322,6 +325,7 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
                                "'all' (the overlay video from -o overlay.mp4 shows the ids)")
         ids = [wanted]
     motions = []
+    world = SharedWorld()  # one frame for every performer of the video
     for tid in ids:
         present, boxes, kpts, scores, filled = smooth_track_2d(tracks.boxes[tid], tracks.keypoints[tid],
                                                                tracks.scores[tid], tracks.fps, opts, cfg.kpt_threshold)
@@ -329,7 +333,7 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
             log.info("track %d dropped: seen for only %d frames", tid, int(present.sum()))
             continue
         if cfg.lift_3d and kpts.shape[1] >= 17:
-            joints, rotations = lift_track(kpts, scores, present, tracks.fps, tracks.size, cfg, opts)
+            joints, rotations = lift_track(kpts, scores, present, tracks.fps, tracks.size, cfg, opts, world)
         else:
             joints, rotations = np.full((len(kpts), 17, 3), np.nan), np.full((len(kpts), 12, 4), np.nan)
         motions.append(Motion(tid, present, boxes, kpts, scores, filled, joints, rotations))

@@ -100,3 +100,26 @@ def test_the_origin_belongs_to_the_first_track_and_settles_on_its_floor():
     np.testing.assert_allclose(world.place(b, np.array([2.0, 6.0]), -1.6), [1.0, 5.0, -1.6])
     # Settled: the first performer stepping down a level goes down; the world's floor stays.
     np.testing.assert_allclose(world.place(b, np.array([2.0, 6.0]), -3.9), [1.0, 5.0, -1.6])
+
+
+@pytest.mark.parametrize(("lifter", "tolerance"), [("learned", 0.22), ("geometric", 0.1)])
+def test_convert_lifts_every_track_into_one_world(lifter, tolerance):
+    """`pose-server convert` lifts track after track over the whole video: with the run's one SharedWorld the
+    second performer still lands at its true offset from the first."""
+    from pose_server.convert import ConvertOptions, lift_track
+
+    frames = max(first + len(j) for j, first in TRACKS.values())
+    cfg, opts, world = PipelineConfig(depth_prior=False, lifter=lifter), ConvertOptions(outputs=[]), SharedWorld()
+    roots: dict[int, dict[int, np.ndarray]] = {}
+    for tid, (joints, first) in TRACKS.items():
+        px = np.zeros((frames, 17, 2))
+        present = np.zeros(frames, bool)
+        present[first:first + len(joints)] = True
+        px[present] = CAMERA.project(joints)
+        scores = np.where(present[:, None], 0.95, 0.0) * np.ones(17)
+        lifted, _ = lift_track(px, scores, present, FPS, IMAGE, cfg, opts, world)
+        roots[tid] = {f: lifted[f, [LH, RH]].mean(0) for f in range(frames) if np.isfinite(lifted[f]).all()}
+    lifted, true = offsets(roots, TRACKS)
+    err = np.linalg.norm(lifted - true, axis=1) / np.linalg.norm(true, axis=1)
+    assert np.median(err) < tolerance, f"offset error {np.median(err):.0%} of the distance (median)"
+    assert np.all(lifted[:, 1] > 3.0) and np.all(lifted[:, 2] > 0.6)  # behind the first and higher
