@@ -38,8 +38,8 @@ from pose_server.track_signal import TrackSignal
 
 VIEWS = {"front": 0.0, "three-quarter": 45.0, "side": 90.0}
 LIFTERS = {"learned": LearnedLifter, "geometric": Lifter,
-           # the learned lifter with its limb joints moved part of the way onto their bone lengths along the rays
-           "learned-fit50": partial(LearnedLifter, bone_fit=0.5),
+           # the learned lifter without / with more of its limb fit (bone_fit 0.5 by default)
+           "learned-nofit": partial(LearnedLifter, bone_fit=0.0),
            "learned-fit75": partial(LearnedLifter, bone_fit=0.75)}
 IMAGE = (1280, 720)
 FLIP = SKELETONS["coco17"].flip_indices()
@@ -350,9 +350,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="*", type=Path, help="mocap files, folders or MANIFEST.csv")
     ap.add_argument("--bvh", nargs="+", type=Path, default=[], help="(older spelling of the inputs)")
-    ap.add_argument("--lifter", nargs="+", default=["learned"], choices=[*LIFTERS, "candidate", "candidate-fit50"])
+    ap.add_argument("--lifter", nargs="+", default=["learned"], choices=[*LIFTERS, "candidate", "candidate-nofit"])
     ap.add_argument("--candidate", type=Path,
-                    help="other temporal lifter weights (.npz): adds lifters 'candidate' and 'candidate-fit50'")
+                    help="other temporal lifter weights (.npz): adds lifters 'candidate' and 'candidate-nofit'")
     ap.add_argument("--fps", type=float, default=30.0, help="resample the mocap to this frame rate")
     ap.add_argument("--clip-fps", type=float, help="the clips' true frame rate when no manifest says it (AMC)")
     ap.add_argument("--noise", nargs="+", type=float, default=[0, 3, 5], help="pixel noise levels (sigma)")
@@ -377,7 +377,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.candidate:
         LIFTERS["candidate"] = partial(LearnedLifter, model=args.candidate)
-        LIFTERS["candidate-fit50"] = partial(LearnedLifter, model=args.candidate, bone_fit=0.5)
+        LIFTERS["candidate-nofit"] = partial(LearnedLifter, model=args.candidate, bone_fit=0.0)
     elif any(name.startswith("candidate") for name in args.lifter):
         ap.error("--lifter candidate needs --candidate WEIGHTS.npz")
     paths = find_clips([*args.inputs, *args.bvh])
