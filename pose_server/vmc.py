@@ -14,7 +14,13 @@ humanoid whose bones all have the world's orientation at rest, the "normalised" 
 receivers animate: a bone's rotation is ``D[parent]^-1 D[bone]``, where ``D`` is how far the bone has turned
 from the T-pose in the world. Our own rest pose (``skeleton3d.REST_JOINTS``) is that T-pose, so
 ``D[b] = W[b] R[b]^T`` with ``W`` from ``ik.forward_rotations``. Humanoid bones we do not solve (chest,
-shoulders, hands, feet) are sent at rest under their parent, so every receiver ends in the same pose.
+shoulders, feet; hands without a v4 ``hands`` field) are sent at rest under their parent, so every receiver
+ends in the same pose.
+
+A person with protocol v4 ``hands`` also turns the Hand bones (the palm's world delta) and sends Unity's 30
+finger bones (Left/Right Thumb, Index, Middle, Ring, Little x Proximal, Intermediate, Distal): a finger bone's
+turn from its parent is its pose rotation under its canonical rest frame (docs/protocol.md, "Hands"),
+``F q F^T``, converted like the body's; a hand that is null is sent at rest.
 
 Only the Hips carry a moving position (the pelvis, relative to a root that stays at the origin); the other
 bones' positions are the T-pose skeleton's offsets scaled to the performer's height, which receivers with
@@ -33,13 +39,18 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from scipy.spatial.transform import Rotation
 
+from .hands.model import BASE_REST, FINGERS, MIRROR, mirrored
+from .hands.model import forward as hand_forward
+from .hands.tracker import REST_FRAMES as PALM_REST
+from .hands.tracker import SIDES
 from .ik import forward_rotations, solve_rotations
 from .lift.skeleton3d import CANONICAL_BONES, REST_HEIGHT, REST_JOINTS, REST_ROTATIONS, J, derived_points
 from .udp import UdpSender
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_PORT", "UNITY_FROM_WORLD", "UNITY_BONES", "VmcSender", "vmc_messages", "tpose_offsets"]
+__all__ = ["DEFAULT_PORT", "UNITY_FROM_WORLD", "UNITY_BONES", "UNITY_FINGER_BONES", "VmcSender", "vmc_messages",
+           "tpose_offsets"]
 
 DEFAULT_PORT = 39539  # the port VMC receivers listen on by default
 # Our world (right-handed, Z up, facing -Y, left = +X) -> Unity (left-handed, Y up, facing +Z, left = -X).
@@ -68,6 +79,16 @@ UNITY_BONES: tuple[tuple[str, str | None, str | None, str], ...] = (
     ("RightLowerLeg", "RightUpperLeg", "shin.R", "r_knee"),
     ("RightFoot", "RightLowerLeg", None, "r_ankle"),
 )  # fmt: skip
+_SIDE_NAMES = {"L": "Left", "R": "Right"}
+_UNITY_FINGERS = {"thumb": "Thumb", "index": "Index", "middle": "Middle", "ring": "Ring", "pinky": "Little"}
+_PHALANGES = ("Proximal", "Intermediate", "Distal")
+# (Unity finger bone, Unity parent, side, finger index, joint 0-2): the hand's quaternion 1 + 3 * finger + joint
+UNITY_FINGER_BONES: tuple[tuple[str, str, str, int, int], ...] = tuple(
+    (f"{_SIDE_NAMES[s]}{_UNITY_FINGERS[f]}{_PHALANGES[j]}",
+     f"{_SIDE_NAMES[s]}Hand" if j == 0 else f"{_SIDE_NAMES[s]}{_UNITY_FINGERS[f]}{_PHALANGES[j - 1]}", s, k, j)
+    for s in SIDES for k, f in enumerate(FINGERS) for j in range(3))
+# Rest frame (world) of each finger's bones: the palm's, the thumb turned out of it (hands.model.BASE_REST).
+_FINGER_REST = {s: [PALM_REST[s] @ mirrored(s, BASE_REST[k]) for k in range(len(FINGERS))] for s in SIDES}
 _B = {b: i for i, b in enumerate(CANONICAL_BONES)}
 _REST = np.array([REST_ROTATIONS[b] for b in CANONICAL_BONES])
 _UNITY_INDEX = {name: i for i, (name, *_rest) in enumerate(UNITY_BONES)}
@@ -82,28 +103,67 @@ def _heads(joints: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def tpose_offsets(height: float = REST_HEIGHT) -> np.ndarray:
-    """(len(UNITY_BONES), 3) local positions of the Unity bones (Unity frame) on the T-pose of a performer
-    ``height`` metres tall; the Hips row is the pelvis above the root."""
-    heads = _heads(REST_JOINTS * (height / REST_HEIGHT))
-    out = np.zeros((len(UNITY_BONES), 3))
+    """(len(UNITY_BONES) + len(UNITY_FINGER_BONES), 3) local positions of the Unity bones, then of the finger
+    bones (Unity frame), on the T-pose of a performer ``height`` metres tall (the canonical hand scaled with
+    the body); the Hips row is the pelvis above the root."""
+    scale = height / REST_HEIGHT
+    heads = _heads(REST_JOINTS * scale)
+    out = np.zeros((len(UNITY_BONES) + len(UNITY_FINGER_BONES), 3))
     for i, (_name, parent, _ours, at) in enumerate(UNITY_BONES):
         base = heads[UNITY_BONES[_UNITY_INDEX[parent]][3]] if parent else np.zeros(3)
         out[i] = UNITY_FROM_WORLD @ (heads[at] - base)
+    points, _frames = hand_forward(np.zeros(4 * len(FINGERS)), scale)  # left-hand coordinates, rest hand
+    for i, (_name, _parent, side, k, j) in enumerate(UNITY_FINGER_BONES, start=len(UNITY_BONES)):
+        step = points[1 + 4 * k] if j == 0 else points[1 + 4 * k + j] - points[4 * k + j]  # from the parent's head
+        out[i] = UNITY_FROM_WORLD @ PALM_REST[side] @ (MIRROR @ step if side == "R" else step)
     return out
+
+
+def unity_turns(quats: np.ndarray) -> np.ndarray:
+    """(12, 4) protocol v2 quaternions [w, x, y, z] -> (len(UNITY_BONES), 3, 3) each Unity bone's turn from the
+    T-pose, Unity frame."""
+    world = forward_rotations(np.asarray(quats, dtype=np.float64))
+    turn = world @ np.transpose(_REST, (0, 2, 1))  # D[b] = W[b] R[b]^T: the turn from the T-pose, world frame
+    d_unity = np.zeros((len(UNITY_BONES), 3, 3))
+    for i, (_name, parent, ours, _at) in enumerate(UNITY_BONES):
+        d_parent = d_unity[_UNITY_INDEX[parent]] if parent else np.eye(3)
+        d_unity[i] = UNITY_FROM_WORLD @ turn[_B[ours]] @ UNITY_FROM_WORLD.T if ours else d_parent
+    return d_unity
+
+
+def _local(d_unity: np.ndarray) -> np.ndarray:
+    """Local rotations D[parent]^T D[bone] of the Unity bones, (len(UNITY_BONES), 3, 3)."""
+    parents = [_UNITY_INDEX[parent] if parent else None for _name, parent, *_rest in UNITY_BONES]
+    return np.stack([d_unity[p].T @ d if p is not None else d for p, d in zip(parents, d_unity, strict=True)])
 
 
 def unity_local_rotations(quats: np.ndarray) -> np.ndarray:
     """(12, 4) protocol v2 quaternions [w, x, y, z] -> (len(UNITY_BONES), 4) local Unity rotations [x, y, z, w]."""
-    world = forward_rotations(np.asarray(quats, dtype=np.float64))
-    turn = world @ np.transpose(_REST, (0, 2, 1))  # D[b] = W[b] R[b]^T: the turn from the T-pose, world frame
-    d_unity: list[np.ndarray] = []
-    local = np.zeros((len(UNITY_BONES), 3, 3))
-    for i, (_name, parent, ours, _at) in enumerate(UNITY_BONES):
-        d_parent = d_unity[_UNITY_INDEX[parent]] if parent else np.eye(3)
-        d = UNITY_FROM_WORLD @ turn[_B[ours]] @ UNITY_FROM_WORLD.T if ours else d_parent
-        d_unity.append(d)
-        local[i] = d_parent.T @ d
-    return Rotation.from_matrix(local).as_quat()  # scipy's order is Unity's: x, y, z, w
+    return Rotation.from_matrix(_local(unity_turns(quats))).as_quat()  # scipy's order is Unity's: x, y, z, w
+
+
+def _matrix(q: Sequence[float]) -> np.ndarray:
+    w, x, y, z = q
+    return Rotation.from_quat([x, y, z, w]).as_matrix()  # normalises
+
+
+def unity_hand_rotations(hands: Sequence, quats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A v4 ``hands`` field ([left, right], each 16 quaternions [w, x, y, z] or null) and the body's v2
+    quaternions -> (the whole (len(UNITY_BONES), 4) local rotations with the Hand bones turned as the palms,
+    (len(UNITY_FINGER_BONES), 4) local finger rotations), Unity [x, y, z, w]."""
+    turns = unity_turns(quats)
+    fingers = np.tile(np.eye(3), (len(UNITY_FINGER_BONES), 1, 1))
+    for s, side in enumerate(SIDES):
+        hand = hands[s] if s < len(hands) else None
+        if not hand:
+            continue
+        i = _UNITY_INDEX[f"{_SIDE_NAMES[side]}Hand"]
+        turns[i] = UNITY_FROM_WORLD @ _matrix(hand[0]) @ UNITY_FROM_WORLD.T  # the palm's world delta
+        for row, (_name, _parent, bone_side, k, j) in enumerate(UNITY_FINGER_BONES):
+            if bone_side == side:
+                rest = _FINGER_REST[side][k]
+                fingers[row] = UNITY_FROM_WORLD @ rest @ _matrix(hand[1 + 3 * k + j]) @ rest.T @ UNITY_FROM_WORLD.T
+    return Rotation.from_matrix(_local(turns)).as_quat(), Rotation.from_matrix(fingers).as_quat()
 
 
 def _message(address: str, *args: tuple[str, object]) -> OscMessage:
@@ -131,10 +191,17 @@ def vmc_messages(person: dict | None, t: float, offsets: np.ndarray) -> list[Osc
         return msgs
     msgs.append(_pose_message("/VMC/Ext/Root/Pos", "root", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)))
     pelvis = derived_points(np.asarray(person["joints_3d"], dtype=np.float64))["pelvis"]
-    local_q = unity_local_rotations(np.asarray(rotations))
+    hands = person.get("hands")
+    if hands is None:
+        local_q, finger_q = unity_local_rotations(np.asarray(rotations)), None
+    else:
+        local_q, finger_q = unity_hand_rotations(hands, np.asarray(rotations))
     for i, (name, *_rest) in enumerate(UNITY_BONES):
         p = UNITY_FROM_WORLD @ pelvis if i == 0 else offsets[i]
         msgs.append(_pose_message("/VMC/Ext/Bone/Pos", name, p, local_q[i]))
+    if finger_q is not None:
+        for i, (name, *_rest) in enumerate(UNITY_FINGER_BONES):
+            msgs.append(_pose_message("/VMC/Ext/Bone/Pos", name, offsets[len(UNITY_BONES) + i], finger_q[i]))
     return msgs
 
 

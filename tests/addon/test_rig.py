@@ -210,26 +210,46 @@ def test_create_capture_rig_operator_sizes_from_last_person(scene):
     assert [e.target for e in scene.vitpose_mocap.rig.bone_map][:2] == ["hips", "spine"]
 
 
+def glb_json(path) -> dict:
+    """The JSON chunk of a .glb file."""
+    import json
+    import struct
+
+    data = path.read_bytes()
+    assert data[:4] == b"glTF"
+    (length,) = struct.unpack("<I", data[12:16])
+    return json.loads(data[20:20 + length])
+
+
+def skin_joints(gltf: dict) -> set[str]:
+    return {gltf["nodes"][i]["name"] for i in gltf["skins"][0]["joints"]}
+
+
 @pytest.mark.bpy42
 def test_export_default_model_writes_a_skinned_glb(scene, tmp_path):
     import importlib.util
-    import json
-    import struct
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "scripts" / "export_default_model.py"
     spec = importlib.util.spec_from_file_location("export_default_model", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = module.export(tmp_path / "model.glb")
-    data = out.read_bytes()
-    assert data[:4] == b"glTF"
-    (length,) = struct.unpack("<I", data[12:16])
-    gltf = json.loads(data[20:20 + length])
-    joints = {gltf["nodes"][i]["name"] for i in gltf["skins"][0]["joints"]}
+    gltf = glb_json(module.export(tmp_path / "model.glb"))
+    joints = skin_joints(gltf)
     assert joints == set(rt.RIG_BONES) | set(hands.HAND_SLOTS)
     assert len(gltf["meshes"]) == 1
     assert not any("pole" in n.get("name", "") for n in gltf["nodes"])  # IK empties stay out
+
+
+@pytest.mark.bpy42
+def test_the_shipped_default_model_is_the_current_capture_rig(scene):
+    """resources/models/default_model.glb is the capture rig (README): regenerate it with
+    scripts/export_default_model.py when the rig's bones change."""
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "resources" / "models" / "default_model.glb"
+    obj = rig.create_capture_rig(bpy.context, with_mesh=False)
+    assert skin_joints(glb_json(shipped)) == {b.name for b in obj.data.bones}
 
 
 @pytest.mark.bpy42

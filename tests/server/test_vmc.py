@@ -33,6 +33,13 @@ UNITY_PARENT = {
     "LeftLowerLeg": "LeftUpperLeg", "LeftFoot": "LeftLowerLeg", "LeftToes": "LeftFoot", "RightUpperLeg": "Hips",
     "RightLowerLeg": "RightUpperLeg", "RightFoot": "RightLowerLeg", "RightToes": "RightFoot",
 }  # fmt: skip
+# Unity's finger bones: Proximal under the Hand, Intermediate under Proximal, Distal under Intermediate.
+UNITY_FINGERS = ("Thumb", "Index", "Middle", "Ring", "Little")
+PHALANGES = ("Proximal", "Intermediate", "Distal")
+for _side in ("Left", "Right"):
+    for _f in UNITY_FINGERS:
+        for _j, _p in enumerate(PHALANGES):
+            UNITY_PARENT[f"{_side}{_f}{_p}"] = f"{_side}Hand" if _j == 0 else f"{_side}{_f}{PHALANGES[_j - 1]}"
 ENDS = {"LeftHand": "l_wrist", "RightHand": "r_wrist", "LeftFoot": "l_ankle", "RightFoot": "r_ankle"}
 HEIGHT = 1.62
 
@@ -257,3 +264,48 @@ def test_vmc_targets_change_live(receiver, tmp_path):
         assert p.status()["vmc"] == []
     finally:
         p.stop()
+
+
+def test_v4_hands_turn_the_unity_hand_and_finger_bones(receiver):
+    """A v4 person with hands (random palm orientations, finger angles within the model's limits): rebuilt by
+    Unity's FK from what arrives, every finger joint lies where the hand model puts it (within 1 mm); a null
+    hand arrives at rest; a person without `hands` sends no finger bones."""
+    from pose_server.hands.model import HIGH, LOW, MIRROR, forward
+    from pose_server.hands.tracker import hand_quaternions
+
+    joints, quats = walk(seconds=0.1, fps=30.0, height=HEIGHT, turn_deg_s=40.0)
+    rng = np.random.default_rng(5)
+    angles = {s: rng.uniform(LOW, HIGH) for s in "LR"}
+    palms = {s: Rotation.random(random_state=i).as_matrix() for i, s in enumerate("LR")}
+    hands = [hand_quaternions(s, palms[s], angles[s]).round(3).tolist() for s in "LR"]
+    vmc = VmcSender([receiver.target], height=HEIGHT)
+    for i, field in enumerate((hands, [hands[0], None], None)):
+        p = packet(i, joints[i], quats[i])
+        if field is not None:
+            p["people"][1]["hands"] = field
+        vmc.send_packet(p)
+    receiver.wait_for(3)
+    vmc.close()
+    both, left_only, body_only = (check_frame(f) for f in receiver.frames())
+    fingers = {name for name in UNITY_PARENT if name.endswith(PHALANGES)}
+    assert set(both) >= fingers and set(left_only) >= fingers and not set(body_only) & fingers
+    got = rebuild(both)
+    scale = HEIGHT / REST_HEIGHT
+    worst = 0.0
+    for s, side in (("L", "Left"), ("R", "Right")):
+        points, _frames = forward(angles[s], scale)  # left-hand coordinates: x to the little finger, y along the palm
+        flip = MIRROR if s == "R" else np.eye(3)
+        for k, finger in enumerate(UNITY_FINGERS):
+            for j, phalanx in enumerate(PHALANGES):
+                want = palms[s] @ flip @ points[1 + 4 * k + j]
+                offset = unity_to_world(got[f"{side}{finger}{phalanx}"] - got[f"{side}Hand"])
+                worst = max(worst, float(np.linalg.norm(offset - want)))
+    assert worst < 0.001, f"finger joints off by up to {worst * 1000:.2f} mm"
+    pelvis = 0.5 * (joints[0][J["l_hip"]] + joints[0][J["r_hip"]])
+    wrist = fk_joints(quats[0], pelvis=pelvis, joints_rest=REST_JOINTS * scale)[J["l_wrist"]]
+    assert np.linalg.norm(unity_to_world(got["LeftHand"]) - wrist) < 0.02
+    # The null right hand: at rest under the lower arm, fingers straight.
+    for name, (_pos, q) in left_only.items():
+        if name.startswith("Right") and (name == "RightHand" or name in fingers):
+            assert np.allclose(q, [0, 0, 0, 1], atol=1e-6), name
+    assert not np.allclose(left_only["LeftIndexIntermediate"][1], [0, 0, 0, 1], atol=1e-3)
