@@ -5,8 +5,9 @@ rig's FK finger controls and, through Rigify's own constraints, its deform finge
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
-import addon_utils
 import bpy
 import pytest
 from mathutils import Matrix, Quaternion
@@ -17,19 +18,32 @@ from .test_hands import FIXTURE, assert_hands_follow_the_fixture, hand_packet, r
 from .test_retarget import use_preset
 from .test_rig import evaluated
 
+# Generated in a child process of the same Python, which leaves with os._exit: after `pose.rigify_generate`, bpy
+# 4.5's module deadlocks in its exit handlers (a condition variable destroyed under a waiting thread), which would
+# hang the test run after every test has passed.
+_GENERATE = """
+import os, sys
+import bpy
+import addon_utils  # (importable once bpy is)
+bpy.ops.wm.read_factory_settings(use_empty=True)
+addon_utils.enable("rigify", default_set=True)
+bpy.ops.object.armature_human_metarig_add()
+metarig = bpy.context.object
+assert bpy.ops.pose.rigify_generate() == {"FINISHED"}
+rig = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o is not metarig)
+bpy.ops.wm.save_as_mainfile(filepath=sys.argv[1], copy=True)
+print(rig.name, flush=True)
+os._exit(0)
+"""
+
 
 @pytest.fixture(scope="module")
 def generated_blend(addon, tmp_path_factory):
     """Rigify's human metarig generated once per module (several seconds) and saved; tests load the rig back."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon_utils.enable("rigify", default_set=True)
-    bpy.ops.object.armature_human_metarig_add()
-    metarig = bpy.context.object
-    assert bpy.ops.pose.rigify_generate() == {"FINISHED"}
-    rig = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o is not metarig)
     path = tmp_path_factory.mktemp("rigify") / "generated.blend"
-    bpy.data.libraries.write(str(path), {rig})
-    return path, rig.name
+    done = subprocess.run([sys.executable, "-c", _GENERATE, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and path.is_file(), done.stderr[-2000:]
+    return path, done.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture
