@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.e2e.fbx_import import imported_keys
 
 from .packets import make_packet
 
 pytestmark = pytest.mark.bpy42
 SESSION = ROOT / "tests" / "addon" / "data" / "tiny_demo_session.jsonl"
-FBX_KEYS = ROOT / "tests" / "e2e" / "fbx_keys.py"
 DUO_PACKETS, LATE = 45, 10
 BONES = ["hips", "spine", "neck", "head", "upper_arm.L", "forearm.L", "upper_arm.R", "forearm.R",
          "thigh.L", "shin.L", "thigh.R", "shin.R"]
@@ -101,14 +101,6 @@ def duo(tmp_path_factory):
     return out, sent, summary
 
 
-def fbx_keys(python: str, path: str, frames: list[int]) -> dict:
-    proc = subprocess.run([python, str(FBX_KEYS), path, *map(str, frames)], capture_output=True, text=True,
-                          timeout=300)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("KEYS ")), None)
-    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return json.loads(line[5:])
-
-
 def test_every_packet_of_the_session_reaches_the_take(demo):
     _, sent, summary = demo
     assert sent == 45
@@ -141,7 +133,7 @@ def test_the_fbx_imports_with_keys_on_every_frame(demo, importer):
     _, _, summary = demo
     start, end = summary["frame_start"], summary["frame_end"]
     python = sys.executable if importer == "this Blender" else bpy42_python()
-    keys = fbx_keys(python, summary["files"]["fbx"], [start, (start + end) // 2, end])
+    keys = imported_keys(summary["files"]["fbx"], [start, (start + end) // 2, end], python)
     if importer != "this Blender":
         assert keys["version"].startswith("4.2")
     for bone in BONES:
@@ -154,8 +146,8 @@ def test_blender_4_2_shows_the_pose_this_blender_exported(demo):
     _, _, summary = demo
     start, end = summary["frame_start"], summary["frame_end"]
     frames = [start, (start + end) // 2, end]
-    here = fbx_keys(sys.executable, summary["files"]["fbx"], frames)
-    old = fbx_keys(bpy42_python(), summary["files"]["fbx"], frames)
+    here = imported_keys(summary["files"]["fbx"], frames)
+    old = imported_keys(summary["files"]["fbx"], frames, bpy42_python())
     for frame in map(str, frames):
         for bone in BONES:
             assert old["heads"][frame][bone] == pytest.approx(here["heads"][frame][bone], abs=1e-3), (frame, bone)
@@ -179,7 +171,7 @@ def test_two_performers_give_two_animated_armatures_in_one_fbx_and_a_bvh_each(du
         assert Path(p["bvh"]).name == f"demo_{p['label']}.bvh"
         assert int(bvh.split("Frames:", 1)[1].split()[0]) == p["frames"]
     assert Path(summary["files"]["preview"]).stat().st_size > 0  # the preview frames both performers
-    keys = fbx_keys(sys.executable, summary["files"]["fbx"], [])
+    keys = imported_keys(summary["files"]["fbx"])
     armatures = keys["armatures"]
     assert sorted(armatures) == ["Performer 0", "Performer 1"]
     for p in (p0, p1):

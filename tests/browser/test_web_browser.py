@@ -27,6 +27,7 @@ from tests.browser.test_panel_browser import CHROMIUM, CHROMIUM_ARGS, open_brows
 from tests.conftest import stop_process
 from tests.control.live import free_port
 from tests.e2e.clips import demo_clip
+from tests.e2e.fbx_import import imported_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 30
@@ -97,11 +98,7 @@ def test_upload_convert_and_download_an_fbx_blender_imports(web, tmp_path):
     fbx = tmp_path / "downloaded.fbx"
     with urllib.request.urlopen(next(h for h in links if h.endswith(".fbx")), timeout=30) as r:
         fbx.write_bytes(r.read())
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "e2e" / "fbx_keys.py"), str(fbx)],
-                          capture_output=True, text=True, timeout=300)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("KEYS ")), None)
-    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
-    keys = json.loads(line[5:])
+    keys = imported_keys(fbx)
     for bone in ("hips", "forearm.L", "shin.R"):
         assert len(keys["frames"].get(bone, [])) >= FRAMES - 2, bone
     assert shot.stat().st_size > 20_000

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.clips import demo_clip
+from tests.e2e.fbx_import import imported_keys
 
 FRAMES = 30
 CHECK_GLB_AND_BLEND = """
@@ -62,11 +63,7 @@ def test_every_output_is_written(converted):
 
 def test_fbx_imports_in_blender_with_keys_on_every_bone_and_frame(converted):
     out, _ = converted
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "e2e" / "fbx_keys.py"), str(out / "take.fbx")],
-                          capture_output=True, text=True, timeout=300)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("KEYS ")), None)
-    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
-    keys = json.loads(line[5:])
+    keys = imported_keys(out / "take.fbx")
     for bone in ["hips", "spine", "neck", "head", "upper_arm.L", "forearm.L", "upper_arm.R", "forearm.R",
                  "thigh.L", "shin.L", "thigh.R", "shin.R"]:
         frames = set(keys["frames"].get(bone, []))
