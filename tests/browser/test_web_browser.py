@@ -3,14 +3,13 @@ convert it with a tiny random-weight ViTPose, download the FBX the page offers a
 Blender; cancel a running job; take a webcam snapshot (Chromium's fake camera playing a frame of the clip).
 Two users at once and the model chooser go through Gradio's own client against the same real server.
 
-Set UPDATE_WEB_SCREENSHOT=1 to refresh docs/images/web.png (the README's picture).
+The README's picture docs/images/web.png comes from scripts/screenshot_web.py (a real model), not from here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -102,8 +101,6 @@ def test_upload_convert_and_download_an_fbx_blender_imports(web, tmp_path):
     for bone in ("hips", "forearm.L", "shin.R"):
         assert len(keys["frames"].get(bone, [])) >= FRAMES - 2, bone
     assert shot.stat().st_size > 20_000
-    if os.environ.get("UPDATE_WEB_SCREENSHOT"):
-        shutil.copy(shot, ROOT / "docs/images/web.png")
 
 
 def test_uploads_over_the_limit_are_refused(web, tmp_path):
