@@ -71,6 +71,11 @@ class RigSettings(bpy.types.PropertyGroup):
                             description="Keep the root over its place (no horizontal travel); height still follows")
     lock_legs: BoolProperty(name="Lock legs", default=False, update=_bump,
                             description="Legs stay in their rest pose relative to the hips")
+    plant_feet: BoolProperty(name="Plant feet", default=True, update=_bump,
+                             description="While a foot is on the floor, bend a mapped armature's leg so its foot "
+                                         "stays where the performer's is (under the armature's own hips); off: "
+                                         "the legs copy the performer's rotations exactly, and legs of other "
+                                         "proportions slide")
     location_scale: FloatProperty(name="Location scale", default=1.0, min=0.001, soft_max=100.0, update=_bump,
                                   description="Metres of the performer to armature units; Calibrate sets it from "
                                               "the target's hip height")

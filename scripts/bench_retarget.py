@@ -379,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=30.0, help="stream rate: the clip is subsampled to it")
     parser.add_argument("--frames", type=int, default=0, help="use only the first N streamed frames (0: all)")
     parser.add_argument("--out", type=Path, help="where the FBX/BVH takes go (default: a temporary folder)")
+    parser.add_argument("--only", nargs="+", metavar="SETUP", help="run only these set-ups (names as in the table)")
     args = parser.parse_args(argv)
     if not args.bvh.is_file():
         raise SystemExit(f"{args.bvh}: no such BVH file; pass e.g. --bvh ../shared/mocap/cmu_131_01_walk_scaled.bvh")
@@ -417,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
         ("real metarig", real_metarig, None, "DIRECT", False, False, True),
         ("real meta IK", real_metarig, None, "IK", False, False, True),
     ]
+    if args.only:
+        unknown = set(args.only) - {s[0] for s in setups}
+        if unknown:
+            raise SystemExit(f"unknown set-up(s) {sorted(unknown)}; choose from {[s[0] for s in setups]}")
+        setups = [s for s in setups if s[0] in args.only]
     blender_addon.register()
     rows, trips = [], []
     wall0, cpu0 = time.perf_counter(), time.process_time()

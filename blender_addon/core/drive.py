@@ -294,17 +294,32 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
     if joints is not None:
         shift = _masked_shift(joints, cached.rest_pelvis, rig_settings) if rig_settings.lock_root else Vector()
         points[bonemaps.ROOT_SLOT] = to_arm @ (rt.mid(joints, (rt.HIP_L, rt.HIP_R)) + shift)
+        linear = to_arm.to_3x3()
+        # Feet go under the target's own hips: the performer's ankles, moved out by the difference in hip width (a
+        # leg of the same proportions on wider hips is then not bent inwards to reach them).
+        widen = _stance_widening(linear @ (joints[rt.HIP_L] - joints[rt.HIP_R]), cached.solver.half_hips)
+        feet = {rt.ANKLE_L: to_arm @ (joints[rt.ANKLE_L] + shift) + widen,
+                rt.ANKLE_R: to_arm @ (joints[rt.ANKLE_R] + shift) - widen}
         if ik:
             for slot, index in rt.EFFECTOR_JOINTS.items():
                 if slot in cached.slots:
-                    points[slot] = to_arm @ (joints[index] + shift)
-        neck_base = rt.mid(joints, (rt.SHOULDER_L, rt.SHOULDER_R))
-        linear = to_arm.to_3x3()
-        aims = {slot: linear @ (joints[joint] - neck_base) for slot, (_arm, joint) in rt.AIM_SLOTS.items()}
-        if ik:  # the IK rig plants the target's own feet on the (scaled) ankles while they are on the floor
+                    points[slot] = feet[index] if index in feet else to_arm @ (joints[index] + shift)
+        if rig_settings.plant_feet and not cached.capture:  # the legs bend to keep the target's own feet there
+            # while they are on the floor (the capture rig's legs are the performer's: nothing to make up for)
             low = min(joints[ankle].z for _shin, ankle in rt.REACH_SLOTS.values())
             cached.floor = low if cached.floor is None else min(cached.floor, low)
-            reach = {shin: (to_arm @ (joints[ankle] + shift), rt.plant_weight(joints[ankle].z, cached.floor))
+            reach = {shin: (feet[ankle], rt.plant_weight(joints[ankle].z, cached.floor))
                      for shin, ankle in rt.REACH_SLOTS.values()}
+        neck_base = rt.mid(joints, (rt.SHOULDER_L, rt.SHOULDER_R))
+        aims = {slot: linear @ (joints[joint] - neck_base) for slot, (_arm, joint) in rt.AIM_SLOTS.items()}
     cached.solver.solve(obj.pose, deltas_arm, points, frozenset(skip), aims, reach)
     return deltas
+
+
+def _stance_widening(hip_line: Vector, half_hips: float | None) -> Vector:
+    """Armature-space offset of the left foot (the right one's is its negative) that puts the feet as far apart as
+    the target's thigh heads are wider than the performer's scaled hip joints. hip_line: left minus right hip joint
+    in armature space."""
+    if half_hips is None or hip_line.length < 1e-9:
+        return Vector((0.0, 0.0, 0.0))
+    return hip_line.normalized() * (half_hips - hip_line.length * 0.5)

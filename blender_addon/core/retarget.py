@@ -337,6 +337,10 @@ class TargetSolver:
         # The packet's pelvis is the mid-hip point: a root bone that starts elsewhere (the metarig's, 6 cm below
         # its hip joints) is placed so that its thigh heads, not its own head, land on it.
         root = by_slot.get("hips")
+        # Half the distance between the thigh heads (armature units): IK mode plants the feet under the target's
+        # own hips, not under the performer's.
+        self.half_hips = (bones[by_slot["thigh.L"].name].head_local - bones[by_slot["thigh.R"].name].head_local
+                          ).length * 0.5 if "thigh.L" in by_slot and "thigh.R" in by_slot else None
         if root is not None and root.locate and "thigh.L" in by_slot and "thigh.R" in by_slot:
             mid_hips = (bones[by_slot["thigh.L"].name].head_local + bones[by_slot["thigh.R"].name].head_local) * 0.5
             root.hip_offset = root.rest.translation - mid_hips
@@ -428,10 +432,13 @@ def _reach_turn(rot: Matrix, hip: Vector, ankle: Vector, thigh: float, shin: flo
     dist = min(max(dist, abs(thigh - shin) + 1e-6), thigh + shin - 1e-6)
     cos_hip = min(max((thigh * thigh + dist * dist - shin * shin) / (2 * thigh * dist), -1.0), 1.0)
     current = rot.col[1]
-    # The knee goes where the rotated thigh already points, away from the hip-ankle line; a straight leg
-    # falls back to in front of the body (knees bend forwards).
-    bend = current - line * current.dot(line) + forward * 0.02
-    bend = bend - line * bend.dot(line)
+    # The knee goes where the rotated thigh already points, away from the hip-ankle line (the bend plane is kept
+    # exactly, so a leg of the performer's proportions is not moved); a nearly straight leg (within ~1 degree)
+    # leans towards in front of the body (knees bend forwards).
+    bend = current - line * current.dot(line)
+    if bend.length < 0.02:
+        bend = bend + forward * 0.02
+        bend = bend - line * bend.dot(line)
     if bend.length < _EPS:
         return Quaternion()
     want = line * cos_hip + bend.normalized() * (1.0 - cos_hip * cos_hip) ** 0.5

@@ -32,6 +32,7 @@ def draw_rig_settings(layout: bpy.types.UILayout, context: bpy.types.Context) ->
     row.prop(rig, "upper_body_only", toggle=True)
     row.prop(rig, "lock_root", toggle=True)
     row.prop(rig, "lock_legs", toggle=True)
+    row.prop(rig, "plant_feet", toggle=True)
     row = col.row(align=True)
     row.prop(rig, "hands_only", toggle=True)
     row.prop(rig, "no_fingers", toggle=True)

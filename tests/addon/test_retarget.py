@@ -36,9 +36,13 @@ def a_pose_joints(scale: float) -> list[Vector]:
     return j
 
 
-def mixamo_like(prefix: str = "mixamorig1:") -> bpy.types.Object:
-    """Mixamo names, A-pose, cm units in a Y-up space: object rotated 90 degrees about X and scaled 0.01."""
+def mixamo_like(prefix: str = "mixamorig1:", wider_hips: float = 0.0) -> bpy.types.Object:
+    """Mixamo names, A-pose, cm units in a Y-up space: object rotated 90 degrees about X and scaled 0.01;
+    `wider_hips` moves each leg that far out (metres, before the object's scale)."""
     j = a_pose_joints(MIXAMO_SCALE)
+    for joint, side in ((rt.HIP_L, 1), (rt.KNEE_L, 1), (rt.ANKLE_L, 1), (rt.HIP_R, -1), (rt.KNEE_R, -1),
+                        (rt.ANKLE_R, -1)):
+        j[joint] = j[joint] + Vector((side * wider_hips, 0.0, 0.0))
     pelvis, neck = rt.mid(j, (rt.HIP_L, rt.HIP_R)), rt.mid(j, (rt.SHOULDER_L, rt.SHOULDER_R))
     head = rt.mid(j, (rt.EAR_L, rt.EAR_R))
     up = Vector((0, 0, 0.1))
@@ -126,6 +130,7 @@ def test_metarig_a_pose_calibrated_direct_mode_matches_directions(fresh):
     offsets = {e.canonical: e.offset.angle for e in rig_settings.bone_map}
     assert math.degrees(offsets["upper_arm.L"]) > 20  # the metarig's arms hang below the T-pose
     rig_settings.drive_mode = "DIRECT"
+    rig_settings.plant_feet = False  # exact rotations: planting would bend its legs (of other proportions)
     joints = posed_joints(rig.Proportions(), seed=11)
     drive.apply_person(fresh, obj, *make_packet(joints))
     ev = evaluated(obj)
@@ -435,17 +440,19 @@ def test_clavicles_that_start_in_front_of_the_chest_still_put_the_arms_on_the_sh
 
 
 @pytest.mark.bpy42
-def test_ik_mode_plants_the_feet_of_a_rig_of_other_proportions(fresh):
+@pytest.mark.parametrize("mode", ["IK", "DIRECT"])
+def test_planted_feet_of_a_rig_of_other_proportions(fresh, mode):
     """The Rigify metarig (legs 1.18x the canonical ones, hips 6 cm above its root bone): its thigh heads sit on
-    the scaled pelvis; in IK mode its own legs bend so a foot on the floor lands on the scaled ankle (no sliding
-    feet), while a foot in the air keeps the performer's limb directions exactly as Direct mode does."""
+    the scaled pelvis; with Plant feet (both drive modes) its own legs bend so a foot on the floor lands where the
+    performer's is relative to the hip, scaled (no sliding feet; under the metarig's own hips), while a foot in
+    the air keeps the performer's limb directions exactly, as without Plant feet."""
     obj = metarig()
     use_preset(fresh, obj)
     rig_settings = fresh.vitpose_mocap.rig
     scale = rig_settings.location_scale
     names = {e.canonical: e.target for e in rig_settings.bone_map}
     joints = posed_joints(rig.Proportions(), seed=61, swing=0.5)
-    legs = (("shin.L", rt.ANKLE_L), ("shin.R", rt.ANKLE_R))
+    legs = (("thigh.L", "shin.L", rt.HIP_L, rt.ANKLE_L), ("thigh.R", "shin.R", rt.HIP_R, rt.ANKLE_R))
 
     def pose(points: list[Vector]) -> tuple[list[float], dict[str, Vector]]:
         drive.apply_person(fresh, obj, *make_packet(points))
@@ -453,21 +460,46 @@ def test_ik_mode_plants_the_feet_of_a_rig_of_other_proportions(fresh):
         m = ev.matrix_world
         mid_hips = (m @ ev.pose.bones[names["thigh.L"]].head + m @ ev.pose.bones[names["thigh.R"]].head) / 2
         assert (mid_hips - rt.mid(points, (rt.HIP_L, rt.HIP_R)) * scale).length < 1e-3
-        misses = [(m @ ev.pose.bones[names[shin]].tail - points[ankle] * scale).length for shin, ankle in legs]
+        misses = [(m @ ev.pose.bones[names[shin]].tail - m @ ev.pose.bones[names[thigh]].head
+                   - (points[ankle] - points[hip]) * scale).length for thigh, shin, hip, ankle in legs]
         return misses, {b: bone_dir(ev, names[b]) for b in ("thigh.L", "shin.L", "thigh.R", "shin.R")}
 
     def shifted(dz: float) -> list[Vector]:
         return [p + Vector((0.0, 0.0, dz)) for p in joints]
 
-    rig_settings.drive_mode = "DIRECT"
-    direct_misses, direct_dirs = pose(joints)
-    assert max(direct_misses) > 0.01, direct_misses  # rotations alone cannot: the legs have other proportions
-    rig_settings.drive_mode = "IK"
+    rig_settings.drive_mode = mode
+    rig_settings.plant_feet = False
+    exact_misses, exact_dirs = pose(joints)
+    assert max(exact_misses) > 0.01, exact_misses  # rotations alone cannot: the legs have other proportions
+    rig_settings.plant_feet = True
     pose(shifted(-0.3))  # the floor: 30 cm below the pose
     airborne_misses, airborne_dirs = pose(joints)
-    for bone, d in direct_dirs.items():  # both feet 30 cm up: nothing is bent, the directions are the performer's
+    for bone, d in exact_dirs.items():  # both feet 30 cm up: nothing is bent, the directions are the performer's
         assert math.degrees(d.angle(airborne_dirs[bone])) < 0.05, bone
-    assert airborne_misses == pytest.approx(direct_misses, abs=1e-4)
+    assert airborne_misses == pytest.approx(exact_misses, abs=1e-4)
     planted_misses, _ = pose(shifted(-0.3))  # back on the floor
-    lower = min(range(2), key=lambda side: joints[legs[side][1]].z)
+    lower = min(range(2), key=lambda side: joints[legs[side][3]].z)
     assert planted_misses[lower] < 2e-3, planted_misses  # the foot on the floor lands on the scaled ankle
+
+
+@pytest.mark.bpy42
+def test_planted_feet_go_under_the_targets_own_hips(fresh):
+    """Legs of the performer's proportions (scaled) on hips 4 cm wider each side: a planted foot stays under the
+    armature's own hip instead of being pulled in to the performer's narrower stance, so the leg keeps the
+    performer's direction (bending it inwards cost the standard Mixamo rig 1.1 degrees of limb direction on a
+    walk)."""
+    obj = mixamo_like(wider_hips=0.04)
+    use_preset(fresh, obj)
+    rig_settings = fresh.vitpose_mocap.rig
+    assert rig_settings.plant_feet and rig_settings.drive_mode == "IK"
+    joints = posed_joints(rig.Proportions(), seed=62, swing=0.5)
+    drive.apply_person(fresh, obj, *make_packet(joints))  # the first packet: its lower foot is on the floor
+    ev = evaluated(obj)
+    for bone, a, b in LIMBS:
+        if bone.startswith(("thigh", "shin")):
+            got = bone_dir(ev, f"mixamorig1:{MIXAMO_LIMBS[bone]}")
+            assert math.degrees(got.angle(joints[b] - joints[a])) < 0.1, bone
+    m = ev.matrix_world
+    for side, hip, ankle in (("Left", rt.HIP_L, rt.ANKLE_L), ("Right", rt.HIP_R, rt.ANKLE_R)):
+        foot = m @ ev.pose.bones[f"mixamorig1:{side}Leg"].tail - m @ ev.pose.bones[f"mixamorig1:{side}UpLeg"].head
+        assert (foot - (joints[ankle] - joints[hip]) * MIXAMO_SCALE).length < 1e-3, side
