@@ -170,7 +170,7 @@ class Pipeline(Stages):
             "corrupt_frames": self.source.corrupt if self.source else self._corrupt,
             "detector_runs": self.tracker.detections if self.tracker else 0,
             "lift_failures": self._lift_failures,
-            "stage_ms": {k: round(float(np.mean(list(v))), 1) if v else None
+            "stage_ms": {k: round(float(np.mean(list(v))), 2) if v else None
                          for k, v in self._stage_ms.items()},
             "source": str(cfg.source),
             "source_name": self.source_name,
@@ -339,7 +339,7 @@ class Pipeline(Stages):
         self._frames_read = self._frames_sent = self._dropped = self._corrupt = self._people = 0
         self._lift_failures = 0
         self._stage_ms: dict[str, deque[float]] = {k: deque(maxlen=100)
-                                                   for k in ("detect", "infer", "signal", "lift", "send")}
+                                                   for k in ("detect", "infer", "signal", "lift", "lift_cpu", "send")}
         self._t_start = 0.0
         self._t_log = time.monotonic()
 

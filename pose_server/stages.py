@@ -227,6 +227,7 @@ class Stages:
                 person = sig.person(tid, box, k, s, item.media_t, solve, self._lift_failed, hands)
                 if sig.lift_ms is not None:
                     self._stage_ms["lift"].append(sig.lift_ms)  # per person-frame: the 3D lifter alone
+                    self._stage_ms["lift_cpu"].append(sig.lift_cpu_ms)
                 if self.config.protocol_version < 3:
                     person.pop("contacts", None)  # version 3 added them
                 people.append(person)
