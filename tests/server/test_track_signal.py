@@ -46,3 +46,15 @@ def test_the_performer_height_scales_the_skeleton(lift, nose_share):
     short, tall = lifted_height(1.5, lifter=lift), lifted_height(1.9, lifter=lift)
     assert tall / short == pytest.approx(1.9 / 1.5, rel=0.03)
     assert lifted_height(1.75, lifter=lift) == pytest.approx(1.75 * nose_share, rel=0.08)
+
+
+def test_the_lifters_wall_and_cpu_time_are_measured_per_frame():
+    """pose-server bench reports both: the CPU time of the lifting thread cannot exceed its wall time (nothing else
+    runs on that thread), and a frame that is not lifted leaves neither set."""
+    sig = TrackSignal(PipelineConfig(depth_prior=False), 17, IMAGE, LearnedLifter)
+    assert sig.lift_ms is None and sig.lift_cpu_ms is None
+    joints, _ = walk(seconds=0.5, height=1.75, speed=1.0)
+    cam = PinholeCamera.orbit(IMAGE, np.array([0.0, 0.0, 1.0]), 30.0, distance=6.0, height=1.0)
+    for i, p in enumerate(cam.project(joints)):
+        sig.person(1, np.array([0, 0, *IMAGE], float), p, np.full(17, 0.9), i / 30, None, lambda e: None)
+        assert 0.0 < sig.lift_cpu_ms <= sig.lift_ms + 0.05
