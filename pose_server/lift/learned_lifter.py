@@ -36,6 +36,13 @@ __all__ = ["LearnedLifter"]
 
 _LH, _RH, _LS, _RS = J["l_hip"], J["r_hip"], J["l_shoulder"], J["r_shoulder"]
 _ANKLES = (J["l_ankle"], J["r_ankle"])
+# The planted-foot lock moves the root across the view (X) and vertically always, in depth (Y) only while the root
+# is not travelling in depth: one camera sees where a foot is across the view relative to the pelvis, but hardly in
+# depth, and from the front the network puts a planted foot nearly under the pelvis; locking the depth always froze a
+# performer walking at the camera (0.5 m lifted of 5.5 m walked). Standing or stepping in place, the depth lock
+# still holds the root's depth noise off the feet. Full lock below DEPTH_GATE[0] m/s of depth speed, none above
+# DEPTH_GATE[1]; the add-on pins planted feet on the armature from the packet's contacts in every direction.
+DEPTH_GATE = (0.15, 0.4)
 _LIMB_ROOTS, _LIMB_MIDS, _LIMB_ENDS = (np.array(x) for x in zip(*[(a, b, c) for a, b, c, _ in LIMBS], strict=True))
 
 
@@ -76,6 +83,7 @@ class LearnedLifter:
         smooth: bool = True,
         bone_fit: float = 0.5,
         world: SharedWorld | None = None,
+        depth_gate: tuple[float, float] | None = DEPTH_GATE,
         **_unused: object,
     ) -> None:
         self.image_size, self.focal, self.center = lifter_camera(image_size, focal, hfov_deg, height_m)
@@ -84,6 +92,7 @@ class LearnedLifter:
         self.camera_pitch_deg = camera_pitch_deg
         self.hold_s = float(hold_s)
         self.foot_lock = foot_lock
+        self.depth_gate = depth_gate  # None: the foot lock moves the root in depth whatever its speed
         self.model = load_model(DEFAULT_TEMPORAL_LIFTER if model == "default" else model)
         self._root_params = (root_min_cutoff, depth_min_cutoff)
         self.calib_frames = int(calib_frames)
@@ -131,6 +140,8 @@ class LearnedLifter:
         self._planted = np.zeros(2, dtype=bool)
         self._anchor = np.zeros((2, 3))
         self._offset = np.zeros(3)  # root path correction from the planted feet (world)
+        self._depth_at: tuple[float, float] | None = None  # (pelvis depth, t) of the last frame placed
+        self._depth_speed = 0.0  # m/s, smoothed
         self._floor_samples: list[float] = []
         self.floor: float | None = None
         self.origin: np.ndarray | None = None
@@ -186,7 +197,7 @@ class LearnedLifter:
             rel_w = self._smoother(rel_w, np.ones(17), t)[0]
         rel_w = rigid(rel_w, self._lengths)
         world = rel_w + root @ self._world.T
-        self._last = self._place(world).astype(np.float32)
+        self._last = self._place(world, float(t)).astype(np.float32)
         return self._last
 
     def _fit_lengths(self, rel: np.ndarray) -> None:
@@ -236,7 +247,7 @@ class LearnedLifter:
     def _ankle_height(self) -> float:
         return float(REST_JOINTS[J["l_ankle"], 2] * self.height_m / REST_HEIGHT)
 
-    def _place(self, world: np.ndarray) -> np.ndarray:
+    def _place(self, world: np.ndarray, t: float) -> np.ndarray:
         """Floor, origin and the planted-feet correction of the root path."""
         on = self.contacts > 0.6
         off = self.contacts < 0.4
@@ -250,6 +261,12 @@ class LearnedLifter:
         del self._floor_samples[:-150]
         self.floor = float(np.median(self._floor_samples))
         self.origin = self.world.place(self._key, world[[_LH, _RH], :2].mean(axis=0), self.floor)
+        pelvis_y = float(world[[_LH, _RH], 1].mean())
+        if self._depth_at is not None and t > self._depth_at[1]:  # the measured path's depth speed, smoothed 0.3 s
+            dt = t - self._depth_at[1]
+            speed = (pelvis_y - self._depth_at[0]) / dt
+            self._depth_speed += (speed - self._depth_speed) * (1.0 - np.exp(-dt / 0.3))
+        self._depth_at = (pelvis_y, t)
         out = world - self.origin + self._offset
         ankle_z = ankle_h + self.floor - self.origin[2]  # on this track's floor, in the shared frame
         if self.foot_lock:
@@ -260,8 +277,14 @@ class LearnedLifter:
                     self._anchor[k, 2] = ankle_z
                 if planted[k]:
                     errs.append(self._anchor[k] - out[a])
-            if errs:
+            if errs:  # in depth only while the root is not travelling in depth (DEPTH_GATE says why)
                 err = np.mean(errs, axis=0)
+                if self.depth_gate is not None:
+                    slow, fast = self.depth_gate
+                    free = err[1] * (1.0 - np.clip((fast - abs(self._depth_speed)) / (fast - slow), 0.0, 1.0))
+                    err[1] -= free
+                    # the anchors follow the depth the lock lets through, so stopping does not snap it back
+                    self._anchor[planted, 1] -= free
                 self._offset += err
                 out = out + err
         self._planted = planted

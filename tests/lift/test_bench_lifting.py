@@ -92,6 +92,18 @@ def test_foot_skating_is_ankle_speed_while_planted_and_contacts_are_scored(truth
     assert np.isnan(bench.foot_metrics(pred, None, None, 30.0)["skate"])
 
 
+def test_the_root_path_error_sees_a_frozen_path_that_mpjpe_does_not(truth):
+    assert bench.path_error(truth, truth, 30.0) == pytest.approx(0.0, abs=1e-9)
+    shifted = truth + np.array([5.0, -3.0, 0.2])  # another origin: the paths are compared from their starts
+    assert bench.path_error(shifted, truth, 30.0) == pytest.approx(0.0, abs=1e-6)
+    pelvis = 0.5 * (truth[:, J["l_hip"]] + truth[:, J["r_hip"]])
+    frozen = truth - ((pelvis - pelvis[0]) * np.array([1.0, 1.0, 0.0]))[:, None]  # the same poses, the root held
+    travel = np.linalg.norm(pelvis[:, :2] - pelvis[0, :2], axis=-1)
+    seconds = len(truth) / 30.0
+    assert bench.path_error(frozen, truth, 30.0) == pytest.approx(travel.mean() * 1000 / seconds, rel=1e-6)
+    assert bench.metrics(frozen, truth, [None] * len(truth), 30.0)["mpjpe"] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_azimuths_are_measured_from_where_the_performer_faces(truth):
     assert bench.facing_azimuth(truth) == pytest.approx(0.0, abs=5.0)  # the walker faces -Y
     turned = truth @ np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).T  # 90 deg about Z
