@@ -288,6 +288,8 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
     to_arm, rot = _placement(obj, _location_scale(obj, cached, rig_settings))
     rot_t = rot.transposed()
     deltas_arm = {name: rot_t @ d @ rot for name, d in deltas.items()}
+    if ik:  # IK hand controls turn with the forearms (retarget.EFFECTOR_TURNS); Direct mode leaves them alone
+        deltas_arm |= {slot: deltas_arm[bone] for slot, bone in rt.EFFECTOR_TURNS.items() if bone in deltas_arm}
     points: dict[str, Vector] = {}
     aims: dict[str, Vector] = {}
     reach: dict[str, tuple[Vector, float]] = {}

@@ -55,6 +55,10 @@ HINGES = {"upper_arm.L": ("forearm.L", (0, 0, -1)), "upper_arm.R": ("forearm.R",
           "thigh.L": ("shin.L", (1, 0, 0)), "thigh.R": ("shin.R", (1, 0, 0))}
 # Effector slots a bone map may drive by location (IK controls): slot -> COCO joint.
 EFFECTOR_JOINTS = {"hand.L": WRIST_L, "hand.R": WRIST_R, "foot.L": ANKLE_L, "foot.R": ANKLE_R}
+# An IK hand control mapped in BOTH mode (Rigify's hand_ik) is also turned, in IK mode, as the performer's forearm
+# turns (the hand continues the forearm): without it the IK hand keeps its rest orientation and the wrists of a
+# Rigify rig never turn. effector slot -> the bone whose rotation it takes.
+EFFECTOR_TURNS = {"hand.L": "forearm.L", "hand.R": "forearm.R"}
 # Clavicles are aimed, not only rotated: a target's clavicle rarely starts at the chest's top (Mixamo's and the
 # metarig's start in front of it), so each one is turned until its arm starts on the performer's shoulder line,
 # at the target's own shoulder width. slot -> (upper arm slot, COCO shoulder).
@@ -328,7 +332,7 @@ class TargetSolver:
             if b.name in wanted:
                 slot, mode, offset = wanted[b.name]
                 sb.slot = slot
-                sb.rotate = mode in ("ROTATION", "BOTH") and slot in REST_FRAMES
+                sb.rotate = mode in ("ROTATION", "BOTH") and (slot in REST_FRAMES or slot in EFFECTOR_TURNS)
                 sb.locate = mode in ("LOCATION", "BOTH")
                 sb.offset = Quaternion(offset).normalized().to_matrix()
             index[b.name] = len(self.bones)

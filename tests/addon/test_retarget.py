@@ -181,11 +181,23 @@ def test_rigify_ik_mode_moves_ik_controls_to_the_joints(fresh):
     scale = rig_settings.location_scale
     for bone, joint in (("hand_ik.L", rt.WRIST_L), ("hand_ik.R", rt.WRIST_R), ("foot_ik.L", rt.ANKLE_L)):
         assert (ev.pose.bones[bone].head - joints[joint] * scale).length < 1e-3, bone
-    # Direct mode leaves the IK controls alone.
+    # The IK hands turn as the forearms do (the hand continues the forearm): the same turn from the rest pose as
+    # Direct mode gives the FK forearm, so the wrists of a Rigify rig in IK mode follow the performer's.
+    ik_turns = {s: ev.pose.bones[f"hand_ik.{s}"].matrix.to_3x3() @ obj.data.bones[f"hand_ik.{s}"].matrix_local
+                .to_3x3().inverted() for s in "LR"}
     rig_settings.drive_mode = "DIRECT"
-    before = obj.pose.bones["hand_ik.L"].location.copy()
+    drive.apply_person(fresh, obj, *make_packet(joints))
+    ev = evaluated(obj)
+    for s in "LR":
+        fk_turn = ev.pose.bones[f"forearm_fk.{s}"].matrix.to_3x3() @ obj.data.bones[f"forearm_fk.{s}"].matrix_local \
+            .to_3x3().inverted()
+        assert math.degrees(ik_turns[s].to_quaternion().rotation_difference(fk_turn.to_quaternion()).angle) < 1.0, s
+    assert max(q.to_quaternion().angle for q in ik_turns.values()) > 0.3  # the pose does turn them
+    # Direct mode leaves the IK controls alone.
+    before = obj.pose.bones["hand_ik.L"].location.copy(), obj.pose.bones["hand_ik.L"].rotation_quaternion.copy()
     drive.apply_person(fresh, obj, *make_packet(posed_joints(rig.Proportions(), seed=14)))
-    assert obj.pose.bones["hand_ik.L"].location == before
+    assert obj.pose.bones["hand_ik.L"].location == before[0]
+    assert obj.pose.bones["hand_ik.L"].rotation_quaternion == before[1]
 
 
 @pytest.mark.bpy42

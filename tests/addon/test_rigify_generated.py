@@ -12,11 +12,12 @@ import bpy
 import pytest
 from mathutils import Matrix, Quaternion
 
-from blender_addon.core import bonemaps, drive, hands
+from blender_addon.core import bonemaps, drive, hands, rig
+from blender_addon.core import retarget as rt
 
 from .test_hands import FIXTURE, assert_hands_follow_the_fixture, hand_packet, rest_joints
 from .test_retarget import use_preset
-from .test_rig import evaluated
+from .test_rig import evaluated, make_packet, posed_joints
 
 # Generated in a child process of the same Python, which leaves with os._exit: after `pose.rigify_generate`, bpy
 # 4.5's module deadlocks in its exit handlers (a condition variable destroyed under a waiting thread), which would
@@ -77,8 +78,8 @@ def test_every_bone_of_the_rigify_preset_exists_in_a_generated_rig(generated):
 @pytest.mark.parametrize("mode", ["IK", "DIRECT"])
 def test_detect_and_curl_the_fingers_of_a_generated_rig(scene, generated, mode):
     """Direct mode with the arms switched to FK (IK_FK = 1, as docs/rigging.md says): the palm control turns
-    from the forearm and the finger controls from it. IK mode: Rigify's hand follows `hand_ik`, whose rotation
-    the preset leaves alone, so the fingers are checked from the hand they hang from (DEF-hand)."""
+    from the forearm and the finger controls from it. IK mode: Rigify's hand follows `hand_ik`, which the preset turns
+    with the forearm (a rest-pose forearm here), so the fingers are checked from the hand they hang from (DEF-hand)."""
     assert use_preset(scene, generated) == "rigify"
     mapped = {e.canonical: e.target for e in scene.vitpose_mocap.rig.bone_map}
     assert set(mapped) >= set(hands.HAND_SLOTS)
@@ -107,3 +108,20 @@ def test_detect_and_curl_the_fingers_of_a_generated_rig(scene, generated, mode):
         else:
             errors[s] = math.degrees((ctrl.transposed() @ deform).to_quaternion().angle)
     assert max(errors.values()) < 1.0, {k: round(v, 2) for k, v in errors.items() if v >= 1.0}
+
+
+@pytest.mark.bpy42
+def test_ik_mode_turns_the_hands_with_the_forearms(scene, generated):
+    """In IK mode Rigify's hand follows `hand_ik`; the preset turns it as the performer's forearm turns, so the
+    deform hand continues the performer's forearm (before, it kept its rest orientation whatever the arm did)."""
+    assert use_preset(scene, generated) == "rigify"
+    rig_settings = scene.vitpose_mocap.rig
+    assert rig_settings.drive_mode == "IK"
+    joints = posed_joints(rig.Proportions(), seed=21, swing=0.6)
+    drive.apply_person(scene, generated, *make_packet(joints))
+    ev = evaluated(generated)
+    world = ev.matrix_world.to_3x3().normalized()
+    for s, elbow, wrist in (("L", rt.ELBOW_L, rt.WRIST_L), ("R", rt.ELBOW_R, rt.WRIST_R)):
+        hand_dir = world @ ev.pose.bones[f"DEF-hand.{s}"].matrix.col[1].to_3d()
+        forearm = joints[wrist] - joints[elbow]
+        assert math.degrees(hand_dir.angle(forearm)) < 3.0, s

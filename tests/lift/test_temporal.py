@@ -126,7 +126,8 @@ def test_the_shipped_weights_lift_a_walk_and_pin_its_feet():
 def test_walking_at_or_away_from_the_camera_is_not_frozen_by_the_foot_lock(azimuth):
     """Seen from the front or the back, where a planted foot is in depth relative to the pelvis is what one camera
     sees worst (the network puts it nearly under the pelvis): a lock that moved the root in depth at any speed froze
-    such a walker (depth_gate=None: 0.5-2.4 m lifted of 5.5-6.6 m walked); the gated lock lets the measured path through."""
+    such a walker (depth_gate=None: 0.5-2.4 m lifted of 5.5-6.6 m walked); the gated lock lets the measured path
+    through."""
     pelvis = lambda a: a[:, [J["l_hip"], J["r_hip"]]].mean(1)  # noqa: E731
     travel = lambda a: np.linalg.norm(pelvis(a)[-1, :2] - pelvis(a)[0, :2])  # noqa: E731
     gt, pred, _ = _lift_walk(LearnedLifter(IMAGE), azimuth=azimuth)
