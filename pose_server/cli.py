@@ -213,9 +213,9 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
                "  pose-server convert clip.mp4 -o take.fbx -o take.glb -o take.jsonl -o overlay.mp4 --person all")
     conv.add_argument("video", help="a video file or an image folder")
     conv.add_argument("-o", "--output", action="append", required=True, metavar="FILE",
-                      help="output, repeatable: .fbx .bvh (one file per performer when there are several), .glb "
-                           ".blend (every performer), .jsonl (pose packets, for the add-on or `replay`), "
-                           ".mp4 (overlay)")
+                      help="output, repeatable: .fbx .glb .blend (every performer in one file, an armature "
+                           "each), .bvh (one skeleton a file: take_person3.bvh, ... when there are several), "
+                           ".jsonl (pose packets, for the add-on or `replay`), .mp4 (overlay)")
     conv.add_argument("--person", default="all", metavar="ID|all", help="one track id, or every performer")
     conv.add_argument("--max-frames", type=int, default=None, help="convert only the first N frames")
     _model_args(conv)

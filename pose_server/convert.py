@@ -11,7 +11,8 @@ too, so every smoothing step here is two-sided and adds no lag:
        import and exporters, `scripts/convert_blender.py`) -> .fbx / .bvh / .glb / .blend
     -> overlay .mp4 (the smoothed keypoints drawn on the video)
 
-One armature per performer (`--person all`, the default) or one track id.
+One armature per performer (`--person all`, the default) or one track id; .fbx, .glb and .blend hold every
+performer in one file, .bvh (one skeleton a file) is written per performer when there are several.
 """
 
 from __future__ import annotations

@@ -192,7 +192,9 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
                                         elem_id="snapshot")
                 choices = model_choices(defaults.checkpoint, defaults.model)
                 model = gr.Dropdown(choices, value=STARTED, label="model", elem_id="model")
-                formats = gr.CheckboxGroup(list(FORMATS), value=["fbx", "glb"], label="downloads")
+                formats = gr.CheckboxGroup(list(FORMATS), value=["fbx", "glb"], label="downloads",
+                                           info="fbx, glb, blend: every performer in one file (an armature each); "
+                                                "bvh: one file per performer")
                 person = gr.Textbox("all", label="performer: a track id or 'all'")
                 height = gr.Slider(0.6, 2.4, value=1.75, step=0.01, label="performer height (m)")
                 smooth_2d = gr.Slider(0.0, 0.3, value=SMOOTH_2D, step=0.01, label="2D smoothing sigma (s), two-sided",
