@@ -213,9 +213,9 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
                "  pose-server convert clip.mp4 -o take.fbx -o take.glb -o take.jsonl -o overlay.mp4 --person all")
     conv.add_argument("video", help="a video file or an image folder")
     conv.add_argument("-o", "--output", action="append", required=True, metavar="FILE",
-                      help="output, repeatable: .fbx .bvh (one file per performer when there are several), .glb "
-                           ".blend (every performer), .jsonl (pose packets, for the add-on or `replay`), "
-                           ".mp4 (overlay)")
+                      help="output, repeatable: .fbx .glb .blend (every performer in one file, an armature "
+                           "each), .bvh (one skeleton a file: take_person3.bvh, ... when there are several), "
+                           ".jsonl (pose packets, for the add-on or `replay`), .mp4 (overlay)")
     conv.add_argument("--person", default="all", metavar="ID|all", help="one track id, or every performer")
     conv.add_argument("--max-frames", type=int, default=None, help="convert only the first N frames")
     _model_args(conv)
@@ -227,8 +227,11 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--kpt-threshold", type=float, default=0.3, help="keypoint score below which a keypoint is missing")
     g.add_argument("--smooth-2d", type=number_in(0.0, 1.0), default=0.05, metavar="S",
                    help="sigma (s) of the two-sided Gaussian on the keypoints; 0 = none")
-    g.add_argument("--smooth-3d", type=number_in(0.0, 1.0), default=0.08, metavar="S",
-                   help="sigma (s) of the two-sided Gaussian on the 3D path and body; 0 = none")
+    g.add_argument("--smooth-3d", type=number_in(0.0, 1.0), default=None, metavar="S",
+                   help="sigma (s) of the two-sided Gaussian on the 3D body; 0 = none, None = the lifter's own "
+                        "(0.03 learned, 0.08 geometric)")
+    g.add_argument("--smooth-root", type=number_in(0.0, 1.0), default=0.08, metavar="S",
+                   help="sigma (s) of the two-sided Gaussian on the 3D path of the pelvis; 0 = none")
     g.add_argument("--max-gap", type=number_in(0.0, 5.0), default=0.5, metavar="S",
                    help="longest occlusion (s) filled by interpolation")
     g.add_argument("--stride", type=int, default=1, choices=(1, 2, 3, 4),
@@ -261,8 +264,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         lifter=args.lifter, depth_prior=not args.no_depth_prior, performer_height=args.performer_height,
         camera_hfov=args.hfov, camera_pitch=args.camera_pitch, max_frames=args.max_frames, udp=[])
     opts = ConvertOptions(outputs=args.output, person=args.person, smooth_2d=args.smooth_2d,
-                          smooth_3d=args.smooth_3d, max_gap=args.max_gap, lock_feet=not args.no_lock_feet,
-                          stride=args.stride)
+                          smooth_3d=args.smooth_3d, smooth_root=args.smooth_root, max_gap=args.max_gap,
+                          lock_feet=not args.no_lock_feet, stride=args.stride)
     summary = convert(cfg, opts, progress=not args.no_progress)
     print(f"converted {summary['frames']} frames ({summary['frames'] / summary['fps']:.1f} s of video) in "
           f"{summary['seconds']['total']:.1f} s ({summary['realtime_factor']:.2f}x real time: 2D "

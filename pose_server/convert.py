@@ -11,7 +11,8 @@ too, so every smoothing step here is two-sided and adds no lag:
        import and exporters, `scripts/convert_blender.py`) -> .fbx / .bvh / .glb / .blend
     -> overlay .mp4 (the smoothed keypoints drawn on the video)
 
-One armature per performer (`--person all`, the default) or one track id.
+One armature per performer (`--person all`, the default) or one track id; .fbx, .glb and .blend hold every
+performer in one file, .bvh (one skeleton a file) is written per performer when there are several.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ FORMATS = (*BLENDER_FORMATS, ".jsonl", ".mp4")
 TORSO = [J["l_shoulder"], J["r_shoulder"], J["l_hip"], J["r_hip"]]
 PASS_THROUGH_HZ = 1000.0  # One Euro cut-off that leaves a 30-60 fps signal as it is
 FILL_WEIGHT = 0.05  # weight of a gap-filled sample in the smoothing: measured samples nearby win
+# Sigma (s) of the two-sided Gaussian on the lifted body per lifter, chosen with scripts/bench_convert.py on the
+# learned lifter's validation subjects (docs/convert.md): the network's output is smoother than the geometric
+# lifter's, and 0.08 s over-smoothed it (1 mm less accurate, a quarter of the mocap's acceleration).
+BODY_SIGMA = {"learned": 0.03, "geometric": 0.08}
 
 
 class ConvertError(ValueError):
@@ -56,7 +61,8 @@ class ConvertOptions:
     outputs: list[str]
     person: str = "all"  # "all" or a track id
     smooth_2d: float = 0.05  # s, sigma of the two-sided Gaussian on the keypoints (-3 dB at ~2.7 Hz)
-    smooth_3d: float = 0.08  # s, sigma on the lifted path and body (-3 dB at ~1.7 Hz)
+    smooth_3d: float | None = None  # s, sigma on the lifted body (pelvis-relative joints); None: BODY_SIGMA
+    smooth_root: float = 0.08  # s, sigma on the lifted pelvis path (-3 dB at ~1.7 Hz): steadier feet
     max_gap: float = 0.5  # s, longest occlusion of a keypoint (or a whole person) filled by interpolation
     min_track: float = 0.5  # s, shorter tracks are dropped with --person all (detector false positives)
     lock_feet: bool = True  # move the body so that a foot on the floor stays where it was put down
@@ -259,8 +265,9 @@ def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, f
     lifted = np.isfinite(raw).all(axis=(1, 2))
     pelvis = 0.5 * (raw[:, J["l_hip"]] + raw[:, J["r_hip"]])
     w = lifted.astype(float)
-    root = smooth_two_sided(pelvis[:, None, :], w[:, None], opts.smooth_3d * fps)[:, 0]
-    rel = smooth_two_sided(raw - pelvis[:, None, :], np.repeat(w[:, None], 17, axis=1), opts.smooth_3d * fps)
+    body_sigma = BODY_SIGMA[cfg.lifter] if opts.smooth_3d is None else opts.smooth_3d
+    root = smooth_two_sided(pelvis[:, None, :], w[:, None], opts.smooth_root * fps)[:, 0]
+    rel = smooth_two_sided(raw - pelvis[:, None, :], np.repeat(w[:, None], 17, axis=1), body_sigma * fps)
     joints = np.full_like(raw, np.nan)
     rotations = np.full((n, 12, 4), np.nan)
     lengths = lifter.lengths

@@ -1,6 +1,8 @@
 """Offline `convert` against the live (causal) path on BVH mocap seen through a virtual camera.
 
     .venv/bin/python scripts/bench_convert.py --bvh /path/a.bvh /path/b.bvh [--noise 0 3] [--views three-quarter]
+    .venv/bin/python scripts/bench_convert.py ../shared/mocap/train/MANIFEST.csv --subjects cmu07 cmu14 cmu61 \
+        --seconds 10 --smooth-3d 0 0.02 0.04 0.08      # a sweep: every width on the same 2D input per case
 
 The same clips, cameras and detector-like noise as scripts/bench_lifting.py (its own functions): for each case
 the live path (KeypointFilter -> Lifter with its output smoother -> IK, one frame at a time) and the offline
@@ -8,6 +10,12 @@ path (`pose_server.convert`: gap filling, two-sided 2D smoothing -> Lifter witho
 two-sided 3D smoothing -> IK) run one after the other on the same 2D input, and are scored with
 bench_lifting's metrics: MPJPE (root-aligned, mm), PA-MPJPE, jitter (mean joint acceleration over the
 mocap's), rotation error. Wall and CPU time are printed per path.
+
+Clips: `--bvh` reads CMU-style BVH in metres (pose_server.bvh, as the documented 131-walk table); the positional
+inputs take any mocap pose_server.mocap reads (files, folders, MANIFEST.csv), `--subjects` keeps some subjects
+only (e.g. the lifter's validation subjects: never choose settings on held-out evaluation clips). Several
+`--smooth-2d` / `--smooth-3d` / `--smooth-root` values run the offline path once per combination on each case and
+print a summary: the case-weighted mean of each metric per combination, beside the live path's.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,8 +37,9 @@ from bench_lifting import IMAGE, VIEWS, case_camera, detector_noise, metrics, ru
 
 from pose_server.bvh import coco17_from_cmu, read_bvh  # noqa: E402
 from pose_server.config import PipelineConfig  # noqa: E402
-from pose_server.convert import ConvertOptions, Tracks, build_motions  # noqa: E402
+from pose_server.convert import BODY_SIGMA, ConvertOptions, Tracks, build_motions  # noqa: E402
 from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths  # noqa: E402
+from pose_server.mocap import find_clips, load_clip  # noqa: E402
 
 OPTS = {k: p.default for k, p in inspect.signature(ConvertOptions).parameters.items() if k != "outputs"}
 
@@ -44,7 +54,8 @@ def foot_skate(pred: np.ndarray, gt: np.ndarray) -> float:
         planted = (z[1:] < z.min() + 0.03) & (z[:-1] < z.min() + 0.03) & (step < 0.01)
         moved = np.linalg.norm(np.diff(pred[:, k, :2], axis=0), axis=-1)
         slides.append(moved[planted & np.isfinite(moved)])
-    return float(np.concatenate(slides).mean() * 1000)
+    slides = np.concatenate(slides)
+    return float(slides.mean() * 1000) if len(slides) else float("nan")  # a jump may never plant a foot
 
 
 def elevation(args: argparse.Namespace) -> float:
@@ -60,7 +71,7 @@ def live_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, he
 
 
 def offline_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float,
-                 args: argparse.Namespace) -> dict:
+                 args: argparse.Namespace, smooth_2d: float, smooth_3d: float, smooth_root: float) -> dict:
     """bench_lifting.run_case's camera and noise (same seed: the same 2D input), through convert's path."""
     cam = case_camera(gt_world, azimuth, elevation(args), args)
     pitch = elevation(args)
@@ -74,7 +85,8 @@ def offline_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float,
     tracks.keypoints[1], tracks.scores[1] = noisy, scores
     cfg = PipelineConfig(source="bench", udp=[], performer_height=height, camera_pitch=pitch, lifter=args.lifter,
                          depth_prior=args.depth_prior != "none")
-    opts = ConvertOptions(outputs=[], smooth_2d=args.smooth_2d, smooth_3d=args.smooth_3d, max_gap=args.max_gap,
+    opts = ConvertOptions(outputs=[], smooth_2d=smooth_2d, smooth_3d=smooth_3d, smooth_root=smooth_root,
+                          max_gap=args.max_gap,
                           lock_feet=not args.no_lock_feet, stride=args.stride)
     m = build_motions(tracks, cfg, opts)[0]
     rots = [q if np.isfinite(q).all() else None for q in m.rotations]
@@ -87,15 +99,60 @@ def timed(fn, *a) -> tuple[dict, float, float]:
     return r, time.perf_counter() - w, time.process_time() - c
 
 
+def load_cases(args: argparse.Namespace) -> list[tuple[str, np.ndarray, float]]:
+    """(name, COCO-17 world joints at about --fps, fps) of every clip: --bvh via pose_server.bvh, the positional
+    inputs via pose_server.mocap (kept when of --subjects), each cut to --seconds."""
+    out = []
+    for path in args.bvh:
+        bvh = read_bvh(path)
+        step = max(1, round(1.0 / (bvh.frame_time * args.fps)))
+        out.append((path.stem, coco17_from_cmu(bvh, slice(None, None, step)), 1.0 / (bvh.frame_time * step)))
+    for path in find_clips(args.inputs) if args.inputs else []:
+        clip = load_clip(path)
+        if args.subjects and clip.subject not in args.subjects:
+            continue
+        step = max(1, round(clip.fps / args.fps))
+        out.append((clip.name, clip.joints[::step], clip.fps / step))
+    if args.seconds:
+        out = [(name, gt[: max(3, int(args.seconds * fps))], fps) for name, gt, fps in out]
+    return out
+
+
+def summary(rows: list[tuple], pairs: list[tuple[float, float, float]], defaults: tuple[float, float, float]) -> str:
+    """Case-weighted means per smoothing pair, the live path first (foot skate over the cases with a planted foot),
+    and in how many cases each pair's MPJPE is below the reference's (today's defaults when swept, else the first
+    pair): a consistent gain, not one clip's."""
+    keys = ("mpjpe", "pa", "jitter", "rot", "skate")
+    ref = pairs.index(defaults) if defaults in pairs else 0
+    name = lambda p: f"{p[0]:g} | {p[1]:g} | {p[2]:g}"  # noqa: E731
+    lines = ["| path | smooth_2d s | smooth_3d s | smooth_root s | MPJPE mm | PA-MPJPE mm | jitter × | rot° | "
+             f"foot skate mm/frame | cases with lower MPJPE than {name(pairs[ref]).replace(' |', ',')} |",
+             "|---" * 10 + "|"]
+    fmt = lambda m: " | ".join(f"{m[k]:.{2 if k == 'jitter' else 1}f}" for k in keys)  # noqa: E731
+    lines.append(f"| live | | | | {fmt({k: np.nanmean([r[4][k] for r in rows]) for k in keys})} | |")
+    for n, pair in enumerate(pairs):
+        m = {k: np.nanmean([r[7][n][k] for r in rows]) for k in keys}
+        wins = sum(r[7][n]["mpjpe"] < r[7][ref]["mpjpe"] for r in rows)
+        lines.append(f"| offline | {name(pair)} | {fmt(m)} | "
+                     + ("(reference) |" if n == ref else f"{wins} / {len(rows)} |"))
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bvh", nargs="+", required=True, type=Path, help="CMU-style BVH files in metres")
+    ap.add_argument("inputs", nargs="*", type=Path, help="mocap files, folders or MANIFEST.csv (pose_server.mocap)")
+    ap.add_argument("--bvh", nargs="+", default=[], type=Path, help="CMU-style BVH files in metres")
+    ap.add_argument("--subjects", nargs="*", help="only clips of these subjects (positional inputs)")
+    ap.add_argument("--seconds", type=float, default=0.0, help="use at most this many seconds of each clip")
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--noise", nargs="+", type=float, default=[0, 3], help="pixel noise levels (sigma)")
     ap.add_argument("--views", nargs="+", default=["three-quarter", "front"], choices=list(VIEWS))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--smooth-2d", type=float, default=OPTS["smooth_2d"])
-    ap.add_argument("--smooth-3d", type=float, default=OPTS["smooth_3d"])
+    ap.add_argument("--smooth-2d", nargs="+", type=float, default=[OPTS["smooth_2d"]], help="offline; several: a sweep")
+    ap.add_argument("--smooth-3d", nargs="+", type=float, help="offline, the body (default: convert's for --lifter); "
+                    "several: a sweep")
+    ap.add_argument("--smooth-root", nargs="+", type=float, default=[OPTS["smooth_root"]],
+                    help="offline, the pelvis path; several: a sweep")
     ap.add_argument("--max-gap", type=float, default=OPTS["max_gap"])
     ap.add_argument("--lifter", choices=("learned", "geometric"), default="learned", help="both paths' lifter")
     ap.add_argument("--depth-prior", default="default")
@@ -109,27 +166,34 @@ def main() -> None:
         setattr(args, k, getattr(live, k))
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"lifter: {args.lifter}; load before: {load}")
+    cases = load_cases(args)
+    if not cases:
+        raise SystemExit("no clips: give --bvh files or mocap inputs (and --subjects that exist among them)")
+    defaults = (OPTS["smooth_2d"], BODY_SIGMA[args.lifter], OPTS["smooth_root"])  # convert's, for this lifter
+    pairs = [(s2, s3, sr) for s2 in args.smooth_2d for s3 in args.smooth_3d or [defaults[1]] for sr in args.smooth_root]
     rows = []
-    for path in args.bvh:
-        bvh = read_bvh(path)
-        step = max(1, round(1.0 / (bvh.frame_time * args.fps)))
-        gt = coco17_from_cmu(bvh, slice(None, None, step))
+    for name, gt, fps in tqdm(cases, desc="clips", unit="clip"):
         scale = np.mean(segment_lengths(gt[0], LIMB_SEGMENTS) / segment_lengths(REST_JOINTS, LIMB_SEGMENTS))
-        fps = 1.0 / (bvh.frame_time * step)
         for view in args.views:
             for sigma in args.noise:
                 case = (gt, fps, VIEWS[view], sigma, REST_HEIGHT * scale)
                 r_live, w_live, c_live = timed(live_case, *case, live)  # interleaved: live, then offline, per case
-                r_off, w_off, c_off = timed(offline_case, *case, args)
-                rows.append((path.stem, view, sigma, len(gt), r_live, w_live, c_live, r_off, w_off, c_off))
+                offline = [timed(offline_case, *case, args, *pair) for pair in pairs]
+                rows.append((name, view, sigma, len(gt), r_live, w_live, c_live, [o[0] for o in offline],
+                             sum(o[1] for o in offline), sum(o[2] for o in offline)))
     cols = ("clip view px frames | live MPJPE PA jitter× rot° skate_mm wall_s cpu_s | offline MPJPE PA jitter× "
             "rot° skate_mm wall_s cpu_s").split()
-    print("| " + " | ".join(c for c in cols if c != "|") + " |")
-    print("|" + "---|" * len([c for c in cols if c != "|"]))
-    for clip, view, sigma, n, rl, wl, cl, ro, wo, co in rows:
-        print(f"| {clip} | {view} | {sigma:g} | {n} | {rl['mpjpe']:.1f} | {rl['pa']:.1f} | {rl['jitter']:.2f} | "
-              f"{rl['rot']:.1f} | {rl['skate']:.1f} | {wl:.1f} | {cl:.1f} | {ro['mpjpe']:.1f} | {ro['pa']:.1f} | "
-              f"{ro['jitter']:.2f} | {ro['rot']:.1f} | {ro['skate']:.1f} | {wo:.1f} | {co:.1f} |")
+    if len(pairs) == 1:
+        print("| " + " | ".join(c for c in cols if c != "|") + " |")
+        print("|" + "---|" * len([c for c in cols if c != "|"]))
+        for clip, view, sigma, n, rl, wl, cl, (ro,), wo, co in rows:
+            print(f"| {clip} | {view} | {sigma:g} | {n} | {rl['mpjpe']:.1f} | {rl['pa']:.1f} | {rl['jitter']:.2f} | "
+                  f"{rl['rot']:.1f} | {rl['skate']:.1f} | {wl:.1f} | {cl:.1f} | {ro['mpjpe']:.1f} | {ro['pa']:.1f} | "
+                  f"{ro['jitter']:.2f} | {ro['rot']:.1f} | {ro['skate']:.1f} | {wo:.1f} | {co:.1f} |")
+    for sigma in args.noise:
+        print(f"\n{len(cases)} clips x {len(args.views)} views at {sigma:g} px, {args.lifter} lifter:")
+        print(summary([r for r in rows if r[2] == sigma], pairs, defaults))
+    print(f"\nwall {sum(r[5] + r[8] for r in rows):.0f} s, CPU {sum(r[6] + r[9] for r in rows):.0f} s")
     print(f"load after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 

@@ -4,8 +4,10 @@ Reads one job (JSON on argv: the session file, the outputs, the performers' trac
 one capture rig per performer sized from its first 3D joints, imports the session into a take per performer with
 the add-on's own session import (the same validator, rig drive and sampling as live data), and writes:
 
-- `.fbx` / `.bvh`: the add-on's exporters, one file per performer (`take.fbx`, or `take_person3.fbx`, ... when
-  there are several);
+- `.fbx`: the add-on's take exporter, every performer in one file: an armature each (`Performer_3`) with its own
+  animation, in one animation stack named after the file (`take.fbx` -> Blender imports `Performer_3|take`);
+- `.bvh`: the add-on's exporter, one file per performer (a BVH holds one skeleton): `take.bvh`, or
+  `take_person3.bvh`, ... when there are several;
 - `.glb`: Blender's own glTF exporter, every performer in one file;
 - `.blend`: every performer in one file, the takes playing (the live rig's constraints muted).
 
@@ -67,6 +69,7 @@ def export_glb(scene: bpy.types.Scene, path: str, start: int, end: int) -> str:
 
 
 def per_person(path: Path, pid: int, several: bool) -> str:
+    """A BVH holds one skeleton: with several performers each gets its own file, `take_person3.bvh`."""
     return str(path.with_name(f"{path.stem}_person{pid}{path.suffix}") if several else path)
 
 
@@ -100,12 +103,13 @@ def run(job: dict) -> dict:
     start, end = min(r[0] for r in ranges), max(r[1] for r in ranges)
     files: dict[str, list[str]] = {}
     several = len(takes) > 1
-    exporters = {".fbx": export.export_fbx, ".bvh": export.export_bvh}
     for out in (Path(o) for o in job["outputs"]):
         ext = out.suffix.lower()
         out.parent.mkdir(parents=True, exist_ok=True)
-        if ext in exporters:
-            written = [exporters[ext](scene, arm, act, per_person(out, pid, several))
+        if ext == ".fbx":  # one file, one armature per performer, as the add-on exports a take of several
+            written = [export.export_fbx_take(scene, list(takes.values()), str(out), out.stem)]
+        elif ext == ".bvh":
+            written = [export.export_bvh(scene, arm, act, per_person(out, pid, several))
                        for pid, (arm, act) in takes.items()]
         elif ext == ".glb":
             play_takes(takes)

@@ -21,11 +21,11 @@ import gradio as gr
 import numpy as np
 
 from ..config import PipelineConfig
-from ..convert import ConvertError, ConvertOptions, convert
+from ..convert import BODY_SIGMA, ConvertError, ConvertOptions, convert
 from .models import STARTED, model_choices, model_fields
 
 FORMATS = ("fbx", "bvh", "glb", "blend", "jsonl")
-SMOOTH_2D, SMOOTH_3D = ConvertOptions(outputs=[]).smooth_2d, ConvertOptions(outputs=[]).smooth_3d
+SMOOTH_2D, SMOOTH_3D = ConvertOptions(outputs=[]).smooth_2d, BODY_SIGMA["learned"]  # the page's lifter: learned
 DETECTORS = ("auto", "yolox", "yolox-tiny", "hog", "full-frame")
 
 
@@ -192,12 +192,15 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
                                         elem_id="snapshot")
                 choices = model_choices(defaults.checkpoint, defaults.model)
                 model = gr.Dropdown(choices, value=STARTED, label="model", elem_id="model")
-                formats = gr.CheckboxGroup(list(FORMATS), value=["fbx", "glb"], label="downloads")
+                formats = gr.CheckboxGroup(list(FORMATS), value=["fbx", "glb"], label="downloads",
+                                           info="fbx, glb, blend: every performer in one file (an armature each); "
+                                                "bvh: one file per performer")
                 person = gr.Textbox("all", label="performer: a track id or 'all'")
                 height = gr.Slider(0.6, 2.4, value=1.75, step=0.01, label="performer height (m)")
                 smooth_2d = gr.Slider(0.0, 0.3, value=SMOOTH_2D, step=0.01, label="2D smoothing sigma (s), two-sided",
                                       elem_id="smooth_2d")
                 smooth_3d = gr.Slider(0.0, 0.3, value=SMOOTH_3D, step=0.01, label="3D smoothing sigma (s), two-sided",
+                                      info=f"the body; the pelvis path: {ConvertOptions(outputs=[]).smooth_root:g} s",
                                       elem_id="smooth_3d")
                 with gr.Accordion("feet and detection", open=False):
                     lock_feet = gr.Checkbox(True, label="foot locking")

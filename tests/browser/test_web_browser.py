@@ -1,7 +1,8 @@
 """`pose-server web` in a real headless Chromium (Debian's, driven by playwright): upload a second of the demo clip,
 convert it with a tiny random-weight ViTPose, download the FBX the page offers and import it in a fresh real
 Blender; cancel a running job; take a webcam snapshot (Chromium's fake camera playing a frame of the clip).
-Two users at once and the model chooser go through Gradio's own client against the same real server.
+Two users at once, the model chooser and two performers (one FBX with an armature each) go through Gradio's own
+client against the same real server.
 
 The README's picture docs/images/web.png comes from scripts/screenshot_web.py (a real model), not from here.
 """
@@ -83,7 +84,8 @@ def test_upload_convert_and_download_an_fbx_blender_imports(web, tmp_path):
             links = page.locator("#files a").evaluate_all("els => els.map(e => e.href)")
             assert page.locator("#overlay img").count() == 4
             assert '"rotations"' in page.locator("#packet").inner_text()
-            assert "30 frames" in page.locator("#status").inner_text()
+            status = page.locator("#status").inner_text()
+            assert "30 frames" in status
             page.wait_for_function("document.querySelector('#model3d canvas') !== null", timeout=30_000)
             page.wait_for_timeout(4000)  # the 3D view loads the GLB and draws its first frame
             shot = tmp_path / "web.png"
@@ -100,6 +102,8 @@ def test_upload_convert_and_download_an_fbx_blender_imports(web, tmp_path):
     keys = imported_keys(fbx)
     for bone in ("hips", "forearm.L", "shin.R"):
         assert len(keys["frames"].get(bone, [])) >= FRAMES - 2, bone
+    performers = json.loads(status.split("performers ", 1)[1])
+    assert sorted(keys["armatures"]) == sorted(f"Performer_{pid}" for pid in performers)
     assert shot.stat().st_size > 20_000
 
 
@@ -198,6 +202,26 @@ def test_the_model_chooser_runs_the_embedded_blazepose(web):
     with pytest.raises(Exception, match="weights|hub|download"):  # a size whose weights are not here: said so
         client.predict(video=handle_file(str(clip)), snapshot=None, model="huge", formats=["jsonl"],
                        api_name="/convert")
+
+
+def test_two_performers_download_as_one_fbx_with_an_armature_each(web, tmp_path):
+    """The clip beside its mirror image, HOG boxes and the embedded BlazePose (real weights: both people tracked):
+    the FBX offered is one file holding both performers, the BVH one file each."""
+    from gradio_client import Client, handle_file
+
+    url, work, _ = web
+    clip = demo_clip(tmp_path / "duo.mp4", FRAMES, mirrored=True)
+    client = Client(url, verbose=False)
+    _, _, files, _, status = client.predict(video=handle_file(str(clip)), snapshot=None, model="blazepose-full",
+                                            formats=["fbx", "bvh"], detector="hog", api_name="/convert")
+    performers = json.loads(status.split("performers ", 1)[1])
+    assert len(performers) == 2, status
+    names = [Path(f).name for f in files]
+    assert names == ["take.fbx", *(f"take_person{pid}.bvh" for pid in performers)], names
+    keys = imported_keys(files[0])
+    assert sorted(keys["armatures"]) == sorted(f"Performer_{pid}" for pid in performers)
+    for pid in performers:
+        assert len(keys["armatures"][f"Performer_{pid}"]["frames"]) >= FRAMES - 2, (pid, keys["armatures"])
 
 
 def y4m(frame_bgr: np.ndarray, path: Path, frames: int = 10) -> Path:

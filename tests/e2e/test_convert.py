@@ -1,6 +1,8 @@
 """`pose-server convert` end to end: a second of the real demo clip -> a tiny random-weight ViTPose -> the offline
 signal path -> headless Blender running the add-on's session import and exporters -> every output format, each
-read back (FBX and GLB imported in a fresh real Blender, the .blend opened, the session validated)."""
+read back (FBX and GLB imported in a fresh real Blender, the .blend opened, the session validated). Two performers
+(the clip beside its mirror image, the embedded BlazePose: real weights that track both) give one FBX holding an
+armature each and a BVH each."""
 
 import json
 import subprocess
@@ -53,6 +55,24 @@ def converted(tmp_path_factory):
     return out, proc.stdout
 
 
+@pytest.fixture(scope="module")
+def duo(tmp_path_factory):
+    """(out folder, stdout) of two performers converted to .fbx and .bvh with the embedded BlazePose."""
+    tmp = tmp_path_factory.mktemp("duo")
+    clip = demo_clip(tmp / "duo.mp4", FRAMES, mirrored=True)
+    out = tmp / "out"
+    cmd = [sys.executable, "-m", "pose_server.cli", "convert", str(clip), "--checkpoint", "blazepose", "--detector",
+           "blazepose", "--threads", "1", "--no-progress", "-o", str(out / "take.fbx"), "-o", str(out / "take.bvh")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def lifted_ids(stdout: str) -> list[int]:
+    """The track ids convert printed as lifted (`... lifted [0, 1]`)."""
+    return json.loads(stdout.split("lifted ", 1)[1].splitlines()[0])
+
+
 def test_every_output_is_written(converted):
     out, stdout = converted
     assert "converted 30 frames" in stdout
@@ -62,12 +82,32 @@ def test_every_output_is_written(converted):
 
 
 def test_fbx_imports_in_blender_with_keys_on_every_bone_and_frame(converted):
-    out, _ = converted
+    out, stdout = converted
     keys = imported_keys(out / "take.fbx")
     for bone in ["hips", "spine", "neck", "head", "upper_arm.L", "forearm.L", "upper_arm.R", "forearm.R",
                  "thigh.L", "shin.L", "thigh.R", "shin.R"]:
         frames = set(keys["frames"].get(bone, []))
         assert len(frames) >= FRAMES - 2, f"{bone}: keys at {sorted(frames)}"
+    assert sorted(keys["armatures"]) == sorted(f"Performer_{pid}" for pid in lifted_ids(stdout))
+
+
+def test_two_performers_give_one_fbx_with_an_armature_each_and_a_bvh_each(duo):
+    out, stdout = duo
+    lifted = lifted_ids(stdout)
+    assert len(lifted) == 2, stdout
+    assert sorted(p.name for p in out.glob("*.fbx")) == ["take.fbx"]  # not one file per performer
+    keys = imported_keys(out / "take.fbx")
+    assert sorted(keys["armatures"]) == sorted(f"Performer_{pid}" for pid in lifted)
+    for pid in lifted:
+        found = keys["armatures"][f"Performer_{pid}"]
+        assert found["action"] == f"Performer_{pid}|take"  # its own animation, in the stack named after the file
+        assert len(found["frames"]) >= FRAMES - 2, (pid, found["frames"])
+    # BVH holds one skeleton: a file per performer, each with a frame per key.
+    bvhs = sorted(p.name for p in out.glob("*.bvh"))
+    assert bvhs == [f"take_person{pid}.bvh" for pid in sorted(lifted)]
+    for name in bvhs:
+        text = (out / name).read_text()
+        assert text.count("JOINT") >= 12 and int(text.split("Frames:", 1)[1].split()[0]) >= FRAMES - 2
 
 
 def test_glb_and_blend_carry_the_take(converted, tmp_path):

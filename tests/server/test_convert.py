@@ -98,7 +98,7 @@ def jitter(j: np.ndarray) -> float:
 
 def test_smoothing_lowers_the_jitter_of_the_lifted_walk():
     tracks, _ = synthetic_tracks()
-    rough = build_motions(tracks, cfg(), ConvertOptions(outputs=[], smooth_2d=0.0, smooth_3d=0.0))[0]
+    rough = build_motions(tracks, cfg(), ConvertOptions(outputs=[], smooth_2d=0.0, smooth_3d=0.0, smooth_root=0.0))[0]
     smooth = build_motions(tracks, cfg(), ConvertOptions(outputs=[]))[0]
     assert np.isfinite(smooth.rotations[45:]).all(), "every frame after calibration is lifted and solved"
     assert jitter(smooth.joints) < 0.6 * jitter(rough.joints)
