@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=3, help="dilated blocks: receptive field 3^(blocks+1) frames")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue from these exported weights (same --channels/--blocks) instead of from scratch")
     ap.add_argument("--out", type=Path, default=DEFAULT_TEMPORAL_LIFTER)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -68,20 +70,29 @@ def main() -> None:
             bar.set_postfix(mpjpe_mm=f"{1000 * m[0]:.1f}", contact_bce=f"{m[1]:.3f}")
 
     t0, c0 = time.time(), time.process_time()
-    net = train(bank, args.steps, args.batch, args.outputs, args.channels, args.blocks, args.lr, args.seed, progress)
+    net = train(bank, args.steps, args.batch, args.outputs, args.channels, args.blocks, args.lr, args.seed, progress,
+                args.init)
     bar.close()
     wall, cpu = time.time() - t0, time.process_time() - c0
     val = evaluate(net, ClipBank(val_clips)) if val_clips else (float("nan"), float("nan"))
-    info = (f"trained {datetime.date.today()} by scripts/train_temporal_lifter.py: {len(train_clips)} CMU clips "
+    start = f" from {args.init.name} ({_info(args.init)})" if args.init else ""
+    info = (f"trained {datetime.date.today()} by scripts/train_temporal_lifter.py{start}: {len(train_clips)} CMU clips "
             f"({minutes:.1f} min; subjects {', '.join(sorted({c.subject for c in train_clips}))}), validation "
             f"subjects {', '.join(args.val_subjects)} held out; {args.steps} steps x {args.batch} sequences x "
-            f"{args.outputs} frames, {args.channels} channels, {args.blocks} blocks, seed {args.seed}; "
+            f"{args.outputs} frames, {args.channels} channels, {args.blocks} blocks, learning rate {args.lr:g}, "
+            f"seed {args.seed}; "
             f"{wall / 60:.1f} min on one thread; validation MPJPE on random cameras {1000 * val[0]:.1f} mm, "
             f"contact accuracy {100 * val[1]:.1f} %. {CMU_CREDIT}")
     out = export(net, args.out, info)
     model = TemporalLifterModel.load(out)
     print(f"{out}: receptive field {model.receptive_field} frames, {out.stat().st_size / 1e6:.1f} MB\n{info}\n"
           f"training wall {wall:.0f} s, CPU {cpu:.0f} s")
+
+
+def _info(path: Path) -> str:
+    """The ``info`` note of exported weights, without its credit line (the new note repeats it)."""
+    with np.load(path, allow_pickle=False) as data:
+        return str(data["info"]).replace(CMU_CREDIT, "").strip().rstrip(".") if "info" in data.files else "no note"
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 The network is VideoPose3D's TemporalModel made causal: every convolution sees only the current and past frames, so
 a sequence of T frames gives T - receptive_field + 1 outputs in one pass (dense training). Loss: MPJPE (mean joint
 distance, metres for a 1.75 m body) plus 0.05 x the contacts' binary cross-entropy. AdamW with a one-cycle schedule.
+``init`` continues from exported weights (``load_exported``): the folded batch norms are unfolded with statistics
+measured on training batches, so the network computes exactly what the file does before its first step.
 Needs PyTorch (installed with the server); ``scripts/train_temporal_lifter.py`` is the command line.
 """
 
@@ -18,7 +20,7 @@ from torch import nn
 from pose_server.lift.temporal import FEATURES
 from pose_server.lift.temporal_data import ClipBank, sample_batch
 
-__all__ = ["TemporalNet", "train", "export", "evaluate"]
+__all__ = ["TemporalNet", "train", "export", "evaluate", "load_exported"]
 
 
 class TemporalNet(nn.Module):
@@ -63,13 +65,16 @@ def _loss(net: TemporalNet, batch, rf: int) -> tuple[torch.Tensor, float, float]
 
 
 def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channels: int = 256, blocks: int = 3,
-          lr: float = 1e-3, seed: int = 0, progress: Callable[[int, float, float], None] | None = None
-          ) -> TemporalNet:
-    """Train on ``bank``; ``progress(step, mpjpe_m, contact_bce)`` every step. Deterministic for a seed."""
+          lr: float = 1e-3, seed: int = 0, progress: Callable[[int, float, float], None] | None = None,
+          init: str | Path | None = None) -> TemporalNet:
+    """Train on ``bank`` (from the exported weights ``init`` if given, else from scratch); ``progress(step,
+    mpjpe_m, contact_bce)`` every step. Deterministic for a seed."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     net = TemporalNet(channels, blocks)
     rf = net.receptive_field
+    if init is not None:
+        load_exported(net, init, bank, rng, batch, rf + outputs - 1)
     opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
     net.train()
@@ -100,6 +105,53 @@ def evaluate(net: TemporalNet, bank: ClipBank, batches: int = 20, seed: int = 1)
         known = ~np.isnan(c)
         accs.append(float(((logits.numpy() > 0) == (c > 0.5))[known].mean()))
     return float(np.mean(errs)), float(np.mean(accs))
+
+
+@torch.no_grad()
+def load_exported(net: TemporalNet, path: str | Path, bank: ClipBank, rng: np.random.Generator, batch: int = 32,
+                  frames: int = 128, batches: int = 8) -> TemporalNet:
+    """Load weights written by ``export`` into ``net`` (same channels and blocks) so that it computes the same.
+
+    Export folds each batch norm into its convolution (weights W, bias b). Training normalises with the batch's
+    statistics, so the convolution gets W and its batch norm the mean m and variance v of W x measured on
+    ``batches`` training batches of ``bank``: gain sqrt(v + eps), shift m + b, running statistics m and v. In
+    eval mode that is exactly W x + b; in training mode nearly so."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    pairs = [(net.expand, net.expand_bn, "conv0")]
+    for i, (conv, bn, point, pbn) in enumerate(zip(net.convs, net.conv_bns, net.points, net.point_bns, strict=True)):
+        pairs += [(conv, bn, f"conv{i + 1}"), (point, pbn, f"point{i + 1}")]
+    if f"conv{len(net.convs) + 1}.w" in arrays or any(f"{name}.b" not in arrays for *_, name in pairs) \
+            or arrays["conv0.b"].shape != (net.expand.out_channels,):
+        raise ValueError(f"{path}: its layers do not match a TemporalNet of {net.expand.out_channels} channels and "
+                         f"{len(net.convs)} blocks; pass the file's --channels and --blocks")
+    for conv, bn, name in pairs:  # first as W x + b: running mean 0, variance 1 - eps, gain 1, shift b
+        k, cin, cout = conv.kernel_size[0], conv.in_channels, conv.out_channels
+        conv.weight.copy_(torch.from_numpy(arrays[f"{name}.w"].reshape(k, cin, cout)).permute(2, 1, 0))
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1 - bn.eps)
+        bn.weight.fill_(1)
+        bn.bias.copy_(torch.from_numpy(arrays[f"{name}.b"]))
+    net.joints.weight.copy_(torch.from_numpy(arrays["joints.w"]).T[:, :, None])
+    net.joints.bias.copy_(torch.from_numpy(arrays["joints.b"]))
+    net.contact.weight.copy_(torch.from_numpy(arrays["contact.w"]).T[:, :, None])
+    net.contact.bias.copy_(torch.from_numpy(arrays["contact.b"]))
+    outs: dict[str, list[torch.Tensor]] = {name: [] for *_, name in pairs}
+    hooks = [conv.register_forward_hook(lambda _m, _i, y, name=name: outs[name].append(y))
+             for conv, _, name in pairs]
+    net.eval()
+    for _ in range(batches):
+        net(torch.from_numpy(sample_batch(bank, batch, frames, rng).features).permute(0, 2, 1))
+    for h in hooks:
+        h.remove()
+    for _, bn, name in pairs:
+        y = torch.cat([o.permute(0, 2, 1).reshape(-1, o.shape[1]) for o in outs[name]]).double()
+        mean, var = y.mean(0), y.var(0, unbiased=False)
+        bn.bias.copy_(bn.bias + mean)
+        bn.weight.copy_(torch.sqrt(var + bn.eps))
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+    return net
 
 
 def _fold(conv: nn.Conv1d, bn: nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from pose_server.lift.skeleton3d import J, segment_lengths
 from pose_server.lift.synthetic import walk
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, FEATURES, TemporalLifterModel, frame_features
 from pose_server.lift.temporal_data import ClipBank, sample_batch
-from pose_server.lift.temporal_training import TemporalNet, export, train
+from pose_server.lift.temporal_training import TemporalNet, export, load_exported, train
 from pose_server.mocap import MocapClip
 
 IMAGE = (1280, 720)
@@ -82,6 +82,26 @@ def test_training_is_deterministic_and_learns():
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb)
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10])
+
+
+def test_exported_weights_load_back_into_a_network_that_computes_the_same(random_net, tmp_path):
+    path = export(random_net, tmp_path / "a.npz")
+    bank = ClipBank([_walk_clip()])
+    net = load_exported(TemporalNet(channels=32, blocks=2), path, bank, np.random.default_rng(0), 4, 40, 2)
+    again = np.load(export(net, tmp_path / "b.npz"))
+    with np.load(path) as want:
+        for k in [k for k in want.files if k != "info"]:
+            np.testing.assert_allclose(again[k], want[k], atol=2e-5, err_msg=k)
+    # batch norm now has the statistics of training batches: in training mode it computes nearly the same
+    x = torch.from_numpy(sample_batch(bank, 8, 40, np.random.default_rng(1)).features).permute(0, 2, 1)
+    with torch.no_grad():
+        want_j = net(x)[0]
+        net.train()
+        net.drop.p = 0.0
+        got_j = net(x)[0]
+    assert float((got_j - want_j).norm(dim=-1).mean()) < 0.1 * float(want_j.norm(dim=-1).mean())
+    with pytest.raises(ValueError, match="channels"):
+        load_exported(TemporalNet(channels=16, blocks=2), path, bank, np.random.default_rng(0))
 
 
 def test_the_root_is_solved_from_the_projection():
