@@ -100,6 +100,17 @@ class KeypointFilter:
             t = self._t_prev + 1e-6
 
         good = (s >= self.min_score) & np.isfinite(x).all(axis=1)
+        if good.all() and self._active.all():  # the usual frame, without the masks' indexing (a third of the time)
+            dt = (t - self._t_good)[:, None]
+            dx_hat = self._dx + smoothing_factor(dt, self.d_cutoff) * ((x - self._x) / dt - self._dx)
+            fc = self.min_cutoff + self.beta * np.linalg.norm(dx_hat, axis=1, keepdims=True)
+            self._x = self._x + smoothing_factor(dt, fc) * (x - self._x)
+            self._dx = dx_hat
+            self._t_good[:] = t
+            self._score_good[:] = s
+            self._t_prev = t
+            self._out = self._x.copy()
+            return self._out.astype(np.float32), s.astype(np.float32), np.zeros(self.num_keypoints, dtype=bool)
         out = x.copy()
         out_s = s.copy()
         held = np.zeros(self.num_keypoints, dtype=bool)
