@@ -66,12 +66,12 @@ def calibrate(obj: bpy.types.Object, rig_settings, joints: Sequence[Sequence[flo
     for item in rig_settings.bone_map:
         item.offset = (1.0, 0.0, 0.0, 0.0)
         entry = by_slot.get(item.canonical)
-        turns_as = rt.EFFECTOR_TURNS.get(entry["canonical"], entry["canonical"]) if entry else None
-        if entry is None or entry["mode"] == "LOCATION" or turns_as not in rt.REST_DIRECTIONS:
+        directions = {**rt.REST_DIRECTIONS, **rt.EFFECTOR_DIRECTIONS}
+        if entry is None or entry["mode"] == "LOCATION" or entry["canonical"] not in directions:
             continue
         bone = obj.data.bones[entry["target"]]
         rest_dir = (bone.matrix_local.to_3x3() @ Vector((0, 1, 0))).normalized()
-        canonical_dir = (to_arm @ Vector(rt.REST_DIRECTIONS[turns_as])).normalized()
+        canonical_dir = (to_arm @ Vector(directions[entry["canonical"]])).normalized()
         if rest_dir.angle(canonical_dir, math.pi) <= MAX_OFFSET:
             item.offset = rest_dir.rotation_difference(canonical_dir)
             offsets += item.offset.angle > 1e-4

@@ -287,9 +287,14 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
         skip |= bonemaps.LEG_SLOTS
     to_arm, rot = _placement(obj, _location_scale(obj, cached, rig_settings))
     rot_t = rot.transposed()
-    deltas_arm = {name: rot_t @ d @ rot for name, d in deltas.items()}
-    if ik:  # IK hand controls turn with the forearms (retarget.EFFECTOR_TURNS); Direct mode leaves them alone
-        deltas_arm |= {slot: deltas_arm[bone] for slot, bone in rt.EFFECTOR_TURNS.items() if bone in deltas_arm}
+    if ik:  # IK hand and foot controls turn with the forearms and knees (retarget.EFFECTOR_TURNS); Direct mode
+        # leaves them alone
+        turns = {slot: deltas[bone] for slot, bone in rt.EFFECTOR_TURNS.items() if bone in deltas}
+        hips = deltas.get("hips", Matrix.Identity(3))
+        turns = {slot: rt.foot_heading(d, hips) if slot.startswith("foot") else d for slot, d in turns.items()}
+    else:
+        turns = {}
+    deltas_arm = {name: rot_t @ d @ rot for name, d in (deltas | turns).items()}
     points: dict[str, Vector] = {}
     aims: dict[str, Vector] = {}
     reach: dict[str, tuple[Vector, float]] = {}

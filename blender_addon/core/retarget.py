@@ -55,10 +55,27 @@ HINGES = {"upper_arm.L": ("forearm.L", (0, 0, -1)), "upper_arm.R": ("forearm.R",
           "thigh.L": ("shin.L", (1, 0, 0)), "thigh.R": ("shin.R", (1, 0, 0))}
 # Effector slots a bone map may drive by location (IK controls): slot -> COCO joint.
 EFFECTOR_JOINTS = {"hand.L": WRIST_L, "hand.R": WRIST_R, "foot.L": ANKLE_L, "foot.R": ANKLE_R}
-# An IK hand control mapped in BOTH mode (Rigify's hand_ik) is also turned, in IK mode, as the performer's forearm
-# turns (the hand continues the forearm): without it the IK hand keeps its rest orientation and the wrists of a
-# Rigify rig never turn. effector slot -> the bone whose rotation it takes.
-EFFECTOR_TURNS = {"hand.L": "forearm.L", "hand.R": "forearm.R"}
+# IK controls mapped in BOTH mode are also turned in IK mode (without it they keep their rest orientation, and a
+# Rigify rig's wrists never turn and its feet keep pointing the rest way when the performer turns round): a hand
+# control (Rigify's hand_ik) as the performer's forearm turns (the hand continues the forearm); a foot control
+# (foot_ik) about the vertical only, to where the performer's knee faces (COCO has no toes; the foot stays flat,
+# `foot_heading`). effector slot -> the bone whose rotation it follows.
+EFFECTOR_TURNS = {"hand.L": "forearm.L", "hand.R": "forearm.R", "foot.L": "shin.L", "foot.R": "shin.R"}
+# Rest direction of each effector's control in the canonical T-pose (calibration): hands along the forearms, feet
+# forward (toes; the T-pose faces -Y).
+EFFECTOR_DIRECTIONS = {"hand.L": (1, 0, 0), "hand.R": (-1, 0, 0), "foot.L": (0, -1, 0), "foot.R": (0, -1, 0)}
+_FORWARD = Vector((0.0, -1.0, 0.0))
+
+
+def foot_heading(shin: Matrix, hips: Matrix) -> Matrix:
+    """A turn about the vertical (world Z) from the T-pose's forward to where the knee faces (the shin's front,
+    projected on the floor); the hips' facing where the shin lies too flat to say (a kick, kneeling)."""
+    for delta in (shin, hips):
+        front = delta @ _FORWARD
+        front.z = 0.0
+        if front.length > 0.3:
+            return _FORWARD.rotation_difference(front.normalized()).to_matrix()
+    return Matrix.Identity(3)
 # Clavicles are aimed, not only rotated: a target's clavicle rarely starts at the chest's top (Mixamo's and the
 # metarig's start in front of it), so each one is turned until its arm starts on the performer's shoulder line,
 # at the target's own shoulder width. slot -> (upper arm slot, COCO shoulder).

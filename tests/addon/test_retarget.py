@@ -200,6 +200,32 @@ def test_rigify_ik_mode_moves_ik_controls_to_the_joints(fresh):
     assert obj.pose.bones["hand_ik.L"].rotation_quaternion == before[1]
 
 
+def turned_joints(degrees: float) -> list[Vector]:
+    """The default performer standing in the T-pose, turned about the vertical: the feet should point that way."""
+    turn = Matrix.Rotation(math.radians(degrees), 3, "Z")
+    return [turn @ p + Vector((0.2, -0.1, 0.0)) for p in rig.Proportions().rest_joints()]
+
+
+def heading(v: Vector) -> float:
+    """Compass angle of a vector's horizontal part (degrees, 0 = -Y, the T-pose's forward; counter-clockwise)."""
+    return math.degrees(math.atan2(v.x, -v.y))
+
+
+@pytest.mark.bpy42
+def test_rigify_ik_feet_turn_with_the_performer(fresh):
+    """COCO has no toes: an IK foot control is turned about the vertical to where the knee faces, so the feet do
+    not keep pointing the rest way when the performer turns round (they did: 100 degrees off here)."""
+    obj = rigify_like()
+    use_preset(fresh, obj)
+    for degrees in (100.0, -60.0):
+        drive.apply_person(fresh, obj, *make_packet(turned_joints(degrees)))
+        ev = evaluated(obj)
+        for s in "LR":
+            foot = ev.matrix_world.to_3x3() @ ev.pose.bones[f"foot_ik.{s}"].matrix.col[1].to_3d()
+            assert abs(foot.z) < 1e-3  # still flat
+            assert abs((heading(foot) - degrees + 180.0) % 360.0 - 180.0) < 1.0, (s, degrees, heading(foot))
+
+
 @pytest.mark.bpy42
 def test_wrong_bone_map_names_the_missing_bones(fresh, free_port):
     obj = mixamo_like()

@@ -16,7 +16,7 @@ from blender_addon.core import bonemaps, drive, hands, rig
 from blender_addon.core import retarget as rt
 
 from .test_hands import FIXTURE, assert_hands_follow_the_fixture, hand_packet, rest_joints
-from .test_retarget import use_preset
+from .test_retarget import heading, turned_joints, use_preset
 from .test_rig import evaluated, make_packet, posed_joints
 
 # Generated in a child process of the same Python, which leaves with os._exit: after `pose.rigify_generate`, bpy
@@ -125,3 +125,17 @@ def test_ik_mode_turns_the_hands_with_the_forearms(scene, generated):
         hand_dir = world @ ev.pose.bones[f"DEF-hand.{s}"].matrix.col[1].to_3d()
         forearm = joints[wrist] - joints[elbow]
         assert math.degrees(hand_dir.angle(forearm)) < 3.0, s
+
+
+@pytest.mark.bpy42
+def test_ik_mode_turns_the_feet_with_the_performer(scene, generated):
+    """Rigify's foot follows `foot_ik` in IK mode; the preset turns it about the vertical to where the knee faces,
+    so a performer who turns round does not leave the rig's feet pointing the rest way."""
+    assert use_preset(scene, generated) == "rigify"
+    for degrees in (100.0, -60.0):
+        drive.apply_person(scene, generated, *make_packet(turned_joints(degrees)))
+        ev = evaluated(generated)
+        world = ev.matrix_world.to_3x3().normalized()
+        for s in hands.SIDES:
+            foot = world @ ev.pose.bones[f"DEF-foot.{s}"].matrix.col[1].to_3d()
+            assert abs((heading(foot) - degrees + 180.0) % 360.0 - 180.0) < 3.0, (s, degrees, heading(foot))
