@@ -110,13 +110,15 @@ def resolve_name(bone_names: Iterable[str], wanted: str) -> str | None:
 
 
 def resolve_entries(bone_names: Iterable[str], entries: Sequence[dict]) -> tuple[list[dict], list[dict]]:
-    """(entries with target names as they exist in the armature, entries whose target is missing)."""
+    """(entries with target names as they exist in the armature, required entries whose target is missing); an
+    optional slot (OPTIONAL_SLOTS) whose bone the armature lacks is in neither."""
     names = set(bone_names)
     found, missing = [], []
     for entry in entries:
         name = resolve_name(names, entry["target"])
         if name is None:
-            missing.append(entry)
+            if entry["canonical"] not in OPTIONAL_SLOTS:
+                missing.append(entry)
         else:
             found.append({**entry, "target": name})
     return found, missing
@@ -127,7 +129,6 @@ def require_entries(armature_name: str, bone_names: Iterable[str], entries: Sequ
     if not entries:
         raise BoneMapError(f"the bone map for {armature_name!r} is empty: press Detect or load a preset")
     found, missing = resolve_entries(bone_names, entries)
-    missing = [e for e in missing if e["canonical"] not in OPTIONAL_SLOTS]
     if missing:
         listed = ", ".join(f"{e['canonical']} -> {e['target']!r}" for e in missing)
         raise BoneMapError(f"armature {armature_name!r} has no bone(s) {listed}; fix these names in the bone map, "

@@ -63,10 +63,10 @@ def calibrate(obj: bpy.types.Object, rig_settings, joints: Sequence[Sequence[flo
     to_arm = world_rot.transposed()
     notes, offsets = [], 0
     by_slot = {e["canonical"]: e for e in resolved}  # optional hand bones the armature lacks are left out
+    directions = {**rt.REST_DIRECTIONS, **rt.EFFECTOR_DIRECTIONS}
     for item in rig_settings.bone_map:
         item.offset = (1.0, 0.0, 0.0, 0.0)
         entry = by_slot.get(item.canonical)
-        directions = {**rt.REST_DIRECTIONS, **rt.EFFECTOR_DIRECTIONS}
         if entry is None or entry["mode"] == "LOCATION" or entry["canonical"] not in directions:
             continue
         bone = obj.data.bones[entry["target"]]

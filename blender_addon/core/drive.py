@@ -65,8 +65,7 @@ def bone_map_entries(obj: bpy.types.Object, rig_settings) -> list[dict]:
     entries = [{"canonical": e.canonical, "target": e.target, "mode": e.mode, "offset": tuple(e.offset)}
                for e in rig_settings.bone_map]
     if entries and (rig_settings.id_data.vitpose_mocap.target == obj
-                    or all(e["canonical"] in bonemaps.OPTIONAL_SLOTS
-                           for e in bonemaps.resolve_entries(obj.data.bones.keys(), entries)[1])):
+                    or not bonemaps.resolve_entries(obj.data.bones.keys(), entries)[1]):
         return entries
     name, _score = bonemaps.detect_preset(obj.data.bones.keys())
     return bonemaps.load_preset(name)["bones"]
@@ -302,17 +301,18 @@ def _drive_bones(obj: bpy.types.Object, cached: _Cached, person: dict, packet: d
         shift = _masked_shift(joints, cached.rest_pelvis, rig_settings) if rig_settings.lock_root else Vector()
         points[bonemaps.ROOT_SLOT] = to_arm @ (rt.mid(joints, (rt.HIP_L, rt.HIP_R)) + shift)
         linear = to_arm.to_3x3()
-        # Feet go under the target's own hips: the performer's ankles, moved out by the difference in hip width (a
-        # leg of the same proportions on wider hips is then not bent inwards to reach them).
-        widen = _stance_widening(linear @ (joints[rt.HIP_L] - joints[rt.HIP_R]), cached.solver.half_hips)
-        feet = {rt.ANKLE_L: to_arm @ (joints[rt.ANKLE_L] + shift) + widen,
-                rt.ANKLE_R: to_arm @ (joints[rt.ANKLE_R] + shift) - widen}
+        # the capture rig's legs are the performer's: nothing to make up for
+        plant = rig_settings.plant_feet and not cached.capture
+        if ik or plant:  # feet go under the target's own hips: the performer's ankles, moved out by the difference in
+            # hip width (a leg of the same proportions on wider hips is then not bent inwards to reach them)
+            widen = _stance_widening(linear @ (joints[rt.HIP_L] - joints[rt.HIP_R]), cached.solver.half_hips)
+            feet = {rt.ANKLE_L: to_arm @ (joints[rt.ANKLE_L] + shift) + widen,
+                    rt.ANKLE_R: to_arm @ (joints[rt.ANKLE_R] + shift) - widen}
         if ik:
             for slot, index in rt.EFFECTOR_JOINTS.items():
                 if slot in cached.slots:
                     points[slot] = feet[index] if index in feet else to_arm @ (joints[index] + shift)
-        if rig_settings.plant_feet and not cached.capture:  # the legs bend to keep the target's own feet there
-            # while they are on the floor (the capture rig's legs are the performer's: nothing to make up for)
+        if plant:  # the legs bend to keep the target's own feet there while they are on the floor
             low = min(joints[ankle].z for _shin, ankle in rt.REACH_SLOTS.values())
             cached.floor = low if cached.floor is None else min(cached.floor, low)
             reach = {shin: (feet[ankle], rt.plant_weight(joints[ankle].z, cached.floor))

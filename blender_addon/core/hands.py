@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from mathutils import Euler, Matrix, Quaternion, Vector
 
-from .retarget import write_pose
+from .retarget import columns, write_pose
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 SIDES = ("L", "R")
@@ -49,13 +49,7 @@ THUMB_OUT_DEG, THUMB_ROLL_DEG = 40.0, 50.0
 _MIRROR = Matrix.Diagonal((-1.0, 1.0, 1.0))
 
 
-def _columns(x: tuple, y: tuple, z: tuple) -> Matrix:
-    m = Matrix.Identity(3)
-    m.col[0], m.col[1], m.col[2] = x, y, z
-    return m
-
-
-PALM_FRAMES = {"L": _columns((0, 1, 0), (1, 0, 0), (0, 0, -1)), "R": _columns((0, -1, 0), (-1, 0, 0), (0, 0, -1))}
+PALM_FRAMES = {"L": columns((0, 1, 0), (1, 0, 0), (0, 0, -1)), "R": columns((0, -1, 0), (-1, 0, 0), (0, 0, -1))}
 _THUMB_L = Euler((0.0, math.radians(THUMB_ROLL_DEG), 0.0)).to_matrix()
 _THUMB_L = Matrix.Rotation(math.radians(THUMB_OUT_DEG), 3, "Z") @ _THUMB_L
 THUMB_REST = {"L": _THUMB_L, "R": _MIRROR @ _THUMB_L @ _MIRROR}  # under the palm, in its side's convention

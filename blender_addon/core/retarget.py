@@ -66,16 +66,6 @@ EFFECTOR_TURNS = {"hand.L": "forearm.L", "hand.R": "forearm.R", "foot.L": "shin.
 EFFECTOR_DIRECTIONS = {"hand.L": (1, 0, 0), "hand.R": (-1, 0, 0), "foot.L": (0, -1, 0), "foot.R": (0, -1, 0)}
 _FORWARD = Vector((0.0, -1.0, 0.0))
 
-
-def foot_heading(shin: Matrix, hips: Matrix) -> Matrix:
-    """A turn about the vertical (world Z) from the T-pose's forward to where the knee faces (the shin's front,
-    projected on the floor); the hips' facing where the shin lies too flat to say (a kick, kneeling)."""
-    for delta in (shin, hips):
-        front = delta @ _FORWARD
-        front.z = 0.0
-        if front.length > 0.3:
-            return _FORWARD.rotation_difference(front.normalized()).to_matrix()
-    return Matrix.Identity(3)
 # Clavicles are aimed, not only rotated: a target's clavicle rarely starts at the chest's top (Mixamo's and the
 # metarig's start in front of it), so each one is turned until its arm starts on the performer's shoulder line,
 # at the target's own shoulder width. slot -> (upper arm slot, COCO shoulder).
@@ -96,8 +86,19 @@ def plant_weight(ankle_height: float, floor: float) -> float:
     return min(max((PLANT_NONE - h) / (PLANT_NONE - PLANT_FULL), 0.0), 1.0)
 
 
+def foot_heading(shin: Matrix, hips: Matrix) -> Matrix:
+    """A turn about the vertical (world Z) from the T-pose's forward to where the knee faces (the shin's front,
+    projected on the floor); the hips' facing where the shin lies too flat to say (a kick, kneeling)."""
+    for delta in (shin, hips):
+        front = delta @ _FORWARD
+        front.z = 0.0
+        if front.length > 0.3:
+            return _FORWARD.rotation_difference(front.normalized()).to_matrix()
+    return Matrix.Identity(3)
 
-def _columns(x: tuple, y: tuple, z: tuple) -> Matrix:
+
+def columns(x: tuple, y: tuple, z: tuple) -> Matrix:
+    """A 3x3 matrix from its columns (a bone's rest frame: local X, Y = head to tail, Z)."""
     m = Matrix.Identity(3)
     m.col[0], m.col[1], m.col[2] = x, y, z
     return m
@@ -106,8 +107,8 @@ def _columns(x: tuple, y: tuple, z: tuple) -> Matrix:
 # Rest frame of each bone (columns: local X, Y = head to tail, Z), as in docs/lifting.md and
 # pose_server.lift.skeleton3d.REST_ROTATIONS: trunk and legs have Blender roll 0; the arms are rolled so
 # that, like the legs, each limb's hinge is its local X and it bends towards local +Z.
-_UP, _LEG = _columns((1, 0, 0), (0, 0, 1), (0, -1, 0)), _columns((1, 0, 0), (0, 0, -1), (0, 1, 0))
-_ARM_L, _ARM_R = _columns((0, 0, -1), (1, 0, 0), (0, -1, 0)), _columns((0, 0, 1), (-1, 0, 0), (0, -1, 0))
+_UP, _LEG = columns((1, 0, 0), (0, 0, 1), (0, -1, 0)), columns((1, 0, 0), (0, 0, -1), (0, 1, 0))
+_ARM_L, _ARM_R = columns((0, 0, -1), (1, 0, 0), (0, -1, 0)), columns((0, 0, 1), (-1, 0, 0), (0, -1, 0))
 REST_FRAMES = {"hips": _UP, "spine": _UP, "chest": _UP, "neck": _UP, "head": _UP,
                "clavicle.L": _ARM_L, "clavicle.R": _ARM_R,
                "upper_arm.L": _ARM_L, "forearm.L": _ARM_L, "upper_arm.R": _ARM_R, "forearm.R": _ARM_R,
@@ -358,13 +359,12 @@ class TargetSolver:
         # The packet's pelvis is the mid-hip point: a root bone that starts elsewhere (the metarig's, 6 cm below
         # its hip joints) is placed so that its thigh heads, not its own head, land on it.
         root = by_slot.get("hips")
-        # Half the distance between the thigh heads (armature units): IK mode plants the feet under the target's
-        # own hips, not under the performer's.
-        self.half_hips = (bones[by_slot["thigh.L"].name].head_local - bones[by_slot["thigh.R"].name].head_local
-                          ).length * 0.5 if "thigh.L" in by_slot and "thigh.R" in by_slot else None
-        if root is not None and root.locate and "thigh.L" in by_slot and "thigh.R" in by_slot:
-            mid_hips = (bones[by_slot["thigh.L"].name].head_local + bones[by_slot["thigh.R"].name].head_local) * 0.5
-            root.hip_offset = root.rest.translation - mid_hips
+        thighs = [bones[by_slot[t].name].head_local for t in ("thigh.L", "thigh.R") if t in by_slot]
+        # Half the distance between the thigh heads (armature units): planted feet go under the target's own hips,
+        # not under the performer's.
+        self.half_hips = (thighs[0] - thighs[1]).length * 0.5 if len(thighs) == 2 else None
+        if root is not None and root.locate and len(thighs) == 2:
+            root.hip_offset = root.rest.translation - (thighs[0] + thighs[1]) * 0.5
         for upper, (lower, _ankle) in REACH_SLOTS.items():
             if upper in by_slot and lower in by_slot and by_slot[upper].rotate and by_slot[lower].rotate:
                 shin = bones[by_slot[lower].name]

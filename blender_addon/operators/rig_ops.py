@@ -104,7 +104,6 @@ class VITPOSE_OT_load_bone_map(bpy.types.Operator):
         obj = _armature(context)
         if obj is not None:
             _found, missing = bonemaps.resolve_entries(obj.data.bones.keys(), preset["bones"])
-            missing = [e for e in missing if e["canonical"] not in bonemaps.OPTIONAL_SLOTS]
             if missing:
                 names = ", ".join(e["target"] for e in missing)
                 self.report({"WARNING"}, f"Loaded {preset['name']}; {obj.name} lacks {names}: fix them in the list")
