@@ -101,11 +101,7 @@ class KeypointFilter:
 
         good = (s >= self.min_score) & np.isfinite(x).all(axis=1)
         if good.all() and self._active.all():  # the usual frame, without the masks' indexing (a third of the time)
-            dt = (t - self._t_good)[:, None]
-            dx_hat = self._dx + smoothing_factor(dt, self.d_cutoff) * ((x - self._x) / dt - self._dx)
-            fc = self.min_cutoff + self.beta * np.linalg.norm(dx_hat, axis=1, keepdims=True)
-            self._x = self._x + smoothing_factor(dt, fc) * (x - self._x)
-            self._dx = dx_hat
+            self._update(x, t, slice(None))
             self._t_good[:] = t
             self._score_good[:] = s
             self._t_prev = t
@@ -118,14 +114,7 @@ class KeypointFilter:
         # Confident keypoints with state: One Euro update with their own dt since their last update.
         upd = good & self._active
         if upd.any():
-            dt = (t - self._t_good[upd])[:, None]
-            a_d = smoothing_factor(dt, self.d_cutoff)
-            dx = (x[upd] - self._x[upd]) / dt
-            dx_hat = self._dx[upd] + a_d * (dx - self._dx[upd])
-            fc = self.min_cutoff + self.beta * np.linalg.norm(dx_hat, axis=1, keepdims=True)
-            a = smoothing_factor(dt, fc)
-            self._x[upd] = self._x[upd] + a * (x[upd] - self._x[upd])
-            self._dx[upd] = dx_hat
+            self._update(x, t, upd)
         # Confident keypoints without state start their filter here.
         new = good & ~self._active
         self._x[new] = x[new]
@@ -153,3 +142,12 @@ class KeypointFilter:
         self._t_prev = t
         self._out = out
         return out.astype(np.float32), out_s.astype(np.float32), held
+
+    def _update(self, x: np.ndarray, t: float, idx: slice | np.ndarray) -> None:
+        """The One Euro step of the keypoints ``idx`` (all: a slice, no copies), each with its own dt since its last
+        update."""
+        dt = (t - self._t_good[idx])[:, None]
+        dx_hat = self._dx[idx] + smoothing_factor(dt, self.d_cutoff) * ((x[idx] - self._x[idx]) / dt - self._dx[idx])
+        fc = self.min_cutoff + self.beta * np.linalg.norm(dx_hat, axis=1, keepdims=True)
+        self._x[idx] = self._x[idx] + smoothing_factor(dt, fc) * (x[idx] - self._x[idx])
+        self._dx[idx] = dx_hat
