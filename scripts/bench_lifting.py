@@ -17,6 +17,7 @@ per lifter x noise: per motion category, per azimuth, overall. Lifters run inter
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import time
 from collections import defaultdict
@@ -47,6 +48,19 @@ IMAGE = (1280, 720)
 FLIP = SKELETONS["coco17"].flip_indices()
 DIR_SEGMENTS = LIMB_SEGMENTS + ((J["l_hip"], J["l_shoulder"]), (J["r_hip"], J["r_shoulder"]))
 ANKLES = [J["l_ankle"], J["r_ankle"]]
+LEGS = [(J["l_hip"], J["l_knee"], J["l_ankle"]), (J["r_hip"], J["r_knee"], J["r_ankle"])]
+
+
+def _addon_foot_lock() -> type:
+    """The add-on's ``FootLock`` (plain Python), loaded from its file: importing the add-on package needs bpy."""
+    path = Path(__file__).resolve().parents[1] / "blender_addon" / "core" / "foot_lock.py"
+    spec = importlib.util.spec_from_file_location("addon_foot_lock", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FootLock
+
+
+FootLock = _addon_foot_lock()
 
 
 def detector_noise(px: np.ndarray, sigma: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -207,22 +221,59 @@ def compare_ikpy(gt: np.ndarray, frames: int = 40) -> str:
     )
 
 
-def foot_metrics(pred: np.ndarray, contacts_gt: np.ndarray | None, contacts_pred: np.ndarray | None,
+def take_ankles(pred: np.ndarray, contacts_pred: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ankles as a recorded take gets them, and which are pinned: the add-on's ``FootLock`` (its defaults) pins
+    a planted ankle where it was planted and glides it back on release; the leg's IK then reaches the pin only
+    within the leg's length (thigh + shin) from the hip, so a pin the body has moved away from drags along."""
+    lock = FootLock()
+    out = pred[:, ANKLES].copy()
+    pinned = np.zeros((len(pred), 2), dtype=bool)
+    for i, (joints, c) in enumerate(zip(pred, contacts_pred, strict=True)):
+        if not np.isfinite(joints).all() or not np.isfinite(c).all():
+            lock.reset()
+            continue
+        person = lock.apply({"id": 0, "joints_3d": joints.tolist(), "contacts": c.tolist()}, i / fps)
+        for side, (hip, knee, ankle) in enumerate(LEGS):
+            pinned[i, side] = lock._anchor[side] is not None
+            target = np.array(person["joints_3d"][ankle]) - joints[hip]
+            reach = np.linalg.norm(joints[knee] - joints[hip]) + np.linalg.norm(joints[ankle] - joints[knee])
+            dist = np.linalg.norm(target)
+            out[i, side] = joints[hip] + target * min(1.0, reach / max(dist, 1e-9))
+    return out, pinned
+
+
+def foot_metrics(pred: np.ndarray, gt: np.ndarray, contacts_gt: np.ndarray | None, contacts_pred: np.ndarray | None,
                  fps: float) -> dict:
-    """Foot skating: the lifted ankles' horizontal speed while the mocap foot is planted, mm per frame at 30 fps;
-    contact precision and recall of the predicted probabilities (> 0.5) against the mocap's contacts."""
-    out = {"skate": np.nan, "c_prec": np.nan, "c_rec": np.nan}
+    """Foot skating: the lifted ankles' horizontal speed while the mocap foot is planted, mm per frame at 30 fps, in
+    the packet (``skate``), in the take after the add-on's foot pinning (``take_skate``, ``take_ankles``) and of the
+    mocap's own ankles (``gt_skate``: a planted foot rolls over heel and toes, so its ankle moves too); what the
+    pinning costs the pose (``pin_cost``: the take's pelvis-relative ankle error minus the packet's, mm); contact
+    precision and recall: the frames the add-on pins a foot against the mocap's contacts."""
+    out = {"skate": np.nan, "take_skate": np.nan, "gt_skate": np.nan, "pin_cost": np.nan, "c_prec": np.nan,
+           "c_rec": np.nan}
     if contacts_gt is None:
         return out
     valid = np.isfinite(pred).all(axis=(1, 2))
-    speed = np.full((len(pred), 2), np.nan)
-    speed[1:] = np.linalg.norm(np.diff(pred[:, ANKLES, :2], axis=0), axis=-1) * fps * 1000 / 30
-    planted = contacts_gt & valid[:, None] & np.isfinite(speed)
+
+    def speed(ankles: np.ndarray) -> np.ndarray:
+        v = np.full((len(ankles), 2), np.nan)
+        v[1:] = np.linalg.norm(np.diff(ankles[..., :2], axis=0), axis=-1) * fps * 1000 / 30
+        return v
+
+    packet = speed(pred[:, ANKLES])
+    planted = contacts_gt & valid[:, None] & np.isfinite(packet)
     if planted.any():
-        out["skate"] = float(np.mean(speed[planted]))
+        out["skate"] = float(np.mean(packet[planted]))
+        out["gt_skate"] = float(np.mean(speed(gt[:, ANKLES])[planted]))
     if contacts_pred is not None:
-        said = (contacts_pred > 0.5) & valid[:, None]
-        truth = contacts_gt & valid[:, None]
+        ankles, pinned = take_ankles(pred, contacts_pred, fps)
+        if planted.any():
+            out["take_skate"] = float(np.mean(speed(ankles)[planted]))
+        pelvis = lambda a: 0.5 * (a[valid, J["l_hip"]] + a[valid, J["r_hip"]])[:, None]  # noqa: E731
+        truth = gt[valid][:, ANKLES] - pelvis(gt)
+        err = lambda a: np.linalg.norm(a[valid] - pelvis(pred) - truth, axis=-1).mean() * 1000  # noqa: E731
+        out["pin_cost"] = float(err(ankles) - err(pred[:, ANKLES]))
+        said, truth = pinned & valid[:, None], contacts_gt & valid[:, None]
         out["c_prec"] = 100.0 * (said & truth).sum() / max(said.sum(), 1)
         out["c_rec"] = 100.0 * (said & truth).sum() / max(truth.sum(), 1)
     return out
@@ -286,15 +337,16 @@ def run_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, azim
     pred = np.array(preds, dtype=np.float64)
     c_pred = np.array(c_pred)
     out = metrics(pred, gt, rots, fps)
-    out |= foot_metrics(pred, contacts, None if np.isnan(c_pred).all() else c_pred, fps)
+    out |= foot_metrics(pred, gt, contacts, None if np.isnan(c_pred).all() else c_pred, fps)
     out["path"] = path_error(pred, gt, fps)
     return out | {"ms": np.median(t_lift) * 1000, "ik_ms": np.median(t_ik) * 1000 if t_ik else np.nan,
                   "frames": len(px), "joints": pred, "gt": gt}
 
 
-COLS = ("mpjpe", "pa", "wrong", "run", "jitter", "cv", "rot", "skate", "path", "c_prec", "c_rec", "ms")
-HEADER = ("MPJPE", "PA-MPJPE", "wrong%", "maxrun", "jitter×", "boneCV%", "rot°", "skate mm/f", "path mm/s",
-          "contact P%", "contact R%", "ms/frame")
+COLS = ("mpjpe", "pa", "wrong", "run", "jitter", "cv", "rot", "skate", "take_skate", "pin_cost", "path", "c_prec",
+        "c_rec", "ms")
+HEADER = ("MPJPE", "PA-MPJPE", "wrong%", "maxrun", "jitter×", "boneCV%", "rot°", "skate mm/f", "take skate",
+          "pin +mm", "path mm/s", "contact P%", "contact R%", "ms/frame")
 
 
 def summarise(rows: list[dict], key: str) -> list[tuple[str, dict, int]]:
@@ -464,6 +516,13 @@ def main() -> None:
             if len(args.elevations) > 1:
                 print(table(f"{title}: per elevation (deg)", summarise(sel, "elevation")))
     frames = sum(r["frames"] for r in rows)
+    own = [(r["gt_skate"], r["frames"]) for r in rows if np.isfinite(r["gt_skate"])]
+    if own:
+        value, weight = zip(*own, strict=True)
+        print(f"\nskate columns: the mocap's own ankles move {np.average(value, weights=weight):.1f} mm/frame on "
+              "its planted frames (a planted foot rolls over heel and toes); take skate: after the add-on's foot "
+              "pinning, which moves the ankles off the packet's pose by pin +mm (pelvis-relative ankle error, take "
+              "minus packet)")
     print(f"\n{len(clips)} clips, {len(rows)} cases, {frames} frames; wall {wall:.0f} s, CPU {cpu:.0f} s; "
           f"load average before {load0[0]:.2f}, after {os.getloadavg()[0]:.2f} (2 cores)")
     if args.plot:

@@ -75,21 +75,46 @@ def test_detector_noise_is_off_at_zero_and_has_its_sigma_otherwise():
     assert (scores == 0.1).any() and (scores == 0.5).any()  # dropped keypoints and left/right swaps happen
 
 
-def test_foot_skating_is_ankle_speed_while_planted_and_contacts_are_scored(truth):
-    pred = truth.copy()
-    n = len(pred)
-    pred[:, J["l_ankle"], :2] = np.stack([0.01 * np.arange(n), np.zeros(n)], 1)  # slides 1 cm per frame
-    pred[:, J["r_ankle"], :2] = pred[0, J["r_ankle"], :2]  # the right one stands still
+def test_foot_skating_is_ankle_speed_while_planted_and_contacts_are_the_frames_the_addon_pins(truth):
+    n = len(truth)
+    pred = np.tile(truth[10], (n, 1, 1))  # standing still
+    pred[:, J["l_ankle"], 0] += 0.01 * (np.arange(n) % 2)  # but the left ankle shakes 1 cm per frame
     planted = np.zeros((n, 2), bool)
     planted[:, 0] = True  # the mocap's left foot is planted the whole time, the right never
-    said = np.zeros((n, 2))
+    said = np.full((n, 2), 0.1)
     said[: n // 2, 0] = 0.9  # half the true contacts found
     said[: n // 4, 1] = 0.9  # and some false ones
-    r = bench.foot_metrics(pred, planted, said, 30.0)
+    r = bench.foot_metrics(pred, truth, planted, said, 30.0)
     assert r["skate"] == pytest.approx(10.0, rel=1e-6)
+    assert r["take_skate"] < 0.6 * r["skate"]  # pinned still for the first half
+    own = np.linalg.norm(np.diff(truth[:, J["l_ankle"], :2], axis=0), axis=-1).mean() * 1000
+    assert r["pin_cost"] == pytest.approx(0.0, abs=6.0)  # the pin holds the shaking ankle within 1 cm of its pose
+    assert r["gt_skate"] == pytest.approx(own, rel=1e-6)
     assert r["c_rec"] == pytest.approx(100 * (n // 2) / n, abs=0.1)
     assert r["c_prec"] == pytest.approx(100 * (n // 2) / (n // 2 + n // 4), abs=0.1)
-    assert np.isnan(bench.foot_metrics(pred, None, None, 30.0)["skate"])
+    assert np.isnan(bench.foot_metrics(pred, truth, None, None, 30.0)["skate"])
+
+
+def test_a_take_keeps_a_pinned_ankle_where_the_leg_reaches_it_and_drags_it_beyond(truth):
+    n = 60
+    pose = truth[10]
+    pred = pose[None] + np.arange(n)[:, None, None] * np.array([0.004, 0.0, 0.0])  # the body slides 4 mm per frame
+    contacts = np.tile([0.9, 0.1], (n, 1))  # the left foot called planted, the right not
+    ankles, pinned = bench.take_ankles(pred, contacts, 30.0)
+    assert pinned[:, 0].all() and not pinned[:, 1].any()
+    np.testing.assert_allclose(ankles[:, 1], pred[:, J["r_ankle"]])  # an unpinned ankle is the packet's
+    hip, knee, ankle = bench.LEGS[0]
+    reach = np.linalg.norm(pose[knee] - pose[hip]) + np.linalg.norm(pose[ankle] - pose[knee])
+    to_pin = np.linalg.norm(pose[ankle] - pred[:, hip], axis=-1)
+    dist = np.linalg.norm(ankles[:, 0] - pred[:, hip], axis=-1)
+    assert (to_pin <= reach).any() and (to_pin > reach).any()  # the body moves away from the pin
+    np.testing.assert_allclose(ankles[to_pin <= reach, 0], np.tile(pose[ankle], ((to_pin <= reach).sum(), 1)))
+    np.testing.assert_allclose(dist[to_pin > reach], reach)  # out of reach: at the leg's length, towards the pin
+    # against a truth that slides as the packet does, pinning only costs: the pinned ankle's distance from the packet's
+    planted = np.tile([True, False], (n, 1))
+    cost = bench.foot_metrics(pred, pred, planted, contacts, 30.0)["pin_cost"]
+    assert cost == pytest.approx(np.linalg.norm(ankles - pred[:, bench.ANKLES], axis=-1).mean() * 1000, rel=1e-6)
+    assert cost > 10.0
 
 
 def test_the_root_path_error_sees_a_frozen_path_that_mpjpe_does_not(truth):
