@@ -43,7 +43,9 @@ LIFTERS = {"learned": LearnedLifter, "geometric": Lifter,
            "learned-nofit": partial(LearnedLifter, bone_fit=0.0),
            "learned-fit75": partial(LearnedLifter, bone_fit=0.75),
            # the foot lock moving the root in depth at any speed (before: froze walks at the camera)
-           "learned-depthlock": partial(LearnedLifter, depth_gate=None)}
+           "learned-depthlock": partial(LearnedLifter, depth_gate=None),
+           # the network without its mirror image (the default averages both: test-time flip)
+           "learned-single": partial(LearnedLifter, mirror=False)}
 IMAGE = (1280, 720)
 FLIP = SKELETONS["coco17"].flip_indices()
 DIR_SEGMENTS = LIMB_SEGMENTS + ((J["l_hip"], J["l_shoulder"]), (J["r_hip"], J["r_shoulder"]))

@@ -84,6 +84,7 @@ class LearnedLifter:
         bone_fit: float = 0.5,
         world: SharedWorld | None = None,
         depth_gate: tuple[float, float] | None = DEPTH_GATE,
+        mirror: bool = True,
         **_unused: object,
     ) -> None:
         self.image_size, self.focal, self.center = lifter_camera(image_size, focal, hfov_deg, height_m)
@@ -93,7 +94,7 @@ class LearnedLifter:
         self.hold_s = float(hold_s)
         self.foot_lock = foot_lock
         self.depth_gate = depth_gate  # None: the foot lock moves the root in depth whatever its speed
-        self.model = load_model(DEFAULT_TEMPORAL_LIFTER if model == "default" else model)
+        self.model = load_model(DEFAULT_TEMPORAL_LIFTER if model == "default" else model, mirror=mirror)
         self._root_params = (root_min_cutoff, depth_min_cutoff)
         self.calib_frames = int(calib_frames)
         # The network's poses jitter and its bones breathe a little: a light One Euro filter on the pelvis-relative

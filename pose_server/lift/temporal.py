@@ -14,6 +14,9 @@ pelvis-relative, for a 1.75 m body; 2 contact logits (left, right foot).
 
 ``TemporalLifterModel`` is the numpy inference: it keeps each layer's recent inputs, so a new frame costs one column
 per layer; the first frame fills the history as if it had always been there (what training does at a clip's start).
+With ``mirror=True`` it also runs the mirror image of the frames (left and right swapped, x negated: training mirrors
+half its sequences) in the same matrix products and averages the two answers, mirrored back (VideoPose3D's test-time
+flip, made streaming).
 """
 
 from __future__ import annotations
@@ -25,12 +28,26 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from pose_server.lift.skeleton3d import J
+from pose_server.skeleton import SKELETONS
 
 __all__ = ["frame_features", "TemporalLifterModel", "DEFAULT_TEMPORAL_LIFTER", "FEATURES", "load_model"]
 
 DEFAULT_TEMPORAL_LIFTER = Path(__file__).resolve().parents[2] / "resources" / "models" / "temporal_lifter.npz"
 FEATURES = 17 * 2 + 17 + 2 + 1 + 3
 _HIPS = [J["l_hip"], J["r_hip"]]
+_FLIP = SKELETONS["coco17"].flip_indices()
+
+
+def _mirror_map() -> tuple[np.ndarray, np.ndarray]:
+    """The permutation and signs that turn a frame's features into its mirror image's (x -> -x, left <-> right)."""
+    perm = np.concatenate([np.stack([2 * _FLIP, 2 * _FLIP + 1], 1).ravel(), 34 + _FLIP, 51 + np.arange(6)])
+    sign = np.ones(FEATURES, np.float32)
+    sign[0:34:2] = -1.0  # keypoint x
+    sign[[51, 54]] = -1.0  # pelvis image motion x, pelvis image position x
+    return perm, sign
+
+
+_MIRROR = _mirror_map()
 
 
 def frame_features(px: np.ndarray, scores: np.ndarray, prev_px: np.ndarray | None, centre: np.ndarray,
@@ -60,7 +77,7 @@ class TemporalLifterModel:
     """Streaming numpy inference of an exported TCN: ``step(features)`` -> (17, 3) joints and (2,) contact
     probabilities for the newest frame; ``reset()`` forgets the history (a new performer or a gap)."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], info: str = "") -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], info: str = "", mirror: bool = False) -> None:
         self.layers: list[tuple[np.ndarray, np.ndarray, int]] = []  # (3*Cin, Cout) weights, bias, dilation
         i = 0
         while f"conv{i}.w" in arrays:
@@ -76,6 +93,7 @@ class TemporalLifterModel:
                              f"({FEATURES} per frame); re-create them with scripts/train_temporal_lifter.py")
         self.receptive_field = 1 + sum(2 * d for _, _, d in self.layers)
         self.info = info
+        self.mirror = mirror
         self.reset()
 
     @classmethod
@@ -95,6 +113,9 @@ class TemporalLifterModel:
     def step(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One frame's (FEATURES,) features -> (17, 3) joints (m, 1.75 m body, camera axes) and (2,) contacts."""
         x = np.asarray(features, np.float32)
+        if self.mirror:
+            perm, sign = _MIRROR
+            x = np.stack([x, x[perm] * sign])
         with _blas().limit(limits=1, user_api="blas"):  # small matmuls: BLAS threads would fight the server's
             for i, (w, b, d) in enumerate(self.layers):
                 hist = self._hist[i]
@@ -104,14 +125,17 @@ class TemporalLifterModel:
                 else:
                     hist.append(x)
                     del hist[:-span]
-                y = np.maximum(np.concatenate([hist[0], hist[d], hist[2 * d]]) @ w + b, 0.0)
+                y = np.maximum(np.concatenate([hist[0], hist[d], hist[2 * d]], axis=-1) @ w + b, 0.0)
                 if i > 0:
                     pw, pb = self.pointwise[i - 1]
                     y = x + np.maximum(y @ pw + pb, 0.0)
                 x = y
-            joints = (x @ self.w_joints + self.b_joints).reshape(17, 3)
-            contact = 1.0 / (1.0 + np.exp(-(x @ self.w_contact + self.b_contact)))
-        return joints, contact
+            joints = (x @ self.w_joints + self.b_joints).reshape(-1, 17, 3)
+            contact = (0.5 + 0.5 * np.tanh(0.5 * (x @ self.w_contact + self.b_contact))).reshape(-1, 2)  # sigmoid
+        if self.mirror:  # the mirror image's answer, mirrored back, averaged with the frame's own
+            back = joints[1, _FLIP] * np.array([-1.0, 1.0, 1.0], np.float32)
+            return 0.5 * (joints[0] + back), 0.5 * (contact[0] + contact[1, ::-1])
+        return joints[0], contact[0]
 
     def run(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A whole sequence (F, FEATURES) -> (F, 17, 3), (F, 2), frame by frame from a fresh history."""
@@ -126,10 +150,10 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def load_model(path: str | Path = DEFAULT_TEMPORAL_LIFTER) -> TemporalLifterModel:
+def load_model(path: str | Path = DEFAULT_TEMPORAL_LIFTER, mirror: bool = False) -> TemporalLifterModel:
     """A fresh model (its own history) from ``path``; the file's arrays are read once per process."""
     arrays, info = _read(str(path))
-    return TemporalLifterModel(arrays, info)
+    return TemporalLifterModel(arrays, info, mirror=mirror)
 
 
 @lru_cache(maxsize=4)

@@ -13,6 +13,7 @@ from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, FEATURES, Tempora
 from pose_server.lift.temporal_data import ClipBank, sample_batch
 from pose_server.lift.temporal_training import TemporalNet, export, load_exported, train
 from pose_server.mocap import MocapClip
+from pose_server.skeleton import SKELETONS
 
 IMAGE = (1280, 720)
 
@@ -48,6 +49,33 @@ def test_streaming_numpy_matches_the_dense_torch_network(random_net, tmp_path):
         want_j, want_c = random_net(torch.from_numpy(padded).T[None])
     np.testing.assert_allclose(joints, want_j[0].numpy(), atol=1e-4)
     np.testing.assert_allclose(contacts, torch.sigmoid(want_c[0]).numpy(), atol=1e-5)
+
+
+def test_the_mirror_average_is_the_mirror_image_of_itself(random_net, tmp_path):
+    """Averaged with its mirror image, the model answers a mirrored performance with exactly the mirrored answer
+    (alone it need not: training only mirrors half its sequences), and the features' mirror is the image's."""
+    path = export(random_net, tmp_path / "m.npz", "test")
+    rng = np.random.default_rng(3)
+    px = rng.uniform(200, 900, (40, 17, 2)) + np.linspace(0, 200, 40)[:, None, None]
+    sc = rng.uniform(0.3, 1.0, (40, 17))
+    centre, flip = np.array([640.0, 360.0]), SKELETONS["coco17"].flip_indices()
+    mirrored = np.stack([2 * centre[0] - px[:, flip, 0], px[:, flip, 1]], -1)
+
+    def run(model: TemporalLifterModel, pixels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        prev = np.concatenate([pixels[:1], pixels[:-1]])
+        return model.run(frame_features(pixels, scores, prev, centre, 1000.0))
+
+    both = TemporalLifterModel.load(path)
+    both.mirror = True
+    j, c = run(both, px, sc)
+    jm, cm = run(both, mirrored, sc[:, flip])
+    np.testing.assert_allclose(jm, j[:, flip] * np.array([-1.0, 1.0, 1.0]), atol=1e-5)
+    np.testing.assert_allclose(cm, c[:, ::-1], atol=1e-6)
+    single = TemporalLifterModel.load(path)
+    js, _ = run(single, px, sc)
+    jsm, _ = run(single, mirrored, sc[:, flip])
+    np.testing.assert_allclose(j, 0.5 * (js + jsm[:, flip] * np.array([-1.0, 1.0, 1.0])), atol=1e-5)
+    assert not np.allclose(jsm, js[:, flip] * np.array([-1.0, 1.0, 1.0]), atol=1e-3)
 
 
 def test_features_do_not_depend_on_where_or_how_big_the_person_is():
