@@ -97,7 +97,7 @@ class TemporalLifterModel:
         self.reset()
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_TEMPORAL_LIFTER) -> TemporalLifterModel:
+    def load(cls, path: str | Path = DEFAULT_TEMPORAL_LIFTER, mirror: bool = False) -> TemporalLifterModel:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"temporal lifter weights {path} not found: they ship in resources/models/; "
@@ -105,7 +105,7 @@ class TemporalLifterModel:
                                     "or run the server with --lifter geometric")
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-        return cls(arrays, str(arrays.get("info", "")))
+        return cls(arrays, str(arrays.get("info", "")), mirror=mirror)
 
     def reset(self) -> None:
         # each layer's last inputs, newest last; a second stream for the mirror image

@@ -65,8 +65,7 @@ def test_the_mirror_average_is_the_mirror_image_of_itself(random_net, tmp_path):
         prev = np.concatenate([pixels[:1], pixels[:-1]])
         return model.run(frame_features(pixels, scores, prev, centre, 1000.0))
 
-    both = TemporalLifterModel.load(path)
-    both.mirror = True
+    both = TemporalLifterModel.load(path, mirror=True)
     j, c = run(both, px, sc)
     jm, cm = run(both, mirrored, sc[:, flip])
     np.testing.assert_allclose(jm, j[:, flip] * np.array([-1.0, 1.0, 1.0]), atol=1e-5)
