@@ -235,8 +235,8 @@ def take_ankles(pred: np.ndarray, contacts_pred: np.ndarray, fps: float) -> tupl
             lock.reset()
             continue
         person = lock.apply({"id": 0, "joints_3d": joints.tolist(), "contacts": c.tolist()}, i / fps)
+        pinned[i] = lock.pinned
         for side, (hip, knee, ankle) in enumerate(LEGS):
-            pinned[i, side] = lock._anchor[side] is not None
             target = np.array(person["joints_3d"][ankle]) - joints[hip]
             reach = np.linalg.norm(joints[knee] - joints[hip]) + np.linalg.norm(joints[ankle] - joints[knee])
             dist = np.linalg.norm(target)
@@ -272,8 +272,8 @@ def foot_metrics(pred: np.ndarray, gt: np.ndarray, contacts_gt: np.ndarray | Non
         if planted.any():
             out["take_skate"] = float(np.mean(speed(ankles)[planted]))
         pelvis = lambda a: 0.5 * (a[valid, J["l_hip"]] + a[valid, J["r_hip"]])[:, None]  # noqa: E731
-        truth = gt[valid][:, ANKLES] - pelvis(gt)
-        err = lambda a: np.linalg.norm(a[valid] - pelvis(pred) - truth, axis=-1).mean() * 1000  # noqa: E731
+        lifted_pelvis, true_ankles = pelvis(pred), gt[valid][:, ANKLES] - pelvis(gt)
+        err = lambda a: np.linalg.norm(a[valid] - lifted_pelvis - true_ankles, axis=-1).mean() * 1000  # noqa: E731
         out["pin_cost"] = float(err(ankles) - err(pred[:, ANKLES]))
         said, truth = pinned & valid[:, None], contacts_gt & valid[:, None]
         out["c_prec"] = 100.0 * (said & truth).sum() / max(said.sum(), 1)

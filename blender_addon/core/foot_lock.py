@@ -31,6 +31,11 @@ class FootLock:
         self._release: list[tuple[list[float], float] | None] = [None, None]  # (pinned point, release time)
         self._person_id: int | None = None
 
+    @property
+    def pinned(self) -> tuple[bool, bool]:
+        """Whether the (left, right) ankle is pinned now."""
+        return self._anchor[0] is not None, self._anchor[1] is not None
+
     def apply(self, person: dict, t: float) -> dict:
         """The person (a new dict if anything was pinned) with each planted ankle at its anchor."""
         joints = person.get("joints_3d")

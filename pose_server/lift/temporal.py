@@ -48,6 +48,7 @@ def _mirror_map() -> tuple[np.ndarray, np.ndarray]:
 
 
 _MIRROR = _mirror_map()
+_MIRROR_X = np.array([-1.0, 1.0, 1.0], np.float32)  # camera x negated: a mirrored answer back in the frame's axes
 
 
 def frame_features(px: np.ndarray, scores: np.ndarray, prev_px: np.ndarray | None, centre: np.ndarray,
@@ -121,7 +122,7 @@ class TemporalLifterModel:
             # the mirror image as a stream of its own: one-row products (BLAS is 4x slower on two rows at once)
             perm, sign = _MIRROR
             m_joints, m_contact = self._forward(x[perm] * sign, self._hist[1])
-        back = m_joints[_FLIP] * np.array([-1.0, 1.0, 1.0], np.float32)  # mirrored back
+        back = m_joints[_FLIP] * _MIRROR_X
         return 0.5 * (joints + back), 0.5 * (contact + m_contact[::-1])
 
     def _forward(self, x: np.ndarray, history: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
