@@ -27,6 +27,8 @@ import numpy as np
 
 __all__ = ["KeypointFilter", "smoothing_factor"]
 
+_TWO_PI = 2.0 * math.pi
+
 
 def smoothing_factor(dt: float | np.ndarray, cutoff: float | np.ndarray) -> np.ndarray:
     """alpha = 1 / (1 + tau / dt) with tau = 1 / (2 pi cutoff)."""
@@ -79,7 +81,6 @@ class KeypointFilter:
         self._t_good = np.full(k, -np.inf)  # time of the last confident sample
         self._score_good = np.zeros(k)  # its score
         self._t_prev: float | None = None
-        self._out = np.zeros((k, d))
 
     def __call__(
         self, points: np.ndarray, scores: np.ndarray, t: float
@@ -105,8 +106,7 @@ class KeypointFilter:
             self._t_good[:] = t
             self._score_good[:] = s
             self._t_prev = t
-            self._out = self._x.copy()
-            return self._out.astype(np.float32), s.astype(np.float32), np.zeros(self.num_keypoints, dtype=bool)
+            return self._x.astype(np.float32), s.astype(np.float32), np.zeros(self.num_keypoints, dtype=bool)
         out = x.copy()
         out_s = s.copy()
         held = np.zeros(self.num_keypoints, dtype=bool)
@@ -140,14 +140,32 @@ class KeypointFilter:
             self._active[drop_idx] = False  # restart from the next confident sample
 
         self._t_prev = t
-        self._out = out
         return out.astype(np.float32), out_s.astype(np.float32), held
+
+    def smooth(self, points: np.ndarray, t: float) -> np.ndarray:
+        """Filter one frame whose every keypoint is confident: (K, dims) -> (K, dims) float64. The same as
+        ``self(points, ones, t)[0]`` without its scores, masks and float32 copies (the lifters' filters call it
+        several times a frame)."""
+        x = np.asarray(points, dtype=np.float64)
+        if x.shape != (self.num_keypoints, self.dims) or not (self._active.all() and np.isfinite(x).all()):
+            return self(x, np.ones(self.num_keypoints), t)[0].astype(np.float64)  # checks, starts, holds
+        t = float(t)
+        if t <= self._t_prev:  # all active: there was a previous frame
+            t = self._t_prev + 1e-6
+        self._update(x, t, slice(None))
+        self._t_good[:] = t
+        self._score_good[:] = 1.0
+        self._t_prev = t
+        return self._x.copy()
 
     def _update(self, x: np.ndarray, t: float, idx: slice | np.ndarray) -> None:
         """The One Euro step of the keypoints ``idx`` (all: a slice, no copies), each with its own dt since its last
         update."""
+        # smoothing_factor's arithmetic, inlined: its array conversions were a third of a lifter filter's time
         dt = (t - self._t_good[idx])[:, None]
-        dx_hat = self._dx[idx] + smoothing_factor(dt, self.d_cutoff) * ((x[idx] - self._x[idx]) / dt - self._dx[idx])
-        fc = self.min_cutoff + self.beta * np.linalg.norm(dx_hat, axis=1, keepdims=True)
-        self._x[idx] = self._x[idx] + smoothing_factor(dt, fc) * (x[idx] - self._x[idx])
+        x_prev = self._x[idx]
+        alpha_d = 1.0 / (1.0 + (1.0 / (_TWO_PI * self.d_cutoff)) / dt)
+        dx_hat = self._dx[idx] + alpha_d * ((x[idx] - x_prev) / dt - self._dx[idx])
+        fc = self.min_cutoff + self.beta * np.sqrt(np.einsum("ij,ij->i", dx_hat, dx_hat))[:, None]
+        self._x[idx] = x_prev + 1.0 / (1.0 + (1.0 / (_TWO_PI * fc)) / dt) * (x[idx] - x_prev)
         self._dx[idx] = dx_hat

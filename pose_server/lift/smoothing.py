@@ -14,6 +14,14 @@ CORE = [*FACE, LS, RS, LH, RH]  # head and trunk: depth from short lines (hips 1
 _LIMB_BONES = tuple((p, c, f"{p}-{c}") for a, b, c, _ in LIMBS for p, c in ((a, b), (b, c)))
 _LIMB_PARENT = [p for p, _, _ in _LIMB_BONES]
 _LIMB_CHILD = [c for _, c, _ in _LIMB_BONES]
+_LIMB_ROOT, _LIMB_MID, _LIMB_END = (np.array(x) for x in (_LIMB_PARENT[0::2], _LIMB_CHILD[0::2], _LIMB_CHILD[1::2]))
+# rigid()'s bones, as rows of its extended pose (17: pelvis, 18: shoulders' midpoint, 19: ears' midpoint)
+_LEAR, _REAR = J["l_ear"], J["r_ear"]
+_BONE_FROM = np.array([RH, 17, RS, 18, *_LIMB_PARENT, *[19] * len(FACE)])
+_BONE_TO = np.array([LH, 18, LS, 19, *_LIMB_CHILD, *FACE])
+_FACE = np.array(FACE)
+_BONE_NAMES = ["hip_half", "spine", "shoulder_half", "neck", *[n for _, _, n in _LIMB_BONES],
+               *[f"face{k}" for k in FACE]]
 
 
 class OutputSmoother:
@@ -110,24 +118,17 @@ class OutputSmoother:
 def rigid(rel: np.ndarray, lengths: dict[str, float]) -> np.ndarray:
     """Give every bone of a root-relative pose its length again (smoothing and image noise stretch them),
     keeping the directions."""
-    L = lengths
-    mid_sh_raw = 0.5 * (rel[LS] + rel[RS])
-    mid_ear_raw = 0.5 * (rel[J["l_ear"]] + rel[J["r_ear"]])
-    vecs = np.concatenate(
-        [
-            [rel[LH] - rel[RH], mid_sh_raw, rel[LS] - rel[RS], mid_ear_raw - mid_sh_raw],
-            rel[_LIMB_CHILD] - rel[_LIMB_PARENT],
-            rel[list(FACE)] - mid_ear_raw,
-        ]
-    )
-    dirs = vecs / (np.sqrt(np.einsum("ij,ij->i", vecs, vecs))[:, None] + 1e-9)
+    ext = np.empty((20, 3))  # the joints, then the pelvis (origin), the shoulders' and the ears' midpoints
+    ext[:17], ext[17] = rel, 0.0
+    ext[18], ext[19] = 0.5 * (rel[LS] + rel[RS]), 0.5 * (rel[_LEAR] + rel[_REAR])
+    vecs = ext[_BONE_TO] - ext[_BONE_FROM]
+    bones = vecs / (np.sqrt(np.einsum("ij,ij->i", vecs, vecs))[:, None] + 1e-9)
+    bones *= np.array([lengths[name] for name in _BONE_NAMES])[:, None]
     out = np.empty_like(rel)
-    out[LH], out[RH] = dirs[0] * L["hip_half"], -dirs[0] * L["hip_half"]
-    mid_sh = dirs[1] * L["spine"]
-    out[LS], out[RS] = mid_sh + dirs[2] * L["shoulder_half"], mid_sh - dirs[2] * L["shoulder_half"]
-    for i, (p, c, name) in enumerate(_LIMB_BONES):
-        out[c] = out[p] + dirs[4 + i] * L[name]
-    mid_ear = mid_sh + dirs[3] * L["neck"]
-    for i, k in enumerate(FACE):
-        out[k] = mid_ear + dirs[12 + i] * L[f"face{k}"]
+    out[LH], out[RH] = bones[0], -bones[0]
+    mid_sh = bones[1]
+    out[LS], out[RS] = mid_sh + bones[2], mid_sh - bones[2]
+    out[_LIMB_MID] = out[_LIMB_ROOT] + bones[4:12:2]
+    out[_LIMB_END] = out[_LIMB_MID] + bones[5:12:2]
+    out[_FACE] = mid_sh + bones[3] + bones[12:]
     return out

@@ -34,7 +34,7 @@ __all__ = ["frame_features", "TemporalLifterModel", "DEFAULT_TEMPORAL_LIFTER", "
 
 DEFAULT_TEMPORAL_LIFTER = Path(__file__).resolve().parents[2] / "resources" / "models" / "temporal_lifter.npz"
 FEATURES = 17 * 2 + 17 + 2 + 1 + 3
-_HIPS = [J["l_hip"], J["r_hip"]]
+_HIPS = np.array([J["l_hip"], J["r_hip"]])
 _FLIP = SKELETONS["coco17"].flip_indices()
 
 

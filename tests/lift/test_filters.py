@@ -46,6 +46,29 @@ def test_matches_reference_with_variable_dt():
     np.testing.assert_allclose(got, reference_one_euro(xs, ts, 0.7, 0.05, 1.3), rtol=1e-5, atol=1e-3)
 
 
+
+def test_smooth_is_the_filter_with_every_point_confident():
+    """``smooth`` (the lifters' per-frame path) follows the reference, and gives what the full call gives with all
+    scores 1 -- also through a repeated timestamp and a non-finite point, which it hands to the full call."""
+    rng = np.random.default_rng(1)
+    ts = np.cumsum(rng.uniform(0.01, 0.06, 120))
+    ts[50] = ts[49]  # a repeated timestamp
+    xs = np.sin(ts * 3)[:, None, None] * 100 + rng.normal(0, 3, (120, 2, 3))
+    xs[80, 1, 2] = np.nan
+    fast = KeypointFilter(num_keypoints=2, dims=3, min_cutoff=0.7, beta=0.05, min_score=0.0, hold_s=0.0)
+    full = KeypointFilter(num_keypoints=2, dims=3, min_cutoff=0.7, beta=0.05, min_score=0.0, hold_s=0.0)
+    got, want = [], []
+    for x, t in zip(xs, ts, strict=True):
+        got.append(fast.smooth(x, t))
+        want.append(full(x, np.ones(2), t)[0])
+    got, want = np.array(got), np.array(want)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4, equal_nan=True)
+    one = KeypointFilter(num_keypoints=1, dims=1, min_cutoff=0.7, beta=0.05, d_cutoff=1.3)
+    ys, ts1 = xs[:50, 0, 0], np.cumsum(np.full(50, 0.03))
+    np.testing.assert_allclose([one.smooth(np.array([[y]]), t)[0, 0] for y, t in zip(ys, ts1, strict=True)],
+                               reference_one_euro(ys, ts1, 0.7, 0.05, 1.3), rtol=1e-6)
+
 def test_step_response_smooth_and_converges():
     f = KeypointFilter(num_keypoints=1, dims=2, min_cutoff=1.0, beta=0.0)
     ys = []
