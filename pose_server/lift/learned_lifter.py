@@ -129,7 +129,7 @@ class LearnedLifter:
             self._key = self.world.join()
         self.model.reset()
         self._set_lengths(Proportions(self.height_m).lengths)
-        self._samples: list[dict[str, float]] = []
+        self._samples: list[list[float]] = []  # bone lengths (measure_lengths' order) per frame
         self._smoother = KeypointFilter(17, 3, min_cutoff=3.0, beta=1.0, min_score=0.0, hold_s=0.0)
         self._fit_px = KeypointFilter(17, 2, min_cutoff=1.0, beta=0.05, min_score=0.0, hold_s=0.0)
         self._fit_smoother = KeypointFilter(17, 3, min_cutoff=1.0, beta=0.0, min_score=0.0, hold_s=0.0)
@@ -209,8 +209,10 @@ class LearnedLifter:
         proportions instead cost 6 mm MPJPE on CMU 131_01.)"""
         if len(self._samples) >= self.calib_frames:
             return
-        self._samples.append(measure_lengths(rel))
-        self._set_lengths({k: float(np.median([s[k] for s in self._samples])) for k in self._samples[0]})
+        lengths = measure_lengths(rel)
+        self._samples.append(list(lengths.values()))
+        medians = np.median(self._samples, axis=0)  # one call, not one per bone: this ran 1 ms a frame
+        self._set_lengths({k: float(v) for k, v in zip(lengths, medians, strict=True)})
 
     def _set_lengths(self, lengths: dict[str, float]) -> None:
         self._lengths = lengths
