@@ -149,7 +149,7 @@ def estimate_2d(cfg: PipelineConfig, estimator: Any = None, progress: bool = Tru
                     keep = [i for i, tid in enumerate(ids) if tid not in lost]
                     rows.append((n, [ids[i] for i in keep], boxes[keep], kpts[keep], scores[keep]))
                 else:
-                    tracker.frames_since_detection += 1
+                    tracker.skip_frame()
             n += 1
             if bar is not None:
                 bar.update(1)

@@ -184,7 +184,7 @@ class Stages:
                 item.ids = [ids[i] for i in keep]
                 item.boxes, item.kpts, item.scores = boxes[keep], kpts[keep], scores[keep]
             else:
-                tracker.frames_since_detection += 1
+                tracker.skip_frame()
             item.infer_ms = (time.perf_counter() - t0) * 1000
             self._stage_ms["infer"].append(item.infer_ms)
             self._put(qout, item, newest_only=live)

@@ -4,6 +4,9 @@ The box a track uses on the next frame is the box around its confident keypoints
 expanded 1.25x. The detector only runs every `det_interval` frames, when there is no track, and
 right after a track is lost, so a single performer costs about one detector run per second at
 30 fps. Detections are matched to tracks by IoU with the Hungarian algorithm so ids stay stable.
+A track whose keypoints fade (a crouch in the dark, a flare) is kept aside for `lost_frames`: a detection
+where it was lost takes its id back instead of starting a new one (ByteTrack's lost-track buffer), so the
+server's filters and the add-on's binding follow the person through the gap.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Track:
     box: np.ndarray
     score: float = 1.0
     age: int = 0
+    lost_at: int = 0  # the tracker's frame when its keypoints were lost (tracks kept aside only)
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
 
     def predicted(self) -> np.ndarray:
@@ -63,7 +67,7 @@ class Tracker:
 
     def __init__(self, max_people: int = 1, det_interval: int = 30, iou_threshold: float = 0.3,
                  expand: float = 1.25, min_keypoint_score: float = 0.3, min_keypoints: int = 4,
-                 duplicate_iou: float = 0.9, overlap_iou: float = 0.3) -> None:
+                 duplicate_iou: float = 0.9, overlap_iou: float = 0.3, lost_frames: int = 30) -> None:
         self.max_people = max_people
         self.det_interval = det_interval
         self.iou_threshold = iou_threshold
@@ -72,7 +76,10 @@ class Tracker:
         self.min_keypoints = min_keypoints
         self.duplicate_iou = duplicate_iou
         self.overlap_iou = overlap_iou
+        self.lost_frames = lost_frames
         self.tracks: list[Track] = []
+        self.lost: list[Track] = []  # tracks whose keypoints were lost in the last lost_frames frames
+        self.frame = 0
         self.next_id = 0
         self.frames_since_detection = 10**9
         self.lost_since_detection = False
@@ -134,8 +141,21 @@ class Tracker:
             clear = self.overlap_iou if stale else self.duplicate_iou
             if self.tracks and iou_matrix(boxes[c], np.stack([t.box for t in self.tracks])).max() > clear:
                 continue
-            self.tracks.append(Track(self.next_id, boxes[c].copy(), float(scores[c])))
-            self.next_id += 1
+            self.tracks.append(self._revive(boxes[c], float(scores[c])))
+
+    def _revive(self, box: np.ndarray, score: float) -> Track:
+        """The track for a new detection: the recently lost track it overlaps most (its id back), else a new
+        one."""
+        self.lost = [t for t in self.lost if self.frame - t.lost_at <= self.lost_frames]
+        if self.lost:
+            iou = iou_matrix(box, np.stack([t.box for t in self.lost]))[0]
+            best = int(np.argmax(iou))
+            if iou[best] >= self.iou_threshold:
+                track = self.lost.pop(best)
+                track.box, track.score, track.velocity = box.copy(), score, np.zeros(4, np.float32)
+                return track
+        self.next_id += 1
+        return Track(self.next_id - 1, box.copy(), score)
 
     def update_keypoints(self, ids: list[int], kpts: np.ndarray, scores: np.ndarray,
                          image_size: tuple[int, int] | None = None) -> list[int]:
@@ -157,11 +177,20 @@ class Tracker:
             t.box = box
             t.age += 1
         if lost:
+            for t in self.tracks:
+                if t.id in lost:
+                    t.lost_at = self.frame
+                    self.lost.append(t)
             self.tracks = [t for t in self.tracks if t.id not in lost]
             self.lost_since_detection = True
         self._drop_duplicates()
-        self.frames_since_detection += 1
+        self.skip_frame()
         return lost
+
+    def skip_frame(self) -> None:
+        """A frame is done (update_keypoints calls it; the pipeline calls it on frames without a track)."""
+        self.frames_since_detection += 1
+        self.frame += 1
 
     def _drop_duplicates(self) -> None:
         """Two tracks that converged on one person: keep the older one. While people overlap (crossing),
@@ -187,5 +216,6 @@ class Tracker:
 
     def reset(self) -> None:
         self.tracks = []
+        self.lost = []
         self.frames_since_detection = 10**9
         self.lost_since_detection = False

@@ -120,3 +120,35 @@ def test_background_detection_is_only_useful_while_a_slot_is_free():
     assert spare.background_detection_useful()
     spare.update_detections(np.array([[400, 40, 500, 300]], np.float32), stale=True)
     assert len(spare.tracks) == 2 and not spare.background_detection_useful()
+
+
+def test_a_person_whose_keypoints_fade_for_a_moment_gets_their_id_back():
+    """Keypoints lost for a few frames (a crouch in the dark): the detection that finds the person again where
+    they were lost gives back their id; after ``lost_frames`` (or somewhere else) it is a new person."""
+    box = person_box(10, 0)
+
+    def frames(tracker: Tracker, n: int, scores: float, moved: float = 0.0, there: bool = True) -> list[list[int]]:
+        out = []
+        for _ in range(n):
+            where = box + np.array([moved, 0, moved, 0], np.float32)
+            if tracker.needs_detection():
+                tracker.update_detections(where[None] if there else np.zeros((0, 4), np.float32),
+                                          np.array([0.9] if there else [], np.float32))
+            ids, _boxes = tracker.boxes()
+            if ids:
+                tracker.update_keypoints(ids, keypoints_in(where)[None], np.full((1, 17), scores, np.float32),
+                                         (640, 480))
+            else:
+                tracker.skip_frame()
+            out.append(tracker.boxes()[0])
+        return out
+
+    tracker = Tracker(max_people=2, det_interval=1000, lost_frames=30)
+    assert frames(tracker, 5, 0.9) == [[0]] * 5
+    assert frames(tracker, 6, 0.05) == [[]] * 6  # faded: lost, and each new detection loses it again
+    assert frames(tracker, 5, 0.9, moved=8.0) == [[0]] * 5  # found again, a step further: the same id
+    frames(tracker, 1, 0.05)
+    frames(tracker, 31, 0.05, there=False)  # gone for longer than lost_frames
+    assert frames(tracker, 3, 0.9) == [[1]] * 3
+    frames(tracker, 1, 0.05)
+    assert frames(tracker, 3, 0.9, moved=300.0) == [[2]] * 3  # found elsewhere: somebody else
