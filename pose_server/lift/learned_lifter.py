@@ -45,6 +45,12 @@ _ANKLES = (J["l_ankle"], J["r_ankle"])
 # still holds the root's depth noise off the feet. Full lock below DEPTH_GATE[0] m/s of depth speed, none above
 # DEPTH_GATE[1]; the add-on pins planted feet on the armature from the packet's contacts in every direction.
 DEPTH_GATE = (0.15, 0.4)
+# A track's first answers come from a network history filled with one frame, often of a person half in view or
+# mid-action: in the demo clip the man found again crouching after his jump was lifted 15 m away for 3 frames
+# (6.5 m after 5), and his floor, the median of those frames' feet, sat 1.7 m below the woman's until 20 frames
+# later. The floor heights of a track's first WARMUP_S are only used until later ones replace them. (Raising the
+# root filters' cutoffs 4x over the same time as well cost 2.2 mm/s of root path on the validation subjects.)
+WARMUP_S = 0.5
 _LIMB_UPPER = [(a, b) for a, b, _, _ in LIMBS]
 _LIMB_LOWER = [(b, c) for _, b, c, _ in LIMBS]
 
@@ -151,6 +157,8 @@ class LearnedLifter:
         self._depth_at: tuple[float, float] | None = None  # (pelvis depth, t) of the last frame placed
         self._depth_speed = 0.0  # m/s, smoothed
         self._floor_samples: list[float] = []
+        self._warm_floor: list[float] = []  # floor heights seen while warming up (dropped when it ends)
+        self._t_start = -np.inf
         self.floor: float | None = None
         self.origin: np.ndarray | None = None
         p = np.radians(self.camera_pitch_deg or 0.0)
@@ -185,6 +193,9 @@ class LearnedLifter:
                 return None
             return self._last
         self._t_seen = float(t)
+        if self._prev_px is None:  # a track's first frame, or the first after it was lost
+            self._t_start = self._t_seen
+            self._warm_floor.clear()
         px = np.where(np.isfinite(px), px, 0.0)
         sc = np.where(ok, sc, np.minimum(sc, 0.2))
         feats = frame_features(px, sc, self._prev_px, self.center, self.focal)
@@ -272,13 +283,15 @@ class LearnedLifter:
         off = self.contacts < 0.4
         planted = (self._planted | on) & ~off
         ankle_h = self._ankle_height()
+        samples = self._warm_floor if t - self._t_start < WARMUP_S else self._floor_samples
         for k, a in enumerate(_ANKLES):
             if planted[k]:
-                self._floor_samples.append(float(world[a, 2]) - ankle_h)
-        if not self._floor_samples:  # nothing planted yet: the lower ankle is on the floor
-            self._floor_samples.append(float(min(world[a, 2] for a in _ANKLES)) - ankle_h)
+                samples.append(float(world[a, 2]) - ankle_h)
+        if not samples and not self._floor_samples:  # nothing planted yet: the lower ankle is on the floor
+            samples.append(float(min(world[a, 2] for a in _ANKLES)) - ankle_h)
         del self._floor_samples[:-150]
-        self.floor = float(statistics.median(self._floor_samples))  # (np.median: 10x the time on 150 floats)
+        # (statistics.median: np.median took 10x the time on 150 floats)
+        self.floor = float(statistics.median(self._floor_samples or self._warm_floor))
         pelvis = 0.5 * (world[_LH] + world[_RH])
         self.origin = self.world.place(self._key, pelvis[:2], self.floor)
         pelvis_y = float(pelvis[1])
