@@ -32,6 +32,18 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
+def overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller box's area, of every box in a (N,4) with every box in b (M,4), xyxy: 1 when
+    one box holds the other (a detector's wide box around a track's narrow keypoint box: IoU can be 0.3)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return w * h / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
+
+
 def keypoint_box(kpts: np.ndarray, scores: np.ndarray, min_score: float, expand: float,
                  image_size: tuple[int, int] | None = None) -> np.ndarray | None:
     """Box around the keypoints scoring >= min_score, scaled by `expand` about its centre."""
@@ -139,8 +151,11 @@ class Tracker:
             if c in matched_dets or len(self.tracks) >= self.max_people:
                 continue
             clear = self.overlap_iou if stale else self.duplicate_iou
-            if self.tracks and iou_matrix(boxes[c], np.stack([t.box for t in self.tracks])).max() > clear:
-                continue
+            if self.tracks:
+                held = np.stack([t.box for t in self.tracks])
+                # a tracked person's box inside the detection (or the other way round) is that person again
+                if iou_matrix(boxes[c], held).max() > clear or overlap_of_smaller(boxes[c], held).max() > 0.8:
+                    continue
             self.tracks.append(self._revive(boxes[c], float(scores[c])))
 
     def _revive(self, box: np.ndarray, score: float) -> Track:

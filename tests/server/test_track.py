@@ -97,6 +97,10 @@ def test_max_people_and_duplicates():
     tracker.set_params(max_people=3)
     tracker.update_detections(np.array([[50, 0, 60, 20], [50.5, 0, 60.5, 20], [100, 0, 110, 20]], np.float32))
     assert len(tracker.tracks) == 2  # the near-duplicate box starts no track
+    # the detector's wide box around a tracked person whose keypoint box is narrow (arms out, hands not found):
+    # IoU 0.1, but the track's box lies inside it -- the same person, no second track
+    tracker.update_detections(np.array([[30, -10, 80, 30]], np.float32))
+    assert len(tracker.tracks) == 2
 
 
 def test_keypoint_box_expands_and_clips():
