@@ -35,10 +35,10 @@ def main() -> None:
     ap.add_argument("data", nargs="+", type=Path, help="mocap files, folders or MANIFEST.csv (CMU train/ only)")
     ap.add_argument("--val-subjects", nargs="*", default=["cmu07", "cmu14", "cmu61"],
                     help="CMU subjects held out for validation")
-    ap.add_argument("--steps", type=int, default=12000)
+    ap.add_argument("--steps", type=int, default=14000)
     ap.add_argument("--batch", type=int, default=32, help="sequences per step")
     ap.add_argument("--outputs", type=int, default=48, help="output frames per sequence (dense training)")
-    ap.add_argument("--channels", type=int, default=128)
+    ap.add_argument("--channels", type=int, default=256)
     ap.add_argument("--blocks", type=int, default=3, help="dilated blocks: receptive field 3^(blocks+1) frames")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
