@@ -2,7 +2,9 @@
 2D detector and the server's keypoint filter do to keypoints.
 
 Per sequence: a clip (chosen in proportion to its duration), a frame rate of 24-60 fps (frames interpolated from the
-mocap's), a random body size (x 0.85-1.15), mirrored half the time (left and right swapped), a camera anywhere on the
+mocap's), a random body size (x 0.85-1.15), four times in five random proportions (``_proportions``: each limb
+segment x 0.92-1.08, the torso and head x 0.92-1.08, hip and shoulder width x 0.8-1.2; other labs' skeletons and
+other people differ by that much), mirrored half the time (left and right swapped), a camera anywhere on the
 circle around the performer, -10 to +35 deg above the horizon, 2-10 m away, 40-90 deg horizontal field of view, up to
 +-4 deg of roll, aimed near the performer. Then per frame: the detector's hips and shoulders where a detector puts
 them rather than at the mocap's joint centres (hips up to 4 cm out and 6 cm down, shoulders up to 3 cm up), 0-5 px of
@@ -28,6 +30,10 @@ __all__ = ["ClipBank", "Batch", "sample_batch", "IMAGE"]
 IMAGE = (1280, 720)
 FLIP = SKELETONS["coco17"].flip_indices()
 _LH, _RH, _LS, _RS = J["l_hip"], J["r_hip"], J["l_shoulder"], J["r_shoulder"]
+_FACE = [J[n] for n in ("nose", "l_eye", "r_eye", "l_ear", "r_ear")]
+# limb segments, parents first (a child's new position needs its parent's)
+_LIMBS = [[(J[f"{s}_{a}"], J[f"{s}_{b}"]) for s in "lr"] for a, b in
+          (("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"))]
 _SWAP_PAIRS = [(J[f"l_{n}"], J[f"r_{n}"]) for n in ("wrist", "elbow", "ankle", "knee", "hip", "shoulder")]
 
 
@@ -57,6 +63,36 @@ class ClipBank:
         self.size = np.array(legs) / 0.84  # body size against the 1.75 m rest skeleton
         self.weight = self.length / self.fps
         self.weight = self.weight / self.weight.sum()
+
+
+def _proportions(world: np.ndarray, rng: np.random.Generator, share: float = 0.8) -> np.ndarray:
+    """(B, T, 17, 3) joints with each sequence's bones rescaled about their parents, the pelvis fixed (``share`` of
+    the sequences): torso and head, hip and shoulder width, and each limb segment (upper arm, forearm, thigh, shin:
+    one factor per segment, the two sides within 2 % of it). ``share`` 0 draws nothing (the random stream of
+    training runs made before this augmentation)."""
+    if share <= 0:
+        return world
+    b = len(world)
+    on = rng.random(b) < share
+
+    def factor(lo: float, hi: float) -> np.ndarray:
+        return np.where(on, rng.uniform(lo, hi, b), 1.0)[:, None, None]
+
+    out = world.copy()
+    pelvis = world[:, :, [_LH, _RH]].mean(2)
+    chest = world[:, :, [_LS, _RS]].mean(2)
+    new_chest = pelvis + (chest - pelvis) * factor(0.92, 1.08)
+    for joints, centre, new_centre, f in (((_LH, _RH), pelvis, pelvis, factor(0.8, 1.2)),
+                                          ((_LS, _RS), chest, new_chest, factor(0.8, 1.2)),
+                                          (_FACE, chest, new_chest, factor(0.92, 1.08))):
+        for k in joints:
+            out[:, :, k] = new_centre + (world[:, :, k] - centre) * f
+    for pairs in _LIMBS:  # (parent, child) of one segment on the left and on the right
+        f = factor(0.92, 1.08)
+        for parent, child in pairs:
+            side = np.where(on, rng.uniform(0.98, 1.02, b), 1.0)[:, None, None]
+            out[:, :, child] = out[:, :, parent] + (world[:, :, child] - world[:, :, parent]) * f * side
+    return out
 
 
 def _cameras(rng: np.random.Generator, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,8 +179,10 @@ def _corrupt(px: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     return out, scores
 
 
-def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generator) -> Batch:
-    """``batch`` sequences of ``frames`` frames (see the module docstring)."""
+def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generator, proportions: float = 0.8
+                 ) -> Batch:
+    """``batch`` sequences of ``frames`` frames (see the module docstring); ``proportions``: the share of sequences
+    with other proportions."""
     clip = rng.choice(len(bank.length), batch, p=bank.weight)
     fps = rng.uniform(24, 60, batch)
     step = bank.fps[clip] / fps  # mocap frames per video frame
@@ -159,6 +197,7 @@ def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generat
     base = bank.start[clip][:, None]
     world = (1 - w) * bank.joints[base + lo] + w * bank.joints[base + hi]  # (B, T, 17, 3)
     contacts = bank.contacts[base + np.rint(idx).astype(int)]
+    world = _proportions(world, rng, proportions)
     size = rng.uniform(0.85, 1.15, batch)
     pelvis0 = world[:, -1, [_LH, _RH]].mean(1)
     world = (world - pelvis0[:, None, None] * np.array([1, 1, 0])) * size[:, None, None, None]

@@ -10,7 +10,7 @@ from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.skeleton3d import J, segment_lengths
 from pose_server.lift.synthetic import walk
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, FEATURES, TemporalLifterModel, frame_features
-from pose_server.lift.temporal_data import ClipBank, sample_batch
+from pose_server.lift.temporal_data import ClipBank, _proportions, sample_batch
 from pose_server.lift.temporal_training import TemporalNet, export, load_exported, train
 from pose_server.mocap import MocapClip
 from pose_server.skeleton import SKELETONS
@@ -92,11 +92,32 @@ def test_training_batches_project_back_onto_their_keypoints():
     assert batch.features.shape == (16, 30, FEATURES) and batch.joints.shape == (16, 30, 17, 3)
     rel = batch.joints
     np.testing.assert_allclose(rel[..., [J["l_hip"], J["r_hip"]], :].mean(-2), 0.0, atol=1e-5)  # pelvis-relative
-    lengths = segment_lengths(rel.reshape(-1, 17, 3))
-    np.testing.assert_allclose(lengths.std(0), 0.0, atol=2e-3)  # a rigid 1.75 m body whatever the size drawn
+    lengths = segment_lengths(rel.reshape(-1, 17, 3)).reshape(16, 30, -1)
+    np.testing.assert_allclose(lengths.std(1), 0.0, atol=2e-3)  # each sequence a rigid body
     thigh = np.linalg.norm(rel[..., J["l_knee"], :] - rel[..., J["l_hip"], :], axis=-1)
-    np.testing.assert_allclose(thigh, 0.43, atol=0.01)
+    # a 1.75 m body whatever the size drawn, its thighs x 0.92-1.08 (and 2 % between the sides)
+    assert thigh.min() > 0.43 * 0.90 - 0.01 and thigh.max() < 0.43 * 1.10 + 0.01 and thigh.std() > 0.005
     assert set(np.unique(batch.contacts)) <= {0.0, 1.0} and 0 < batch.contacts.mean() < 1
+
+
+def test_random_proportions_rescale_bones_about_their_parents():
+    joints = _walk_clip(1.0).joints[None].repeat(400, 0)
+    out = _proportions(joints, np.random.default_rng(0))
+    pelvis = joints[:, :, [J["l_hip"], J["r_hip"]]].mean(2)
+    np.testing.assert_allclose(out[:, :, [J["l_hip"], J["r_hip"]]].mean(2), pelvis, atol=1e-9)
+    for parent, child in (("l_shoulder", "l_elbow"), ("r_elbow", "r_wrist"), ("l_hip", "l_knee"),
+                          ("r_knee", "r_ankle")):
+        before = joints[:, :, J[child]] - joints[:, :, J[parent]]
+        after = out[:, :, J[child]] - out[:, :, J[parent]]
+        ratio = np.linalg.norm(after, axis=-1) / np.linalg.norm(before, axis=-1)
+        np.testing.assert_allclose(ratio.std(1), 0.0, atol=1e-9)  # one factor per sequence, the bone's direction
+        np.testing.assert_allclose(np.cross(after, before), 0.0, atol=1e-9)
+        assert 0.9 < ratio.min() < 0.95 and 1.05 < ratio.max() < 1.11 and 0.7 < np.mean(ratio != 1.0) < 0.9
+    hips = np.linalg.norm(out[:, 0, J["l_hip"]] - out[:, 0, J["r_hip"]], axis=-1)
+    hips0 = np.linalg.norm(joints[:, 0, J["l_hip"]] - joints[:, 0, J["r_hip"]], axis=-1)
+    assert 0.8 <= (hips / hips0).min() < 0.85 and 1.15 < (hips / hips0).max() <= 1.2
+    rng = np.random.default_rng(0)  # share 0 draws nothing: runs made before this augmentation reproduce
+    assert _proportions(joints, rng, share=0.0) is joints and rng.random() == np.random.default_rng(0).random()
 
 
 def test_training_is_deterministic_and_learns():
