@@ -117,6 +117,34 @@ def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return scale * p @ r + mg
 
 
+def decompose(pred: np.ndarray, gt: np.ndarray) -> dict:
+    """Where root-relative error comes from (frames with output): MPJPE after the best shift alone (the joints'
+    centroids matched: a pelvis placed elsewhere in the body), the best scale alone (about the pelvis), the best
+    rigid motion (shift and rotation) and the best similarity (PA); each frame's best scale (median; above 1: the
+    lifted body is too small) and the angle between the lifted and the mocap's spine (pelvis to mid-shoulder)."""
+    valid = np.isfinite(pred).all(axis=(1, 2))
+    root = lambda a: a - 0.5 * (a[:, [J["l_hip"]]] + a[:, [J["r_hip"]]])  # noqa: E731
+    pr, gr = root(pred[valid]), root(gt[valid])
+    err = lambda a: float(np.linalg.norm(a - gr, axis=-1).mean() * 1000)  # noqa: E731
+    scale = (pr * gr).sum((1, 2)) / (pr * pr).sum((1, 2))
+    shift = gr.mean(1, keepdims=True) - pr.mean(1, keepdims=True)
+    rotated = []
+    for p, g in zip(pr, gr, strict=True):
+        p0, g0 = p - p.mean(0), g - g.mean(0)
+        u, _, vt = np.linalg.svd(p0.T @ g0)
+        d = np.sign(np.linalg.det(u @ vt))
+        u[:, -1] *= d
+        rotated.append(p0 @ (u @ vt) + g.mean(0))
+    spine = lambda a: 0.5 * (a[:, J["l_shoulder"]] + a[:, J["r_shoulder"]])  # noqa: E731
+    sp, sg = spine(pr), spine(gr)
+    cos = (sp * sg).sum(-1) / (np.linalg.norm(sp, axis=-1) * np.linalg.norm(sg, axis=-1))
+    pa = np.mean([np.linalg.norm(procrustes(p, g) - g, axis=-1).mean() for p, g in zip(pr, gr, strict=True)])
+    return {"mpjpe": err(pr), "shifted": err(pr + shift), "scaled": err(scale[:, None, None] * pr),
+            "rotated": err(np.array(rotated)),
+            "pa": float(pa * 1000), "scale": float(np.median(scale)),
+            "spine_deg": float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean())}
+
+
 def geodesic_deg(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
     """Angle (deg) between rotation matrices (..., 3, 3)."""
     tr = np.einsum("...ij,...ij->...", ra, rb)
@@ -378,6 +406,30 @@ def table(title: str, groups: list[tuple[str, dict, int]]) -> str:
     return "\n".join(lines)
 
 
+def decomposition_table(rows: list[dict]) -> str:
+    """The ``--decompose`` table: frame-weighted means per lifter, noise and azimuth, and overall."""
+    keys = ("mpjpe", "shifted", "scaled", "rotated", "pa", "scale", "spine_deg")
+    lines = ["\nwhere the error comes from (mm; scale: the best per frame, median, >1 = lifted body too small; spine: "
+             "angle between the lifted and the mocap's spine, deg)",
+             "| lifter | px | azimuth | MPJPE | best shift | best scale | best shift + rotation | similarity (PA) "
+             "| scale | spine° |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for (lifter, px), group in sorted(_groups(rows, ("lifter", "px")).items()):
+        for az, sel in [("all", group), *sorted(_groups(group, ("azimuth",)).items(), key=lambda kv: float(kv[0][0]))]:
+            w = np.array([r["frames"] for r in sel], float)
+            vals = [np.average([r["parts"][k] for r in sel], weights=w) for k in keys]
+            lines.append(f"| {lifter} | {px:g} | {az if az == 'all' else az[0]} | "
+                         + " | ".join(f"{v:.2f}" if k == "scale" else f"{v:.1f}" for k, v in zip(keys, vals,
+                                                                                               strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def _groups(rows: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        out[tuple(r[k] for k in keys)].append(r)
+    return out
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """MPJPE per azimuth (one curve per lifter x noise) and per category: a PNG for docs/."""
     import matplotlib
@@ -444,6 +496,9 @@ def main() -> None:
     ap.add_argument("--depth-prior", default="default", help="geometric lifter: 'default' or 'none'")
     ap.add_argument("--plot", type=Path, help="write a PNG: MPJPE per azimuth and per category")
     ap.add_argument("--cases", action="store_true", help="also print every case")
+    ap.add_argument("--decompose", action="store_true",
+                    help="also print where the error comes from: MPJPE after the best scale, rotation or both, the "
+                         "best scale and the spine's angle, per lifter, noise and azimuth")
     args = ap.parse_args()
     if args.candidate:
         LIFTERS["candidate"] = partial(LearnedLifter, model=args.candidate)
@@ -500,6 +555,8 @@ def main() -> None:
     for ci, az, el, sigma, lifter in tqdm(cases, desc="bench", unit="case"):
         gt, contacts, height = prepared[ci]
         r = run_case(gt, contacts, args.fps, az, el, sigma, height, lifter, args, args.seed + ci)
+        if args.decompose:
+            r["parts"] = decompose(r["joints"], r["gt"])
         r = {k: v for k, v in r.items() if k not in ("joints", "gt")}  # the per-frame arrays are for bench_convert
         rows.append(r | {"clip": clips[ci].name, "category": clips[ci].category, "azimuth": f"{az:g}",
                          "elevation": f"{el:g}", "px": sigma, "lifter": lifter})
@@ -517,6 +574,8 @@ def main() -> None:
             print(table(f"{title}: per azimuth (deg from the performer's front)", summarise(sel, "azimuth")))
             if len(args.elevations) > 1:
                 print(table(f"{title}: per elevation (deg)", summarise(sel, "elevation")))
+    if args.decompose:
+        print(decomposition_table(rows))
     frames = sum(r["frames"] for r in rows)
     own = [(r["gt_skate"], r["frames"]) for r in rows if np.isfinite(r["gt_skate"])]
     if own:

@@ -133,3 +133,18 @@ def test_azimuths_are_measured_from_where_the_performer_faces(truth):
     assert bench.facing_azimuth(truth) == pytest.approx(0.0, abs=5.0)  # the walker faces -Y
     turned = truth @ np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).T  # 90 deg about Z
     assert abs(bench.facing_azimuth(turned)) == pytest.approx(90.0, abs=5.0)
+
+
+def test_decompose_tells_a_small_body_from_a_leaning_one(truth):
+    root = 0.5 * (truth[:, [J["l_hip"]]] + truth[:, [J["r_hip"]]])
+    small = root + 0.9 * (truth - root)
+    r = bench.decompose(small, truth)
+    assert r["scale"] == pytest.approx(1 / 0.9, rel=1e-6) and r["scaled"] == pytest.approx(0.0, abs=1e-6)
+    assert r["mpjpe"] > 20 and r["rotated"] > 5 and r["pa"] == pytest.approx(0.0, abs=1e-6)
+    r = bench.decompose(truth + np.array([0.0, 0.0, 0.05]) * (np.arange(17) != J["l_hip"])[None, :, None], truth)
+    assert r["shifted"] < 0.25 * r["mpjpe"]  # everything but one hip 5 cm up: mostly a pelvis placed elsewhere
+    c, s = np.cos(np.radians(10)), np.sin(np.radians(10))
+    lean = root + (truth - root) @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]]).T  # 10 deg about the X axis
+    r = bench.decompose(lean, truth)
+    assert r["spine_deg"] == pytest.approx(10.0, abs=0.5) and r["rotated"] == pytest.approx(0.0, abs=1e-6)
+    assert r["scale"] < 1.0 and r["mpjpe"] > r["scaled"] > 10
