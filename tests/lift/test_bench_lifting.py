@@ -115,6 +115,8 @@ def test_a_take_keeps_a_pinned_ankle_where_the_leg_reaches_it_and_drags_it_beyon
     cost = bench.foot_metrics(pred, pred, planted, contacts, 30.0)["pin_cost"]
     assert cost == pytest.approx(np.linalg.norm(ankles - pred[:, bench.ANKLES], axis=-1).mean() * 1000, rel=1e-6)
     assert cost > 10.0
+    # other pin thresholds (--pin): 0.9 is not above 0.95, so nothing is pinned
+    assert not bench.take_ankles(pred, contacts, 30.0, pin=(0.95, 0.9))[1].any()
 
 
 def test_the_root_path_error_sees_a_frozen_path_that_mpjpe_does_not(truth):
