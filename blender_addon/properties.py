@@ -97,6 +97,11 @@ class MocapSettings(bpy.types.PropertyGroup):
     foot_lock: BoolProperty(name="Pin planted feet", default=True,
                             description="Keep a foot the server reports as planted (protocol v3 contacts) where it "
                                         "was planted, through the IK rig: no foot skating in takes")
+    pin_at: FloatProperty(name="Pin at", default=0.6, min=0.2, max=0.95, step=5,
+                          description="Contact probability from which a foot is pinned (released 0.2 lower). "
+                                      "Lower pins more of the frames a foot is planted (validation mocap, 3 px: "
+                                      "0.6 pins 79 %, 0.4 pins 90 %) but pins more frames it is not, which "
+                                      "costs the pose more (4 -> 10 mm at the ankle); see docs/lifting.md")
 
     # Recording
     is_recording: BoolProperty(name="Recording", default=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 ANKLES = (15, 16)  # COCO-17 left, right ankle
+HYSTERESIS = 0.2  # a pin is released this far below the probability that set it
 
 
 class FootLock:
@@ -25,6 +26,10 @@ class FootLock:
     def __init__(self, on: float = 0.6, off: float = 0.4, release_s: float = 0.15, max_offset: float = 0.1) -> None:
         self.on, self.off, self.release_s, self.max_offset = on, off, release_s, max_offset
         self.reset()
+
+    def set_threshold(self, on: float) -> None:
+        """Pin from contact probability ``on``, release below ``on`` - HYSTERESIS (the panel's "Pin at")."""
+        self.on, self.off = on, max(0.0, on - HYSTERESIS)
 
     def reset(self) -> None:
         self._anchor: list[list[float] | None] = [None, None]

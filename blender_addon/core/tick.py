@@ -97,7 +97,9 @@ def _apply_packet(scene, settings, drives: list[tuple[int | None, bpy.types.Obje
         if person is None:  # this performer is not in the shot: its armature holds its last pose
             continue
         if settings.foot_lock:  # protocol v3 contacts: planted feet stay put (core/foot_lock.py), per armature
-            person = foot_lock.lock_for((scene.session_uid, armature.session_uid)).apply(person, packet["timestamp"])
+            lock = foot_lock.lock_for((scene.session_uid, armature.session_uid))
+            lock.set_threshold(settings.pin_at)
+            person = lock.apply(person, packet["timestamp"])
         try:
             drive.apply_person(scene, armature, person, packet)
         except Exception as exc:  # a bad rig must not kill the timer; the panel shows why

@@ -51,7 +51,11 @@ class MOCAP_PT_main(bpy.types.Panel):
         row.prop(settings, "person_mode", text="")
         if settings.person_mode == "ID":
             row.prop(settings, "person_id", text="")
-        box.prop(settings, "foot_lock")
+        row = box.row(align=True)
+        row.prop(settings, "foot_lock")
+        sub = row.row(align=True)
+        sub.active = settings.foot_lock
+        sub.prop(settings, "pin_at", slider=True)
         rig_panel.draw_rig_settings(box, context)
         performers_panel.draw_performers(layout, context)
 

@@ -70,3 +70,23 @@ def test_a_pin_the_body_leaves_behind_is_dragged_on_a_leash_not_at_full_stretch(
         send(_packet(seq, t + seq / 30, 0.04 * seq, 3, (0.95, 0.1)))
     # the pin follows 10 cm (the leash) behind the measured ankle instead of holding the leg back 40 cm
     assert _left_ankle(rig)[0] - planted[0] == pytest.approx(0.40 - 0.10, abs=0.02)
+
+
+def test_pin_at_sets_the_contact_probability_that_pins(scene, send):
+    rig = capture_rig(scene)
+    scene.vitpose_mocap.pin_at = 0.8  # a contact of 0.7 no longer pins
+    t = time.time()
+    send(_packet(0, t, 0.0, 3, (0.7, 0.1)))
+    planted = _left_ankle(rig)
+    send(_packet(1, t + 1 / 30, 0.03, 3, (0.7, 0.1)))
+    assert _left_ankle(rig)[0] - planted[0] == pytest.approx(0.03, abs=0.01)
+    scene.vitpose_mocap.pin_at = 0.5  # now it does (and is released below 0.3, not 0.4)
+    send(_packet(2, t + 2 / 30, 0.06, 3, (0.7, 0.1)))
+    pinned = _left_ankle(rig)
+    send(_packet(3, t + 3 / 30, 0.09, 3, (0.35, 0.1)))
+    send(_packet(4, t + 0.5, 0.12, 3, (0.35, 0.1)))  # released at 0.4, it would have glided back by now
+    assert abs(_left_ankle(rig)[0] - pinned[0]) < 0.01
+    scene.vitpose_mocap.pin_at = 0.6
+    send(_packet(5, t + 0.6, 0.12, 3, (0.35, 0.1)))
+    send(_packet(6, t + 1.0, 0.12, 3, (0.35, 0.1)))
+    assert _left_ankle(rig)[0] - pinned[0] == pytest.approx(0.06, abs=0.01)
