@@ -104,8 +104,13 @@ def shift_hips(joints: np.ndarray, out: float, down: float) -> np.ndarray:
     return g
 
 
-def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """pred aligned to gt by the best similarity transform (per frame)."""
+def root_relative(joints: np.ndarray) -> np.ndarray:
+    """(F, 17, 3) joints relative to each frame's pelvis (the hips' midpoint)."""
+    return joints - 0.5 * (joints[:, [J["l_hip"]]] + joints[:, [J["r_hip"]]])
+
+
+def procrustes(pred: np.ndarray, gt: np.ndarray, scale: bool = True) -> np.ndarray:
+    """pred aligned to gt by the best similarity transform (per frame; ``scale`` False: the best rigid motion)."""
     mp, mg = pred.mean(0), gt.mean(0)
     p, g = pred - mp, gt - mg
     u, s, vt = np.linalg.svd(p.T @ g)
@@ -113,8 +118,7 @@ def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     s[-1] *= d
     u[:, -1] *= d
     r = u @ vt
-    scale = s.sum() / (p**2).sum()
-    return scale * p @ r + mg
+    return (s.sum() / (p**2).sum() if scale else 1.0) * p @ r + mg
 
 
 def decompose(pred: np.ndarray, gt: np.ndarray) -> dict:
@@ -123,24 +127,17 @@ def decompose(pred: np.ndarray, gt: np.ndarray) -> dict:
     rigid motion (shift and rotation) and the best similarity (PA); each frame's best scale (median; above 1: the
     lifted body is too small) and the angle between the lifted and the mocap's spine (pelvis to mid-shoulder)."""
     valid = np.isfinite(pred).all(axis=(1, 2))
-    root = lambda a: a - 0.5 * (a[:, [J["l_hip"]]] + a[:, [J["r_hip"]]])  # noqa: E731
-    pr, gr = root(pred[valid]), root(gt[valid])
+    pr, gr = root_relative(pred[valid]), root_relative(gt[valid])
     err = lambda a: float(np.linalg.norm(a - gr, axis=-1).mean() * 1000)  # noqa: E731
     scale = (pr * gr).sum((1, 2)) / (pr * pr).sum((1, 2))
     shift = gr.mean(1, keepdims=True) - pr.mean(1, keepdims=True)
-    rotated = []
-    for p, g in zip(pr, gr, strict=True):
-        p0, g0 = p - p.mean(0), g - g.mean(0)
-        u, _, vt = np.linalg.svd(p0.T @ g0)
-        d = np.sign(np.linalg.det(u @ vt))
-        u[:, -1] *= d
-        rotated.append(p0 @ (u @ vt) + g.mean(0))
+    rotated = np.array([procrustes(p, g, scale=False) for p, g in zip(pr, gr, strict=True)])
     spine = lambda a: 0.5 * (a[:, J["l_shoulder"]] + a[:, J["r_shoulder"]])  # noqa: E731
     sp, sg = spine(pr), spine(gr)
     cos = (sp * sg).sum(-1) / (np.linalg.norm(sp, axis=-1) * np.linalg.norm(sg, axis=-1))
     pa = np.mean([np.linalg.norm(procrustes(p, g) - g, axis=-1).mean() for p, g in zip(pr, gr, strict=True)])
     return {"mpjpe": err(pr), "shifted": err(pr + shift), "scaled": err(scale[:, None, None] * pr),
-            "rotated": err(np.array(rotated)),
+            "rotated": err(rotated),
             "pa": float(pa * 1000), "scale": float(np.median(scale)),
             "spine_deg": float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean())}
 
@@ -164,8 +161,7 @@ def metrics(pred: np.ndarray, gt: np.ndarray, rots: list, fps: float) -> dict:
     metres, Z up, Y along the camera), with the IK rotations ``rots`` (per frame, or None) of the prediction."""
     valid = np.isfinite(pred).all(axis=(1, 2))
     pred, gtv = pred[valid], gt[valid]
-    root = lambda a: a - 0.5 * (a[:, [J["l_hip"]]] + a[:, [J["r_hip"]]])  # noqa: E731
-    pr, gr = root(pred), root(gtv)
+    pr, gr = root_relative(pred), root_relative(gtv)
     mpjpe = np.linalg.norm(pr - gr, axis=-1).mean() * 1000
     pa = np.mean([np.linalg.norm(procrustes(p, g) - g, axis=-1).mean() for p, g in zip(pr, gr, strict=True)]) * 1000
     lengths = segment_lengths(pred)
@@ -383,9 +379,7 @@ HEADER = ("MPJPE", "PA-MPJPE", "wrong%", "maxrun", "jitter×", "boneCV%", "rot°
 
 def summarise(rows: list[dict], key: str) -> list[tuple[str, dict, int]]:
     """Frame-weighted means of every metric per value of ``key`` (run: the maximum)."""
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        groups[str(r[key])].append(r)
+    groups = {str(name): rs for (name,), rs in _groups(rows, (key,)).items()}
     out = []
     for name, rs in sorted(groups.items()):
         w = np.array([r["frames"] for r in rs], float)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pose_server.lift.proportions import FACE, LIMBS
 from pose_server.lift.skeleton3d import J
 from pose_server.lift.temporal import frame_features
 from pose_server.mocap import MocapClip
@@ -30,10 +31,10 @@ __all__ = ["ClipBank", "Batch", "sample_batch", "IMAGE"]
 IMAGE = (1280, 720)
 FLIP = SKELETONS["coco17"].flip_indices()
 _LH, _RH, _LS, _RS = J["l_hip"], J["r_hip"], J["l_shoulder"], J["r_shoulder"]
-_FACE = [J[n] for n in ("nose", "l_eye", "r_eye", "l_ear", "r_ear")]
-# limb segments, parents first (a child's new position needs its parent's)
-_LIMBS = [[(J[f"{s}_{a}"], J[f"{s}_{b}"]) for s in "lr"] for a, b in
-          (("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"))]
+# limb segments, parents first (a child's new position needs its parent's): per limb kind the upper segments on the
+# left and right, then the lower ones
+_LIMBS = [pairs for kind in ("arm", "leg") for pairs in ([(a, b) for a, b, _, k in LIMBS if k == kind],
+                                                        [(b, c) for _, b, c, k in LIMBS if k == kind])]
 _SWAP_PAIRS = [(J[f"l_{n}"], J[f"r_{n}"]) for n in ("wrist", "elbow", "ankle", "knee", "hip", "shoulder")]
 
 
@@ -84,7 +85,7 @@ def _proportions(world: np.ndarray, rng: np.random.Generator, share: float = 0.8
     new_chest = pelvis + (chest - pelvis) * factor(0.92, 1.08)
     for joints, centre, new_centre, f in (((_LH, _RH), pelvis, pelvis, factor(0.8, 1.2)),
                                           ((_LS, _RS), chest, new_chest, factor(0.8, 1.2)),
-                                          (_FACE, chest, new_chest, factor(0.92, 1.08))):
+                                          (FACE, chest, new_chest, factor(0.92, 1.08))):
         for k in joints:
             out[:, :, k] = new_centre + (world[:, :, k] - centre) * f
     for pairs in _LIMBS:  # (parent, child) of one segment on the left and on the right
