@@ -31,6 +31,7 @@ from pose_server.config import PipelineConfig
 from pose_server.ik import forward_rotations, solve_rotations
 from pose_server.lift import LearnedLifter, Lifter
 from pose_server.lift.camera import PinholeCamera
+from pose_server.lift.proportions import REST_LENGTHS, measure_lengths, vertical_chain
 from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths
 from pose_server.mocap import category_of, find_clips, load_clip
 from pose_server.mocap.clips import manifest_row
@@ -336,6 +337,19 @@ def case_camera(gt_world: np.ndarray, azimuth: float, elevation: float, args: ar
                                height=cam_height)
 
 
+def told_height(gt: np.ndarray, source: str = "chain") -> float:
+    """The performer's height as a user would type it, from the mocap (T, 17, 3): the rest skeleton's 1.75 m
+    scaled by the median vertical chain (spine + neck + legs: what stacks up to a standing height), or by the median
+    ratio of the eight limb bones (arms count as much as legs: a long-legged actor was told a short height)."""
+    if source == "limbs":
+        ratio = np.median(segment_lengths(gt, LIMB_SEGMENTS) / segment_lengths(REST_JOINTS, LIMB_SEGMENTS))
+    else:
+        frames = [measure_lengths(pose) for pose in gt]
+        median = {k: float(np.median([f[k] for f in frames])) for k in frames[0]}
+        ratio = vertical_chain(median) / vertical_chain(REST_LENGTHS)
+    return REST_HEIGHT * float(ratio)
+
+
 def run_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, azimuth: float, elevation: float,
              sigma: float, height: float, lifter: str, args: argparse.Namespace, seed: int) -> dict:
     """One clip through one camera and noise level, frame by frame as the server lifts it."""
@@ -482,6 +496,9 @@ def main() -> None:
                     help="at most this many clips, taken in turn from each motion category (seeded)")
     ap.add_argument("--seconds", type=float, default=0.0, help="use at most this many seconds of each clip")
     ap.add_argument("--default-height", action="store_true", help="do not tell the lifter the performer's height")
+    ap.add_argument("--height-from", choices=("chain", "limbs"), default="chain",
+                    help="the height told to the lifter: the mocap's vertical chain (spine, neck, legs) against the "
+                         "rest skeleton's, or (before 2026-12-04) the median of its limb bones' ratios")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rot-every", type=int, default=5, help="rotation error on every Nth frame (IK is slow)")
     ap.add_argument("--ikpy", action="store_true", help="also time ikpy against the analytic IK on one leg")
@@ -544,8 +561,7 @@ def main() -> None:
         idx = np.minimum(np.searchsorted(t_src, t_new), len(t_src) - 1)
         gt = clip.joints[idx]
         gt = shift_hips(gt, *args.shift_hips) if any(args.shift_hips) else gt
-        scale = np.median(segment_lengths(gt, LIMB_SEGMENTS) / segment_lengths(REST_JOINTS, LIMB_SEGMENTS))
-        height = REST_HEIGHT if args.default_height else REST_HEIGHT * float(scale)
+        height = REST_HEIGHT if args.default_height else told_height(gt, args.height_from)
         prepared[ci] = (gt, None if clip.contacts is None else clip.contacts[idx], height)
     rows = []
     t0, c0 = time.time(), time.process_time()

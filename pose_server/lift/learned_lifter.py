@@ -28,7 +28,7 @@ import numpy as np
 
 from pose_server.filters import KeypointFilter
 from pose_server.lift.camera import DEFAULT_HFOV_DEG, lifter_camera
-from pose_server.lift.proportions import FACE, LIMBS, Proportions
+from pose_server.lift.proportions import LIMBS, REST_LENGTHS, Proportions, measure_lengths, vertical_chain
 from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS, J
 from pose_server.lift.smoothing import rigid
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, frame_features, load_model
@@ -52,25 +52,12 @@ DEPTH_GATE = (0.15, 0.4)
 # root filters' cutoffs 4x over the same time as well cost 2.2 mm/s of root path on the validation subjects.)
 WARMUP_S = 0.5
 _LIMB_UPPER = [(a, b) for a, b, _, _ in LIMBS]
+_REST_CHAIN = vertical_chain(REST_LENGTHS)
 _LIMB_LOWER = [(b, c) for _, b, c, _ in LIMBS]
 
 
 def _dot(a: list[float], b: list[float]) -> float:
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-
-
-def measure_lengths(rel: np.ndarray) -> dict[str, float]:
-    """The bone lengths (keyed as ``Proportions.lengths``) of one pelvis-relative pose (17, 3)."""
-    mid_sh = 0.5 * (rel[_LS] + rel[_RS])
-    mid_ear = 0.5 * (rel[J["l_ear"]] + rel[J["r_ear"]])
-    out = {"hip_half": 0.5 * np.linalg.norm(rel[_LH] - rel[_RH]), "shoulder_half": 0.5 * np.linalg.norm(
-        rel[_LS] - rel[_RS]), "spine": np.linalg.norm(mid_sh), "neck": np.linalg.norm(mid_ear - mid_sh)}
-    for a, b, c, _ in LIMBS:
-        out[f"{a}-{b}"] = np.linalg.norm(rel[b] - rel[a])
-        out[f"{b}-{c}"] = np.linalg.norm(rel[c] - rel[b])
-    for k in FACE:
-        out[f"face{k}"] = np.linalg.norm(rel[k] - mid_ear)
-    return {k: float(v) for k, v in out.items()}
 
 
 class LearnedLifter:
@@ -140,7 +127,9 @@ class LearnedLifter:
             self._key = self.world.join()
         self.model.reset()
         self._set_lengths(Proportions(self.height_m).lengths)
-        self._samples: list[list[float]] = []  # bone lengths (measure_lengths' order) per frame
+        self._samples: list[list[float]] = []  # bone lengths (measure_lengths' order) per frame, over _scale
+        self._chains: list[float] = []  # the network's vertical chain per frame (its 1.75 m body's units)
+        self._scale = self.height_m / REST_HEIGHT
         self._smoother = KeypointFilter(17, 3, min_cutoff=3.0, beta=1.0, min_score=0.0, hold_s=0.0)
         self._fit_px = KeypointFilter(17, 2, min_cutoff=1.0, beta=0.05, min_score=0.0, hold_s=0.0)
         self._fit_smoother = KeypointFilter(17, 3, min_cutoff=1.0, beta=0.0, min_score=0.0, hold_s=0.0)
@@ -201,7 +190,9 @@ class LearnedLifter:
         feats = frame_features(px, sc, self._prev_px, self.center, self.focal)
         self._prev_px = px
         rel, contacts = self.model.step(feats)
-        rel = rel.astype(np.float64) * (self.height_m / REST_HEIGHT)
+        rel = rel.astype(np.float64)
+        self._fit_stature(rel)
+        rel = rel * self._scale
         self.contacts = contacts.astype(np.float64)
         root = self._solve_root(rel, px, np.where(ok, sc, 0.0))
         if self.bone_fit > 0.0:  # on smoothed pixels: a fit to raw ones passes their noise on as depth jitter
@@ -226,9 +217,19 @@ class LearnedLifter:
         if len(self._samples) >= self.calib_frames:
             return
         lengths = measure_lengths(rel)
-        self._samples.append(list(lengths.values()))
-        medians = np.median(self._samples, axis=0)  # one call, not one per bone: this ran 1 ms a frame
+        self._samples.append([v / self._scale for v in lengths.values()])  # _scale settles over the same frames
+        medians = np.median(self._samples, axis=0) * self._scale  # one call, not one per bone: this ran 1 ms a frame
         self._set_lengths({k: float(v) for k, v in zip(lengths, medians, strict=True)})
+
+    def _fit_stature(self, rel: np.ndarray) -> None:
+        """Over the first ``calib_frames`` frames: the scale that gives the network's body, by its median vertical
+        chain (spine, neck, legs), the performer's height. The network sizes every body by its legs (that is how its
+        training targets are normalised) and sees the trunk's and arms' proportions in the image; a height counts
+        the trunk too, so scaling by the height alone made long-legged performers too small."""
+        if len(self._chains) >= self.calib_frames:
+            return
+        self._chains.append(vertical_chain(measure_lengths(rel)))
+        self._scale = self.height_m / REST_HEIGHT * _REST_CHAIN / statistics.median(self._chains)
 
     def _set_lengths(self, lengths: dict[str, float]) -> None:
         self._lengths = lengths

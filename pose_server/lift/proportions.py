@@ -21,27 +21,33 @@ _VERTICAL = tuple(f"{a}-{b}" for a, b, c, k in LIMBS if k == "leg") + tuple(
     f"{b}-{c}" for a, b, c, k in LIMBS if k == "leg")  # fmt: skip
 
 
-def rest_lengths() -> dict[str, float]:
-    """Lengths (m) of the rest pose's trunk lines, limb bones and face offsets, keyed as ``Proportions.lengths``."""
-    r = REST_JOINTS
-    pelvis = 0.5 * (r[LH] + r[RH])
-    mid_sh = 0.5 * (r[LS] + r[RS])
-    mid_ear = 0.5 * (r[J["l_ear"]] + r[J["r_ear"]])
+def measure_lengths(pose: np.ndarray) -> dict[str, float]:
+    """The trunk lines, limb bones and face offsets (m) of one (17, 3) pose, keyed as ``Proportions.lengths``."""
+    pelvis = 0.5 * (pose[LH] + pose[RH])
+    mid_sh = 0.5 * (pose[LS] + pose[RS])
+    mid_ear = 0.5 * (pose[J["l_ear"]] + pose[J["r_ear"]])
     out = {
-        "hip_half": float(np.linalg.norm(r[LH] - pelvis)),
-        "shoulder_half": float(np.linalg.norm(r[LS] - mid_sh)),
-        "spine": float(np.linalg.norm(mid_sh - pelvis)),
-        "neck": float(np.linalg.norm(mid_ear - mid_sh)),
+        "hip_half": 0.5 * np.linalg.norm(pose[LH] - pose[RH]),
+        "shoulder_half": 0.5 * np.linalg.norm(pose[LS] - pose[RS]),
+        "spine": np.linalg.norm(mid_sh - pelvis),
+        "neck": np.linalg.norm(mid_ear - mid_sh),
     }
     for a, b, c, _ in LIMBS:
-        out[f"{a}-{b}"] = float(np.linalg.norm(r[b] - r[a]))
-        out[f"{b}-{c}"] = float(np.linalg.norm(r[c] - r[b]))
+        out[f"{a}-{b}"] = np.linalg.norm(pose[b] - pose[a])
+        out[f"{b}-{c}"] = np.linalg.norm(pose[c] - pose[b])
     for k in FACE:
-        out[f"face{k}"] = float(np.linalg.norm(r[k] - mid_ear))
-    return out
+        out[f"face{k}"] = np.linalg.norm(pose[k] - mid_ear)
+    return {k: float(v) for k, v in out.items()}
 
 
-REST_LENGTHS = rest_lengths()
+def vertical_chain(lengths: dict[str, float]) -> float:
+    """Spine + neck + the mean of the two legs (thigh + shin): the lines of the 17 joints that stack up to a
+    standing body's height. The lifters keep it at the performer's height's share; the benchmark reads the height
+    it tells them off the mocap the same way."""
+    return lengths["spine"] + lengths["neck"] + 0.5 * sum(lengths[k] for k in _VERTICAL)
+
+
+REST_LENGTHS = measure_lengths(REST_JOINTS)
 
 
 class Proportions:
@@ -86,8 +92,7 @@ class Proportions:
                 continue
             ratios[name] = float(np.clip(np.percentile(col, 90), prior * FIT_RANGE[0], prior * FIT_RANGE[1]))
         # Proportions from the image, absolute scale from the height: keep the vertical chain's length.
-        chain = lambda r: r["spine"] + r["neck"] + 0.5 * sum(r[k] for k in _VERTICAL)  # noqa: E731
         ratios["spine"] = 1.0
-        scale = chain(self.prior) / chain(ratios)
+        scale = vertical_chain(self.prior) / vertical_chain(ratios)
         for name, r in ratios.items():
             self.lengths[name] = r * scale

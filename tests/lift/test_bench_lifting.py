@@ -150,3 +150,19 @@ def test_decompose_tells_a_small_body_from_a_leaning_one(truth):
     r = bench.decompose(lean, truth)
     assert r["spine_deg"] == pytest.approx(10.0, abs=0.5) and r["rotated"] == pytest.approx(0.0, abs=1e-6)
     assert r["scale"] < 1.0 and r["mpjpe"] > r["scaled"] > 10
+
+
+def test_the_told_height_counts_trunk_and_legs_not_arms():
+    from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS
+
+    rest = np.repeat(REST_JOINTS[None] * 1.1, 5, axis=0)
+    assert bench.told_height(rest) == pytest.approx(1.1 * REST_HEIGHT)
+    assert bench.told_height(rest, "limbs") == pytest.approx(1.1 * REST_HEIGHT)
+    short_arms = rest.copy()  # arms 20 % short: the limb median shrinks, the standing height does not
+    for side in "lr":
+        shoulder, elbow, wrist = J[f"{side}_shoulder"], J[f"{side}_elbow"], J[f"{side}_wrist"]
+        forearm = short_arms[:, wrist] - short_arms[:, elbow]
+        short_arms[:, elbow] = short_arms[:, shoulder] + 0.8 * (short_arms[:, elbow] - short_arms[:, shoulder])
+        short_arms[:, wrist] = short_arms[:, elbow] + 0.8 * forearm
+    assert bench.told_height(short_arms) == pytest.approx(1.1 * REST_HEIGHT)
+    assert bench.told_height(short_arms, "limbs") < 1.05 * REST_HEIGHT

@@ -7,7 +7,8 @@ import torch
 
 from pose_server.lift import LearnedLifter
 from pose_server.lift.camera import PinholeCamera
-from pose_server.lift.skeleton3d import J, segment_lengths
+from pose_server.lift.proportions import REST_LENGTHS, measure_lengths, vertical_chain
+from pose_server.lift.skeleton3d import REST_HEIGHT, J, segment_lengths
 from pose_server.lift.synthetic import walk
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, FEATURES, TemporalLifterModel, frame_features
 from pose_server.lift.temporal_data import ClipBank, _proportions, sample_batch
@@ -189,6 +190,27 @@ def test_the_shipped_weights_lift_a_walk_and_pin_its_feet():
     # the floor under the feet
     assert abs(np.median(pred[:, ankles, 2].min(1)) - 0.08) < 0.05
 
+
+
+@pytest.mark.parametrize("legs", [1.0, 1.12])
+def test_the_lifted_body_stands_as_tall_as_the_performer(legs):
+    """The network sizes bodies by their legs; a height counts the trunk too: a long-legged performer told his
+    height must not come out short (nor a short-legged one tall)."""
+    joints, _ = walk(seconds=4.0, fps=30, height=1.75, speed=1.1)
+    for hip, knee, ankle in (("l_hip", "l_knee", "l_ankle"), ("r_hip", "r_knee", "r_ankle")):
+        shin = joints[:, J[ankle]] - joints[:, J[knee]]
+        joints[:, J[knee]] = joints[:, J[hip]] + legs * (joints[:, J[knee]] - joints[:, J[hip]])
+        joints[:, J[ankle]] = joints[:, J[knee]] + legs * shin
+    chain = np.median([vertical_chain(measure_lengths(p)) for p in joints])
+    for height in (1.6, 1.9):
+        performer = joints * height / (REST_HEIGHT * chain / vertical_chain(REST_LENGTHS))
+        cam = PinholeCamera.orbit(IMAGE, np.array([*performer[:, :, :2].mean((0, 1)), 1.0]), 30.0, 5.0, 1.0)
+        lifter = LearnedLifter(IMAGE, height_m=height)
+        out = [lifter(p, np.full(17, 0.9), i / 30) for i, p in enumerate(cam.project(performer))]
+        lifted = np.median([vertical_chain(measure_lengths(p)) for p in out[45:]])
+        told = height * vertical_chain(REST_LENGTHS) / REST_HEIGHT
+        assert lifted == pytest.approx(told, rel=0.02), f"legs x{legs}, {height} m"
+        assert vertical_chain(lifter.lengths) == pytest.approx(told, rel=0.02)
 
 
 def test_a_floor_seen_in_a_tracks_first_half_second_is_replaced_by_later_ones():
