@@ -448,31 +448,34 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for lifter in sorted({r["lifter"] for r in rows}):
-        for sigma in sorted({r["px"] for r in rows}):
+    lifters = sorted({r["lifter"] for r in rows}, key=lambda n: (n != "learned", n))  # the default first
+    colour = {lifter: f"C{k}" for k, lifter in enumerate(lifters)}  # one colour per lifter in both panels
+    sigmas = sorted({r["px"] for r in rows})
+    for lifter in lifters:
+        for sigma, style in zip(sigmas, ["-", "--", ":", "-."] * 4, strict=False):
             sel = [r for r in rows if r["lifter"] == lifter and r["px"] == sigma]
             g = summarise(sel, "azimuth")
             az = [float(n) for n, _, _ in g]
             order = np.argsort(az)
             ax1.plot(np.array(az)[order], np.array([a["mpjpe"] for _, a, _ in g])[order], marker="o",
-                     ls="-" if lifter == "learned" else "--", label=f"{lifter}, {sigma:g} px")
+                     ls=style, color=colour[lifter], label=f"{lifter}, {sigma:g} px")
     ax1.set_xlabel("camera azimuth from the performer's front (deg)")
     ax1.set_ylabel("MPJPE (mm)")
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=8)
     cats = sorted({r["category"] for r in rows})
-    lifters = sorted({r["lifter"] for r in rows})
     width = 0.8 / max(len(lifters), 1)
     for k, lifter in enumerate(lifters):
         sel = [r for r in rows if r["lifter"] == lifter and r["px"] == max(r2["px"] for r2 in rows)]
         g = dict((n, a) for n, a, _ in summarise(sel, "category"))
         ax2.bar(np.arange(len(cats)) + k * width, [g.get(c, {"mpjpe": np.nan})["mpjpe"] for c in cats], width,
-                label=lifter)
+                label=lifter, color=colour[lifter])
     ax2.set_xticks(np.arange(len(cats)) + width * (len(lifters) - 1) / 2, cats, rotation=30, ha="right")
     ax2.set_ylabel(f"MPJPE (mm) at {max(r['px'] for r in rows):g} px")
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"3D lifting on {len({r['clip'] for r in rows})} mocap clips through virtual cameras")
+    n = len({r["clip"] for r in rows})
+    fig.suptitle(f"3D lifting on {n} mocap clip{'s' * (n != 1)} through virtual cameras")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
