@@ -43,6 +43,8 @@ LIFTERS = {"learned": LearnedLifter, "geometric": Lifter,
            # the learned lifter without / with more of its limb fit (bone_fit 0.5 by default)
            "learned-nofit": partial(LearnedLifter, bone_fit=0.0),
            "learned-fit75": partial(LearnedLifter, bone_fit=0.75),
+           "learned-noturn": partial(LearnedLifter, turn_fit=0.0),  # without the whole-body turn fit
+           "learned-turn50": partial(LearnedLifter, turn_fit=0.5),
            # the foot lock moving the root in depth at any speed (before: froze walks at the camera)
            "learned-depthlock": partial(LearnedLifter, depth_gate=None),
            # the network without its mirror image (the default averages both: test-time flip)

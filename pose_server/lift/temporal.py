@@ -115,7 +115,7 @@ class TemporalLifterModel:
     def step(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One frame's (FEATURES,) features -> (17, 3) joints (m, 1.75 m body, camera axes) and (2,) contacts."""
         x = np.asarray(features, np.float32)
-        with _blas().limit(limits=1, user_api="blas"):  # small matmuls: BLAS threads would fight the server's
+        with blas_threads(1):  # small matmuls: BLAS threads would fight the server's
             joints, contact = self._forward(x, self._hist[0])
             if not self.mirror:
                 return joints, contact
@@ -154,6 +154,12 @@ class TemporalLifterModel:
 @lru_cache(maxsize=1)
 def _blas() -> ThreadpoolController:
     return ThreadpoolController()
+
+
+def blas_threads(n: int = 1):  # noqa: ANN201 (threadpoolctl's limiter)
+    """A context that holds BLAS/LAPACK to ``n`` threads: the lifter's small products must not wake BLAS threads
+    that fight the server's inference threads for the cores."""
+    return _blas().limit(limits=n, user_api="blas")
 
 
 def load_model(path: str | Path = DEFAULT_TEMPORAL_LIFTER, mirror: bool = False) -> TemporalLifterModel:

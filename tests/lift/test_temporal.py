@@ -7,6 +7,7 @@ import torch
 
 from pose_server.lift import LearnedLifter
 from pose_server.lift.camera import PinholeCamera
+from pose_server.lift.learned_lifter import _rotation
 from pose_server.lift.proportions import REST_LENGTHS, measure_lengths, vertical_chain
 from pose_server.lift.skeleton3d import REST_HEIGHT, J, segment_lengths
 from pose_server.lift.synthetic import walk
@@ -161,6 +162,34 @@ def test_the_root_is_solved_from_the_projection():
     root = np.array([0.4, 0.2, 4.5])
     px = lifter.focal * (cam_rel + root)[:, :2] / (cam_rel + root)[:, 2:] + lifter.center
     np.testing.assert_allclose(lifter._solve_root(cam_rel, px, np.ones(17)), root, atol=1e-6)
+
+
+@pytest.mark.parametrize("axis", [(0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)])
+def test_the_turn_fit_finds_the_rotation_that_the_pixels_show(axis):
+    """The body turned (about the camera's vertical, across or along its view) by 3 deg against what the network
+    said: one undamped Gauss-Newton step finds the turn, the damped one most of it and no other."""
+    lifter = LearnedLifter(IMAGE, model=DEFAULT_TEMPORAL_LIFTER, turn_damping=0.0)
+    joints, _ = walk(seconds=0.5)
+    rel = joints[10] - joints[10, [J["l_hip"], J["r_hip"]]].mean(0)
+    rel = rel[:, [0, 2, 1]] * np.array([1, -1, 1])  # world -> camera axes, level camera
+    root = np.array([0.3, 0.1, 4.0])
+    true = np.radians(3.0) * np.array(axis)
+    seen = rel @ _rotation(true).T + root
+    px = lifter.focal * seen[:, :2] / seen[:, 2:] + lifter.center
+    np.testing.assert_allclose(lifter._fit_turn(rel, root, px, np.ones(17)), true, atol=np.radians(0.3))
+    lifter.turn_damping = 0.05
+    damped = lifter._fit_turn(rel, root, px, np.ones(17))
+    assert 0.5 < damped @ true / (true @ true) <= 1.0
+    assert np.linalg.norm(damped - (damped @ true) / (true @ true) * true) < np.radians(0.5)
+
+
+def test_rotation_matrices_are_rotations_about_their_axis():
+    v = np.array([0.3, -0.2, 0.5])
+    r = _rotation(v)
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(r @ v, v, atol=1e-12)
+    assert np.degrees(np.arccos((np.trace(r) - 1) / 2)) == pytest.approx(np.degrees(np.linalg.norm(v)))
+    np.testing.assert_allclose(_rotation(np.zeros(3)), np.eye(3))
 
 
 def _lift_walk(lifter: LearnedLifter, seconds: float = 6.0, azimuth: float = 45.0):
