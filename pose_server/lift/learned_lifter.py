@@ -1,9 +1,10 @@
 """The default lifter: the temporal network (``temporal.py``) for the body, the geometry for where it is.
 
 Per frame: the network (averaged with its answer to the mirror image) gives the pelvis-relative 3D joints (camera
-axes, for a 1.75 m body: scaled to the performer's height, which one camera cannot measure) and each foot's contact
-probability; elbows, wrists, knees and ankles are then moved half way along their pixel rays to where their bones
-have the performer's lengths (``bone_fit``). The geometry then places the body:
+axes, sized by its legs: scaled so its vertical chain is the performer's height's, which one camera cannot measure)
+and each foot's contact probability; the whole body is turned about its pelvis by the small rotation that best fits
+the keypoints (``turn_fit``), then elbows, wrists, knees and ankles are moved half way along their pixel rays to where
+their bones have the performer's lengths (``bone_fit``). The geometry then places the body:
 
 1. root: the pelvis position that makes the 3D joints project onto the 2D keypoints (linear least squares, weighted by
    the scores), One Euro smoothed (depth more than the image-plane axes);
