@@ -53,8 +53,8 @@ DEPTH_GATE = (0.15, 0.4)
 # root filters' cutoffs 4x over the same time as well cost 2.2 mm/s of root path on the validation subjects.)
 WARMUP_S = 0.5
 _LIMB_UPPER = [(a, b) for a, b, _, _ in LIMBS]
-_REST_CHAIN = vertical_chain(REST_LENGTHS)
 _LIMB_LOWER = [(b, c) for _, b, c, _ in LIMBS]
+_REST_CHAIN = vertical_chain(REST_LENGTHS)  # the 1.75 m rest skeleton's spine + neck + leg
 
 
 def _rotation(v: np.ndarray) -> np.ndarray:
@@ -123,7 +123,7 @@ class LearnedLifter:
         self.bone_fit = float(bone_fit)
         # The whole body turned about its pelvis to fit the (smoothed) pixels, one damped Gauss-Newton step a frame
         # (_fit_turn): on the validation subjects 47.2 / 51.1 -> 46.2 / 50.0 mm at 0 / 3 px, CMU 131 walks 66.8 / 68.4
-        # -> 65.7 / 67.3, jitter +2 %; half of it, or a tenth of the damping, gained less.
+        # -> 65.7 / 67.3, jitter +2 %; half of it, or a fifth or a 25th of the damping, gained less.
         self.turn_fit = float(turn_fit)
         self.turn_damping = float(turn_damping)
         self._own_world = world is None  # alone: the origin under this performer's first pelvis
