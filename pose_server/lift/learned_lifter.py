@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_server.filters import KeypointFilter
+from pose_server.filters import KeypointFilter, smoothing_factor
 from pose_server.lift.camera import DEFAULT_HFOV_DEG, lifter_camera
 from pose_server.lift.proportions import LIMBS, REST_LENGTHS, Proportions, measure_lengths, vertical_chain
 from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS, J
@@ -218,12 +218,13 @@ class LearnedLifter:
         self._fit_stature(rel)
         rel = rel * self._scale
         self.contacts = contacts.astype(np.float64)
-        root = self._solve_root(rel, px, np.where(ok, sc, 0.0))
+        weight = np.where(ok, sc, 0.0)
+        root = self._solve_root(rel, px, weight)
         smooth_px = self._fit_px.smooth(px, t) if self.bone_fit > 0.0 or self.turn_fit > 0.0 else px
         if self.turn_fit > 0.0:
-            turn = self._smooth_turn(self._fit_turn(rel, root, smooth_px, np.where(ok, sc, 0.0)), float(t))
+            turn = self._smooth_turn(self._fit_turn(rel, root, smooth_px, weight), float(t))
             rel = rel @ _rotation(turn * self.turn_fit).T
-            root = self._solve_root(rel, px, np.where(ok, sc, 0.0))
+            root = self._solve_root(rel, px, weight)
         if self.bone_fit > 0.0:  # on smoothed pixels: a fit to raw ones passes their noise on as depth jitter
             cam = rel + root
             correction = self._fit_limbs(cam, smooth_px, ok) - cam
@@ -284,8 +285,7 @@ class LearnedLifter:
         """A 1 Hz first-order low-pass of the turn (the One Euro filter's, without its speed term): the pixels' noise
         would otherwise turn the body frame to frame."""
         if self._turn is not None and t > self._turn[1]:
-            alpha = 1.0 / (1.0 + 1.0 / (2.0 * math.pi * (t - self._turn[1])))
-            turn = self._turn[0] + alpha * (turn - self._turn[0])
+            turn = self._turn[0] + float(smoothing_factor(t - self._turn[1], 1.0)) * (turn - self._turn[0])
         elif self._turn is not None:
             turn = self._turn[0]
         self._turn = (turn, t)
