@@ -7,7 +7,7 @@ the keypoints (``turn_fit``), then elbows, wrists, knees and ankles are moved ha
 their bones have the performer's lengths (``bone_fit``). The geometry then places the body:
 
 1. root: the pelvis position that makes the 3D joints project onto the 2D keypoints (linear least squares, weighted by
-   the scores), One Euro smoothed (depth more than the image-plane axes);
+   the scores), its depth followed at most MAX_ROOT_SPEED, One Euro smoothed (depth more than the image-plane axes);
 2. world: the camera's pitch (a setting) turns camera axes into the packet's world (Z up, Y = the camera's horizontal
    viewing direction), the origin shared by every track of the session (``world.py``: on the floor under the first
    performer's first pelvis); each track's floor is the median height of its feet in the frames the network calls
@@ -52,6 +52,11 @@ DEPTH_GATE = (0.15, 0.4)
 # later. The floor heights of a track's first WARMUP_S are only used until later ones replace them. (Raising the
 # root filters' cutoffs 4x over the same time as well cost 2.2 mm/s of root path on the validation subjects.)
 WARMUP_S = 0.5
+# Nobody moves faster than a sprinter: the root depth a frame's keypoints ask for is followed at most this fast (m/s).
+# The keypoints of a body half found or tumbling can ask for metres in a frame (the demo's man landing from the roof
+# on all fours: 3 m between two frames, 6.5 -> 9.8 m away), and the One Euro filter, which opens when the signal moves
+# fast, lets it through. A physical bound, not a tuned one: no benchmark clip moves its pelvis faster than 5 m/s.
+MAX_ROOT_SPEED = 10.0
 _LIMB_UPPER = [(a, b) for a, b, _, _ in LIMBS]
 _LIMB_LOWER = [(b, c) for _, b, c, _ in LIMBS]
 _REST_CHAIN = vertical_chain(REST_LENGTHS)  # the 1.75 m rest skeleton's spine + neck + leg
@@ -156,6 +161,7 @@ class LearnedLifter:
         self._fit_px = KeypointFilter(17, 2, min_cutoff=1.0, beta=0.05, min_score=0.0, hold_s=0.0)
         self._fit_smoother = KeypointFilter(17, 3, min_cutoff=1.0, beta=0.0, min_score=0.0, hold_s=0.0)
         self._turn: tuple[np.ndarray, float] | None = None  # the low-passed turn and its time
+        self._gate: tuple[float, float] | None = None  # the last root depth let through and its time
         self._prev_px: np.ndarray | None = None
         self._t_seen = -np.inf
         self._last: np.ndarray | None = None
@@ -189,6 +195,7 @@ class LearnedLifter:
         self._fit_px.reset()
         self._fit_smoother.reset()
         self._turn = None
+        self._gate = None
         self._planted[:] = False
 
     def __call__(self, keypoints_2d: np.ndarray, scores: np.ndarray, t: float) -> np.ndarray | None:
@@ -220,15 +227,18 @@ class LearnedLifter:
         self.contacts = contacts.astype(np.float64)
         weight = np.where(ok, sc, 0.0)
         root = self._solve_root(rel, px, weight)
+        rel_root = rel  # the pose the root was solved for (the depth gate below solves it again)
         smooth_px = self._fit_px.smooth(px, t) if self.bone_fit > 0.0 or self.turn_fit > 0.0 else px
         if self.turn_fit > 0.0:
             turn = self._smooth_turn(self._fit_turn(rel, root, smooth_px, weight), float(t))
             rel = rel @ _rotation(turn * self.turn_fit).T
             root = self._solve_root(rel, px, weight)
+            rel_root = rel
         if self.bone_fit > 0.0:  # on smoothed pixels: a fit to raw ones passes their noise on as depth jitter
             cam = rel + root
             correction = self._fit_limbs(cam, smooth_px, ok) - cam
             rel = rel + self._fit_smoother.smooth(correction, t)
+        root = self._gate_depth(root, rel_root, px, weight, float(t))
         root[:2] = self._root_plane.smooth(root[None, :2], t)[0]
         root[2:] = self._root_depth.smooth(root[None, 2:], t)[0]
         rel_w = rel @ self._world.T  # world axes (Y = depth), pelvis-relative
@@ -266,20 +276,35 @@ class LearnedLifter:
         # the limb fit's bones (parent, child, length), upper bones first: looked up once, not every frame
         self._limb_bones = [(p, c, lengths[f"{p}-{c}"]) for p, c in _LIMB_UPPER + _LIMB_LOWER]
 
-    def _solve_root(self, rel: np.ndarray, px: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    def _solve_root(self, rel: np.ndarray, px: np.ndarray, weight: np.ndarray, tz: float | None = None
+                    ) -> np.ndarray:
         """Pelvis position (camera axes) that best projects ``rel`` onto ``px``: for each joint and image axis,
         f (X + T_x) = u (Z + T_z) with u the pixel offset from the principal point -- linear in T. Weighted least
         squares, solved in closed form: the normal equations' first two rows give T_x and T_y from T_z,
         T_x = (S_bx + S_ux T_z) / (f W), and the third then T_z (S_q are the weighted sums of q over the joints,
-        b the right-hand sides u Z - f X); it is numpy's lstsq to 1e-9, in a fifth of the time."""
+        b the right-hand sides u Z - f X); it is numpy's lstsq to 1e-9, in a fifth of the time. ``tz``: the depth
+        given, only T_x and T_y solved."""
         u = px - self.center
         f = float(self.focal)
         b = u * rel[:, 2:] - f * rel[:, :2]
         w = weight + 1e-3
         big_w, (s_ux, s_uy), (s_bx, s_by) = float(w.sum()), (w @ u).tolist(), (w @ b).tolist()
         s_uu, s_ub = float(w @ np.einsum("ij,ij->i", u, u)), float(w @ np.einsum("ij,ij->i", u, b))
-        tz = (s_ux * s_bx + s_uy * s_by - big_w * s_ub) / max(big_w * s_uu - s_ux * s_ux - s_uy * s_uy, 1e-12)
+        if tz is None:
+            tz = (s_ux * s_bx + s_uy * s_by - big_w * s_ub) / max(big_w * s_uu - s_ux * s_ux - s_uy * s_uy, 1e-12)
         return np.array([(s_bx + s_ux * tz) / (f * big_w), (s_by + s_uy * tz) / (f * big_w), max(tz, 0.5)])
+
+    def _gate_depth(self, root: np.ndarray, rel: np.ndarray, px: np.ndarray, weight: np.ndarray, t: float
+                    ) -> np.ndarray:
+        """The root with its depth moved at most MAX_ROOT_SPEED since the last frame, its image-plane position solved
+        again for that depth (so the body still projects onto the keypoints)."""
+        if self._gate is not None and t > self._gate[1]:
+            last, seen = self._gate
+            step = MAX_ROOT_SPEED * (t - seen)
+            if abs(root[2] - last) > step:
+                root = self._solve_root(rel, px, weight, tz=last + math.copysign(step, root[2] - last))
+        self._gate = (float(root[2]), t)
+        return root
 
     def _smooth_turn(self, turn: np.ndarray, t: float) -> np.ndarray:
         """A 1 Hz first-order low-pass of the turn (the One Euro filter's, without its speed term): the pixels' noise

@@ -7,7 +7,7 @@ import torch
 
 from pose_server.lift import LearnedLifter
 from pose_server.lift.camera import PinholeCamera
-from pose_server.lift.learned_lifter import _rotation
+from pose_server.lift.learned_lifter import MAX_ROOT_SPEED, _rotation
 from pose_server.lift.proportions import REST_LENGTHS, measure_lengths, vertical_chain
 from pose_server.lift.skeleton3d import REST_HEIGHT, J, segment_lengths
 from pose_server.lift.synthetic import walk
@@ -262,6 +262,31 @@ def test_a_floor_seen_in_a_tracks_first_half_second_is_replaced_by_later_ones():
     clean_floors = [clean(p, np.full(17, 0.9), i / 30) is not None and clean.floor
                     for i, p in enumerate(cam.project(joints))]
     assert abs(floors[35] - clean_floors[35]) < 0.05
+
+def test_the_root_never_moves_faster_than_a_sprinter():
+    """The demo's man landing from the roof on all fours: keypoints whose size jumps from frame to frame ask for a
+    root metres away and back (3 m between two frames). The root's depth follows at most MAX_ROOT_SPEED, its
+    image-plane position solved for that depth."""
+    joints, _ = walk(seconds=3.0, fps=30, height=1.75, speed=1.1)
+    cam = PinholeCamera.orbit(IMAGE, np.array([*joints[:, :, :2].mean((0, 1)), 1.0]), 45.0, 5.0, 1.0)
+    px = cam.project(joints)
+    centre = px.mean(axis=1, keepdims=True)
+    size = np.ones(len(px))
+    size[[50, 51]] = 0.5  # two frames at half size: twice as far
+    px = centre + (px - centre) * size[:, None, None]
+    pelvis = lambda a: np.array([o[[J["l_hip"], J["r_hip"]]].mean(0) for o in a])  # noqa: E731
+    bounded = LearnedLifter(IMAGE)
+    lifted = pelvis([bounded(p, np.full(17, 0.9), i / 30) for i, p in enumerate(px)])
+    assert np.linalg.norm(np.diff(lifted, axis=0), axis=-1).max() * 30 < 10.0 * 1.05  # (the foot lock adds a little)
+    assert MAX_ROOT_SPEED == 10.0
+    # unbounded, the two frames move the pelvis 3 m away and back
+    free = LearnedLifter(IMAGE)
+    free._gate_depth = lambda root, *_: root
+    unbounded = pelvis([free(p, np.full(17, 0.9), i / 30) for i, p in enumerate(px)])
+    assert np.linalg.norm(unbounded[51] - unbounded[49]) > 2.0
+    # and the walk itself is where it was: away from the two frames the bound changes nothing
+    np.testing.assert_allclose(lifted[:50], unbounded[:50], atol=1e-9)
+
 
 @pytest.mark.parametrize("azimuth", [0.0, 180.0])
 def test_walking_at_or_away_from_the_camera_is_not_frozen_by_the_foot_lock(azimuth):
