@@ -263,6 +263,7 @@ def test_a_floor_seen_in_a_tracks_first_half_second_is_replaced_by_later_ones():
                     for i, p in enumerate(cam.project(joints))]
     assert abs(floors[35] - clean_floors[35]) < 0.05
 
+
 def test_the_root_never_moves_faster_than_a_sprinter():
     """The demo's man landing from the roof on all fours: keypoints whose size jumps from frame to frame ask for a
     root metres away and back (3 m between two frames). The root's depth follows at most MAX_ROOT_SPEED, its
