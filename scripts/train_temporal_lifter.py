@@ -46,6 +46,9 @@ def main() -> None:
                     help="continue from these exported weights (same --channels/--blocks) instead of from scratch")
     ap.add_argument("--proportions", type=float, default=0.8,
                     help="share of sequences drawn with other bone proportions (0: none, as before 2026-12-04)")
+    ap.add_argument("--no-framing", dest="framing", action="store_false",
+                    help="leave the virtual cameras where they are drawn, even where the performer runs out of the "
+                         "image or past the lens (as before 2026-12-05)")
     ap.add_argument("--out", type=Path, default=DEFAULT_TEMPORAL_LIFTER)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -73,7 +76,7 @@ def main() -> None:
 
     t0, c0 = time.time(), time.process_time()
     net = train(bank, args.steps, args.batch, args.outputs, args.channels, args.blocks, args.lr, args.seed, progress,
-                args.init, args.proportions)
+                args.init, args.proportions, args.framing)
     bar.close()
     wall, cpu = time.time() - t0, time.process_time() - c0
     val = evaluate(net, ClipBank(val_clips)) if val_clips else (float("nan"), float("nan"))
@@ -82,7 +85,8 @@ def main() -> None:
             f"({minutes:.1f} min; subjects {', '.join(sorted({c.subject for c in train_clips}))}), validation "
             f"subjects {', '.join(args.val_subjects)} held out; {args.steps} steps x {args.batch} sequences x "
             f"{args.outputs} frames, {args.channels} channels, {args.blocks} blocks, learning rate {args.lr:g}, "
-            f"seed {args.seed}, other proportions in {100 * args.proportions:.0f} % of sequences; "
+            f"seed {args.seed}, other proportions in {100 * args.proportions:.0f} % of sequences"
+            f"{'' if args.framing else ', cameras not framing the action'}; "
             f"{wall / 60:.1f} min on one thread; validation MPJPE on random cameras {1000 * val[0]:.1f} mm, "
             f"contact accuracy {100 * val[1]:.1f} %. {CMU_CREDIT}")
     out = export(net, args.out, info)

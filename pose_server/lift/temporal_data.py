@@ -6,12 +6,14 @@ mocap's), a random body size (x 0.85-1.15), four times in five random proportion
 segment x 0.92-1.08, the torso and head x 0.92-1.08, hip and shoulder width x 0.8-1.2; other labs' skeletons and
 other people differ by that much), mirrored half the time (left and right swapped), a camera anywhere on the
 circle around the performer, -10 to +35 deg above the horizon, 2-10 m away, 40-90 deg horizontal field of view, up to
-+-4 deg of roll, aimed near the performer. Then per frame: the detector's hips and shoulders where a detector puts
-them rather than at the mocap's joint centres (hips up to 4 cm out and 6 cm down, shoulders up to 3 cm up), 0-5 px of
-Gaussian noise, outliers (1 % of keypoints thrown 20-80 px away, with a low or, a third of the time, a high score),
-brief left/right swaps of a limb (1-3 frames), and missing keypoints held at their last position with a low score for
-1-15 frames (as the server's keypoint filter holds them). The clip's start repeats its first frame (the server's
-model starts that way). Targets: the camera-frame joints relative to the pelvis for a 1.75 m body, and contacts.
++-4 deg of roll, aimed near the performer, and stepped back along its axis where the performer would otherwise leave
+the image or come within 1 m of the lens during the sequence (``_frame_the_action``). Then per frame: the detector's
+hips and shoulders where a detector puts them rather than at the mocap's joint centres (hips up to 4 cm out and 6 cm
+down, shoulders up to 3 cm up), 0-5 px of Gaussian noise, outliers (1 % of keypoints thrown 20-80 px away, with a
+low or, a third of the time, a high score), brief left/right swaps of a limb (1-3 frames), and missing keypoints
+held at their last position with a low score for 1-15 frames (as the server's keypoint filter holds them). The
+clip's start repeats its first frame (the server's model starts that way).
+Targets: the camera-frame joints relative to the pelvis for a 1.75 m body, and contacts.
 """
 
 from __future__ import annotations
@@ -119,6 +121,19 @@ def _cameras(rng: np.random.Generator, target: np.ndarray) -> tuple[np.ndarray, 
     return turn @ rot, pos, focal
 
 
+def _frame_the_action(cam: np.ndarray, focal: np.ndarray, near: float = 1.0) -> np.ndarray:
+    """How far (B,) each camera steps back along its axis so that in every frame of (B, T, 17, 3) camera-frame
+    joints the pelvis projects inside the image and no joint is nearer than ``near`` metres. A run or a jump can
+    carry the performer past a camera drawn 2 m from where the sequence ends (about 1 % of sequences): the pelvis
+    lands off the image, or behind the lens, where no detector sees it, and one such sequence's features (the
+    pelvis at 24 focal lengths) skewed a whole batch's normalisation in training."""
+    pelvis = cam[:, :, [_LH, _RH]].mean(2)  # (B, T, 3)
+    half = np.array(IMAGE, dtype=np.float64) / 2 / focal[:, None]  # (B, 2) image half-size over the focal length
+    inside = (np.abs(pelvis[..., :2]) / half[:, None] - pelvis[..., 2:]).max(-1)  # depth still missing per frame
+    front = near - cam[..., 2].min(-1)
+    return np.maximum(np.maximum(inside, front).max(-1), 0.0)
+
+
 def _small_rotation(aim: np.ndarray) -> np.ndarray:
     """(B, 2) tangent offsets -> (B, 3, 3) camera-frame rotations turning the optical axis by them."""
     ax, ay = np.arctan(aim[:, 0]), np.arctan(aim[:, 1])
@@ -180,10 +195,10 @@ def _corrupt(px: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     return out, scores
 
 
-def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generator, proportions: float = 0.8
-                 ) -> Batch:
+def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generator, proportions: float = 0.8,
+                 framing: bool = True) -> Batch:
     """``batch`` sequences of ``frames`` frames (see the module docstring); ``proportions``: the share of sequences
-    with other proportions."""
+    with other proportions; ``framing=False`` leaves the cameras where they were drawn (as before 2026-12-05)."""
     clip = rng.choice(len(bank.length), batch, p=bank.weight)
     fps = rng.uniform(24, 60, batch)
     step = bank.fps[clip] / fps  # mocap frames per video frame
@@ -211,6 +226,10 @@ def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generat
     rot, pos, focal = _cameras(rng, target)
     cam = np.einsum("bij,btkj->btki", rot, world - pos[:, None, None])
     det = np.einsum("bij,btkj->btki", rot, _detector_points(world, rng) - pos[:, None, None])
+    if framing:
+        back = _frame_the_action(cam, focal)
+        cam[..., 2] += back[:, None, None]
+        det[..., 2] += back[:, None, None]
     z = np.maximum(det[..., 2:3], 0.1)
     centre = np.array(IMAGE, dtype=np.float64) / 2
     px = focal[:, None, None, None] * det[..., :2] / z + centre

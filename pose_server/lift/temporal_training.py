@@ -66,21 +66,22 @@ def _loss(net: TemporalNet, batch, rf: int) -> tuple[torch.Tensor, float, float]
 
 def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channels: int = 256, blocks: int = 3,
           lr: float = 1e-3, seed: int = 0, progress: Callable[[int, float, float], None] | None = None,
-          init: str | Path | None = None, proportions: float = 0.8) -> TemporalNet:
+          init: str | Path | None = None, proportions: float = 0.8, framing: bool = True) -> TemporalNet:
     """Train on ``bank`` (from the exported weights ``init`` if given, else from scratch); ``progress(step,
-    mpjpe_m, contact_bce)`` every step; ``proportions``: the share of sequences drawn with other proportions
-    (``temporal_data.sample_batch``). Deterministic for a seed."""
+    mpjpe_m, contact_bce)`` every step; ``proportions``: the share of sequences drawn with other proportions,
+    ``framing``: cameras stepped back to keep the performer in view (both ``temporal_data.sample_batch``).
+    Deterministic for a seed."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     net = TemporalNet(channels, blocks)
     rf = net.receptive_field
     if init is not None:
-        load_exported(net, init, bank, rng, batch, rf + outputs - 1, proportions=proportions)
+        load_exported(net, init, bank, rng, batch, rf + outputs - 1, proportions=proportions, framing=framing)
     opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
     net.train()
     for step in range(steps):
-        loss, mpjpe, bce = _loss(net, sample_batch(bank, batch, rf + outputs - 1, rng, proportions), rf)
+        loss, mpjpe, bce = _loss(net, sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing), rf)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -110,7 +111,8 @@ def evaluate(net: TemporalNet, bank: ClipBank, batches: int = 20, seed: int = 1)
 
 @torch.no_grad()
 def load_exported(net: TemporalNet, path: str | Path, bank: ClipBank, rng: np.random.Generator, batch: int = 32,
-                  frames: int = 128, batches: int = 8, proportions: float = 0.8) -> TemporalNet:
+                  frames: int = 128, batches: int = 8, proportions: float = 0.8, framing: bool = True
+                  ) -> TemporalNet:
     """Load weights written by ``export`` into ``net`` (same channels and blocks) so that it computes the same.
 
     Export folds each batch norm into its convolution (weights W, bias b). Training normalises with the batch's
@@ -142,7 +144,7 @@ def load_exported(net: TemporalNet, path: str | Path, bank: ClipBank, rng: np.ra
              for conv, _, name in pairs]
     net.eval()
     for _ in range(batches):
-        net(torch.from_numpy(sample_batch(bank, batch, frames, rng, proportions).features).permute(0, 2, 1))
+        net(torch.from_numpy(sample_batch(bank, batch, frames, rng, proportions, framing).features).permute(0, 2, 1))
     for h in hooks:
         h.remove()
     for _, bn, name in pairs:

@@ -102,6 +102,19 @@ def test_training_batches_project_back_onto_their_keypoints():
     assert set(np.unique(batch.contacts)) <= {0.0, 1.0} and 0 < batch.contacts.mean() < 1
 
 
+def test_the_cameras_keep_a_runner_in_the_image_and_in_front_of_the_lens():
+    """A sprint carries the performer 30 m in a 128-frame sequence, past cameras drawn 2-10 m from where it ends:
+    framed, every frame's pelvis projects inside the image (features 54-55: its position over the focal length,
+    at most tan 45 deg across and 720 / 1280 of that down); unframed, some leave it or pass behind the lens."""
+    joints, _ = walk(seconds=12.0, fps=60.0, height=1.75, speed=7.0)
+    bank = ClipBank([MocapClip("sprint", 60.0, joints, None, None, "run", "synthetic")])
+    framed = sample_batch(bank, 64, 128, np.random.default_rng(2)).features
+    loose = sample_batch(bank, 64, 128, np.random.default_rng(2), framing=False).features
+    half = np.array([1.0, 720 / 1280]) + 1e-4  # the widest field of view drawn: 90 deg
+    assert (np.abs(framed[..., 54:56]) <= half).all() and np.isfinite(framed).all()
+    assert (np.abs(loose[..., 54:56]) > half).any(axis=(1, 2)).sum() >= 3
+
+
 def test_random_proportions_rescale_bones_about_their_parents():
     joints = _walk_clip(1.0).joints[None].repeat(400, 0)
     out = _proportions(joints, np.random.default_rng(0))
