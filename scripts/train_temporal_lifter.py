@@ -40,6 +40,9 @@ def main() -> None:
     ap.add_argument("--outputs", type=int, default=48, help="output frames per sequence (dense training)")
     ap.add_argument("--channels", type=int, default=256)
     ap.add_argument("--blocks", type=int, default=3, help="dilated blocks: receptive field 3^(blocks+1) frames")
+    ap.add_argument("--dilations", nargs="+", type=int,
+                    help="the blocks' dilations instead of 3, 9, 27, ... (--blocks); --init weights with fewer "
+                         "blocks (the same dilations first) grow into the new ones")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", type=Path, default=None,
@@ -76,7 +79,7 @@ def main() -> None:
 
     t0, c0 = time.time(), time.process_time()
     net = train(bank, args.steps, args.batch, args.outputs, args.channels, args.blocks, args.lr, args.seed, progress,
-                args.init, args.proportions, args.framing)
+                args.init, args.proportions, args.framing, args.dilations)
     bar.close()
     wall, cpu = time.time() - t0, time.process_time() - c0
     val = evaluate(net, ClipBank(val_clips)) if val_clips else (float("nan"), float("nan"))
@@ -84,7 +87,9 @@ def main() -> None:
     info = (f"trained {datetime.date.today()} by scripts/train_temporal_lifter.py{start}: {len(train_clips)} CMU clips "
             f"({minutes:.1f} min; subjects {', '.join(sorted({c.subject for c in train_clips}))}), validation "
             f"subjects {', '.join(args.val_subjects)} held out; {args.steps} steps x {args.batch} sequences x "
-            f"{args.outputs} frames, {args.channels} channels, {args.blocks} blocks, learning rate {args.lr:g}, "
+            f"{args.outputs} frames, {args.channels} channels, "
+            f"{f'dilations {args.dilations}' if args.dilations else f'{args.blocks} blocks'}, "
+            f"learning rate {args.lr:g}, "
             f"seed {args.seed}, other proportions in {100 * args.proportions:.0f} % of sequences"
             f"{'' if args.framing else ', cameras not framing the action'}; "
             f"{wall / 60:.1f} min on one thread; validation MPJPE on random cameras {1000 * val[0]:.1f} mm, "

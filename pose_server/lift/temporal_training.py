@@ -10,7 +10,7 @@ Needs PyTorch (installed with the server); ``scripts/train_temporal_lifter.py`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +26,10 @@ __all__ = ["TemporalNet", "train", "export", "evaluate", "load_exported"]
 class TemporalNet(nn.Module):
     """Causal dilated TCN: (B, FEATURES, T) -> joints (B, T', 17, 3) and contact logits (B, T', 2)."""
 
-    def __init__(self, channels: int = 256, blocks: int = 3, dropout: float = 0.1) -> None:
+    def __init__(self, channels: int = 256, blocks: int = 3, dropout: float = 0.1,
+                 dilations: Sequence[int] | None = None) -> None:
         super().__init__()
-        self.dilations = [3 ** (i + 1) for i in range(blocks)]
+        self.dilations = list(dilations) if dilations else [3 ** (i + 1) for i in range(blocks)]
         self.expand = nn.Conv1d(FEATURES, channels, 3, bias=False)
         self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
         self.convs = nn.ModuleList(nn.Conv1d(channels, channels, 3, dilation=d, bias=False) for d in self.dilations)
@@ -66,14 +67,16 @@ def _loss(net: TemporalNet, batch, rf: int) -> tuple[torch.Tensor, float, float]
 
 def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channels: int = 256, blocks: int = 3,
           lr: float = 1e-3, seed: int = 0, progress: Callable[[int, float, float], None] | None = None,
-          init: str | Path | None = None, proportions: float = 0.8, framing: bool = True) -> TemporalNet:
+          init: str | Path | None = None, proportions: float = 0.8, framing: bool = True,
+          dilations: Sequence[int] | None = None) -> TemporalNet:
     """Train on ``bank`` (from the exported weights ``init`` if given, else from scratch); ``progress(step,
     mpjpe_m, contact_bce)`` every step; ``proportions``: the share of sequences drawn with other proportions,
-    ``framing``: cameras stepped back to keep the performer in view (both ``temporal_data.sample_batch``).
-    Deterministic for a seed."""
+    ``framing``: cameras stepped back to keep the performer in view (both ``temporal_data.sample_batch``);
+    ``dilations``: the blocks' (default 3, 9, 27, ... for ``blocks``); weights ``init`` with fewer blocks grow
+    into them (``load_exported``). Deterministic for a seed."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    net = TemporalNet(channels, blocks)
+    net = TemporalNet(channels, blocks, dilations=dilations)
     rf = net.receptive_field
     if init is not None:
         load_exported(net, init, bank, rng, batch, rf + outputs - 1, proportions=proportions, framing=framing)
@@ -118,16 +121,25 @@ def load_exported(net: TemporalNet, path: str | Path, bank: ClipBank, rng: np.ra
     Export folds each batch norm into its convolution (weights W, bias b). Training normalises with the batch's
     statistics, so the convolution gets W and its batch norm the mean m and variance v of W x measured on
     ``batches`` training batches of ``bank``: gain sqrt(v + eps), shift m + b, running statistics m and v. In
-    eval mode that is exactly W x + b; in training mode nearly so."""
+    eval mode that is exactly W x + b; in training mode nearly so. A file with fewer blocks than ``net`` (the
+    same dilations first) grows: the new blocks add their branch through a point batch norm of gain 0.01, so the
+    network computes nearly what the file does and the new blocks still learn (a gain of 0 would stop their
+    gradients at the ReLU)."""
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     pairs = [(net.expand, net.expand_bn, "conv0")]
     for i, (conv, bn, point, pbn) in enumerate(zip(net.convs, net.conv_bns, net.points, net.point_bns, strict=True)):
         pairs += [(conv, bn, f"conv{i + 1}"), (point, pbn, f"point{i + 1}")]
-    if f"conv{len(net.convs) + 1}.w" in arrays or any(f"{name}.b" not in arrays for *_, name in pairs) \
+    have = [int(arrays[f"conv{i + 1}.dilation"]) for i in range(len(net.convs)) if f"conv{i + 1}.w" in arrays]
+    if f"conv{len(net.convs) + 1}.w" in arrays or have != net.dilations[:len(have)] \
             or arrays["conv0.b"].shape != (net.expand.out_channels,):
         raise ValueError(f"{path}: its layers do not match a TemporalNet of {net.expand.out_channels} channels and "
-                         f"{len(net.convs)} blocks; pass the file's --channels and --blocks")
+                         f"dilations {net.dilations}; pass the file's --channels and --blocks (or --dilations)")
+    new = [(m, bn, name) for m, bn, name in pairs if f"{name}.w" not in arrays]
+    pairs = [(m, bn, name) for m, bn, name in pairs if f"{name}.w" in arrays]
+    for pbn in net.point_bns[len(have):]:  # a new block adds nothing while its statistics are measured
+        pbn.weight.zero_()
+        pbn.bias.zero_()
     for conv, bn, name in pairs:  # first as W x + b: running mean 0, variance 1 - eps, gain 1, shift b
         k, cin, cout = conv.kernel_size[0], conv.in_channels, conv.out_channels
         conv.weight.copy_(torch.from_numpy(arrays[f"{name}.w"].reshape(k, cin, cout)).permute(2, 1, 0))
@@ -139,22 +151,41 @@ def load_exported(net: TemporalNet, path: str | Path, bank: ClipBank, rng: np.ra
     net.joints.bias.copy_(torch.from_numpy(arrays["joints.b"]))
     net.contact.weight.copy_(torch.from_numpy(arrays["contact.w"]).T[:, :, None])
     net.contact.bias.copy_(torch.from_numpy(arrays["contact.b"]))
-    outs: dict[str, list[torch.Tensor]] = {name: [] for *_, name in pairs}
-    hooks = [conv.register_forward_hook(lambda _m, _i, y, name=name: outs[name].append(y))
-             for conv, _, name in pairs]
     net.eval()
-    for _ in range(batches):
-        net(torch.from_numpy(sample_batch(bank, batch, frames, rng, proportions, framing).features).permute(0, 2, 1))
+    x = [torch.from_numpy(sample_batch(bank, batch, frames, rng, proportions, framing).features).permute(0, 2, 1)
+         for _ in range(batches)]
+    # a new point convolution's input depends on its block's batch norm: measured in a second pass, after it
+    first = pairs + [p for p in new if p[2].startswith("conv")]
+    for group in (first, [p for p in new if p[2].startswith("point")]):
+        stats = _measure(net, x, group) if group else {}
+        for _, bn, name in group:
+            mean, var = stats[name]
+            if f"{name}.w" in arrays:
+                bn.bias.copy_(bn.bias + mean)
+                bn.weight.copy_(torch.sqrt(var + bn.eps))
+            bn.running_mean.copy_(mean)  # a new batch norm starts with the statistics it will see
+            bn.running_var.copy_(var)
+    for pbn in net.point_bns[len(have):]:
+        pbn.weight.fill_(0.01)
+    return net
+
+
+def _measure(net: TemporalNet, x: list[torch.Tensor], layers: list[tuple[nn.Conv1d, nn.BatchNorm1d, str]]
+             ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per-channel mean and variance of the outputs of ``layers``' convolutions on the batches ``x``."""
+    outs: dict[str, list[torch.Tensor]] = {name: [] for *_, name in layers}
+    hooks = [conv.register_forward_hook(lambda _m, _i, y, name=name: outs[name].append(y)) for conv, _, name in layers]
+    for batch in x:
+        net(batch)
     for h in hooks:
         h.remove()
-    for _, bn, name in pairs:
-        y = torch.cat([o.permute(0, 2, 1).reshape(-1, o.shape[1]) for o in outs[name]]).double()
-        mean, var = y.mean(0), y.var(0, unbiased=False)
-        bn.bias.copy_(bn.bias + mean)
-        bn.weight.copy_(torch.sqrt(var + bn.eps))
-        bn.running_mean.copy_(mean)
-        bn.running_var.copy_(var)
-    return net
+    return {name: _stats(outs[name]) for name in outs}
+
+
+def _stats(outputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and variance of convolution outputs (B, C, T) over batches and frames."""
+    y = torch.cat([o.permute(0, 2, 1).reshape(-1, o.shape[1]) for o in outputs]).double()
+    return y.mean(0), y.var(0, unbiased=False)
 
 
 def _fold(conv: nn.Conv1d, bn: nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarray]:

@@ -167,6 +167,24 @@ def test_exported_weights_load_back_into_a_network_that_computes_the_same(random
         load_exported(TemporalNet(channels=16, blocks=2), path, bank, np.random.default_rng(0))
 
 
+def test_exported_weights_grow_into_a_deeper_network(random_net, tmp_path):
+    """A block appended (dilation 1) starts nearly silent, so the network answers nearly as the file does, and it
+    learns: its convolution gets gradients."""
+    path = export(random_net, tmp_path / "a.npz")
+    bank = ClipBank([_walk_clip()])
+    net = load_exported(TemporalNet(channels=32, dilations=[3, 9, 1]), path, bank, np.random.default_rng(0), 4, 40, 2)
+    x = torch.from_numpy(sample_batch(bank, 8, 40, np.random.default_rng(1)).features).permute(0, 2, 1)
+    with torch.no_grad():
+        want = random_net(x)[0][:, 2:]  # the grown network's receptive field is 2 frames longer
+    got = net(x)[0].detach()
+    assert float((got - want).norm(dim=-1).mean()) < 0.02 * float(want.norm(dim=-1).mean())
+    net.train()
+    net(x)[0].sum().backward()
+    assert float(net.convs[2].weight.grad.abs().sum()) > 0 and float(net.point_bns[2].weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="dilations"):  # the file's blocks must come first
+        load_exported(TemporalNet(channels=32, dilations=[3, 1, 9]), path, bank, np.random.default_rng(0))
+
+
 def test_the_root_is_solved_from_the_projection():
     lifter = LearnedLifter(IMAGE, model=DEFAULT_TEMPORAL_LIFTER)
     joints, _ = walk(seconds=0.2)
