@@ -46,7 +46,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", type=Path, default=None,
-                    help="continue from these exported weights (same --channels/--blocks) instead of from scratch")
+                    help="continue from these exported weights (same --channels; the same blocks, or their first ones "
+                         "with --dilations) instead of from scratch")
     ap.add_argument("--proportions", type=float, default=0.8,
                     help="share of sequences drawn with other bone proportions (0: none, as before 2026-12-04)")
     ap.add_argument("--no-framing", dest="framing", action="store_false",
