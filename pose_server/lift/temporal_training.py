@@ -132,6 +132,7 @@ def load_exported(net: TemporalNet, path: str | Path, bank: ClipBank, rng: np.ra
         pairs += [(conv, bn, f"conv{i + 1}"), (point, pbn, f"point{i + 1}")]
     have = [int(arrays[f"conv{i + 1}.dilation"]) for i in range(len(net.convs)) if f"conv{i + 1}.w" in arrays]
     if f"conv{len(net.convs) + 1}.w" in arrays or have != net.dilations[:len(have)] \
+            or any(f"{name}.b" not in arrays for *_, name in pairs[:1 + 2 * len(have)]) \
             or arrays["conv0.b"].shape != (net.expand.out_channels,):
         raise ValueError(f"{path}: its layers do not match a TemporalNet of {net.expand.out_channels} channels and "
                          f"dilations {net.dilations}; pass the file's --channels and --blocks (or --dilations)")
