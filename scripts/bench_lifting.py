@@ -33,7 +33,7 @@ from pose_server.lift import LearnedLifter, Lifter
 from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.proportions import REST_LENGTHS, measure_lengths, vertical_chain
 from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths
-from pose_server.mocap import category_of, find_clips, load_clip
+from pose_server.mocap import category_of, clip_subject, find_clips, load_clip
 from pose_server.mocap.clips import manifest_row
 from pose_server.skeleton import SKELETONS
 from pose_server.track_signal import TrackSignal
@@ -528,6 +528,11 @@ def main() -> None:
     paths = find_clips([*args.inputs, *args.bvh])
     if not paths:
         raise SystemExit("no mocap clips: give .bvh/.amc files, folders or a MANIFEST.csv")
+    if args.subjects:  # before --max-clips, so that it picks among the subjects' clips
+        paths = [p for p in paths if clip_subject(Path(p)) in args.subjects]
+        if not paths:
+            raise SystemExit(f"no clip of the subjects {' '.join(args.subjects)} among the inputs: subjects are "
+                             "named like cmu07 (CMU subject 7) or hdm_bd")
     if args.max_clips and len(paths) > args.max_clips:  # round-robin over categories (from names), deterministic
         by_cat: dict[str, list[Path]] = defaultdict(list)
         for path in paths:
@@ -545,9 +550,7 @@ def main() -> None:
         paths = picked
     clips = []
     for path in tqdm(paths, desc="reading", unit="clip"):
-        clip = load_clip(path, fps=args.clip_fps)
-        if not args.subjects or clip.subject in args.subjects:
-            clips.append(clip)
+        clips.append(load_clip(path, fps=args.clip_fps))
     grid = [(a, e) for e in args.elevations for a in args.azimuths]
     cases = []
     view_rng = np.random.default_rng(args.seed)  # views drawn per clip: not tied to the clips' (category) order

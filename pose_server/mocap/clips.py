@@ -95,6 +95,11 @@ def category_of(text: str) -> str:
     return "other"
 
 
+def clip_subject(path: Path) -> str:
+    """Who performs ``path`` (``cmu07``, ``hdm_bd``, a source or folder name), from its name or MANIFEST.csv row."""
+    return _subject(path, manifest_row(path))
+
+
 def _subject(path: Path, row: dict | None) -> str:
     clip_id = (row or {}).get("clip_id", "")
     if m := re.match(r"(\d+)_\d+", clip_id):
