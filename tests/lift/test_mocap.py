@@ -156,7 +156,7 @@ def test_tpose_frame_is_dropped_and_xz_and_manifest_rate_are_read(tmp_path, refe
     assert load_clip(tmp_path / "01_02.bvh.xz", fps=60).fps == 60  # the flag wins
     assert find_clips([tmp_path / "MANIFEST.csv"]) == [(tmp_path / "01_02.bvh.xz").resolve()]
     assert find_clips([tmp_path]) == [tmp_path / "01_02.bvh.xz"]
-    # without reading the motion (benchmarks pick a subject's clips first); no manifest row: from the file name
+    # without reading the motion (benchmarks pick a subject's clips first): from the manifest row, else the file name
     assert clip_subject(tmp_path / "01_02.bvh.xz") == "cmu01"
     assert clip_subject(tmp_path / "HDM_bd_01-02_03_120.amc") == "hdm_bd"
 
