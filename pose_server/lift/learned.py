@@ -19,8 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
+from pose_server.lift.blas import blas_threads
 from pose_server.lift.skeleton3d import J
 
 __all__ = ["DepthPrior", "window_features", "DEFAULT_DEPTH_PRIOR"]
@@ -97,18 +97,13 @@ class DepthPrior:
         x = np.asarray(features, np.float32)
         # One BLAS thread: these matmuls are small, and OpenBLAS threads competing with the inference threads for
         # the cores took 5-35 ms instead of 0.25 ms per call in the server.
-        with _blas().limit(limits=1, user_api="blas"):
+        with blas_threads(1):
             outs = np.stack([m(x) for m in self.members])
         return outs.mean(axis=0), (outs.std(axis=0) if len(outs) > 1 else None)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """(..., window*34) -> depths (..., 17)."""
         return self.predict(features)[0]
-
-
-@lru_cache(maxsize=1)
-def _blas() -> ThreadpoolController:
-    return ThreadpoolController()
 
 
 @lru_cache(maxsize=4)

@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from pose_server.filters import KeypointFilter, smoothing_factor
+from pose_server.lift.blas import blas_threads
 from pose_server.lift.camera import DEFAULT_HFOV_DEG, lifter_camera
 from pose_server.lift.proportions import LIMBS, REST_LENGTHS, Proportions, measure_lengths, vertical_chain
 from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS, J
 from pose_server.lift.smoothing import rigid
-from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, blas_threads, frame_features, load_model
+from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, frame_features, load_model
 from pose_server.lift.world import SharedWorld
 
 __all__ = ["LearnedLifter"]
@@ -199,6 +200,10 @@ class LearnedLifter:
         self._planted[:] = False
 
     def __call__(self, keypoints_2d: np.ndarray, scores: np.ndarray, t: float) -> np.ndarray | None:
+        with blas_threads(1):  # one hold a frame for the network's products and the turn fit's solve
+            return self._lift(keypoints_2d, scores, t)
+
+    def _lift(self, keypoints_2d: np.ndarray, scores: np.ndarray, t: float) -> np.ndarray | None:
         px = np.asarray(keypoints_2d, dtype=np.float64)
         sc = np.asarray(scores, dtype=np.float64)
         if px.shape != (17, 2) or sc.shape != (17,):
@@ -333,12 +338,11 @@ class LearnedLifter:
         res = ((px - self.center) - a[:, None] * cam[:, :2]).reshape(34)  # pixel residuals, u and v per joint
         w = np.repeat(weight, 2)
         jw = jac.T * w
-        # einsum, not @, and LAPACK held to one thread: BLAS threads fought the inference threads for the two cores
-        # (inside the server the lifter's wall time went from 1.7 to 4.6 ms per frame)
+        # einsum, not @, and LAPACK held to one thread (__call__): BLAS threads fought the inference threads for the
+        # two cores (inside the server the lifter's wall time went from 1.7 to 4.6 ms per frame)
         lhs = np.einsum("ij,jk->ik", jw, jac)
         lhs[:3, :3] += np.eye(3) * (self.turn_damping * (lhs[0, 0] + lhs[1, 1] + lhs[2, 2]))  # only where pixels ask
-        with blas_threads(1):
-            step = np.linalg.solve(lhs + np.eye(6) * 1e-9, np.einsum("ij,j->i", jw, res))
+        step = np.linalg.solve(lhs + np.eye(6) * 1e-9, np.einsum("ij,j->i", jw, res))
         return np.clip(step[:3], -0.3, 0.3)
 
     def _fit_limbs(self, cam: np.ndarray, px: np.ndarray, ok: np.ndarray) -> np.ndarray:
