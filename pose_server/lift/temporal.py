@@ -17,7 +17,7 @@ per layer; the first frame fills the history as if it had always been there (wha
 With ``mirror=True`` it also runs the mirror image of the frames (left and right swapped, x negated: training mirrors
 half its sequences) as a second row of every product and averages the two answers, mirrored back (VideoPose3D's
 test-time flip, made streaming; two rows read each layer's weights once for both: 0.14 ms a frame against 0.23 as two
-one-row streams).
+one-row streams on an AMD EPYC, see docs/lifting.md).
 """
 
 from __future__ import annotations
