@@ -2,7 +2,8 @@
 
 The network is VideoPose3D's TemporalModel made causal: every convolution sees only the current and past frames, so
 a sequence of T frames gives T - receptive_field + 1 outputs in one pass (dense training). Loss: MPJPE (mean joint
-distance, metres for a 1.75 m body) plus 0.05 x the contacts' binary cross-entropy. AdamW with a one-cycle schedule.
+distance, metres for a 1.75 m body) plus 0.05 x the contacts' binary cross-entropy (optionally plus a velocity term,
+``velocity``). AdamW with a one-cycle schedule.
 ``init`` continues from exported weights (``load_exported``): the folded batch norms are unfolded with statistics
 measured on training batches, so the network computes exactly what the file does before its first step.
 Needs PyTorch (installed with the server); ``scripts/train_temporal_lifter.py`` is the command line.
@@ -54,7 +55,7 @@ class TemporalNet(nn.Module):
         return joints.reshape(*joints.shape[:2], 17, 3), self.contact(x).permute(0, 2, 1)
 
 
-def _loss(net: TemporalNet, batch, rf: int) -> tuple[torch.Tensor, float, float]:
+def _loss(net: TemporalNet, batch, rf: int, velocity: float = 0.0) -> tuple[torch.Tensor, float, float]:
     x = torch.from_numpy(batch.features).permute(0, 2, 1)
     joints, logits = net(x)
     want = torch.from_numpy(batch.joints[:, rf - 1:])
@@ -62,18 +63,22 @@ def _loss(net: TemporalNet, batch, rf: int) -> tuple[torch.Tensor, float, float]
     c = torch.from_numpy(batch.contacts[:, rf - 1:])
     known = ~torch.isnan(c)
     bce = nn.functional.binary_cross_entropy_with_logits(logits[known], c[known]) if known.any() else mpjpe * 0
-    return mpjpe + 0.05 * bce, float(mpjpe.detach()), float(bce.detach())
+    loss = mpjpe + 0.05 * bce
+    if velocity > 0.0:  # the joints' frame-to-frame motion against the mocap's (dense outputs are consecutive frames)
+        loss = loss + velocity * (joints.diff(dim=1) - want.diff(dim=1)).norm(dim=-1).mean()
+    return loss, float(mpjpe.detach()), float(bce.detach())
 
 
 def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channels: int = 256, blocks: int = 3,
           lr: float = 1e-3, seed: int = 0, progress: Callable[[int, float, float], None] | None = None,
           init: str | Path | None = None, proportions: float = 0.8, framing: bool = True,
-          dilations: Sequence[int] | None = None) -> TemporalNet:
+          dilations: Sequence[int] | None = None, velocity: float = 0.0) -> TemporalNet:
     """Train on ``bank`` (from the exported weights ``init`` if given, else from scratch); ``progress(step,
     mpjpe_m, contact_bce)`` every step; ``proportions``: the share of sequences drawn with other proportions,
     ``framing``: cameras stepped back to keep the performer in view (both ``temporal_data.sample_batch``);
     ``dilations``: the blocks' (default 3, 9, 27, ... for ``blocks``); weights ``init`` with fewer blocks grow
-    into them (``load_exported``). Deterministic for a seed."""
+    into them (``load_exported``); ``velocity``: the weight of a velocity term in the loss (the mean distance
+    between the predicted and the true joint motion from frame to frame; 0: none). Deterministic for a seed."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     net = TemporalNet(channels, blocks, dilations=dilations)
@@ -84,7 +89,8 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
     net.train()
     for step in range(steps):
-        loss, mpjpe, bce = _loss(net, sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing), rf)
+        seqs = sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing)
+        loss, mpjpe, bce = _loss(net, seqs, rf, velocity)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)

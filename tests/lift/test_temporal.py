@@ -13,7 +13,7 @@ from pose_server.lift.skeleton3d import REST_HEIGHT, J, segment_lengths
 from pose_server.lift.synthetic import walk
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, FEATURES, TemporalLifterModel, frame_features
 from pose_server.lift.temporal_data import ClipBank, _proportions, sample_batch
-from pose_server.lift.temporal_training import TemporalNet, export, load_exported, train
+from pose_server.lift.temporal_training import TemporalNet, _loss, export, load_exported, train
 from pose_server.mocap import MocapClip
 from pose_server.skeleton import SKELETONS
 
@@ -145,6 +145,33 @@ def test_training_is_deterministic_and_learns():
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb)
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10])
+
+
+class _Fixed(torch.nn.Module):
+    """Answers with the given joints (and no contact opinion), whatever the input."""
+
+    def __init__(self, joints: np.ndarray) -> None:
+        super().__init__()
+        self.out = torch.from_numpy(joints)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.out, torch.zeros(*self.out.shape[:2], 2)
+
+
+def test_the_velocity_loss_sees_jitter_but_not_a_steady_offset():
+    batch = sample_batch(ClipBank([_walk_clip()]), 4, 20, np.random.default_rng(0))
+    want = batch.joints[:, 4:].astype(np.float32)  # rf 5: outputs from the fifth frame on
+    offset = want + np.float32(0.03)  # 3 cm off on every axis, on every frame
+    rng = np.random.default_rng(1)
+    jitter = want + rng.choice([-0.03, 0.03], size=want.shape).astype(np.float32)  # as far off, flipping
+    gains = {}
+    for name, pred in (("offset", offset), ("jitter", jitter)):
+        plain, mpjpe, _ = _loss(_Fixed(pred), batch, 5)
+        with_velocity, _, _ = _loss(_Fixed(pred), batch, 5, velocity=2.0)
+        assert mpjpe == pytest.approx(0.03 * np.sqrt(3), rel=1e-4)  # the same joint error either way
+        gains[name] = float(with_velocity - plain)
+    assert gains["offset"] == pytest.approx(0.0, abs=1e-6)
+    assert gains["jitter"] > 2.0 * 0.05  # about 2 x 0.07 m: consecutive frames 6 cm apart on some axes
 
 
 def test_exported_weights_load_back_into_a_network_that_computes_the_same(random_net, tmp_path):
