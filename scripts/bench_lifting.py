@@ -48,7 +48,10 @@ LIFTERS = {"learned": LearnedLifter, "geometric": Lifter,
            # the foot lock moving the root in depth at any speed (before: froze walks at the camera)
            "learned-depthlock": partial(LearnedLifter, depth_gate=None),
            # the network without its mirror image (the default averages both: test-time flip)
-           "learned-single": partial(LearnedLifter, mirror=False)}
+           "learned-single": partial(LearnedLifter, mirror=False),
+           # the pose filter as shipped before 2026-12-06: fixed 3 Hz / beta 1 / 1 Hz, not opened on clean input
+           "learned-fixedfilter": partial(LearnedLifter, pose_filter=(3.0, 1.0, 1.0), pose_noise_ref=None),
+           "learned-nofilter": partial(LearnedLifter, smooth=False)}
 IMAGE = (1280, 720)
 FLIP = SKELETONS["coco17"].flip_indices()
 DIR_SEGMENTS = LIMB_SEGMENTS + ((J["l_hip"], J["l_shoulder"]), (J["r_hip"], J["r_shoulder"]))

@@ -4,7 +4,9 @@ Per frame: the network (averaged with its answer to the mirror image) gives the 
 axes, sized by its legs: scaled so its vertical chain is the performer's height's, which one camera cannot measure)
 and each foot's contact probability; the whole body is turned about its pelvis by the small rotation that best fits
 the keypoints (``turn_fit``), then elbows, wrists, knees and ankles are moved half way along their pixel rays to where
-their bones have the performer's lengths (``bone_fit``). The geometry then places the body:
+their bones have the performer's lengths (``bone_fit``); the pose is One Euro filtered, the filter opened as far as the
+noise measured in the pose allows (``POSE_FILTER``), and every bone given its length. The geometry then places the
+body:
 
 1. root: the pelvis position that makes the 3D joints project onto the 2D keypoints (linear least squares, weighted by
    the scores), its depth followed at most MAX_ROOT_SPEED, One Euro smoothed (depth more than the image-plane axes);
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +61,16 @@ WARMUP_S = 0.5
 # on all fours: 3 m between two frames, 6.5 -> 9.8 m away), and the One Euro filter, which opens when the signal moves
 # fast, lets it through. A physical bound, not a tuned one: no benchmark clip moves its pelvis faster than 5 m/s.
 MAX_ROOT_SPEED = 10.0
+# The pose filter (One Euro on the pelvis-relative pose: min_cutoff Hz, beta per m/s, d_cutoff Hz) at 3 px of detector
+# noise and more, and how far it opens on cleaner input (_adapt_pose_filter). Its lag cost MPJPE at every noise level:
+# with no filter at all the validation subjects are lifted at 39.3 / 44.1 mm (0 / 3 px) against 45.4 / 49.5 with the
+# fixed 3 Hz / 1 / 1 Hz filter shipped before 2026-12-06, but at 2.3x the mocap's jitter at 3 px. 1.5 Hz / 3 / 3 Hz
+# (a faster speed estimate, opening sooner) leaves the same jitter at 3 px for 1.2 mm less; the reference noise
+# (0.015 m per frame^3; the jerk reads 0.005 at 0 px, 0.009 at 1 px, 0.014 at 2 px, 0.019 at 3 px, 0.029 at 5 px on
+# the validation subjects) keeps 3 px and more where they were and opens the filter up to 30x below that.
+POSE_FILTER = (1.5, 3.0, 3.0)
+POSE_NOISE_REF = 0.015
+POSE_OPEN_MAX = 30.0
 _LIMB_UPPER = [(a, b) for a, b, _, _ in LIMBS]
 _LIMB_LOWER = [(b, c) for _, b, c, _ in LIMBS]
 _REST_CHAIN = vertical_chain(REST_LENGTHS)  # the 1.75 m rest skeleton's spine + neck + leg
@@ -108,6 +121,8 @@ class LearnedLifter:
         mirror: bool = True,
         turn_fit: float = 1.0,
         turn_damping: float = 0.05,
+        pose_filter: tuple[float, float, float] = POSE_FILTER,
+        pose_noise_ref: float | None = POSE_NOISE_REF,
         **_unused: object,
     ) -> None:
         self.image_size, self.focal, self.center = lifter_camera(image_size, focal, hfov_deg, height_m)
@@ -120,10 +135,12 @@ class LearnedLifter:
         self.model = load_model(DEFAULT_TEMPORAL_LIFTER if model == "default" else model, mirror=mirror)
         self._root_params = (root_min_cutoff, depth_min_cutoff)
         self.calib_frames = int(calib_frames)
-        # The network's poses jitter and its bones breathe a little: a light One Euro filter on the pelvis-relative
-        # pose (3 Hz, beta 1 per m/s: on CMU 131_01 it halves the jitter for +4.5 mm MPJPE; the geometric lifter's
-        # noise-adaptive smoother cost +15 mm) and the bones given their lengths measured over the first frames.
+        # The network's poses jitter with the keypoints' noise and its bones breathe a little: a One Euro filter on
+        # the pelvis-relative pose, opened as far as the measured noise allows (POSE_FILTER, POSE_NOISE_REF), and the
+        # bones given their lengths measured over the first frames.
         self.smooth = smooth
+        self.pose_filter = (float(pose_filter[0]), float(pose_filter[1]), float(pose_filter[2]))
+        self.pose_noise_ref = None if pose_noise_ref is None else float(pose_noise_ref)  # None: fixed cutoffs
         # Half of the limb fit (_fit_limbs): on the validation subjects it took 2.7 mm off MPJPE (59.6 -> 56.9 at
         # 0 px, 61.9 -> 59.4 at 3 px) for 5 % more jitter; the network alone regresses limbs a little short or long.
         self.bone_fit = float(bone_fit)
@@ -158,10 +175,15 @@ class LearnedLifter:
         self._samples: list[list[float]] = []  # bone lengths (measure_lengths' order) per frame, over _scale
         self._chains: list[float] = []  # the network's vertical chain per frame (its 1.75 m body's units)
         self._scale = self.height_m / REST_HEIGHT
-        self._smoother = KeypointFilter(17, 3, min_cutoff=3.0, beta=1.0, min_score=0.0, hold_s=0.0)
+        cutoff, beta, d_cutoff = self.pose_filter
+        self._smoother = KeypointFilter(17, 3, min_cutoff=cutoff, beta=beta, d_cutoff=d_cutoff, min_score=0.0,
+                                        hold_s=0.0)
         self._fit_px = KeypointFilter(17, 2, min_cutoff=1.0, beta=0.05, min_score=0.0, hold_s=0.0)
         self._fit_smoother = KeypointFilter(17, 3, min_cutoff=1.0, beta=0.0, min_score=0.0, hold_s=0.0)
         self._turn: tuple[np.ndarray, float] | None = None  # the low-passed turn and its time
+        self._raw_pose: deque[np.ndarray] = deque(maxlen=4)  # the unsmoothed pose of the last 4 frames
+        self._pose_noise: deque[float] = deque(maxlen=30)  # its jerk per frame, over the last second
+        self.pose_noise = 0.0  # their median (m per frame^3); 0 until measured
         self._gate: tuple[float, float] | None = None  # the last root depth let through and its time
         self._prev_px: np.ndarray | None = None
         self._t_seen = -np.inf
@@ -197,6 +219,7 @@ class LearnedLifter:
         self._fit_smoother.reset()
         self._turn = None
         self._gate = None
+        self._raw_pose.clear()
         self._planted[:] = False
 
     def __call__(self, keypoints_2d: np.ndarray, scores: np.ndarray, t: float) -> np.ndarray | None:
@@ -249,11 +272,31 @@ class LearnedLifter:
         rel_w = rel @ self._world.T  # world axes (Y = depth), pelvis-relative
         self._fit_lengths(rel_w)
         if self.smooth:
+            if self.pose_noise_ref is not None:
+                self._adapt_pose_filter(rel_w)
             rel_w = self._smoother.smooth(rel_w, t)
         rel_w = rigid(rel_w, self._lengths)
         world = rel_w + root @ self._world.T
         self._last = self._place(world, float(t)).astype(np.float32)
         return self._last
+
+    def _adapt_pose_filter(self, rel: np.ndarray) -> None:
+        """Open the pose filter as far as the noise allows: its cutoffs x (POSE_NOISE_REF / noise)^2, within
+        [1, POSE_OPEN_MAX]. The noise is the pose's third difference over four frames (median over the joints and the
+        last second): a few mm for body motion at video rates, centimetres for the network's answer to detector
+        noise. A first-order low-pass leaves noise in proportion to the square root of its cutoff, hence the square:
+        the same jitter left at any noise."""
+        h = self._raw_pose
+        h.append(rel.copy())
+        if len(h) < 4:
+            return
+        jerk = h[3] - 3.0 * h[2] + 3.0 * h[1] - h[0]
+        self._pose_noise.append(float(np.partition(np.einsum("ij,ij->i", jerk, jerk), 8)[8]) ** 0.5)  # median of 17
+        self.pose_noise = statistics.median(self._pose_noise)
+        ratio = float(self.pose_noise_ref) / max(self.pose_noise, 1e-9)
+        scale = min(max(ratio * ratio, 1.0), POSE_OPEN_MAX)
+        cutoff, beta, _ = self.pose_filter
+        self._smoother.set_params(min_cutoff=cutoff * scale, beta=beta * scale)
 
     def _fit_lengths(self, rel: np.ndarray) -> None:
         """Over the first ``calib_frames`` frames: each bone's median length in the network's poses (already
