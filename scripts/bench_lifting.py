@@ -49,7 +49,7 @@ LIFTERS = {"learned": LearnedLifter, "geometric": Lifter,
            "learned-depthlock": partial(LearnedLifter, depth_gate=None),
            # the network without its mirror image (the default averages both: test-time flip)
            "learned-single": partial(LearnedLifter, mirror=False),
-           # the pose filter as shipped before 2026-12-06: fixed 3 Hz / beta 1 / 1 Hz, not opened on clean input
+           # the filters before 2026-12-06: the pose filter at 3 Hz / beta 1 / 1 Hz, none opened on clean input
            "learned-fixedfilter": partial(LearnedLifter, pose_filter=(3.0, 1.0, 1.0), pose_noise_ref=None),
            "learned-nofilter": partial(LearnedLifter, smooth=False)}
 IMAGE = (1280, 720)

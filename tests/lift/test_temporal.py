@@ -363,7 +363,8 @@ def test_walking_at_or_away_from_the_camera_is_not_frozen_by_the_foot_lock(azimu
 
 def test_the_pose_filter_opens_on_clean_keypoints_and_not_on_noisy_ones():
     """The pose filter's lag costs accuracy at every noise level, its smoothing is only needed against noise: on
-    clean keypoints it opens (less lag, nearer the truth than the fixed filter), on 3 px it smooths as that one does."""
+    clean keypoints it opens, with the fits' filters (less lag, nearer the truth than the fixed filters), on 3 px it
+    smooths as the fixed one does."""
     joints, _ = walk(seconds=6.0, fps=30, height=1.75, speed=1.1)
     cam = PinholeCamera.orbit(IMAGE, np.array([*joints[:, :, :2].mean((0, 1)), 1.0]), 45.0, 5.0, 1.0)
     px, gt = cam.project(joints), cam.level_world(joints)
@@ -379,7 +380,8 @@ def test_the_pose_filter_opens_on_clean_keypoints_and_not_on_noisy_ones():
     clean, opened = lift(0.0)
     fixed, _ = lift(0.0, pose_noise_ref=None)
     assert opened._smoother.min_cutoff > 10 * opened.pose_filter[0]
-    assert mpjpe(clean) < mpjpe(fixed) - 2.0  # 65.6 against 69.4 mm
+    assert opened._fit_px.min_cutoff > 10.0 and opened._fit_smoother.min_cutoff > 10.0  # the fits' filters with it
+    assert mpjpe(clean) < mpjpe(fixed) - 2.0  # 65.6 against 69.4 mm with the pose filter alone opened
     noisy, shut = lift(3.0)
     noisy_fixed, _ = lift(3.0, pose_noise_ref=None)
     raw, _ = lift(3.0, smooth=False)
