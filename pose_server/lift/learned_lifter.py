@@ -62,7 +62,7 @@ WARMUP_S = 0.5
 # fast, lets it through. A physical bound, not a tuned one: no benchmark clip moves its pelvis faster than 5 m/s.
 MAX_ROOT_SPEED = 10.0
 # The pose filter (One Euro on the pelvis-relative pose: min_cutoff Hz, beta per m/s, d_cutoff Hz) at 3 px of detector
-# noise and more, and how far it opens on cleaner input (_adapt_pose_filter). Its lag cost MPJPE at every noise level:
+# noise and more, and how far it opens on cleaner input (_open_filters). Its lag cost MPJPE at every noise level:
 # with no filter at all the validation subjects are lifted at 39.3 / 44.1 mm (0 / 3 px) against 45.4 / 49.5 with the
 # fixed 3 Hz / 1 / 1 Hz filter shipped before 2026-12-06, but at 2.3x the mocap's jitter at 3 px. 1.5 Hz / 3 / 3 Hz
 # (a faster speed estimate, opening sooner) leaves the same jitter at 3 px for 1.2 mm less; the reference noise
@@ -279,14 +279,14 @@ class LearnedLifter:
         self._fit_lengths(rel_w)
         if self.smooth:
             if self.pose_noise_ref is not None:
-                self._adapt_pose_filter(rel_w)
+                self._open_filters(rel_w)
             rel_w = self._smoother.smooth(rel_w, t)
         rel_w = rigid(rel_w, self._lengths)
         world = rel_w + root @ self._world.T
         self._last = self._place(world, float(t)).astype(np.float32)
         return self._last
 
-    def _adapt_pose_filter(self, rel: np.ndarray) -> None:
+    def _open_filters(self, rel: np.ndarray) -> None:
         """Open the pose filter, and the fits' filters of the pixels and of the limb fit, as far as the noise allows:
         their cutoffs x (POSE_NOISE_REF / noise)^2, within [1, POSE_OPEN_MAX] (the fits take it from the next
         frame). The noise is the pose's third difference over four frames (median over the joints and the last
