@@ -11,8 +11,10 @@ the image or come within 1 m of the lens during the sequence (``_frame_the_actio
 hips and shoulders where a detector puts them rather than at the mocap's joint centres (hips up to 4 cm out and 6 cm
 down, shoulders up to 3 cm up), 0-5 px of Gaussian noise, outliers (1 % of keypoints thrown 20-80 px away, with a
 low or, a third of the time, a high score), brief left/right swaps of a limb (1-3 frames), and missing keypoints
-held at their last position with a low score for 1-15 frames (as the server's keypoint filter holds them). The
-clip's start repeats its first frame (the server's model starts that way).
+for 1-15 frames, held at their last position with a low score (``hold="frozen"``, every shipped run) or as the
+server's keypoint filter holds them (``hold="server"``: predicted on with their decaying velocity and given their
+last score for HOLD_S, then left with a low score). The clip's start repeats its first frame (the server's model
+starts that way).
 Targets: the camera-frame joints relative to the pelvis for a 1.75 m body, and contacts.
 """
 
@@ -31,6 +33,7 @@ from pose_server.skeleton import SKELETONS
 __all__ = ["ClipBank", "Batch", "sample_batch", "IMAGE"]
 
 IMAGE = (1280, 720)
+HOLD_S = 0.25  # how long the server's keypoint filter holds a dropped keypoint (config.PipelineConfig.hold_s)
 FLIP = SKELETONS["coco17"].flip_indices()
 _LH, _RH, _LS, _RS = J["l_hip"], J["r_hip"], J["l_shoulder"], J["r_shoulder"]
 # limb segments, parents first (a child's new position needs its parent's): per limb kind the upper segments on the
@@ -164,8 +167,10 @@ def _detector_points(world: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return g
 
 
-def _corrupt(px: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Detector noise, outliers, swaps and held keypoints on (B, T, 17, 2) pixels -> pixels, scores."""
+def _corrupt(px: np.ndarray, rng: np.random.Generator, fps: np.ndarray | None = None, hold: str = "frozen"
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Detector noise, outliers, swaps and held keypoints on (B, T, 17, 2) pixels -> pixels, scores; ``fps`` (B,):
+    the sequences' frame rates (``hold="server"`` only)."""
     b, t = px.shape[:2]
     sigma = rng.uniform(0, 5, b) * (rng.random(b) > 0.15)
     out = px + rng.normal(size=px.shape) * sigma[:, None, None, None]
@@ -184,21 +189,47 @@ def _corrupt(px: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.n
         sl = slice(f0, f0 + rng.integers(1, 4))
         out[i, sl, [a, c]] = out[i, sl, [c, a]]
         scores[i, sl, [a, c]] = rng.uniform(0.3, 0.7)
-    # missing keypoints held at their last position with a low score
+    # missing keypoints, held
     for i in np.flatnonzero(rng.random(b) < 0.5):
         for _ in range(rng.integers(1, 4)):
             k = rng.integers(0, 17)
             f0 = rng.integers(1, t)
             sl = slice(f0, f0 + rng.integers(1, 16))
-            out[i, sl, k] = out[i, f0 - 1, k]
-            scores[i, sl, k] = rng.uniform(0.0, 0.3)
+            if hold == "server":
+                n = len(range(*sl.indices(t)))
+                last = out[i, f0 - 1, k].copy()
+                scores[i, sl, k] = rng.uniform(0.0, 0.3)
+                _hold_as_the_server(out[i, f0:f0 + n, k], scores[i, f0:f0 + n, k], out[i, :f0, k], last,
+                                    scores[i, f0 - 1, k], float(fps[i]))
+            else:
+                out[i, sl, k] = out[i, f0 - 1, k]
+                scores[i, sl, k] = rng.uniform(0.0, 0.3)
     return out, scores
 
 
+def _hold_as_the_server(seg: np.ndarray, seg_scores: np.ndarray, before: np.ndarray, last: np.ndarray,
+                        last_score: float, fps: float) -> None:
+    """A dropped keypoint's frames (``seg`` (n, 2), ``seg_scores`` (n,), in place) as ``filters.KeypointFilter``
+    holds them: predicted on from ``last`` with the velocity of the frames ``before`` it (their last 4), decaying with
+    time constant HOLD_S / 3, and ``last_score`` for HOLD_S; after that frozen where the prediction stopped, with
+    the low scores already drawn."""
+    j0 = max(len(before) - 5, 0)
+    v = (before[-1] - before[j0]) / max(len(before) - 1 - j0, 1)
+    tau = HOLD_S / 3.0 * fps
+    elapsed = np.arange(1, len(seg) + 1)
+    within = elapsed <= HOLD_S * fps
+    pred = last + v * (tau * (1.0 - np.exp(-elapsed / tau)))[:, None]
+    seg[:] = np.where(within[:, None], pred, pred[within][-1] if within.any() else last)
+    seg_scores[:] = np.where(within, last_score, seg_scores)
+
+
 def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generator, proportions: float = 0.8,
-                 framing: bool = True) -> Batch:
+                 framing: bool = True, hold: str = "frozen") -> Batch:
     """``batch`` sequences of ``frames`` frames (see the module docstring); ``proportions``: the share of sequences
-    with other proportions; ``framing=False`` leaves the cameras where they were drawn (as before 2026-12-05)."""
+    with other proportions; ``framing=False`` leaves the cameras where they were drawn (as before 2026-12-05);
+    ``hold``: how dropped keypoints are held ("frozen" or "server", ``_corrupt``)."""
+    if hold not in ("frozen", "server"):
+        raise ValueError(f"hold must be 'frozen' or 'server', got {hold!r}")
     clip = rng.choice(len(bank.length), batch, p=bank.weight)
     fps = rng.uniform(24, 60, batch)
     step = bank.fps[clip] / fps  # mocap frames per video frame
@@ -233,7 +264,7 @@ def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generat
     z = np.maximum(det[..., 2:3], 0.1)
     centre = np.array(IMAGE, dtype=np.float64) / 2
     px = focal[:, None, None, None] * det[..., :2] / z + centre
-    px, scores = _corrupt(px, rng)
+    px, scores = _corrupt(px, rng, fps, hold)
     prev = np.concatenate([px[:, :1], px[:, :-1]], 1)
     feats = frame_features(px, scores, prev, centre, focal[:, None])
     pelvis_cam = cam[..., [_LH, _RH], :].mean(-2, keepdims=True)

@@ -72,24 +72,26 @@ def _loss(net: TemporalNet, batch, rf: int, velocity: float = 0.0) -> tuple[torc
 def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channels: int = 256, blocks: int = 3,
           lr: float = 1e-3, seed: int = 0, progress: Callable[[int, float, float], None] | None = None,
           init: str | Path | None = None, proportions: float = 0.8, framing: bool = True,
-          dilations: Sequence[int] | None = None, velocity: float = 0.0) -> TemporalNet:
+          dilations: Sequence[int] | None = None, velocity: float = 0.0, hold: str = "frozen") -> TemporalNet:
     """Train on ``bank`` (from the exported weights ``init`` if given, else from scratch); ``progress(step,
     mpjpe_m, contact_bce)`` every step; ``proportions``: the share of sequences drawn with other proportions,
     ``framing``: cameras stepped back to keep the performer in view (both ``temporal_data.sample_batch``);
     ``dilations``: the blocks' (default 3, 9, 27, ... for ``blocks``); weights ``init`` with fewer blocks grow
     into them (``load_exported``); ``velocity``: the weight of a velocity term in the loss (the mean distance
-    between the predicted and the true joint motion from frame to frame; 0: none). Deterministic for a seed."""
+    between the predicted and the true joint motion from frame to frame; 0: none); ``hold``: how dropped keypoints
+    are held in the training data (``sample_batch``). Deterministic for a seed."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     net = TemporalNet(channels, blocks, dilations=dilations)
     rf = net.receptive_field
     if init is not None:
-        load_exported(net, init, bank, rng, batch, rf + outputs - 1, proportions=proportions, framing=framing)
+        load_exported(net, init, bank, rng, batch, rf + outputs - 1, proportions=proportions, framing=framing,
+                      hold=hold)
     opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
     net.train()
     for step in range(steps):
-        seqs = sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing)
+        seqs = sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing, hold)
         loss, mpjpe, bce = _loss(net, seqs, rf, velocity)
         opt.zero_grad()
         loss.backward()
@@ -120,7 +122,8 @@ def evaluate(net: TemporalNet, bank: ClipBank, batches: int = 20, seed: int = 1)
 
 @torch.no_grad()
 def load_exported(net: TemporalNet, path: str | Path, bank: ClipBank, rng: np.random.Generator, batch: int = 32,
-                  frames: int = 128, batches: int = 8, proportions: float = 0.8, framing: bool = True
+                  frames: int = 128, batches: int = 8, proportions: float = 0.8, framing: bool = True,
+                  hold: str = "frozen"
                   ) -> TemporalNet:
     """Load weights written by ``export`` into ``net`` (same channels and blocks) so that it computes the same.
 
@@ -159,7 +162,7 @@ def load_exported(net: TemporalNet, path: str | Path, bank: ClipBank, rng: np.ra
     net.contact.weight.copy_(torch.from_numpy(arrays["contact.w"]).T[:, :, None])
     net.contact.bias.copy_(torch.from_numpy(arrays["contact.b"]))
     net.eval()
-    x = [torch.from_numpy(sample_batch(bank, batch, frames, rng, proportions, framing).features).permute(0, 2, 1)
+    x = [torch.from_numpy(sample_batch(bank, batch, frames, rng, proportions, framing, hold).features).permute(0, 2, 1)
          for _ in range(batches)]
     # a new point convolution's input depends on its block's batch norm: measured in a second pass, after it
     first = pairs + [p for p in new if p[2].startswith("conv")]

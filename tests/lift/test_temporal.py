@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from pose_server.filters import KeypointFilter
 from pose_server.lift import LearnedLifter
 from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.learned_lifter import MAX_ROOT_SPEED, _rotation
@@ -12,7 +13,7 @@ from pose_server.lift.proportions import REST_LENGTHS, measure_lengths, vertical
 from pose_server.lift.skeleton3d import REST_HEIGHT, J, segment_lengths
 from pose_server.lift.synthetic import walk
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, FEATURES, TemporalLifterModel, frame_features
-from pose_server.lift.temporal_data import ClipBank, _proportions, sample_batch
+from pose_server.lift.temporal_data import HOLD_S, ClipBank, _hold_as_the_server, _proportions, sample_batch
 from pose_server.lift.temporal_training import TemporalNet, _loss, export, load_exported, train
 from pose_server.mocap import MocapClip
 from pose_server.skeleton import SKELETONS
@@ -100,6 +101,34 @@ def test_training_batches_project_back_onto_their_keypoints():
     # a 1.75 m body whatever the size drawn, its thighs x 0.92-1.08 (and 2 % between the sides)
     assert thigh.min() > 0.43 * 0.90 - 0.01 and thigh.max() < 0.43 * 1.10 + 0.01 and thigh.std() > 0.005
     assert set(np.unique(batch.contacts)) <= {0.0, 1.0} and 0 < batch.contacts.mean() < 1
+
+
+def test_server_like_holds_move_on_as_the_servers_filter_holds_them():
+    """``hold="server"``: a dropped keypoint is predicted on with its velocity, decaying as the server's keypoint
+    filter decays it, with its last score for HOLD_S; then frozen with a low score. The same draws otherwise."""
+    fps, v = 30.0, np.array([3.0, -1.0])
+    track = np.arange(30)[:, None] * v  # a keypoint moving 3 px right and 1 up per frame
+    # the server's filter, made transparent (its smoothing is not what is modelled here: its hold is)
+    filt = KeypointFilter(1, 2, min_cutoff=1000.0, beta=0.0, d_cutoff=1000.0, min_score=0.3, hold_s=HOLD_S)
+    for i in range(10):
+        filt(track[i][None], np.array([0.9]), i / fps)
+    served = [filt(track[10 + m][None] + 50.0, np.array([0.1]), (10 + m) / fps) for m in range(12)]
+    seg, seg_scores = np.zeros((12, 2)), np.full(12, 0.1)
+    _hold_as_the_server(seg, seg_scores, track[:10], track[9], 0.9, fps)
+    within = np.arange(1, 13) <= HOLD_S * fps
+    assert [bool(h[0]) for _, _, h in served] == within.tolist()  # the filter holds the same frames
+    np.testing.assert_allclose(seg[within], np.array([p[0] for p, _, _ in served])[within], atol=0.05)
+    np.testing.assert_allclose(seg_scores[within], 0.9)
+    np.testing.assert_allclose(seg_scores[~within], 0.1)
+    np.testing.assert_allclose(seg[~within], np.broadcast_to(seg[within][-1], seg[~within].shape))  # then frozen
+    # in a batch: the same sequences, the same draws; only held keypoints differ
+    bank = ClipBank([_walk_clip()])
+    frozen = sample_batch(bank, 16, 30, np.random.default_rng(3))
+    held = sample_batch(bank, 16, 30, np.random.default_rng(3), hold="server")
+    np.testing.assert_array_equal(frozen.joints, held.joints)
+    assert 0 < (frozen.features != held.features).any(-1).mean() < 0.5  # (a held hip moves every feature)
+    with pytest.raises(ValueError, match="hold"):
+        sample_batch(bank, 2, 30, np.random.default_rng(3), hold="later")
 
 
 def test_the_cameras_keep_a_runner_in_the_image_and_in_front_of_the_lens():
