@@ -195,24 +195,22 @@ def _corrupt(px: np.ndarray, rng: np.random.Generator, fps: np.ndarray | None = 
             k = rng.integers(0, 17)
             f0 = rng.integers(1, t)
             sl = slice(f0, f0 + rng.integers(1, 16))
-            if hold == "server":
-                n = len(range(*sl.indices(t)))
-                last = out[i, f0 - 1, k].copy()
-                scores[i, sl, k] = rng.uniform(0.0, 0.3)
-                _hold_as_the_server(out[i, f0:f0 + n, k], scores[i, f0:f0 + n, k], out[i, :f0, k], last,
-                                    scores[i, f0 - 1, k], float(fps[i]))
+            scores[i, sl, k] = rng.uniform(0.0, 0.3)
+            if hold == "server":  # (views: out[i, sl, k] and scores[i, sl, k] are changed in place)
+                _hold_as_the_server(out[i, sl, k], scores[i, sl, k], out[i, :f0, k], scores[i, f0 - 1, k],
+                                    float(fps[i]))
             else:
                 out[i, sl, k] = out[i, f0 - 1, k]
-                scores[i, sl, k] = rng.uniform(0.0, 0.3)
     return out, scores
 
 
-def _hold_as_the_server(seg: np.ndarray, seg_scores: np.ndarray, before: np.ndarray, last: np.ndarray,
-                        last_score: float, fps: float) -> None:
+def _hold_as_the_server(seg: np.ndarray, seg_scores: np.ndarray, before: np.ndarray, last_score: float, fps: float
+                        ) -> None:
     """A dropped keypoint's frames (``seg`` (n, 2), ``seg_scores`` (n,), in place) as ``filters.KeypointFilter``
-    holds them: predicted on from ``last`` with the velocity of the frames ``before`` it (their last 4), decaying with
-    time constant HOLD_S / 3, and ``last_score`` for HOLD_S; after that frozen where the prediction stopped, with
-    the low scores already drawn."""
+    holds them: predicted on from its last position ``before[-1]`` with the velocity of the frames ``before`` it
+    (their last 4), decaying with time constant HOLD_S / 3, and ``last_score`` for HOLD_S; after that frozen where the
+    prediction stopped, with the low scores already drawn."""
+    last = before[-1]
     j0 = max(len(before) - 5, 0)
     v = (before[-1] - before[j0]) / max(len(before) - 1 - j0, 1)
     tau = HOLD_S / 3.0 * fps

@@ -114,7 +114,7 @@ def test_server_like_holds_move_on_as_the_servers_filter_holds_them():
         filt(track[i][None], np.array([0.9]), i / fps)
     served = [filt(track[10 + m][None] + 50.0, np.array([0.1]), (10 + m) / fps) for m in range(12)]
     seg, seg_scores = np.zeros((12, 2)), np.full(12, 0.1)
-    _hold_as_the_server(seg, seg_scores, track[:10], track[9], 0.9, fps)
+    _hold_as_the_server(seg, seg_scores, track[:10], 0.9, fps)
     within = np.arange(1, 13) <= HOLD_S * fps
     assert [bool(h[0]) for _, _, h in served] == within.tolist()  # the filter holds the same frames
     np.testing.assert_allclose(seg[within], np.array([p[0] for p, _, _ in served])[within], atol=0.05)
