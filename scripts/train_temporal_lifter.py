@@ -59,6 +59,9 @@ def main() -> None:
     ap.add_argument("--hold", choices=("frozen", "server"), default="frozen",
                     help="dropped keypoints held frozen with a low score (every shipped run) or as the server's 2D "
                          "filter holds them (predicted on, their last score for 0.25 s)")
+    ap.add_argument("--contact-lead", type=float, default=0.0,
+                    help="take the contact labels this many video frames later (the shipped network's contact "
+                         "probabilities lag the labels by a frame; 0: as every shipped run)")
     ap.add_argument("--out", type=Path, default=DEFAULT_TEMPORAL_LIFTER)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -86,7 +89,8 @@ def main() -> None:
 
     t0, c0 = time.time(), time.process_time()
     net = train(bank, args.steps, args.batch, args.outputs, args.channels, args.blocks, args.lr, args.seed, progress,
-                args.init, args.proportions, args.framing, args.dilations, args.velocity, args.hold)
+                args.init, args.proportions, args.framing, args.dilations, args.velocity, args.hold,
+                args.contact_lead)
     bar.close()
     wall, cpu = time.time() - t0, time.process_time() - c0
     val = evaluate(net, ClipBank(val_clips)) if val_clips else (float("nan"), float("nan"))
@@ -100,7 +104,8 @@ def main() -> None:
             f"seed {args.seed}, other proportions in {100 * args.proportions:.0f} % of sequences"
             f"{'' if args.framing else ', cameras not framing the action'}"
             f"{f', velocity loss x {args.velocity:g}' if args.velocity else ''}"
-            f"{', dropped keypoints held as the server holds them' if args.hold == 'server' else ''}; "
+            f"{', dropped keypoints held as the server holds them' if args.hold == 'server' else ''}"
+            f"{f', contact labels {args.contact_lead:g} frames later' if args.contact_lead else ''}; "
             f"{wall / 60:.1f} min on one thread; validation MPJPE on random cameras {1000 * val[0]:.1f} mm, "
             f"contact accuracy {100 * val[1]:.1f} %. {CMU_CREDIT}")
     out = export(net, args.out, info)

@@ -222,10 +222,11 @@ def _hold_as_the_server(seg: np.ndarray, seg_scores: np.ndarray, before: np.ndar
 
 
 def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generator, proportions: float = 0.8,
-                 framing: bool = True, hold: str = "frozen") -> Batch:
+                 framing: bool = True, hold: str = "frozen", contact_lead: float = 0.0) -> Batch:
     """``batch`` sequences of ``frames`` frames (see the module docstring); ``proportions``: the share of sequences
     with other proportions; ``framing=False`` leaves the cameras where they were drawn (as before 2026-12-05);
-    ``hold``: how dropped keypoints are held ("frozen" or "server", ``_corrupt``)."""
+    ``hold``: how dropped keypoints are held ("frozen" or "server", ``_corrupt``); ``contact_lead``: the contact
+    labels taken this many video frames later (the shipped network's probabilities lag the labels by a frame)."""
     if hold not in ("frozen", "server"):
         raise ValueError(f"hold must be 'frozen' or 'server', got {hold!r}")
     clip = rng.choice(len(bank.length), batch, p=bank.weight)
@@ -241,7 +242,8 @@ def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generat
     w = (idx - lo)[..., None, None].astype(np.float32)
     base = bank.start[clip][:, None]
     world = (1 - w) * bank.joints[base + lo] + w * bank.joints[base + hi]  # (B, T, 17, 3)
-    contacts = bank.contacts[base + np.rint(idx).astype(int)]
+    ahead = np.minimum(idx + contact_lead * step[:, None], (bank.length[clip] - 1)[:, None])
+    contacts = bank.contacts[base + np.rint(ahead).astype(int)]
     world = _proportions(world, rng, proportions)
     size = rng.uniform(0.85, 1.15, batch)
     pelvis0 = world[:, -1, [_LH, _RH]].mean(1)

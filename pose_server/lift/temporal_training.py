@@ -72,14 +72,16 @@ def _loss(net: TemporalNet, batch, rf: int, velocity: float = 0.0) -> tuple[torc
 def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channels: int = 256, blocks: int = 3,
           lr: float = 1e-3, seed: int = 0, progress: Callable[[int, float, float], None] | None = None,
           init: str | Path | None = None, proportions: float = 0.8, framing: bool = True,
-          dilations: Sequence[int] | None = None, velocity: float = 0.0, hold: str = "frozen") -> TemporalNet:
+          dilations: Sequence[int] | None = None, velocity: float = 0.0, hold: str = "frozen",
+          contact_lead: float = 0.0) -> TemporalNet:
     """Train on ``bank`` (from the exported weights ``init`` if given, else from scratch); ``progress(step,
     mpjpe_m, contact_bce)`` every step; ``proportions``: the share of sequences drawn with other proportions,
     ``framing``: cameras stepped back to keep the performer in view (both ``temporal_data.sample_batch``);
     ``dilations``: the blocks' (default 3, 9, 27, ... for ``blocks``); weights ``init`` with fewer blocks grow
     into them (``load_exported``); ``velocity``: the weight of a velocity term in the loss (the mean distance
     between the predicted and the true joint motion from frame to frame; 0: none); ``hold``: how dropped keypoints
-    are held in the training data (``sample_batch``). Deterministic for a seed."""
+    are held in the training data, ``contact_lead``: contact labels taken that many frames later (both
+    ``sample_batch``). Deterministic for a seed."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     net = TemporalNet(channels, blocks, dilations=dilations)
@@ -91,7 +93,7 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
     net.train()
     for step in range(steps):
-        seqs = sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing, hold)
+        seqs = sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing, hold, contact_lead)
         loss, mpjpe, bce = _loss(net, seqs, rf, velocity)
         opt.zero_grad()
         loss.backward()

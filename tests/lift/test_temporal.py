@@ -131,6 +131,19 @@ def test_server_like_holds_move_on_as_the_servers_filter_holds_them():
         sample_batch(bank, 2, 30, np.random.default_rng(3), hold="later")
 
 
+def test_contact_labels_led_by_a_frame_are_the_next_frames_labels_and_nothing_else_moves():
+    """``contact_lead=1``: each frame's contact label is the one of the frame after it (the shipped network's
+    probabilities lag the labels by a frame); the sequences, features and joints are the same draws."""
+    bank = ClipBank([_walk_clip()])
+    now = sample_batch(bank, 32, 30, np.random.default_rng(5))
+    led = sample_batch(bank, 32, 30, np.random.default_rng(5), contact_lead=1.0)
+    np.testing.assert_array_equal(now.features, led.features)
+    np.testing.assert_array_equal(now.joints, led.joints)
+    same = (led.contacts[:, :-1] == now.contacts[:, 1:]).all(-1)
+    assert same.mean() > 0.98  # (lead 0 or -1: 0.83 or 0.67 here; clamped sequences may differ)
+    assert (led.contacts != now.contacts).any()
+
+
 def test_the_cameras_keep_a_runner_in_the_image_and_in_front_of_the_lens():
     """A sprint carries the performer 30 m in a 128-frame sequence, past cameras drawn 2-10 m from where it ends:
     framed, every frame's pelvis projects inside the image (features 54-55: its position over the focal length,
