@@ -62,6 +62,9 @@ def main() -> None:
     ap.add_argument("--contact-lead", type=float, default=0.0,
                     help="take the contact labels this many video frames later (the shipped network's contact "
                          "probabilities lag the labels by a frame; 0: as every shipped run)")
+    ap.add_argument("--head-only", action="store_true",
+                    help="train only the contact head of --init's weights (the trunk frozen as exported); every "
+                         "other array of the output is --init's, bit for bit")
     ap.add_argument("--out", type=Path, default=DEFAULT_TEMPORAL_LIFTER)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -90,7 +93,7 @@ def main() -> None:
     t0, c0 = time.time(), time.process_time()
     net = train(bank, args.steps, args.batch, args.outputs, args.channels, args.blocks, args.lr, args.seed, progress,
                 args.init, args.proportions, args.framing, args.dilations, args.velocity, args.hold,
-                args.contact_lead)
+                args.contact_lead, args.head_only)
     bar.close()
     wall, cpu = time.time() - t0, time.process_time() - c0
     val = evaluate(net, ClipBank(val_clips)) if val_clips else (float("nan"), float("nan"))
@@ -105,10 +108,11 @@ def main() -> None:
             f"{'' if args.framing else ', cameras not framing the action'}"
             f"{f', velocity loss x {args.velocity:g}' if args.velocity else ''}"
             f"{', dropped keypoints held as the server holds them' if args.hold == 'server' else ''}"
-            f"{f', contact labels {args.contact_lead:g} frames later' if args.contact_lead else ''}; "
+            f"{f', contact labels {args.contact_lead:g} frames later' if args.contact_lead else ''}"
+            f"{', only the contact head trained' if args.head_only else ''}; "
             f"{wall / 60:.1f} min on one thread; validation MPJPE on random cameras {1000 * val[0]:.1f} mm, "
             f"contact accuracy {100 * val[1]:.1f} %. {CMU_CREDIT}")
-    out = export(net, args.out, info)
+    out = export(net, args.out, info, head_of=args.init if args.head_only else None)
     model = TemporalLifterModel.load(out)
     print(f"{out}: receptive field {model.receptive_field} frames, {out.stat().st_size / 1e6:.1f} MB\n{info}\n"
           f"training wall {wall:.0f} s, CPU {cpu:.0f} s")

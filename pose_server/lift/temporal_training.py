@@ -45,19 +45,31 @@ class TemporalNet(nn.Module):
     def receptive_field(self) -> int:
         return 3 + sum(2 * d for d in self.dilations)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, FEATURES, T) -> the last block's output (B, channels, T'), what both heads read."""
         x = self.drop(torch.relu(self.expand_bn(self.expand(x))))
         for conv, bn, point, pbn in zip(self.convs, self.conv_bns, self.points, self.point_bns, strict=True):
             res = x[:, :, 2 * conv.dilation[0]:]
             x = self.drop(torch.relu(bn(conv(x))))
             x = res + self.drop(torch.relu(pbn(point(x))))
+        return x
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.features(x)
         joints = self.joints(x).permute(0, 2, 1)
         return joints.reshape(*joints.shape[:2], 17, 3), self.contact(x).permute(0, 2, 1)
 
 
-def _loss(net: TemporalNet, batch, rf: int, velocity: float = 0.0) -> tuple[torch.Tensor, float, float]:
+def _loss(net: TemporalNet, batch, rf: int, velocity: float = 0.0, head_only: bool = False
+          ) -> tuple[torch.Tensor, float, float]:
     x = torch.from_numpy(batch.features).permute(0, 2, 1)
-    joints, logits = net(x)
+    if head_only:  # the trunk and the joints head as they are (no graph through them): only the contact head learns
+        with torch.no_grad():
+            feats = net.features(x)
+            joints = net.joints(feats).permute(0, 2, 1).reshape(x.shape[0], -1, 17, 3)
+        logits = net.contact(feats).permute(0, 2, 1)
+    else:
+        joints, logits = net(x)
     want = torch.from_numpy(batch.joints[:, rf - 1:])
     mpjpe = (joints - want).norm(dim=-1).mean()
     c = torch.from_numpy(batch.contacts[:, rf - 1:])
@@ -73,7 +85,7 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
           lr: float = 1e-3, seed: int = 0, progress: Callable[[int, float, float], None] | None = None,
           init: str | Path | None = None, proportions: float = 0.8, framing: bool = True,
           dilations: Sequence[int] | None = None, velocity: float = 0.0, hold: str = "frozen",
-          contact_lead: float = 0.0) -> TemporalNet:
+          contact_lead: float = 0.0, head_only: bool = False) -> TemporalNet:
     """Train on ``bank`` (from the exported weights ``init`` if given, else from scratch); ``progress(step,
     mpjpe_m, contact_bce)`` every step; ``proportions``: the share of sequences drawn with other proportions,
     ``framing``: cameras stepped back to keep the performer in view (both ``temporal_data.sample_batch``);
@@ -81,7 +93,9 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
     into them (``load_exported``); ``velocity``: the weight of a velocity term in the loss (the mean distance
     between the predicted and the true joint motion from frame to frame; 0: none); ``hold``: how dropped keypoints
     are held in the training data, ``contact_lead``: contact labels taken that many frames later (both
-    ``sample_batch``). Deterministic for a seed."""
+    ``sample_batch``); ``head_only``: train only the contact head of ``init``'s network, the rest frozen in eval mode
+    (its batch norms and dropout as exported: the joints come out as the file computes them). Deterministic for a
+    seed."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     net = TemporalNet(channels, blocks, dilations=dilations)
@@ -89,12 +103,14 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
     if init is not None:
         load_exported(net, init, bank, rng, batch, rf + outputs - 1, proportions=proportions, framing=framing,
                       hold=hold)
-    opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
+    if head_only and init is None:
+        raise ValueError("head_only trains the contact head of existing weights: pass init")
+    opt = torch.optim.AdamW(net.contact.parameters() if head_only else net.parameters(), lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
-    net.train()
+    net.train(not head_only)
     for step in range(steps):
         seqs = sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing, hold, contact_lead)
-        loss, mpjpe, bce = _loss(net, seqs, rf, velocity)
+        loss, mpjpe, bce = _loss(net, seqs, rf, velocity, head_only)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -208,8 +224,10 @@ def _fold(conv: nn.Conv1d, bn: nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarray]:
     return w.permute(2, 1, 0).reshape(-1, w.shape[0]).numpy(), b.numpy()
 
 
-def export(net: TemporalNet, path: str | Path, info: str = "") -> Path:
-    """Write the numpy model (``TemporalLifterModel.load`` reads it), batch norm folded, float32."""
+def export(net: TemporalNet, path: str | Path, info: str = "", head_of: str | Path | None = None) -> Path:
+    """Write the numpy model (``TemporalLifterModel.load`` reads it), batch norm folded, float32. ``head_of``: the
+    file whose every array but the contact head's is written instead, bit for bit (after a ``head_only`` training,
+    folding the batch norms back would move the joints by float rounding)."""
     net = net.eval()
     arrays: dict[str, np.ndarray] = {}
     arrays["conv0.w"], arrays["conv0.b"] = _fold(net.expand, net.expand_bn)
@@ -222,6 +240,12 @@ def export(net: TemporalNet, path: str | Path, info: str = "") -> Path:
     arrays["joints.b"] = net.joints.bias.detach().numpy()
     arrays["contact.w"] = net.contact.weight.detach()[:, :, 0].T.numpy()
     arrays["contact.b"] = net.contact.bias.detach().numpy()
+    if head_of is not None:
+        with np.load(head_of, allow_pickle=False) as data:
+            kept = {k: data[k] for k in data.files if k != "info" and not k.startswith("contact.")}
+        if kept.keys() != arrays.keys() - {"contact.w", "contact.b"}:
+            raise ValueError(f"{head_of}: its layers are not this network's")
+        arrays |= kept
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **{k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in arrays.items()},

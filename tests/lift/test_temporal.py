@@ -254,6 +254,27 @@ def test_exported_weights_grow_into_a_deeper_network(random_net, tmp_path):
         load_exported(TemporalNet(channels=32, dilations=[3, 1, 9]), path, bank, np.random.default_rng(0))
 
 
+def test_a_head_only_training_moves_the_contacts_and_not_one_bit_of_the_rest(random_net, tmp_path):
+    """Only the contact head learns; the file written keeps every other array of the weights it started from."""
+    path = export(random_net, tmp_path / "a.npz")
+    bank = ClipBank([_walk_clip()])
+    torch.set_num_threads(1)
+    bces: list[float] = []
+    net = train(bank, steps=40, batch=8, outputs=8, channels=32, blocks=2, lr=3e-2, seed=3, init=path,
+                head_only=True, progress=lambda s, m, c: bces.append(c))
+    assert np.mean(bces[-5:]) < 0.8 * np.mean(bces[:5])
+    start = load_exported(TemporalNet(channels=32, blocks=2), path, bank, np.random.default_rng(3), 8, 27 + 8 - 1)
+    for (k, a), b in zip(net.state_dict().items(), start.state_dict().values(), strict=True):
+        assert torch.equal(a, b) != k.startswith("contact."), k  # as train() loaded it, but for the head
+    out = export(net, tmp_path / "b.npz", head_of=path)
+    with np.load(path) as want, np.load(out) as got:
+        for k in [k for k in want.files if k != "info"]:
+            same = np.array_equal(got[k], want[k])
+            assert same != k.startswith("contact."), k
+    with pytest.raises(ValueError, match="init"):
+        train(bank, steps=1, channels=32, blocks=2, head_only=True)
+
+
 def test_the_root_is_solved_from_the_projection():
     lifter = LearnedLifter(IMAGE, model=DEFAULT_TEMPORAL_LIFTER)
     joints, _ = walk(seconds=0.2)
