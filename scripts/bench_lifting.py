@@ -51,7 +51,11 @@ LIFTERS = {"learned": LearnedLifter, "geometric": Lifter,
            "learned-single": partial(LearnedLifter, mirror=False),
            # the filters before 2026-12-06: the pose filter at 3 Hz / beta 1 / 1 Hz, none opened on clean input
            "learned-fixedfilter": partial(LearnedLifter, pose_filter=(3.0, 1.0, 1.0), pose_noise_ref=None),
-           "learned-nofilter": partial(LearnedLifter, smooth=False)}
+           "learned-nofilter": partial(LearnedLifter, smooth=False),
+           # the root depth not capped by what the bones' image lengths allow (before 2026-12-06 evening), or at
+           # the tighter margin that was tried first (DEPTH_CAP)
+           "learned-nodepthcap": partial(LearnedLifter, depth_cap=None),
+           "learned-depthcap11": partial(LearnedLifter, depth_cap=1.1)}
 IMAGE = (1280, 720)
 FLIP = SKELETONS["coco17"].flip_indices()
 DIR_SEGMENTS = LIMB_SEGMENTS + ((J["l_hip"], J["l_shoulder"]), (J["r_hip"], J["r_shoulder"]))

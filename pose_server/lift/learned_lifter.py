@@ -9,7 +9,8 @@ noise measured in the pose allows (``POSE_FILTER``), and every bone given its le
 body:
 
 1. root: the pelvis position that makes the 3D joints project onto the 2D keypoints (linear least squares, weighted by
-   the scores), its depth followed at most MAX_ROOT_SPEED, One Euro smoothed (depth more than the image-plane axes);
+   the scores), its depth followed at most MAX_ROOT_SPEED and never farther than the bones' image lengths allow
+   (DEPTH_CAP), One Euro smoothed (depth more than the image-plane axes);
 2. world: the camera's pitch (a setting) turns camera axes into the packet's world (Z up, Y = the camera's horizontal
    viewing direction), the origin shared by every track of the session (``world.py``: on the floor under the first
    performer's first pelvis); each track's floor is the median height of its feet in the frames the network calls
@@ -74,6 +75,18 @@ POSE_OPEN_MAX = 30.0
 # The limb and turn fits smooth the pixels they fit to (min_cutoff Hz, beta per pixel/s) and the limb fit's correction
 # (min_cutoff Hz): a fit to raw pixels passes their noise on as depth jitter. On clean input they open with the pose
 # filter: validation 40.4 -> 38.7 mm at 0 px (2026-12-06), 2-5 px unchanged.
+# A bone of length L whose image is l pixels long is at most f L / l from the camera (as long as it is when it lies
+# across the view): the root depth is capped by the second tightest such bound over the thighs, shins, upper arms and
+# spine (one keypoint off by a throw cannot pull the body in), times DEPTH_CAP for the performer's lengths being the
+# network's median ones. In the demo clip the man found again on all fours after his jump is lifted 13-15 m away and
+# glides in at the 10 m/s bound for 20 frames; once his limbs unfold in the image they rule that out (the session's
+# keypoints replayed: 8.3 m by his 10th frame against 11.9; live, on raw keypoints, the cap binds on fewer frames and
+# he comes in 2-3 frames sooner). Normal tracks sit at 0.7-0.85 of the cap. At a margin of 1.1 it bound on the
+# validation subjects' clips too (root path +1.0 mm/s, the pin's cost +0.9 mm: the network's limbs are a little
+# short); at 1.3 no frame of theirs or of the 131 walks moves.
+DEPTH_CAP = 1.3
+DEPTH_CAP_BONES = [(_LH, J["l_knee"]), (_RH, J["r_knee"]), (J["l_knee"], _ANKLES[0]), (J["r_knee"], _ANKLES[1]),
+                   (_LS, J["l_elbow"]), (_RS, J["r_elbow"])]
 FIT_PX_FILTER = (1.0, 0.05)
 FIT_FILTER = 1.0
 _LIMB_UPPER = [(a, b) for a, b, _, _ in LIMBS]
@@ -128,6 +141,7 @@ class LearnedLifter:
         turn_damping: float = 0.05,
         pose_filter: tuple[float, float, float] = POSE_FILTER,
         pose_noise_ref: float | None = POSE_NOISE_REF,
+        depth_cap: float | None = DEPTH_CAP,
         **_unused: object,
     ) -> None:
         self.image_size, self.focal, self.center = lifter_camera(image_size, focal, hfov_deg, height_m)
@@ -154,6 +168,7 @@ class LearnedLifter:
         # -> 65.7 / 67.3, jitter +2 %; half of it, or a fifth or a 25th of the damping, gained less.
         self.turn_fit = float(turn_fit)
         self.turn_damping = float(turn_damping)
+        self.depth_cap = None if depth_cap is None else float(depth_cap)  # the bones' depth bound's margin; None: off
         self._own_world = world is None  # alone: the origin under this performer's first pelvis
         self.world = SharedWorld() if world is None else world
         self._key = self.world.join()
@@ -273,6 +288,8 @@ class LearnedLifter:
             correction = self._fit_limbs(cam, smooth_px, ok) - cam
             rel = rel + self._fit_smoother.smooth(correction, t)
         root = self._gate_depth(root, rel_root, px, weight, float(t))
+        if self.depth_cap is not None:
+            root = self._cap_depth(root, rel_root, px, weight, ok)
         root[:2] = self._root_plane.smooth(root[None, :2], t)[0]
         root[2:] = self._root_depth.smooth(root[None, 2:], t)[0]
         rel_w = rel @ self._world.T  # world axes (Y = depth), pelvis-relative
@@ -361,6 +378,27 @@ class LearnedLifter:
             if abs(root[2] - last) > step:
                 root = self._solve_root(rel, px, weight, tz=last + math.copysign(step, root[2] - last))
         self._gate = (float(root[2]), t)
+        return root
+
+    def _cap_depth(self, root: np.ndarray, rel: np.ndarray, px: np.ndarray, weight: np.ndarray, ok: np.ndarray
+                   ) -> np.ndarray:
+        """The root no farther than the bones allow (DEPTH_CAP_BONES), its image-plane position solved again for
+        that depth; after the speed gate, which must not hold a body at a depth its bones rule out."""
+        bounds = []
+        for a, b in DEPTH_CAP_BONES:
+            if ok[a] and ok[b]:
+                seen = math.hypot(px[a, 0] - px[b, 0], px[a, 1] - px[b, 1])
+                bounds.append(self.focal * self._lengths[f"{a}-{b}"] / max(seen, 1.0))
+        if ok[[_LS, _RS, _LH, _RH]].all():
+            d = 0.5 * (px[_LS] + px[_RS] - px[_LH] - px[_RH])
+            bounds.append(self.focal * self._lengths["spine"] / max(math.hypot(d[0], d[1]), 1.0))
+        if len(bounds) < 2:
+            return root
+        cap = self.depth_cap * sorted(bounds)[1]
+        if root[2] <= cap:
+            return root
+        root = self._solve_root(rel, px, weight, tz=cap)
+        self._gate = (float(root[2]), self._gate[1]) if self._gate is not None else None
         return root
 
     def _smooth_turn(self, turn: np.ndarray, t: float) -> np.ndarray:

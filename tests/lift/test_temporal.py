@@ -410,6 +410,38 @@ def test_the_root_never_moves_faster_than_a_sprinter():
     np.testing.assert_allclose(lifted[:50], unbounded[:50], atol=1e-9)
 
 
+def test_the_root_is_never_farther_than_the_bones_allow():
+    """A network answer three times too far (the demo's man found again on all fours was lifted 15 m away): the
+    bones' image lengths rule it out, and the body is put at the cap. One keypoint thrown
+    far (a long bone in the image) does not pull a body in: the cap takes the second tightest bone."""
+    joints, _ = walk(seconds=2.0, fps=30, height=1.75, speed=1.1)
+    cam = PinholeCamera.orbit(IMAGE, np.array([*joints[:, :, :2].mean((0, 1)), 1.0]), 45.0, 5.0, 1.0)
+    px = cam.project(joints)
+    hips = [J["l_hip"], J["r_hip"]]
+
+    def lift(lifter: LearnedLifter, px: np.ndarray, far: float = 1.0) -> tuple[np.ndarray, list[float]]:
+        gate = lifter._gate_depth
+        lifter._gate_depth = lambda root, *a: gate(root * np.array([1.0, 1.0, far]), *a)
+        out, depth = [], []
+        for i, p in enumerate(px):
+            out.append(lifter(p, np.full(17, 0.9), i / 30))
+            depth.append(lifter._gate[0])
+        return np.array(out), depth
+
+    true = np.linalg.norm(cam.to_camera(joints)[:, hips].mean(1), axis=-1)
+    _, capped = lift(LearnedLifter(IMAGE), px, far=3.0)
+    _, free = lift(LearnedLifter(IMAGE, depth_cap=None), px, far=3.0)
+    assert np.median(np.array(free) / true) > 2.5
+    assert np.all(np.array(capped[10:]) < 1.3 * 1.15 * true[10:])  # the cap, with the network's lengths a little off
+    # on clean keypoints the cap never binds; one ankle thrown 200 px does not make it bind either
+    thrown = px.copy()
+    thrown[30:, J["l_ankle"], 1] += 200.0
+    for keypoints in (px, thrown):
+        a, _ = lift(LearnedLifter(IMAGE), keypoints)
+        b, _ = lift(LearnedLifter(IMAGE, depth_cap=None), keypoints)
+        np.testing.assert_allclose(a, b, atol=1e-9)
+
+
 @pytest.mark.parametrize("azimuth", [0.0, 180.0])
 def test_walking_at_or_away_from_the_camera_is_not_frozen_by_the_foot_lock(azimuth):
     """Seen from the front or the back, where a planted foot is in depth relative to the pelvis is what one camera
