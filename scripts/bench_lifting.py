@@ -257,13 +257,13 @@ def compare_ikpy(gt: np.ndarray, frames: int = 40) -> str:
     )
 
 
-def take_ankles(pred: np.ndarray, contacts_pred: np.ndarray, fps: float, pin: tuple[float, float] | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def take_ankles(pred: np.ndarray, contacts_pred: np.ndarray, fps: float, pin: tuple[float, float] | None = None,
+                settle: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The ankles as a recorded take gets them, and which are pinned: the add-on's ``FootLock`` (its defaults, or
-    ``pin`` = its on / off contact thresholds) pins
+    ``pin`` = its on / off contact thresholds; ``settle``: its Settle setting) pins
     a planted ankle where it was planted and glides it back on release; the leg's IK then reaches the pin only
     within the leg's length (thigh + shin) from the hip, so a pin the body has moved away from drags along."""
-    lock = FootLock() if pin is None else FootLock(on=pin[0], off=pin[1])
+    lock = FootLock(settle=settle) if pin is None else FootLock(on=pin[0], off=pin[1], settle=settle)
     out = pred[:, ANKLES].copy()
     pinned = np.zeros((len(pred), 2), dtype=bool)
     for i, (joints, c) in enumerate(zip(pred, contacts_pred, strict=True)):
@@ -281,7 +281,7 @@ def take_ankles(pred: np.ndarray, contacts_pred: np.ndarray, fps: float, pin: tu
 
 
 def foot_metrics(pred: np.ndarray, gt: np.ndarray, contacts_gt: np.ndarray | None, contacts_pred: np.ndarray | None,
-                 fps: float, pin: tuple[float, float] | None = None) -> dict:
+                 fps: float, pin: tuple[float, float] | None = None, settle: float = 0.0) -> dict:
     """Foot skating: the lifted ankles' horizontal speed while the mocap foot is planted, mm per frame at 30 fps, in
     the packet (``skate``), in the take after the add-on's foot pinning (``take_skate``, ``take_ankles``) and of the
     mocap's own ankles (``gt_skate``: a planted foot rolls over heel and toes, so its ankle moves too); what the
@@ -304,7 +304,7 @@ def foot_metrics(pred: np.ndarray, gt: np.ndarray, contacts_gt: np.ndarray | Non
         out["skate"] = float(np.mean(packet[planted]))
         out["gt_skate"] = float(np.mean(speed(gt[:, ANKLES])[planted]))
     if contacts_pred is not None:
-        ankles, pinned = take_ankles(pred, contacts_pred, fps, pin)
+        ankles, pinned = take_ankles(pred, contacts_pred, fps, pin, settle)
         if planted.any():
             out["take_skate"] = float(np.mean(speed(ankles)[planted]))
         pelvis = lambda a: 0.5 * (a[valid, J["l_hip"]] + a[valid, J["r_hip"]])[:, None]  # noqa: E731
@@ -388,7 +388,8 @@ def run_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, azim
     pred = np.array(preds, dtype=np.float64)
     c_pred = np.array(c_pred)
     out = metrics(pred, gt, rots, fps)
-    out |= foot_metrics(pred, gt, contacts, None if np.isnan(c_pred).all() else c_pred, fps, getattr(args, "pin", None))
+    out |= foot_metrics(pred, gt, contacts, None if np.isnan(c_pred).all() else c_pred, fps, getattr(args, "pin", None),
+                        getattr(args, "settle", 0.0))
     out["path"] = path_error(pred, gt, fps)
     return out | {"ms": np.median(t_lift) * 1000, "ik_ms": np.median(t_ik) * 1000 if t_ik else np.nan,
                   "frames": len(px), "joints": pred, "gt": gt}
@@ -523,6 +524,8 @@ def main() -> None:
     ap.add_argument("--cases", action="store_true", help="also print every case")
     ap.add_argument("--pin", nargs=2, type=float, default=None, metavar=("ON", "OFF"),
                     help="the add-on's foot-pin contact thresholds for the take columns (default: its own)")
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="the add-on's Settle setting for the take columns (0: off, its default)")
     ap.add_argument("--decompose", action="store_true",
                     help="also print where the error comes from: MPJPE after the best scale, rotation or both, the "
                          "best scale and the spine's angle, per lifter, noise and azimuth")

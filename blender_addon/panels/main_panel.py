@@ -56,6 +56,7 @@ class MOCAP_PT_main(bpy.types.Panel):
         sub = row.row(align=True)
         sub.active = settings.foot_lock
         sub.prop(settings, "pin_at", slider=True)
+        sub.prop(settings, "settle_feet", slider=True)
         rig_panel.draw_rig_settings(box, context)
         performers_panel.draw_performers(layout, context)
 

@@ -90,3 +90,27 @@ def test_pin_at_sets_the_contact_probability_that_pins(scene, send):
     send(_packet(5, t + 0.6, 0.12, 3, (0.35, 0.1)))
     send(_packet(6, t + 1.0, 0.12, 3, (0.35, 0.1)))
     assert _left_ankle(rig)[0] - pinned[0] == pytest.approx(0.06, abs=0.01)
+
+
+@pytest.mark.parametrize("settle", [0.0, 1.0])
+def test_settle_lets_a_foot_decelerate_into_its_pin_and_lets_go_of_its_lag(scene, send, settle):
+    """A foot sliding 3 cm a frame while its contact probability rises towards the pin (0.6): off, it slides at full
+    speed up to the pin; at Settle 1 it is held back more the nearer the pin, so it slows down into it. Lifted, the
+    lag it kept fades out within the release time."""
+    rig = capture_rig(scene)
+    scene.vitpose_mocap.settle_feet = settle
+    t = time.time()
+    send(_packet(0, t, 0.0, 3, (0.3, 0.1)))
+    start = _left_ankle(rig)
+    xs = []
+    for seq, p in enumerate((0.45, 0.5, 0.55, 0.58), start=1):  # between release (0.4) and pin (0.6)
+        send(_packet(seq, t + seq / 30, 0.03 * seq, 3, (p, 0.1)))
+        xs.append(_left_ankle(rig)[0] - start[0])
+    steps = [b - a for a, b in zip([0.0, *xs[:-1]], xs, strict=True)]
+    if settle == 0.0:
+        assert steps == pytest.approx([0.03] * 4, abs=0.005)
+    else:  # each frame keeps (p - 0.4) / 0.2 of the lag: 25, 50, 75, 90 %
+        assert steps[-1] < 0.5 * steps[0] and xs[-1] < 0.12 - 0.04
+    send(_packet(5, t + 5 / 30, 0.15, 3, (0.1, 0.1)))  # lifted
+    send(_packet(6, t + 0.6, 0.15, 3, (0.1, 0.1)))
+    assert _left_ankle(rig)[0] - start[0] == pytest.approx(0.15, abs=0.01)
