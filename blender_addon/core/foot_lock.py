@@ -39,6 +39,12 @@ class FootLock:
         """Pin from contact probability ``on``, release below ``on`` - HYSTERESIS (the panel's "Pin at")."""
         self.on, self.off = on, max(0.0, on - HYSTERESIS)
 
+    def configure(self, settings) -> FootLock:
+        """Take the panel's "Pin at" and "Settle" from the add-on's scene settings (live and on session import)."""
+        self.set_threshold(settings.pin_at)
+        self.settle = settings.settle_feet
+        return self
+
     def reset(self) -> None:
         self._anchor: list[list[float] | None] = [None, None]
         self._release: list[tuple[list[float], float] | None] = [None, None]  # (pinned point, release time)

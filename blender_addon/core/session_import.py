@@ -1,7 +1,8 @@
 """Import a session recorded by the pose server (.jsonl, one packet per line) into an Action, offline.
 
-Each packet goes through the same validator, person selection, rig drive and visual sampling as live
-data, and the take is resampled from capture timestamps exactly like a live recording.
+Each packet goes through the same validator, person selection, foot pinning (the panel's "Pin planted feet", "Pin
+at" and "Settle"), rig drive and visual sampling as live data, and the take is resampled from capture timestamps
+exactly like a live recording.
 """
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ from collections.abc import Callable
 import bpy
 
 from . import drive, performers, recorder
+from .foot_lock import FootLock
 from .packet import validate_packet
 from .tick import select_person
+
+
+def _foot_lock(scene: bpy.types.Scene) -> FootLock | None:
+    """A fresh pinning state for one armature of an import, set as the panel says (None: pinning off)."""
+    settings = scene.vitpose_mocap
+    return FootLock().configure(settings) if settings.foot_lock else None
 
 
 class SessionImportError(ValueError):
@@ -57,12 +65,15 @@ def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path:
     recorder.detach_action(armature_obj)
     frame0 = scene.frame_current if start_frame is None else start_frame
     take = recorder.TakeRecorder(armature_obj, recorder.scene_fps(scene), frame0, recorder.next_take_name())
+    lock = _foot_lock(scene)
     for i, packet in enumerate(packets):
         if progress is not None and i % 100 == 0:
             progress(i / len(packets))
         person = select_person(packet, person_mode, person_id)
         if person is None:
             continue
+        if lock is not None:
+            person = lock.apply(person, packet["timestamp"])
         drive.apply_person(scene, armature_obj, person, packet)
         recorder.evaluated_view_layer(scene)
         take.sample(armature_obj, packet["timestamp"])
@@ -84,17 +95,19 @@ def import_session_performers(scene: bpy.types.Scene, bound: list[tuple[int, bpy
     takes = recorder.performer_takes(scene, bound)
     for _id, armature in bound:
         recorder.detach_action(armature)
+    locks = [_foot_lock(scene) for _ in bound]
     for i, packet in enumerate(packets):
         if progress is not None and i % 100 == 0:
             progress(i / len(packets))
         people = performers.people_by_id(packet)
-        driven = [(take, armature, people[track_id]) for take, (track_id, armature) in zip(takes, bound, strict=True)
-                  if track_id in people]
-        for _take, armature, person in driven:
+        driven = [(take, armature, people[track_id], lock)
+                  for take, (track_id, armature), lock in zip(takes, bound, locks, strict=True) if track_id in people]
+        for _take, armature, person, lock in driven:
+            person = lock.apply(person, packet["timestamp"]) if lock is not None else person
             drive.apply_person(scene, armature, person, packet)
         if driven:
             recorder.evaluated_view_layer(scene)  # one evaluation for every armature of the packet
-            for take, armature, _person in driven:
+            for take, armature, _person, _lock in driven:
                 take.sample(armature, packet["timestamp"])
     if not any(len(t) for t in takes):
         ids = performers.format_ids(track_id for track_id, _arm in bound)

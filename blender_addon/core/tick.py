@@ -98,8 +98,7 @@ def _apply_packet(scene, settings, drives: list[tuple[int | None, bpy.types.Obje
             continue
         if settings.foot_lock:  # protocol v3 contacts: planted feet stay put (core/foot_lock.py), per armature
             lock = foot_lock.lock_for((scene.session_uid, armature.session_uid))
-            lock.set_threshold(settings.pin_at)
-            lock.settle = settings.settle_feet
+            lock.configure(settings)
             person = lock.apply(person, packet["timestamp"])
         try:
             drive.apply_person(scene, armature, person, packet)

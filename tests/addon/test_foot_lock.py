@@ -114,3 +114,28 @@ def test_settle_lets_a_foot_decelerate_into_its_pin_and_lets_go_of_its_lag(scene
     send(_packet(5, t + 5 / 30, 0.15, 3, (0.1, 0.1)))  # lifted
     send(_packet(6, t + 0.6, 0.15, 3, (0.1, 0.1)))
     assert _left_ankle(rig)[0] - start[0] == pytest.approx(0.15, abs=0.01)
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_an_imported_session_pins_planted_feet_as_live_data_does(scene, tmp_path, monkeypatch, pin):
+    """Session import (the Import Session operator, and so `pose-server convert`) hands the rig the pinned ankle, as
+    the live tick does, when the panel's "Pin planted feet" is on."""
+    import json
+
+    from blender_addon.core import session_import
+
+    rig = capture_rig(scene)
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    scene.vitpose_mocap.foot_lock = pin
+    packets = [_packet(seq, 5000.0 + seq / 30, 0.02 * seq, 3, (0.95, 0.1)) for seq in range(5)]  # 8 cm: on the leash
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join(json.dumps(p) for p in packets) + "\n")
+    driven = []
+    apply_person = session_import.drive.apply_person
+    monkeypatch.setattr(session_import.drive, "apply_person",
+                        lambda sc, arm, person, packet: (driven.append(person["joints_3d"]),
+                                                         apply_person(sc, arm, person, packet)))
+    session_import.import_session(scene, rig, str(path), start_frame=1)
+    left, right = ([frame[k][0] - driven[0][k][0] for frame in driven] for k in (15, 16))
+    assert right[-1] == pytest.approx(0.08, abs=1e-3)  # contact 0.1: never pinned
+    assert left[-1] == (pytest.approx(0.0, abs=1e-6) if pin else pytest.approx(0.08, abs=1e-3))
