@@ -139,3 +139,30 @@ def test_an_imported_session_pins_planted_feet_as_live_data_does(scene, tmp_path
     left, right = ([frame[k][0] - driven[0][k][0] for frame in driven] for k in (15, 16))
     assert right[-1] == pytest.approx(0.08, abs=1e-3)  # contact 0.1: never pinned
     assert left[-1] == (pytest.approx(0.0, abs=1e-6) if pin else pytest.approx(0.08, abs=1e-3))
+
+
+def test_an_imported_session_pins_each_bound_performers_feet_on_their_own(scene, tmp_path, monkeypatch):
+    """Import with bindings: one pinning state per armature, so one performer's planted foot never holds another's."""
+    import json
+
+    from blender_addon.core import performers, session_import
+
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+
+    def packet(seq: int) -> dict:
+        p = make_packet(seq, 9000.0 + seq / 30, phase=0.02 * seq, people=2, version=3)
+        for person, contacts in zip(p["people"], ((0.95, 0.1), (0.1, 0.1)), strict=True):
+            person["rotations"], person["contacts"] = UNIT_ROTATIONS, list(contacts)
+        return p
+
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join(json.dumps(packet(seq)) for seq in range(5)) + "\n")
+    created = performers.create_rigs_for_everyone(bpy.context, packet(0), with_mesh=False)
+    driven: dict[str, list] = {}
+    apply_person = session_import.drive.apply_person
+    monkeypatch.setattr(session_import.drive, "apply_person",
+                        lambda sc, arm, person, pk: (driven.setdefault(arm.name, []).append(person["joints_3d"]),
+                                                     apply_person(sc, arm, person, pk)))
+    assert bpy.ops.vitpose_mocap.import_session(filepath=str(path)) == {"FINISHED"}
+    slid = {name: frames[-1][15][0] - frames[0][15][0] for name, frames in driven.items()}
+    assert slid == {created[0].name: pytest.approx(0.0, abs=1e-6), created[1].name: pytest.approx(0.08, abs=1e-3)}
