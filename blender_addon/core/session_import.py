@@ -24,6 +24,11 @@ def _foot_lock(scene: bpy.types.Scene) -> FootLock | None:
     return FootLock().configure(settings) if settings.foot_lock else None
 
 
+def _pin(lock: FootLock | None, person: dict, packet: dict) -> dict:
+    """The person with planted feet pinned by ``lock`` (as they are when pinning is off)."""
+    return person if lock is None else lock.apply(person, packet["timestamp"])
+
+
 class SessionImportError(ValueError):
     """The file cannot become a take; the message says why and what to do."""
 
@@ -72,9 +77,7 @@ def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path:
         person = select_person(packet, person_mode, person_id)
         if person is None:
             continue
-        if lock is not None:
-            person = lock.apply(person, packet["timestamp"])
-        drive.apply_person(scene, armature_obj, person, packet)
+        drive.apply_person(scene, armature_obj, _pin(lock, person, packet), packet)
         recorder.evaluated_view_layer(scene)
         take.sample(armature_obj, packet["timestamp"])
     if not len(take):
@@ -100,14 +103,13 @@ def import_session_performers(scene: bpy.types.Scene, bound: list[tuple[int, bpy
         if progress is not None and i % 100 == 0:
             progress(i / len(packets))
         people = performers.people_by_id(packet)
-        driven = [(take, armature, people[track_id], lock)
+        driven = [(take, armature, _pin(lock, people[track_id], packet))
                   for take, (track_id, armature), lock in zip(takes, bound, locks, strict=True) if track_id in people]
-        for _take, armature, person, lock in driven:
-            person = lock.apply(person, packet["timestamp"]) if lock is not None else person
+        for _take, armature, person in driven:
             drive.apply_person(scene, armature, person, packet)
         if driven:
             recorder.evaluated_view_layer(scene)  # one evaluation for every armature of the packet
-            for take, armature, _person, _lock in driven:
+            for take, armature, _person in driven:
                 take.sample(armature, packet["timestamp"])
     if not any(len(t) for t in takes):
         ids = performers.format_ids(track_id for track_id, _arm in bound)

@@ -72,9 +72,6 @@ MAX_ROOT_SPEED = 10.0
 POSE_FILTER = (1.5, 3.0, 3.0)
 POSE_NOISE_REF = 0.015
 POSE_OPEN_MAX = 30.0
-# The limb and turn fits smooth the pixels they fit to (min_cutoff Hz, beta per pixel/s) and the limb fit's correction
-# (min_cutoff Hz): a fit to raw pixels passes their noise on as depth jitter. On clean input they open with the pose
-# filter: validation 40.4 -> 38.7 mm at 0 px (2026-12-06), 2-5 px unchanged.
 # A bone of length L whose image is l pixels long is at most f L / l from the camera (as long as it is when it lies
 # across the view): the root depth is capped by the second tightest such bound over the thighs, shins, upper arms and
 # spine (one keypoint off by a throw cannot pull the body in), times DEPTH_CAP for the performer's lengths being the
@@ -87,6 +84,9 @@ POSE_OPEN_MAX = 30.0
 DEPTH_CAP = 1.3
 DEPTH_CAP_BONES = [(_LH, J["l_knee"]), (_RH, J["r_knee"]), (J["l_knee"], _ANKLES[0]), (J["r_knee"], _ANKLES[1]),
                    (_LS, J["l_elbow"]), (_RS, J["r_elbow"])]
+# The limb and turn fits smooth the pixels they fit to (min_cutoff Hz, beta per pixel/s) and the limb fit's correction
+# (min_cutoff Hz): a fit to raw pixels passes their noise on as depth jitter. On clean input they open with the pose
+# filter: validation 40.4 -> 38.7 mm at 0 px (2026-12-06), 2-5 px unchanged.
 FIT_PX_FILTER = (1.0, 0.05)
 FIT_FILTER = 1.0
 _LIMB_UPPER = [(a, b) for a, b, _, _ in LIMBS]
@@ -349,6 +349,7 @@ class LearnedLifter:
         self._lengths = lengths
         # the limb fit's bones (parent, child, length), upper bones first: looked up once, not every frame
         self._limb_bones = [(p, c, lengths[f"{p}-{c}"]) for p, c in _LIMB_UPPER + _LIMB_LOWER]
+        self._cap_bones = [(a, b, lengths[f"{a}-{b}"]) for a, b in DEPTH_CAP_BONES]
 
     def _solve_root(self, rel: np.ndarray, px: np.ndarray, weight: np.ndarray, tz: float | None = None
                     ) -> np.ndarray:
@@ -385,10 +386,10 @@ class LearnedLifter:
         """The root no farther than the bones allow (DEPTH_CAP_BONES), its image-plane position solved again for
         that depth; after the speed gate, which must not hold a body at a depth its bones rule out."""
         bounds = []
-        for a, b in DEPTH_CAP_BONES:
+        for a, b, length in self._cap_bones:
             if ok[a] and ok[b]:
                 seen = math.hypot(px[a, 0] - px[b, 0], px[a, 1] - px[b, 1])
-                bounds.append(self.focal * self._lengths[f"{a}-{b}"] / max(seen, 1.0))
+                bounds.append(self.focal * length / max(seen, 1.0))
         if ok[[_LS, _RS, _LH, _RH]].all():
             d = 0.5 * (px[_LS] + px[_RS] - px[_LH] - px[_RH])
             bounds.append(self.focal * self._lengths["spine"] / max(math.hypot(d[0], d[1]), 1.0))
@@ -398,7 +399,7 @@ class LearnedLifter:
         if root[2] <= cap:
             return root
         root = self._solve_root(rel, px, weight, tz=cap)
-        self._gate = (float(root[2]), self._gate[1]) if self._gate is not None else None
+        self._gate = (float(root[2]), self._gate[1])  # set by _gate_depth, just before
         return root
 
     def _smooth_turn(self, turn: np.ndarray, t: float) -> np.ndarray:

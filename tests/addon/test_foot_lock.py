@@ -116,6 +116,21 @@ def test_settle_lets_a_foot_decelerate_into_its_pin_and_lets_go_of_its_lag(scene
     assert _left_ankle(rig)[0] - start[0] == pytest.approx(0.15, abs=0.01)
 
 
+def _record_drive(monkeypatch) -> dict[str, list]:
+    """Session import's rig drive, recording the joints each armature is handed (by armature name)."""
+    from blender_addon.core import session_import
+
+    driven: dict[str, list] = {}
+    apply_person = session_import.drive.apply_person
+
+    def record(scene, armature, person, packet):
+        driven.setdefault(armature.name, []).append(person["joints_3d"])
+        return apply_person(scene, armature, person, packet)
+
+    monkeypatch.setattr(session_import.drive, "apply_person", record)
+    return driven
+
+
 @pytest.mark.parametrize("pin", [True, False])
 def test_an_imported_session_pins_planted_feet_as_live_data_does(scene, tmp_path, monkeypatch, pin):
     """Session import (the Import Session operator, and so `pose-server convert`) hands the rig the pinned ankle, as
@@ -130,12 +145,9 @@ def test_an_imported_session_pins_planted_feet_as_live_data_does(scene, tmp_path
     packets = [_packet(seq, 5000.0 + seq / 30, 0.02 * seq, 3, (0.95, 0.1)) for seq in range(5)]  # 8 cm: on the leash
     path = tmp_path / "session.jsonl"
     path.write_text("\n".join(json.dumps(p) for p in packets) + "\n")
-    driven = []
-    apply_person = session_import.drive.apply_person
-    monkeypatch.setattr(session_import.drive, "apply_person",
-                        lambda sc, arm, person, packet: (driven.append(person["joints_3d"]),
-                                                         apply_person(sc, arm, person, packet)))
+    driven = _record_drive(monkeypatch)
     session_import.import_session(scene, rig, str(path), start_frame=1)
+    driven = driven[rig.name]
     left, right = ([frame[k][0] - driven[0][k][0] for frame in driven] for k in (15, 16))
     assert right[-1] == pytest.approx(0.08, abs=1e-3)  # contact 0.1: never pinned
     assert left[-1] == (pytest.approx(0.0, abs=1e-6) if pin else pytest.approx(0.08, abs=1e-3))
@@ -145,7 +157,7 @@ def test_an_imported_session_pins_each_bound_performers_feet_on_their_own(scene,
     """Import with bindings: one pinning state per armature, so one performer's planted foot never holds another's."""
     import json
 
-    from blender_addon.core import performers, session_import
+    from blender_addon.core import performers
 
     scene.render.fps, scene.render.fps_base = 30, 1.0
 
@@ -158,11 +170,7 @@ def test_an_imported_session_pins_each_bound_performers_feet_on_their_own(scene,
     path = tmp_path / "session.jsonl"
     path.write_text("\n".join(json.dumps(packet(seq)) for seq in range(5)) + "\n")
     created = performers.create_rigs_for_everyone(bpy.context, packet(0), with_mesh=False)
-    driven: dict[str, list] = {}
-    apply_person = session_import.drive.apply_person
-    monkeypatch.setattr(session_import.drive, "apply_person",
-                        lambda sc, arm, person, pk: (driven.setdefault(arm.name, []).append(person["joints_3d"]),
-                                                     apply_person(sc, arm, person, pk)))
+    driven = _record_drive(monkeypatch)
     assert bpy.ops.vitpose_mocap.import_session(filepath=str(path)) == {"FINISHED"}
     slid = {name: frames[-1][15][0] - frames[0][15][0] for name, frames in driven.items()}
     assert slid == {created[0].name: pytest.approx(0.0, abs=1e-6), created[1].name: pytest.approx(0.08, abs=1e-3)}
