@@ -81,6 +81,7 @@ class KeypointFilter:
         self._t_good = np.full(k, -np.inf)  # time of the last confident sample
         self._score_good = np.zeros(k)  # its score
         self._t_prev: float | None = None
+        self._synced = False  # every keypoint has state, last updated at _t_prev (smooth's one-dt step applies)
 
     def __call__(
         self, points: np.ndarray, scores: np.ndarray, t: float
@@ -106,6 +107,7 @@ class KeypointFilter:
             self._t_good[:] = t
             self._score_good[:] = s
             self._t_prev = t
+            self._synced = True
             return self._x.astype(np.float32), s.astype(np.float32), np.zeros(self.num_keypoints, dtype=bool)
         out = x.copy()
         out_s = s.copy()
@@ -140,6 +142,7 @@ class KeypointFilter:
             self._active[drop_idx] = False  # restart from the next confident sample
 
         self._t_prev = t
+        self._synced = bool(good.all())  # all updated or started at t
         return out.astype(np.float32), out_s.astype(np.float32), held
 
     def smooth(self, points: np.ndarray, t: float) -> np.ndarray:
@@ -147,15 +150,19 @@ class KeypointFilter:
         ``self(points, ones, t)[0]`` without its scores, masks and float32 copies (the lifters' filters call it
         several times a frame)."""
         x = np.asarray(points, dtype=np.float64)
-        if x.shape != (self.num_keypoints, self.dims) or not (self._active.all() and np.isfinite(x).all()):
+        if not self._synced or x.shape != self._x.shape or not np.isfinite(x).all():
             return self(x, np.ones(self.num_keypoints), t)[0].astype(np.float64)  # checks, starts, holds
         t = float(t)
-        if t <= self._t_prev:  # all active: there was a previous frame
-            t = self._t_prev + 1e-6
-        self._update(x, t, slice(None))
-        self._t_good[:] = t
-        self._score_good[:] = 1.0
-        self._t_prev = t
+        dt = t - self._t_prev if t > self._t_prev else 1e-6  # (synced: there was a previous frame)
+        # The One Euro step with one dt for every keypoint, as Python floats where it can: the lifters call this
+        # five times a frame, and the per-keypoint dt arrays of _update were half its time.
+        dx = self._dx
+        dx += ((x - self._x) / dt - dx) / (1.0 + 1.0 / (_TWO_PI * self.d_cutoff * dt))
+        fc = self.min_cutoff + self.beta * np.sqrt(np.einsum("ij,ij->i", dx, dx))
+        self._x += (x - self._x) / (1.0 + 1.0 / (_TWO_PI * dt * fc))[:, None]
+        self._t_prev = t = self._t_prev + dt
+        self._t_good.fill(t)
+        self._score_good.fill(1.0)
         return self._x.copy()
 
     def _update(self, x: np.ndarray, t: float, idx: slice | np.ndarray) -> None:

@@ -69,6 +69,24 @@ def test_smooth_is_the_filter_with_every_point_confident():
     np.testing.assert_allclose([one.smooth(np.array([[y]]), t)[0, 0] for y, t in zip(ys, ts1, strict=True)],
                                reference_one_euro(ys, ts1, 0.7, 0.05, 1.3), rtol=1e-6)
 
+
+def test_smooth_after_a_held_point_steps_it_over_its_own_time():
+    """A point held for a few frames (full calls) was last updated before the others: ``smooth`` must step it over
+    its own interval, as the full call does, not the frame's."""
+    rng = np.random.default_rng(2)
+    ts = np.arange(60) / 30
+    xs = np.cumsum(rng.normal(0, 5, (60, 3, 2)), axis=0)
+    low = np.ones(3)
+    low[0] = 0.1
+    mixed = KeypointFilter(num_keypoints=3, dims=2, min_cutoff=1.0, beta=0.1, min_score=0.3, hold_s=0.5)
+    full = KeypointFilter(num_keypoints=3, dims=2, min_cutoff=1.0, beta=0.1, min_score=0.3, hold_s=0.5)
+    for i, (x, t) in enumerate(zip(xs, ts, strict=True)):
+        scores = low if 20 <= i < 24 else np.ones(3)
+        want = full(x, scores, t)[0]
+        got = mixed(x, scores, t)[0] if 20 <= i < 24 else mixed.smooth(x, t)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4, err_msg=f"frame {i}")
+
+
 def test_step_response_smooth_and_converges():
     f = KeypointFilter(num_keypoints=1, dims=2, min_cutoff=1.0, beta=0.0)
     ys = []
