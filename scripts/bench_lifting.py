@@ -55,7 +55,8 @@ LIFTERS = {"learned": LearnedLifter, "geometric": Lifter,
            # the root depth not capped by what the bones' image lengths allow (before 2026-12-06 evening), or at
            # the tighter margin that was tried first (DEPTH_CAP)
            "learned-nodepthcap": partial(LearnedLifter, depth_cap=None),
-           "learned-depthcap11": partial(LearnedLifter, depth_cap=1.1)}
+           "learned-depthcap11": partial(LearnedLifter, depth_cap=1.1),
+           "learned-numpy": partial(LearnedLifter, engine="numpy")}  # the network's step in numpy, not ONNX Runtime
 IMAGE = (1280, 720)
 FLIP = SKELETONS["coco17"].flip_indices()
 DIR_SEGMENTS = LIMB_SEGMENTS + ((J["l_hip"], J["l_shoulder"]), (J["r_hip"], J["r_shoulder"]))

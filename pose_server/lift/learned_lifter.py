@@ -142,6 +142,7 @@ class LearnedLifter:
         pose_filter: tuple[float, float, float] = POSE_FILTER,
         pose_noise_ref: float | None = POSE_NOISE_REF,
         depth_cap: float | None = DEPTH_CAP,
+        engine: str = "onnxruntime",
         **_unused: object,
     ) -> None:
         self.image_size, self.focal, self.center = lifter_camera(image_size, focal, hfov_deg, height_m)
@@ -151,7 +152,8 @@ class LearnedLifter:
         self.hold_s = float(hold_s)
         self.foot_lock = foot_lock
         self.depth_gate = depth_gate  # None: the foot lock moves the root in depth whatever its speed
-        self.model = load_model(DEFAULT_TEMPORAL_LIFTER if model == "default" else model, mirror=mirror)
+        # the network's step: one ONNX Runtime call a frame (temporal_onnx.py says why), or "numpy"
+        self.model = load_model(DEFAULT_TEMPORAL_LIFTER if model == "default" else model, mirror=mirror, engine=engine)
         self._root_params = (root_min_cutoff, depth_min_cutoff)
         self.calib_frames = int(calib_frames)
         # The network's poses jitter with the keypoints' noise and its bones breathe a little: a One Euro filter on

@@ -29,12 +29,14 @@ import numpy as np
 
 from pose_server.lift.blas import blas_threads
 from pose_server.lift.skeleton3d import J
+from pose_server.lift.temporal_onnx import OnnxStep
 from pose_server.skeleton import SKELETONS
 
-__all__ = ["frame_features", "TemporalLifterModel", "DEFAULT_TEMPORAL_LIFTER", "FEATURES", "load_model"]
+__all__ = ["frame_features", "TemporalLifterModel", "DEFAULT_TEMPORAL_LIFTER", "FEATURES", "ENGINES", "load_model"]
 
 DEFAULT_TEMPORAL_LIFTER = Path(__file__).resolve().parents[2] / "resources" / "models" / "temporal_lifter.npz"
 FEATURES = 17 * 2 + 17 + 2 + 1 + 3
+ENGINES = ("onnxruntime", "numpy")
 _HIPS = np.array([J["l_hip"], J["r_hip"]])
 _FLIP = SKELETONS["coco17"].flip_indices()
 
@@ -76,10 +78,12 @@ def frame_features(px: np.ndarray, scores: np.ndarray, prev_px: np.ndarray | Non
 
 
 class TemporalLifterModel:
-    """Streaming numpy inference of an exported TCN: ``step(features)`` -> (17, 3) joints and (2,) contact
-    probabilities for the newest frame; ``reset()`` forgets the history (a new performer or a gap)."""
+    """Streaming inference of an exported TCN: ``step(features)`` -> (17, 3) joints and (2,) contact probabilities
+    for the newest frame; ``reset()`` forgets the history (a new performer or a gap). numpy, or with ``onnx_step``
+    every frame after a history's first as one ONNX Runtime call (``load_model``'s default)."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], info: str = "", mirror: bool = False) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], info: str = "", mirror: bool = False,
+                 onnx_step: OnnxStep | None = None) -> None:
         # Weights column-major: inside the server the inference threads evict them from the caches between frames,
         # and OpenBLAS reads a column-major right-hand side from memory faster (the step 0.45 against 0.53 ms with
         # cold caches on an AMD EPYC; warm 0.13 against 0.14); the answers agree to 1e-6.
@@ -99,6 +103,7 @@ class TemporalLifterModel:
         self.receptive_field = 1 + sum(2 * d for _, _, d in self.layers)
         self.info = info
         self.mirror = mirror
+        self.onnx_step = onnx_step  # the step as one ONNX Runtime call (temporal_onnx.py); None: numpy
         self.reset()
 
     @classmethod
@@ -131,6 +136,16 @@ class TemporalLifterModel:
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(S, FEATURES) newest frame of each stream -> (S, 17, 3) joints and (S, 2) contact probabilities."""
+        if self.onnx_step is None or not self._hist[0]:  # (a first frame fills each layer's history with its input)
+            return self._forward_numpy(x)
+        taps = [(hist[-2 * d], hist[-d]) for hist, (_, _, d) in zip(self._hist, self.layers, strict=True)]
+        joints, logits, inner = self.onnx_step(x, taps)
+        for hist, new, (_, _, d) in zip(self._hist, [x, *inner], self.layers, strict=True):
+            hist.append(new)
+            del hist[:-(2 * d + 1)]
+        return joints.reshape(-1, 17, 3), 0.5 + 0.5 * np.tanh(0.5 * logits)
+
+    def _forward_numpy(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         for i, (w, b, d) in enumerate(self.layers):
             hist = self._hist[i]
             span = 2 * d + 1
@@ -157,10 +172,21 @@ class TemporalLifterModel:
         return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
 
-def load_model(path: str | Path = DEFAULT_TEMPORAL_LIFTER, mirror: bool = False) -> TemporalLifterModel:
-    """A fresh model (its own history) from ``path``; the file's arrays are read once per process."""
+def load_model(path: str | Path = DEFAULT_TEMPORAL_LIFTER, mirror: bool = False, engine: str = "onnxruntime"
+               ) -> TemporalLifterModel:
+    """A fresh model (its own history) from ``path``; the file's arrays (and its ONNX Runtime session) are made
+    once per process. ``engine``: "onnxruntime" (the step as one call, ``temporal_onnx.py`` says why) or "numpy"."""
+    if engine not in ENGINES:
+        raise ValueError(f"temporal lifter engine {engine!r}: expected one of {', '.join(ENGINES)}")
     arrays, info = _read(str(path))
-    return TemporalLifterModel(arrays, info, mirror=mirror)
+    return TemporalLifterModel(arrays, info, mirror=mirror,
+                               onnx_step=_onnx_step(str(path)) if engine == "onnxruntime" else None)
+
+
+@lru_cache(maxsize=4)
+def _onnx_step(path: str) -> OnnxStep:
+    arrays, info = _read(path)
+    return OnnxStep(TemporalLifterModel(arrays, info))
 
 
 @lru_cache(maxsize=4)

@@ -12,7 +12,7 @@ from pose_server.lift.learned_lifter import MAX_ROOT_SPEED, _rotation
 from pose_server.lift.proportions import REST_LENGTHS, measure_lengths, vertical_chain
 from pose_server.lift.skeleton3d import REST_HEIGHT, J, segment_lengths
 from pose_server.lift.synthetic import walk
-from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, FEATURES, TemporalLifterModel, frame_features
+from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, FEATURES, TemporalLifterModel, frame_features, load_model
 from pose_server.lift.temporal_data import HOLD_S, ClipBank, _hold_as_the_server, _proportions, sample_batch
 from pose_server.lift.temporal_training import TemporalNet, _loss, export, load_exported, train
 from pose_server.mocap import MocapClip
@@ -52,6 +52,26 @@ def test_streaming_numpy_matches_the_dense_torch_network(random_net, tmp_path):
         want_j, want_c = random_net(torch.from_numpy(padded).T[None])
     np.testing.assert_allclose(joints, want_j[0].numpy(), atol=1e-4)
     np.testing.assert_allclose(contacts, torch.sigmoid(want_c[0]).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_the_onnx_runtime_step_is_the_numpy_step(random_net, tmp_path, mirror):
+    """The server's engine (one ONNX Runtime call a frame) answers as the numpy step, frame after frame, through a
+    reset (a lost track) whose first frame refills the history."""
+    path = export(random_net, tmp_path / "m.npz", "test")
+    ort_model = load_model(path, mirror=mirror, engine="onnxruntime")
+    np_model = load_model(path, mirror=mirror, engine="numpy")
+    assert ort_model.onnx_step is not None and np_model.onnx_step is None
+    feats = np.random.default_rng(4).normal(size=(70, FEATURES)).astype(np.float32)
+    for i, f in enumerate(feats):
+        if i == 40:
+            ort_model.reset()
+            np_model.reset()
+        (j1, c1), (j2, c2) = ort_model.step(f), np_model.step(f)
+        np.testing.assert_allclose(j1, j2, atol=1e-5, err_msg=f"frame {i}")
+        np.testing.assert_allclose(c1, c2, atol=1e-6, err_msg=f"frame {i}")
+    with pytest.raises(ValueError, match="onnxruntime, numpy"):
+        load_model(path, engine="torch")
 
 
 def test_the_mirror_average_is_the_mirror_image_of_itself(random_net, tmp_path):
