@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .config import AUTO_MODEL, EMBEDDED_MODELS, HUB_MODELS, PipelineConfig, load_estimator
 from .control.messages import CONFIG_FIELDS
-from .lift.blas import hold_process
 from .pipeline import Pipeline
 
 log = logging.getLogger("pose_server")
@@ -429,7 +428,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("pose_server").setLevel(getattr(logging, args.log_level))
     func: Callable[[argparse.Namespace], int] = args.func
-    hold_process(1)  # numpy's BLAS: every product in the server is small (lift/blas.py)
     try:
         from tqdm.contrib.logging import logging_redirect_tqdm
 

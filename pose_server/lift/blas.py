@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["blas_threads", "hold_process"]
+__all__ = ["blas_threads"]
 
 
 @lru_cache(maxsize=1)
@@ -18,16 +18,6 @@ def _numpy_blas() -> tuple:
     """numpy's own BLAS (other BLAS libraries in the process, e.g. torch's MKL, belong to inference)."""
     libs = ThreadpoolController().select(user_api="blas").lib_controllers
     return tuple([lib for lib in libs if "numpy" in lib.filepath] or libs)
-
-
-def hold_process(n: int = 1) -> None:
-    """Set numpy's BLAS to ``n`` threads for the rest of the process: for the server, whose numpy products are all
-    small (inference runs in its own runtimes, with their own threads). ``blas_threads(n)`` then only reads the
-    count. With numpy's BLAS at its default (a thread per core) given back after every lifted frame, `pose-server
-    bench` ran 12.6 fps; held at one, 13.6-14.4 (interleaved runs, 2026-12-06, AMD EPYC, 2 cores: docs/lifting.md,
-    the 2 ms row)."""
-    for lib in _numpy_blas():
-        lib.set_num_threads(n)
 
 
 @contextmanager

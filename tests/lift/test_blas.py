@@ -3,8 +3,7 @@
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from pose_server import cli
-from pose_server.lift.blas import blas_threads, hold_process
+from pose_server.lift.blas import blas_threads
 
 
 def _numpy_blas_threads() -> list[int]:
@@ -27,18 +26,3 @@ def test_restores_after_an_error() -> None:
         with pytest.raises(RuntimeError), blas_threads(1):
             raise RuntimeError("boom")
         assert _numpy_blas_threads() == [2] * len(_numpy_blas_threads())
-
-
-def test_a_held_process_stays_at_one_thread() -> None:
-    with threadpool_limits(2, user_api="blas"):  # (restores the count on leaving)
-        hold_process(1)
-        assert _numpy_blas_threads() == [1] * len(_numpy_blas_threads())
-        with blas_threads(1):
-            assert set(_numpy_blas_threads()) == {1}
-        assert set(_numpy_blas_threads()) == {1}, "blas_threads gave back a count the process no longer had"
-
-
-def test_the_server_holds_numpys_blas_to_one_thread() -> None:
-    with threadpool_limits(2, user_api="blas"):
-        assert cli.main(["run", "--source", "nothing.jsonl"]) == 2  # a user error, after the command started
-        assert set(_numpy_blas_threads()) == {1}
