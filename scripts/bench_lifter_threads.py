@@ -18,7 +18,6 @@ import time
 import numpy as np
 
 from pose_server.lift import LearnedLifter
-from pose_server.lift.blas import hold_process
 from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.synthetic import walk
 
@@ -73,7 +72,6 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--frames", type=int, default=90, help="frames per run (30 more to warm up)")
     args = ap.parse_args()
-    hold_process(1)  # as the server does
     joints, _ = walk(seconds=(args.frames + 30) / 30)
     cam = PinholeCamera.orbit(IMAGE, np.array([0.0, 0.0, 1.0]), 45.0, distance=5.0, height=1.2)
     pixels = cam.project(joints)
