@@ -2,9 +2,9 @@
 
 Why: numpy releases the GIL around every product and every large copy -- 16 times in a frame of the step -- and in
 the server each release is a chance for another Python thread to take the interpreter for up to its switch interval
-(5 ms): beside a thread that only runs Python, a frame of the learned lifter took 66 ms with the numpy step and 18 with
-this one (``scripts/bench_lifter_threads.py``). One ``run`` releases it once. The arithmetic is the numpy step's (``TemporalLifterModel._forward``), fp32,
-one thread in the caller's; answers agree to 1e-6.
+(5 ms): beside a thread that only runs Python, a frame of the learned lifter took 66 ms with the numpy step and 18
+with this one (``scripts/bench_lifter_threads.py``). One ``run`` releases it once. The arithmetic is the numpy
+step's (``TemporalLifterModel._forward``), fp32, one thread (the caller's); answers agree to 1e-6.
 
 The graph: inputs ``x0`` (S, FEATURES), this frame's features (S = 1, or 2 with the mirror image), and for every
 layer ``i`` its inputs of ``2 d_i`` and ``d_i`` frames ago, ``t{i}a`` and ``t{i}b``; outputs the joints (S, 51), the
