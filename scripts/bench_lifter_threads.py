@@ -1,5 +1,5 @@
-"""The learned lifter's cost per frame with the network's step in numpy or in ONNX Runtime, alone and beside a
-thread that runs Python (as the server's other stages do between their native calls).
+"""The learned lifter's cost per frame with the network's step in numpy or in ONNX Runtime, and the IK's, alone and
+beside a thread that runs Python (as the server's other stages do between their native calls).
 
 numpy gives up the interpreter lock around every product and large copy; each time, a thread running Python may
 keep it for up to the switch interval (5 ms). One ONNX Runtime call gives it up once a frame. Runs alternate between
@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from pose_server.ik import solve_rotations
 from pose_server.lift import LearnedLifter
 from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.synthetic import walk
@@ -59,6 +60,18 @@ def one_run(engine: str, pixels: np.ndarray, busy: bool, warm: int = 30) -> tupl
     return statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3
 
 
+def ik_run(joints: np.ndarray, busy: bool) -> tuple[float, float]:
+    """Median wall and CPU ms of solve_rotations per frame."""
+    walls, cpus = [], []
+    with Busy() if busy else _Quiet():
+        for pose in joints:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            solve_rotations(pose)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.thread_time() - c0)
+    return statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3
+
+
 class _Quiet:
     def __enter__(self) -> None:
         return None
@@ -80,9 +93,10 @@ def main() -> None:
         for busy in (False, True):
             for engine in ("numpy", "onnxruntime"):
                 results.setdefault((engine, busy), []).append(one_run(engine, pixels, busy))
+            results.setdefault(("IK (solve_rotations)", busy), []).append(ik_run(joints[:args.frames], busy))
         print(f"run {run + 1} of {args.runs} done", flush=True)
-    print("\n| step engine | beside | wall ms/frame | CPU ms/frame |\n|---|---|---|---|")
-    for (engine, busy), rows in results.items():
+    print("\n| lifter's step engine, or IK | beside | wall ms/frame | CPU ms/frame |\n|---|---|---|---|")
+    for (engine, busy), rows in sorted(results.items(), key=lambda kv: (kv[0][0].startswith("IK"), kv[0][1])):
         wall = statistics.median(r[0] for r in rows)
         cpu = statistics.median(r[1] for r in rows)
         print(f"| {engine} | {'a Python thread' if busy else 'nothing'} | {wall:.2f} | {cpu:.2f} |")

@@ -14,6 +14,8 @@ about X clamped to [0, max flexion], so elbows and knees bend one way only.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -45,8 +47,20 @@ _REST_REL = np.array([_REST[p].T @ _REST[i] if p >= 0 else _REST[i] for i, p in 
 _IDX = {b: i for i, b in enumerate(CANONICAL_BONES)}
 
 
+def _norm(v: np.ndarray) -> float:
+    """A 3-vector's length. (np.linalg.norm takes it through BLAS's dot, which gives up the GIL: beside a thread
+    running Python each release may wait a switch interval, and the IK made about 40 of them a frame.)"""
+    return math.sqrt(float(v @ v))
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cross product of two 3-vectors (np.cross: a dozen array calls for six products)."""
+    (a0, a1, a2), (b0, b1, b2) = a.tolist(), b.tolist()
+    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v)
+    n = _norm(v)
     if n < 1e-9:
         raise ValueError("degenerate skeleton: two joints coincide; cannot derive a bone direction")
     return v / n
@@ -56,30 +70,30 @@ def _frame_x(x: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
     """Orthonormal frame with X exactly along x and Y as close as possible to y_hint (columns X, Y, Z)."""
     xa = _unit(x)
     ya = _unit(y_hint - (y_hint @ xa) * xa)
-    return np.column_stack([xa, ya, np.cross(xa, ya)])
+    return np.column_stack([xa, ya, _cross(xa, ya)])
 
 
 def _frame_y(y: np.ndarray, x_hint: np.ndarray) -> np.ndarray:
     """Orthonormal frame with Y exactly along y and X as close as possible to x_hint."""
     ya = _unit(y)
     xa = _unit(x_hint - (x_hint @ ya) * ya)
-    return np.column_stack([xa, ya, np.cross(xa, ya)])
+    return np.column_stack([xa, ya, _cross(xa, ya)])
 
 
 def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
-    k = axis / np.linalg.norm(axis)
+    k = axis / _norm(axis)
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * (kx @ kx)
 
 
 def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Smallest rotation taking unit vector a onto unit vector b."""
-    axis = np.cross(a, b)
-    s, c = np.linalg.norm(axis), float(a @ b)
+    axis = _cross(a, b)
+    s, c = _norm(axis), float(a @ b)
     if s < 1e-9:
         if c > 0:
             return np.eye(3)
-        perp = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
+        perp = _cross(a, np.array([1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0]))
         return _axis_angle(perp, np.pi)
     return _axis_angle(axis, np.arctan2(s, c))
 
@@ -87,7 +101,7 @@ def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _limit_cone(local: np.ndarray, max_deg: float) -> np.ndarray:
     """Scale a local rotation's angle down to max_deg (keeps its axis)."""
     rv = Rotation.from_matrix(local).as_rotvec()
-    ang = np.linalg.norm(rv)
+    ang = _norm(rv)
     lim = np.radians(max_deg)
     return local if ang <= lim else Rotation.from_rotvec(rv * (lim / ang)).as_matrix()
 
@@ -137,11 +151,11 @@ def solve_rotations(joints_3d: np.ndarray) -> np.ndarray:
         base = world[_PARENT[iu]] @ _REST_REL[iu]
         swing = _rot_between(base[:, 1], d) @ base
         bend = u2 - (u2 @ d) * d
-        s = np.linalg.norm(bend)
+        s = _norm(bend)
         twist = 0.0
         if s > 1e-6:
             z = swing[:, 2]
-            twist = np.arctan2(np.cross(z, bend / s) @ d, z @ (bend / s))
+            twist = np.arctan2(_cross(z, bend / s) @ d, z @ (bend / s))
             twist *= np.clip((s - 0.05) / 0.2, 0.0, 1.0)  # nearly straight limb: the bend plane is noise
             max_twist = np.radians(lim[f"{kind}_twist"])
             twist = float(np.clip(twist, -max_twist, max_twist))
