@@ -21,23 +21,26 @@ _VERTICAL = tuple(f"{a}-{b}" for a, b, c, k in LIMBS if k == "leg") + tuple(
     f"{b}-{c}" for a, b, c, k in LIMBS if k == "leg")  # fmt: skip
 
 
+_LEAR, _REAR = J["l_ear"], J["r_ear"]
+_SEGMENTS = [("hip_half", RH, LH, 0.5), ("shoulder_half", RS, LS, 0.5), ("spine", 17, 18, 1.0), ("neck", 18, 19, 1.0)]
+for _a, _b, _c, _ in LIMBS:
+    _SEGMENTS += [(f"{_a}-{_b}", _a, _b, 1.0), (f"{_b}-{_c}", _b, _c, 1.0)]
+_SEGMENTS += [(f"face{k}", 19, k, 1.0) for k in FACE]  # (19: the ears' midpoint)
+_SEG_NAMES = [name for name, *_ in _SEGMENTS]
+_SEG_FROM, _SEG_TO = (np.array([seg[i] for seg in _SEGMENTS]) for i in (1, 2))
+_SEG_SHARE = np.array([seg[3] for seg in _SEGMENTS])
+
+
 def measure_lengths(pose: np.ndarray) -> dict[str, float]:
-    """The trunk lines, limb bones and face offsets (m) of one (17, 3) pose, keyed as ``Proportions.lengths``."""
-    pelvis = 0.5 * (pose[LH] + pose[RH])
-    mid_sh = 0.5 * (pose[LS] + pose[RS])
-    mid_ear = 0.5 * (pose[J["l_ear"]] + pose[J["r_ear"]])
-    out = {
-        "hip_half": 0.5 * np.linalg.norm(pose[LH] - pose[RH]),
-        "shoulder_half": 0.5 * np.linalg.norm(pose[LS] - pose[RS]),
-        "spine": np.linalg.norm(mid_sh - pelvis),
-        "neck": np.linalg.norm(mid_ear - mid_sh),
-    }
-    for a, b, c, _ in LIMBS:
-        out[f"{a}-{b}"] = np.linalg.norm(pose[b] - pose[a])
-        out[f"{b}-{c}"] = np.linalg.norm(pose[c] - pose[b])
-    for k in FACE:
-        out[f"face{k}"] = np.linalg.norm(pose[k] - mid_ear)
-    return {k: float(v) for k, v in out.items()}
+    """The trunk lines, limb bones and face offsets (m) of one (17, 3) pose, keyed as ``Proportions.lengths``.
+    (One array call for all of them: np.linalg.norm per segment gave up the GIL 18 times, see ik/solve.py's
+    ``_norm``.)"""
+    ext = np.empty((20, 3))  # the joints, then the pelvis, the shoulders' and the ears' midpoints
+    ext[:17] = pose
+    ext[17], ext[18], ext[19] = (0.5 * (pose[a] + pose[b]) for a, b in ((LH, RH), (LS, RS), (_LEAR, _REAR)))
+    vecs = ext[_SEG_TO] - ext[_SEG_FROM]
+    lengths = np.sqrt(np.einsum("ij,ij->i", vecs, vecs)) * _SEG_SHARE
+    return dict(zip(_SEG_NAMES, lengths.tolist(), strict=True))
 
 
 def vertical_chain(lengths: dict[str, float]) -> float:
