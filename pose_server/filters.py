@@ -103,7 +103,7 @@ class KeypointFilter:
 
         good = (s >= self.min_score) & np.isfinite(x).all(axis=1)
         if good.all() and self._active.all():  # the usual frame, without the masks' indexing (a third of the time)
-            self._update(x, t, slice(None))
+            self._update(x, (t - self._t_good)[:, None], slice(None))
             self._t_good[:] = t
             self._score_good[:] = s
             self._t_prev = t
@@ -116,7 +116,7 @@ class KeypointFilter:
         # Confident keypoints with state: One Euro update with their own dt since their last update.
         upd = good & self._active
         if upd.any():
-            self._update(x, t, upd)
+            self._update(x, (t - self._t_good[upd])[:, None], upd)
         # Confident keypoints without state start their filter here.
         new = good & ~self._active
         self._x[new] = x[new]
@@ -154,22 +154,18 @@ class KeypointFilter:
             return self(x, np.ones(self.num_keypoints), t)[0].astype(np.float64)  # checks, starts, holds
         t = float(t)
         dt = t - self._t_prev if t > self._t_prev else 1e-6  # (synced: there was a previous frame)
-        # The One Euro step with one dt for every keypoint, as Python floats where it can: the lifters call this
-        # five times a frame, and the per-keypoint dt arrays of _update were half its time.
-        dx = self._dx
-        dx += ((x - self._x) / dt - dx) / (1.0 + 1.0 / (_TWO_PI * self.d_cutoff * dt))
-        fc = self.min_cutoff + self.beta * np.sqrt(np.einsum("ij,ij->i", dx, dx))
-        self._x += (x - self._x) / (1.0 + 1.0 / (_TWO_PI * dt * fc))[:, None]
+        # one dt for every keypoint, a float: the lifters call this five times a frame, and per-keypoint dt arrays
+        # were half its time
+        self._update(x, dt, slice(None))
         self._t_prev = t = self._t_prev + dt
         self._t_good.fill(t)
         self._score_good.fill(1.0)
         return self._x.copy()
 
-    def _update(self, x: np.ndarray, t: float, idx: slice | np.ndarray) -> None:
-        """The One Euro step of the keypoints ``idx`` (all: a slice, no copies), each with its own dt since its last
-        update."""
+    def _update(self, x: np.ndarray, dt: float | np.ndarray, idx: slice | np.ndarray) -> None:
+        """The One Euro step of the keypoints ``idx`` (all: a slice, no copies) over ``dt``: one for all, or (n, 1),
+        each keypoint's time since its last update."""
         # smoothing_factor's arithmetic, inlined: its array conversions were a third of a lifter filter's time
-        dt = (t - self._t_good[idx])[:, None]
         x_prev = self._x[idx]
         alpha_d = 1.0 / (1.0 + (1.0 / (_TWO_PI * self.d_cutoff)) / dt)
         dx_hat = self._dx[idx] + alpha_d * ((x[idx] - x_prev) / dt - self._dx[idx])
