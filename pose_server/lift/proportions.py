@@ -21,14 +21,16 @@ _VERTICAL = tuple(f"{a}-{b}" for a, b, c, k in LIMBS if k == "leg") + tuple(
     f"{b}-{c}" for a, b, c, k in LIMBS if k == "leg")  # fmt: skip
 
 
+# The lengths as segments of the pose extended by three rows (17: the pelvis, 18: the shoulders' midpoint, 19: the
+# ears' midpoint): the trunk lines (hips and shoulders at half their width), the limb bones, the face offsets.
+# measure_lengths measures them, smoothing.rigid gives them back to a pose.
+LIMB_BONES = tuple((p, c, f"{p}-{c}") for a, b, c, _ in LIMBS for p, c in ((a, b), (b, c)))
+SEGMENT_FROM = np.array([RH, 17, RS, 18, *[p for p, _, _ in LIMB_BONES], *[19] * len(FACE)])
+SEGMENT_TO = np.array([LH, 18, LS, 19, *[c for _, c, _ in LIMB_BONES], *FACE])
+SEGMENT_NAMES = ["hip_half", "spine", "shoulder_half", "neck", *[n for _, _, n in LIMB_BONES],
+                 *[f"face{k}" for k in FACE]]
+_SEGMENT_SHARE = np.array([0.5 if n.endswith("_half") else 1.0 for n in SEGMENT_NAMES])
 _LEAR, _REAR = J["l_ear"], J["r_ear"]
-_SEGMENTS = [("hip_half", RH, LH, 0.5), ("shoulder_half", RS, LS, 0.5), ("spine", 17, 18, 1.0), ("neck", 18, 19, 1.0)]
-for _a, _b, _c, _ in LIMBS:
-    _SEGMENTS += [(f"{_a}-{_b}", _a, _b, 1.0), (f"{_b}-{_c}", _b, _c, 1.0)]
-_SEGMENTS += [(f"face{k}", 19, k, 1.0) for k in FACE]  # (19: the ears' midpoint)
-_SEG_NAMES = [name for name, *_ in _SEGMENTS]
-_SEG_FROM, _SEG_TO = (np.array([seg[i] for seg in _SEGMENTS]) for i in (1, 2))
-_SEG_SHARE = np.array([seg[3] for seg in _SEGMENTS])
 
 
 def measure_lengths(pose: np.ndarray) -> dict[str, float]:
@@ -38,9 +40,9 @@ def measure_lengths(pose: np.ndarray) -> dict[str, float]:
     ext = np.empty((20, 3))  # the joints, then the pelvis, the shoulders' and the ears' midpoints
     ext[:17] = pose
     ext[17], ext[18], ext[19] = (0.5 * (pose[a] + pose[b]) for a, b in ((LH, RH), (LS, RS), (_LEAR, _REAR)))
-    vecs = ext[_SEG_TO] - ext[_SEG_FROM]
-    lengths = np.sqrt(np.einsum("ij,ij->i", vecs, vecs)) * _SEG_SHARE
-    return dict(zip(_SEG_NAMES, lengths.tolist(), strict=True))
+    vecs = ext[SEGMENT_TO] - ext[SEGMENT_FROM]
+    lengths = np.sqrt(np.einsum("ij,ij->i", vecs, vecs)) * _SEGMENT_SHARE
+    return dict(zip(SEGMENT_NAMES, lengths.tolist(), strict=True))
 
 
 def vertical_chain(lengths: dict[str, float]) -> float:

@@ -7,21 +7,15 @@ from collections import deque
 import numpy as np
 
 from pose_server.filters import KeypointFilter
-from pose_server.lift.proportions import FACE, LH, LIMBS, LS, RH, RS
+from pose_server.lift.proportions import FACE, LH, LIMB_BONES, LS, RH, RS, SEGMENT_FROM, SEGMENT_NAMES, SEGMENT_TO
 from pose_server.lift.skeleton3d import J
 
 CORE = [*FACE, LS, RS, LH, RH]  # head and trunk: depth from short lines (hips 14 cm), smoothed more
-_LIMB_BONES = tuple((p, c, f"{p}-{c}") for a, b, c, _ in LIMBS for p, c in ((a, b), (b, c)))
-_LIMB_PARENT = [p for p, _, _ in _LIMB_BONES]
-_LIMB_CHILD = [c for _, c, _ in _LIMB_BONES]
+_LIMB_PARENT = [p for p, _, _ in LIMB_BONES]
+_LIMB_CHILD = [c for _, c, _ in LIMB_BONES]
 _LIMB_ROOT, _LIMB_MID, _LIMB_END = (np.array(x) for x in (_LIMB_PARENT[0::2], _LIMB_CHILD[0::2], _LIMB_CHILD[1::2]))
-# rigid()'s bones, as rows of its extended pose (17: pelvis, 18: shoulders' midpoint, 19: ears' midpoint)
 _LEAR, _REAR = J["l_ear"], J["r_ear"]
-_BONE_FROM = np.array([RH, 17, RS, 18, *_LIMB_PARENT, *[19] * len(FACE)])
-_BONE_TO = np.array([LH, 18, LS, 19, *_LIMB_CHILD, *FACE])
 _FACE = np.array(FACE)
-_BONE_NAMES = ["hip_half", "spine", "shoulder_half", "neck", *[n for _, _, n in _LIMB_BONES],
-               *[f"face{k}" for k in FACE]]
 
 
 class OutputSmoother:
@@ -121,9 +115,9 @@ def rigid(rel: np.ndarray, lengths: dict[str, float]) -> np.ndarray:
     ext = np.empty((20, 3))  # the joints, then the pelvis (origin), the shoulders' and the ears' midpoints
     ext[:17], ext[17] = rel, 0.0
     ext[18], ext[19] = 0.5 * (rel[LS] + rel[RS]), 0.5 * (rel[_LEAR] + rel[_REAR])
-    vecs = ext[_BONE_TO] - ext[_BONE_FROM]
+    vecs = ext[SEGMENT_TO] - ext[SEGMENT_FROM]
     bones = vecs / (np.sqrt(np.einsum("ij,ij->i", vecs, vecs))[:, None] + 1e-9)
-    bones *= np.array([lengths[name] for name in _BONE_NAMES])[:, None]
+    bones *= np.array([lengths[name] for name in SEGMENT_NAMES])[:, None]
     out = np.empty_like(rel)
     out[LH], out[RH] = bones[0], -bones[0]
     mid_sh = bones[1]
