@@ -14,6 +14,7 @@ import argparse
 import statistics
 import threading
 import time
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def one_run(engine: str, pixels: np.ndarray, busy: bool, warm: int = 30) -> tupl
     for i in range(warm):
         lifter(pixels[i], scores, i / 30)
     walls, cpus = [], []
-    with Busy() if busy else _Quiet():
+    with Busy() if busy else nullcontext():
         for i in range(warm, len(pixels)):
             t0, c0 = time.perf_counter(), time.thread_time()
             lifter(pixels[i], scores, i / 30)
@@ -63,21 +64,13 @@ def one_run(engine: str, pixels: np.ndarray, busy: bool, warm: int = 30) -> tupl
 def ik_run(joints: np.ndarray, busy: bool) -> tuple[float, float]:
     """Median wall and CPU ms of solve_rotations per frame."""
     walls, cpus = [], []
-    with Busy() if busy else _Quiet():
+    with Busy() if busy else nullcontext():
         for pose in joints:
             t0, c0 = time.perf_counter(), time.thread_time()
             solve_rotations(pose)
             walls.append(time.perf_counter() - t0)
             cpus.append(time.thread_time() - c0)
     return statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3
-
-
-class _Quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def main() -> None:
