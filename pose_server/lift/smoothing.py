@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
 
 from pose_server.filters import KeypointFilter
-from pose_server.lift.proportions import FACE, LH, LIMB_BONES, LS, RH, RS, SEGMENT_FROM, SEGMENT_NAMES, SEGMENT_TO
+from pose_server.lift.proportions import FACE, LH, LIMB_BONES, LS, RH, RS
 from pose_server.lift.skeleton3d import J
 
 CORE = [*FACE, LS, RS, LH, RH]  # head and trunk: depth from short lines (hips 14 cm), smoothed more
-_LIMB_PARENT = [p for p, _, _ in LIMB_BONES]
-_LIMB_CHILD = [c for _, c, _ in LIMB_BONES]
-_LIMB_ROOT, _LIMB_MID, _LIMB_END = (np.array(x) for x in (_LIMB_PARENT[0::2], _LIMB_CHILD[0::2], _LIMB_CHILD[1::2]))
 _LEAR, _REAR = J["l_ear"], J["r_ear"]
-_FACE = np.array(FACE)
 
 
 class OutputSmoother:
@@ -109,20 +106,36 @@ class OutputSmoother:
         self._face.set_params(**{k: v * scale[0] for k, v in self._face_params().items()})
 
 
+def _scaled(a: list[float], b: list[float], length: float) -> list[float]:
+    """The vector from a to b given ``length`` (plain floats)."""
+    x, y, z = b[0] - a[0], b[1] - a[1], b[2] - a[2]
+    s = length / (math.sqrt(x * x + y * y + z * z) + 1e-9)
+    return [x * s, y * s, z * s]
+
+
+def _add(a: list[float], b: list[float]) -> list[float]:
+    return [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+
+
 def rigid(rel: np.ndarray, lengths: dict[str, float]) -> np.ndarray:
     """Give every bone of a root-relative pose its length again (smoothing and image noise stretch them),
-    keeping the directions."""
-    ext = np.empty((20, 3))  # the joints, then the pelvis (origin), the shoulders' and the ears' midpoints
-    ext[:17], ext[17] = rel, 0.0
-    ext[18], ext[19] = 0.5 * (rel[LS] + rel[RS]), 0.5 * (rel[_LEAR] + rel[_REAR])
-    vecs = ext[SEGMENT_TO] - ext[SEGMENT_FROM]
-    bones = vecs / (np.sqrt(np.einsum("ij,ij->i", vecs, vecs))[:, None] + 1e-9)
-    bones *= np.array([lengths[name] for name in SEGMENT_NAMES])[:, None]
-    out = np.empty_like(rel)
-    out[LH], out[RH] = bones[0], -bones[0]
-    mid_sh = bones[1]
-    out[LS], out[RS] = mid_sh + bones[2], mid_sh - bones[2]
-    out[_LIMB_MID] = out[_LIMB_ROOT] + bones[4:12:2]
-    out[_LIMB_END] = out[_LIMB_MID] + bones[5:12:2]
-    out[_FACE] = mid_sh + bones[3] + bones[12:]
-    return out
+    keeping the directions. The segments are measure_lengths' (proportions.py): the hips and shoulders at half
+    their width about their midpoints, the spine from the pelvis to the shoulders' midpoint, the neck from there to
+    the ears' midpoint, the limbs from their roots, the face from the head. (Plain floats: numpy 1.26 gives up the
+    interpreter lock for every array copy, however small, and the index assignments of an array version did 20 a
+    frame; beside a thread running Python each one may wait its switch interval.)"""
+    p = rel.tolist()
+    mid_sh = [0.5 * (a + b) for a, b in zip(p[LS], p[RS], strict=True)]
+    mid_ear = [0.5 * (a + b) for a, b in zip(p[_LEAR], p[_REAR], strict=True)]
+    out: list[list[float]] = [[]] * 17
+    hip = _scaled(p[RH], p[LH], lengths["hip_half"])
+    out[LH], out[RH] = hip, [-c for c in hip]
+    spine = _scaled([0.0, 0.0, 0.0], mid_sh, lengths["spine"])
+    half = _scaled(p[RS], p[LS], lengths["shoulder_half"])
+    out[LS], out[RS] = _add(spine, half), [a - b for a, b in zip(spine, half, strict=True)]
+    for parent, child, name in LIMB_BONES:  # roots first: every parent is placed before its child
+        out[child] = _add(out[parent], _scaled(p[parent], p[child], lengths[name]))
+    head = _add(spine, _scaled(mid_sh, mid_ear, lengths["neck"]))
+    for k in FACE:
+        out[k] = _add(head, _scaled(mid_ear, p[k], lengths[f"face{k}"]))
+    return np.array(out)
