@@ -92,6 +92,7 @@ FIT_FILTER = 1.0
 _LIMB_UPPER = [(a, b) for a, b, _, _ in LIMBS]
 _LIMB_LOWER = [(b, c) for _, b, c, _ in LIMBS]
 _REST_CHAIN = vertical_chain(REST_LENGTHS)  # the 1.75 m rest skeleton's spine + neck + leg
+_EYE3, _EYE6_TINY = np.eye(3), np.eye(6) * 1e-9
 
 
 def _rotation(v: np.ndarray) -> np.ndarray:
@@ -313,11 +314,11 @@ class LearnedLifter:
         first-order low-pass leaves noise in proportion to the square root of its cutoff, hence the square: the same
         jitter left at any noise."""
         h = self._raw_pose
-        h.append(rel.copy())
+        h.append(rel)  # kept, not copied (the caller makes a new array a frame): a copy gives up the GIL (_fit_turn)
         if len(h) < 4:
             return
         jerk = h[3] - 3.0 * h[2] + 3.0 * h[1] - h[0]
-        self._pose_noise.append(float(np.partition(np.einsum("ij,ij->i", jerk, jerk), 8)[8]) ** 0.5)  # median of 17
+        self._pose_noise.append(sorted(np.einsum("ij,ij->i", jerk, jerk).tolist())[8] ** 0.5)  # median of 17
         self.pose_noise = statistics.median(self._pose_noise)
         ratio = float(self.pose_noise_ref) / max(self.pose_noise, 1e-9)
         scale = min(max(ratio * ratio, 1.0), POSE_OPEN_MAX)
@@ -420,22 +421,30 @@ class LearnedLifter:
         image axis) gives d(pixel)/d(translation) = g and d(pixel)/d(rotation) = rel x g."""
         cam = rel + root
         inv_z = 1.0 / cam[:, 2]
-        a = float(self.focal) * inv_z
-        c_u, c_v = -a * cam[:, 0] * inv_z, -a * cam[:, 1] * inv_z  # g_u = (a, 0, c_u), g_v = (0, a, c_v)
+        # (joint, image axis): rel x g, then g (the cross products written out). Each column is computed into its
+        # place (ufuncs with out=) rather than assigned: numpy 1.26 gives up the interpreter lock for every array
+        # copy, however small, and beside a thread running Python each may wait its switch interval (5 ms).
+        jac = np.zeros((17, 2, 6))
+        g_u, g_v = jac[:, 0], jac[:, 1]  # g_u = (a, 0, c_u), g_v = (0, a, c_v)
+        a = np.multiply(float(self.focal), inv_z, out=g_u[:, 3])
+        np.multiply(float(self.focal), inv_z, out=g_v[:, 4])
+        c_u = np.multiply(-a * cam[:, 0], inv_z, out=g_u[:, 5])
+        c_v = np.multiply(-a * cam[:, 1], inv_z, out=g_v[:, 5])
         r0, r1, r2 = rel[:, 0], rel[:, 1], rel[:, 2]
-        jac = np.zeros((17, 2, 6))  # (joint, image axis): rel x g, then g (the cross products written out)
-        jac[:, 0, 0], jac[:, 0, 1], jac[:, 0, 2] = r1 * c_u, r2 * a - r0 * c_u, -r1 * a
-        jac[:, 1, 0], jac[:, 1, 1], jac[:, 1, 2] = r1 * c_v - r2 * a, -r0 * c_v, r0 * a
-        jac[:, 0, 3], jac[:, 0, 5], jac[:, 1, 4], jac[:, 1, 5] = a, c_u, a, c_v
-        jac = jac.reshape(34, 6)
+        np.multiply(r1, c_u, out=g_u[:, 0])
+        np.subtract(r2 * a, r0 * c_u, out=g_u[:, 1])
+        np.multiply(-r1, a, out=g_u[:, 2])
+        np.subtract(r1 * c_v, r2 * a, out=g_v[:, 0])
+        np.multiply(-r0, c_v, out=g_v[:, 1])
+        np.multiply(r0, a, out=g_v[:, 2])
         res = ((px - self.center) - a[:, None] * cam[:, :2]).reshape(34)  # pixel residuals, u and v per joint
-        w = np.repeat(weight, 2)
-        jw = jac.T * w
+        jw = (jac * weight[:, None, None]).reshape(34, 6).T
+        jac = jac.reshape(34, 6)
         # einsum, not @, and LAPACK held to one thread (__call__): BLAS threads fought the inference threads for the
         # two cores (inside the server the lifter's wall time went from 1.7 to 4.6 ms per frame)
         lhs = np.einsum("ij,jk->ik", jw, jac)
-        lhs[:3, :3] += np.eye(3) * (self.turn_damping * (lhs[0, 0] + lhs[1, 1] + lhs[2, 2]))  # only where pixels ask
-        step = np.linalg.solve(lhs + np.eye(6) * 1e-9, np.einsum("ij,j->i", jw, res))
+        lhs[:3, :3] += _EYE3 * (self.turn_damping * (lhs[0, 0] + lhs[1, 1] + lhs[2, 2]))  # only where pixels ask
+        step = np.linalg.solve(lhs + _EYE6_TINY, np.einsum("ij,j->i", jw, res))
         return np.clip(step[:3], -0.3, 0.3)
 
     def _fit_limbs(self, cam: np.ndarray, px: np.ndarray, ok: np.ndarray) -> np.ndarray:
