@@ -125,6 +125,13 @@ class TemporalLifterModel:
         """One frame's (FEATURES,) features -> (17, 3) joints (m, 1.75 m body, camera axes) and (2,) contacts.
         Beside other computing threads, call it inside ``blas_threads(1)`` (its products are small)."""
         x = np.asarray(features, np.float32)[None]
+        if self.onnx_step is not None and self._hist[0]:  # (a first frame fills each layer's history with its input)
+            taps = [(hist[-2 * d], hist[-d]) for hist, (_, _, d) in zip(self._hist, self.layers, strict=True)]
+            joints, contact, inputs = self.onnx_step(x, taps)
+            for hist, new, (_, _, d) in zip(self._hist, inputs, self.layers, strict=True):
+                hist.append(new)
+                del hist[:-(2 * d + 1)]
+            return joints, contact
         if self.mirror:  # the mirror image as a second row: each layer's weights are read once for both streams
             perm, sign = _MIRROR
             x = np.concatenate([x, x[:, perm] * sign])
@@ -135,17 +142,6 @@ class TemporalLifterModel:
         return 0.5 * (joints[0] + back), 0.5 * (contact[0] + contact[1, ::-1])
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(S, FEATURES) newest frame of each stream -> (S, 17, 3) joints and (S, 2) contact probabilities."""
-        if self.onnx_step is None or not self._hist[0]:  # (a first frame fills each layer's history with its input)
-            return self._forward_numpy(x)
-        taps = [(hist[-2 * d], hist[-d]) for hist, (_, _, d) in zip(self._hist, self.layers, strict=True)]
-        joints, logits, inner = self.onnx_step(x, taps)
-        for hist, new, (_, _, d) in zip(self._hist, [x, *inner], self.layers, strict=True):
-            hist.append(new)
-            del hist[:-(2 * d + 1)]
-        return joints.reshape(-1, 17, 3), 0.5 + 0.5 * np.tanh(0.5 * logits)
-
-    def _forward_numpy(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         for i, (w, b, d) in enumerate(self.layers):
             hist = self._hist[i]
             span = 2 * d + 1
@@ -180,13 +176,13 @@ def load_model(path: str | Path = DEFAULT_TEMPORAL_LIFTER, mirror: bool = False,
         raise ValueError(f"temporal lifter engine {engine!r}: expected one of {', '.join(ENGINES)}")
     arrays, info = _read(str(path))
     return TemporalLifterModel(arrays, info, mirror=mirror,
-                               onnx_step=_onnx_step(str(path)) if engine == "onnxruntime" else None)
+                               onnx_step=_onnx_step(str(path), mirror) if engine == "onnxruntime" else None)
 
 
-@lru_cache(maxsize=4)
-def _onnx_step(path: str) -> OnnxStep:
+@lru_cache(maxsize=8)
+def _onnx_step(path: str, mirror: bool) -> OnnxStep:
     arrays, info = _read(path)
-    return OnnxStep(TemporalLifterModel(arrays, info))
+    return OnnxStep(TemporalLifterModel(arrays, info), (*_MIRROR, _FLIP, _MIRROR_X) if mirror else None)
 
 
 @lru_cache(maxsize=4)
