@@ -7,8 +7,9 @@ too, so every smoothing step here is two-sided and adds no lag:
     per track: fill short gaps, two-sided 2D smoothing      (confidence-weighted Gaussian, no One Euro lag)
              -> lift to 3D (the server's lifter, by default the learned one; its causal smoothers off)
              -> two-sided 3D smoothing of path and body, bones rigid again -> IK rotations
-    -> take.jsonl (pose packets v2, what `--record` writes)  -> headless Blender (the add-on's own session
-       import and exporters, `scripts/convert_blender.py`) -> .fbx / .bvh / .glb / .blend
+    -> take.jsonl (pose packets v3 with the learned lifter's foot contacts, v2 without; what `--record` writes)
+       -> headless Blender (the add-on's own session import, which pins planted feet, and its exporters,
+       `scripts/convert_blender.py`) -> .fbx / .bvh / .glb / .blend
     -> overlay .mp4 (the smoothed keypoints drawn on the video)
 
 One armature per performer (`--person all`, the default) or one track id; .fbx, .glb and .blend hold every
@@ -96,6 +97,8 @@ class Motion:
     filled: np.ndarray  # (T, K) bool: keypoint filled over a gap, not measured
     joints: np.ndarray  # (T, 17, 3) NaN where not lifted
     rotations: np.ndarray  # (T, 12, 4) NaN where not lifted
+    contacts: np.ndarray | None = None  # (T, 2) left / right foot contact probability, NaN where not lifted; None:
+    # the lifter has none (the geometric one)
 
 
 def check_outputs(outputs: Sequence[str]) -> list[Path]:
@@ -245,15 +248,18 @@ def offline_lifter(cfg: PipelineConfig, size: tuple[int, int], world: Any = None
 
 def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, fps: float,
                size: tuple[int, int], cfg: PipelineConfig, opts: ConvertOptions,
-               world: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 17, 3) joints and (T, 12, 4) rotations of one track, two-sided smoothed (NaN where not lifted);
-    ``world``: the run's shared world frame (lift/world.py), so every performer lands where the camera saw them."""
+               world: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(T, 17, 3) joints and (T, 12, 4) rotations of one track, two-sided smoothed (NaN where not lifted), and the
+    lifter's (T, 2) foot contact probabilities (NaN where not lifted; None when it has none): the packets carry them
+    (protocol v3), so that the add-on pins planted feet in a converted take as it does live. ``world``: the run's
+    shared world frame (lift/world.py), so every performer lands where the camera saw them."""
     from .ik import solve_rotations
     from .lift.smoothing import rigid
 
     lifter = offline_lifter(cfg, size, world)
     n = len(keypoints)
     raw = np.full((n, 17, 3), np.nan)
+    contacts = np.full((n, 2), np.nan) if hasattr(lifter, "contacts") else None
     zero = np.zeros(17)
     for i in range(n):
         try:
@@ -262,6 +268,8 @@ def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, f
             j = None
         if j is not None and present[i] and np.isfinite(j).all():
             raw[i] = j
+            if contacts is not None:
+                contacts[i] = lifter.contacts
     lifted = np.isfinite(raw).all(axis=(1, 2))
     pelvis = 0.5 * (raw[:, J["l_hip"]] + raw[:, J["r_hip"]])
     w = lifted.astype(float)
@@ -280,7 +288,9 @@ def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, f
             rotations[i] = solve_rotations(joints[i])
         except ValueError:
             joints[i] = np.nan
-    return joints, rotations
+    if contacts is not None:
+        contacts[~np.isfinite(joints).all(axis=(1, 2))] = np.nan
+    return joints, rotations, contacts
 
 
 def foot_contacts(joints: np.ndarray, fps: float, height: float) -> np.ndarray:
@@ -340,10 +350,12 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
             log.info("track %d dropped: seen for only %d frames", tid, int(present.sum()))
             continue
         if cfg.lift_3d and kpts.shape[1] >= 17:
-            joints, rotations = lift_track(kpts, scores, present, tracks.fps, tracks.size, cfg, opts, world)
+            joints, rotations, contacts = lift_track(kpts, scores, present, tracks.fps, tracks.size, cfg, opts,
+                                                     world)
         else:
             joints, rotations = np.full((len(kpts), 17, 3), np.nan), np.full((len(kpts), 12, 4), np.nan)
-        motions.append(Motion(tid, present, boxes, kpts, scores, filled, joints, rotations))
+            contacts = None
+        motions.append(Motion(tid, present, boxes, kpts, scores, filled, joints, rotations, contacts))
     if not motions:
         raise ConvertError(f"nobody was found long enough in {tracks.source_name} (at least {opts.min_track:g} s); "
                            "try another --detector, a lower --det-threshold or --kpt-threshold")
@@ -357,11 +369,13 @@ def frame_people(motions: Sequence[Motion], i: int) -> list[dict]:
         if not m.present[i]:
             continue
         lifted = np.isfinite(m.rotations[i]).all()
+        contacts = m.contacts[i] if lifted and m.contacts is not None and np.isfinite(m.contacts[i]).all() else None
         people.append({"id": m.id, "bbox": m.boxes[i], "keypoints": m.keypoints[i],
                        "scores": np.clip(m.scores[i], 0.0, 1.0),
                        "held": np.flatnonzero(m.filled[i]).tolist(),
                        "joints_3d": m.joints[i] if lifted else None,
-                       **({"rotations": m.rotations[i]} if lifted else {})})
+                       **({"rotations": m.rotations[i]} if lifted else {}),
+                       **({"contacts": np.clip(contacts, 0.0, 1.0)} if contacts is not None else {})})
     return people
 
 

@@ -119,7 +119,7 @@ def test_convert_lifts_every_track_into_one_world(lifter, tolerance):
         present[first:first + len(joints)] = True
         px[present] = CAMERA.project(joints)
         scores = np.where(present[:, None], 0.95, 0.0) * np.ones(17)
-        lifted, _ = lift_track(px, scores, present, FPS, IMAGE, cfg, opts, world)
+        lifted, _, _ = lift_track(px, scores, present, FPS, IMAGE, cfg, opts, world)
         roots[tid] = {f: lifted[f, [LH, RH]].mean(0) for f in range(frames) if np.isfinite(lifted[f]).all()}
     lifted, true = offsets(roots, TRACKS)
     err = np.linalg.norm(lifted - true, axis=1) / np.linalg.norm(true, axis=1)

@@ -133,8 +133,25 @@ def test_session_validates_against_the_schema_and_marks_filled_keypoints(tmp_pat
     for p in packets:
         jsonschema.validate(p, SCHEMA)
     assert packets[51]["people"][0]["held"] == list(range(17))
-    assert packets[-1]["v"] == 2 and len(packets[-1]["people"][0]["rotations"]) == 12
+    assert packets[-1]["v"] == 3 and len(packets[-1]["people"][0]["rotations"]) == 12
     assert packets[1]["timestamp"] - packets[0]["timestamp"] == pytest.approx(1 / FPS, abs=1e-6)
+
+
+def test_session_carries_the_learned_lifters_foot_contacts_and_the_geometric_lifter_none(tmp_path):
+    """The add-on pins planted feet from the packets' contacts (protocol v3): a converted take must carry them, one
+    probability per foot, the feet taking turns in a walk."""
+    tracks, _ = synthetic_tracks(seconds=4.0)
+    path = tmp_path / "take.jsonl"
+    write_session(path, tracks, build_motions(tracks, cfg(), ConvertOptions(outputs=[])), "m.pth", t0=0.0)
+    people = [json.loads(line)["people"][0] for line in path.read_text().splitlines()]
+    contacts = np.array([p["contacts"] for p in people if p.get("rotations")])
+    assert len(contacts) == sum(bool(p.get("rotations")) for p in people) > 90
+    assert ((contacts >= 0) & (contacts <= 1)).all()
+    assert np.corrcoef(contacts[:, 0], contacts[:, 1])[0, 1] < -0.3, "in a walk one foot is down while the other swings"
+    geometric = PipelineConfig(source="walk", udp=[], camera_pitch=0.0, lifter="geometric")
+    write_session(path, tracks, build_motions(tracks, geometric, ConvertOptions(outputs=[])), "m.pth", t0=0.0)
+    packets = [json.loads(line) for line in path.read_text().splitlines()]
+    assert all("contacts" not in p for pk in packets for p in pk["people"]) and packets[-1]["v"] == 2
 
 
 def test_person_selection_errors_say_what_exists():
