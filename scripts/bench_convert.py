@@ -33,7 +33,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_lifting import IMAGE, VIEWS, case_camera, detector_noise, metrics, run_case  # noqa: E402
+from bench_lifting import IMAGE, VIEWS, case_camera, detector_noise, foot_metrics, metrics, run_case  # noqa: E402
 
 from pose_server.bvh import coco17_from_cmu, read_bvh  # noqa: E402
 from pose_server.config import PipelineConfig  # noqa: E402
@@ -42,6 +42,7 @@ from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS,
 from pose_server.mocap import find_clips, load_clip  # noqa: E402
 
 OPTS = {k: p.default for k, p in inspect.signature(ConvertOptions).parameters.items() if k != "outputs"}
+TAKE_KEYS = ("packet_skate", "take_skate", "pin_cost", "c_prec", "c_rec")  # bench_lifting.foot_metrics' of the take
 
 
 def foot_skate(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -63,15 +64,17 @@ def elevation(args: argparse.Namespace) -> float:
     return float(np.degrees(np.arctan2(args.camera_height - args.target_height, args.distance)))
 
 
-def live_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float,
-              args: argparse.Namespace) -> dict:
-    """bench_lifting.run_case with the lifter convert uses, plus the foot skate of its joints."""
-    r = run_case(gt_world, None, fps, azimuth, elevation(args), sigma, height, args.lifter, args, args.seed)
-    return r | {"skate": foot_skate(r["joints"], r["gt"])}
+def live_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, azimuth: float, sigma: float,
+              height: float, args: argparse.Namespace) -> dict:
+    """bench_lifting.run_case with the lifter convert uses, plus the foot skate of its joints (and, with the mocap's
+    contacts, its take's: bench_lifting.foot_metrics, the add-on's foot pinning on the packets)."""
+    r = run_case(gt_world, contacts, fps, azimuth, elevation(args), sigma, height, args.lifter, args, args.seed)
+    return r | {"packet_skate": r["skate"], "skate": foot_skate(r["joints"], r["gt"])}
 
 
-def offline_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float, height: float,
-                 args: argparse.Namespace, smooth_2d: float, smooth_3d: float, smooth_root: float) -> dict:
+def offline_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, azimuth: float, sigma: float,
+                 height: float, args: argparse.Namespace, smooth_2d: float, smooth_3d: float, smooth_root: float
+                 ) -> dict:
     """bench_lifting.run_case's camera and noise (same seed: the same 2D input), through convert's path."""
     cam = case_camera(gt_world, azimuth, elevation(args), args)
     pitch = elevation(args)
@@ -90,7 +93,10 @@ def offline_case(gt_world: np.ndarray, fps: float, azimuth: float, sigma: float,
                           lock_feet=not args.no_lock_feet, stride=args.stride)
     m = build_motions(tracks, cfg, opts)[0]
     rots = [q if np.isfinite(q).all() else None for q in m.rotations]
-    return metrics(m.joints, gt, rots, fps) | {"skate": foot_skate(m.joints, gt)}
+    # the take as the add-on imports the session: its planted feet pinned from the packets' contacts
+    feet = foot_metrics(m.joints, gt, contacts, m.contacts, fps)
+    feet["packet_skate"] = feet["skate"]  # (its own definition of the packets' skate; "skate" is this script's)
+    return metrics(m.joints, gt, rots, fps) | {k: feet[k] for k in TAKE_KEYS} | {"skate": foot_skate(m.joints, gt)}
 
 
 def timed(fn, *a) -> tuple[dict, float, float]:
@@ -99,35 +105,39 @@ def timed(fn, *a) -> tuple[dict, float, float]:
     return r, time.perf_counter() - w, time.process_time() - c
 
 
-def load_cases(args: argparse.Namespace) -> list[tuple[str, np.ndarray, float]]:
-    """(name, COCO-17 world joints at about --fps, fps) of every clip: --bvh via pose_server.bvh, the positional
-    inputs via pose_server.mocap (kept when of --subjects), each cut to --seconds."""
+def load_cases(args: argparse.Namespace) -> list[tuple[str, np.ndarray, np.ndarray | None, float]]:
+    """(name, COCO-17 world joints at about --fps, the mocap's foot contacts or None, fps) of every clip: --bvh via
+    pose_server.bvh (no contacts), the positional inputs via pose_server.mocap (kept when of --subjects), each cut
+    to --seconds."""
     out = []
     for path in args.bvh:
         bvh = read_bvh(path)
         step = max(1, round(1.0 / (bvh.frame_time * args.fps)))
-        out.append((path.stem, coco17_from_cmu(bvh, slice(None, None, step)), 1.0 / (bvh.frame_time * step)))
+        out.append((path.stem, coco17_from_cmu(bvh, slice(None, None, step)), None, 1.0 / (bvh.frame_time * step)))
     for path in find_clips(args.inputs) if args.inputs else []:
         clip = load_clip(path)
         if args.subjects and clip.subject not in args.subjects:
             continue
         step = max(1, round(clip.fps / args.fps))
-        out.append((clip.name, clip.joints[::step], clip.fps / step))
+        contacts = None if clip.contacts is None else clip.contacts[::step]
+        out.append((clip.name, clip.joints[::step], contacts, clip.fps / step))
     if args.seconds:
-        out = [(name, gt[: max(3, int(args.seconds * fps))], fps) for name, gt, fps in out]
+        cut = lambda a, fps: None if a is None else a[: max(3, int(args.seconds * fps))]  # noqa: E731
+        out = [(name, cut(gt, fps), cut(c, fps), fps) for name, gt, c, fps in out]
     return out
 
 
 def summary(rows: list[tuple], pairs: list[tuple[float, float, float]], defaults: tuple[float, float, float]) -> str:
-    """Case-weighted means per smoothing pair, the live path first (foot skate over the cases with a planted foot),
-    and in how many cases each pair's MPJPE is below the reference's (today's defaults when swept, else the first
+    """Case-weighted means per smoothing pair, the live path first (foot skate over the cases with a planted foot;
+    the take's columns, after the add-on's foot pinning, over the clips with the mocap's contacts), and in how many
+    cases each pair's MPJPE is below the reference's (today's defaults when swept, else the first
     pair): a consistent gain, not one clip's."""
-    keys = ("mpjpe", "pa", "jitter", "rot", "skate")
+    keys = ("mpjpe", "pa", "jitter", "rot", "skate", *TAKE_KEYS)
     ref = pairs.index(defaults) if defaults in pairs else 0
     name = lambda p: f"{p[0]:g} | {p[1]:g} | {p[2]:g}"  # noqa: E731
     lines = ["| path | smooth_2d s | smooth_3d s | smooth_root s | MPJPE mm | PA-MPJPE mm | jitter × | rot° | "
-             f"foot skate mm/frame | cases with lower MPJPE than {name(pairs[ref]).replace(' |', ',')} |",
-             "|---" * 10 + "|"]
+             "foot skate mm/frame | packet skate mm/frame | take skate mm/frame | pin +mm | contact P % | "
+             f"contact R % | cases with lower MPJPE than {name(pairs[ref]).replace(' |', ',')} |", "|---" * 15 + "|"]
     fmt = lambda m: " | ".join(f"{m[k]:.{2 if k == 'jitter' else 1}f}" for k in keys)  # noqa: E731
     lines.append(f"| live | | | | {fmt({k: np.nanmean([r[4][k] for r in rows]) for k in keys})} | |")
     for n, pair in enumerate(pairs):
@@ -172,11 +182,11 @@ def main() -> None:
     defaults = (OPTS["smooth_2d"], BODY_SIGMA[args.lifter], OPTS["smooth_root"])  # convert's, for this lifter
     pairs = [(s2, s3, sr) for s2 in args.smooth_2d for s3 in args.smooth_3d or [defaults[1]] for sr in args.smooth_root]
     rows = []
-    for name, gt, fps in tqdm(cases, desc="clips", unit="clip"):
+    for name, gt, contacts, fps in tqdm(cases, desc="clips", unit="clip"):
         scale = np.mean(segment_lengths(gt[0], LIMB_SEGMENTS) / segment_lengths(REST_JOINTS, LIMB_SEGMENTS))
         for view in args.views:
             for sigma in args.noise:
-                case = (gt, fps, VIEWS[view], sigma, REST_HEIGHT * scale)
+                case = (gt, contacts, fps, VIEWS[view], sigma, REST_HEIGHT * scale)
                 r_live, w_live, c_live = timed(live_case, *case, live)  # interleaved: live, then offline, per case
                 offline = [timed(offline_case, *case, args, *pair) for pair in pairs]
                 rows.append((name, view, sigma, len(gt), r_live, w_live, c_live, [o[0] for o in offline],
