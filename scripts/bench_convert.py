@@ -139,9 +139,10 @@ def summary(rows: list[tuple], pairs: list[tuple[float, float, float]], defaults
              "foot skate mm/frame | packet skate mm/frame | take skate mm/frame | pin +mm | contact P % | "
              f"contact R % | cases with lower MPJPE than {name(pairs[ref]).replace(' |', ',')} |", "|---" * 15 + "|"]
     fmt = lambda m: " | ".join(f"{m[k]:.{2 if k == 'jitter' else 1}f}" for k in keys)  # noqa: E731
-    lines.append(f"| live | | | | {fmt({k: np.nanmean([r[4][k] for r in rows]) for k in keys})} | |")
+    mean = lambda xs: float(np.nanmean(xs)) if np.isfinite(xs).any() else np.nan  # noqa: E731  (no contacts: NaN)
+    lines.append(f"| live | | | | {fmt({k: mean([r[4][k] for r in rows]) for k in keys})} | |")
     for n, pair in enumerate(pairs):
-        m = {k: np.nanmean([r[7][n][k] for r in rows]) for k in keys}
+        m = {k: mean([r[7][n][k] for r in rows]) for k in keys}
         wins = sum(r[7][n]["mpjpe"] < r[7][ref]["mpjpe"] for r in rows)
         lines.append(f"| offline | {name(pair)} | {fmt(m)} | "
                      + ("(reference) |" if n == ref else f"{wins} / {len(rows)} |"))
