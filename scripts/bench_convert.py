@@ -178,6 +178,11 @@ def main() -> None:
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"lifter: {args.lifter}; load before: {load}")
     cases = load_cases(args)
+    short = [name for name, gt, _, fps in cases if len(gt) < OPTS["min_track"] * fps]
+    if short:  # convert drops tracks this short (detector false positives): nothing to compare
+        print(f"skipped {len(short)} clips shorter than convert's min_track ({OPTS['min_track']:g} s): "
+              f"{' '.join(short[:5])}{' ...' if len(short) > 5 else ''}")
+        cases = [c for c in cases if c[0] not in short]
     if not cases:
         raise SystemExit("no clips: give --bvh files or mocap inputs (and --subjects that exist among them)")
     defaults = (OPTS["smooth_2d"], BODY_SIGMA[args.lifter], OPTS["smooth_root"])  # convert's, for this lifter
