@@ -30,6 +30,7 @@ SEGMENT_TO = np.array([LH, 18, LS, 19, *[c for _, c, _ in LIMB_BONES], *FACE])
 SEGMENT_NAMES = ["hip_half", "spine", "shoulder_half", "neck", *[n for _, _, n in LIMB_BONES],
                  *[f"face{k}" for k in FACE]]
 _SEGMENT_SHARE = np.array([0.5 if n.endswith("_half") else 1.0 for n in SEGMENT_NAMES])
+HALF_CENTRE = {"hip_half": 17, "shoulder_half": 18}  # the row a half-width line lies about (its midpoint)
 _LEAR, _REAR = J["l_ear"], J["r_ear"]
 
 

@@ -8,11 +8,14 @@ from collections import deque
 import numpy as np
 
 from pose_server.filters import KeypointFilter
-from pose_server.lift.proportions import FACE, LH, LIMB_BONES, LS, RH, RS
+from pose_server.lift.proportions import FACE, HALF_CENTRE, LH, LS, RH, RS, SEGMENT_FROM, SEGMENT_NAMES, SEGMENT_TO
 from pose_server.lift.skeleton3d import J
 
 CORE = [*FACE, LS, RS, LH, RH]  # head and trunk: depth from short lines (hips 14 cm), smoothed more
 _LEAR, _REAR = J["l_ear"], J["r_ear"]
+# rigid's segments: (from row, to row, length name, the row a half-width line lies about or None)
+_SEGMENTS = [(a, b, name, HALF_CENTRE.get(name))
+             for a, b, name in zip(SEGMENT_FROM.tolist(), SEGMENT_TO.tolist(), SEGMENT_NAMES, strict=True)]
 
 
 class OutputSmoother:
@@ -113,29 +116,24 @@ def _scaled(a: list[float], b: list[float], length: float) -> list[float]:
     return [x * s, y * s, z * s]
 
 
-def _add(a: list[float], b: list[float]) -> list[float]:
-    return [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+def _mid(a: list[float], b: list[float]) -> list[float]:
+    return [0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1]), 0.5 * (a[2] + b[2])]
 
 
 def rigid(rel: np.ndarray, lengths: dict[str, float]) -> np.ndarray:
     """Give every bone of a root-relative pose its length again (smoothing and image noise stretch them),
-    keeping the directions. The segments are measure_lengths' (proportions.py): the hips and shoulders at half
-    their width about their midpoints, the spine from the pelvis to the shoulders' midpoint, the neck from there to
-    the ears' midpoint, the limbs from their roots, the face from the head. (Plain floats: numpy 1.26 gives up the
-    interpreter lock for every array copy, however small, and the index assignments of an array version did 20 a
-    frame; beside a thread running Python each one may wait its switch interval.)"""
+    keeping the directions: measure_lengths' segments (proportions.py), placed from the pelvis out, the half-width
+    lines about their midpoints. (Plain floats: numpy 1.26 gives up the interpreter lock for every array copy,
+    however small, and the index assignments of an array version did 20 a frame; beside a thread running Python
+    each one may wait its switch interval.)"""
     p = rel.tolist()
-    mid_sh = [0.5 * (a + b) for a, b in zip(p[LS], p[RS], strict=True)]
-    mid_ear = [0.5 * (a + b) for a, b in zip(p[_LEAR], p[_REAR], strict=True)]
-    out: list[list[float]] = [[]] * 17
-    hip = _scaled(p[RH], p[LH], lengths["hip_half"])
-    out[LH], out[RH] = hip, [-c for c in hip]
-    spine = _scaled([0.0, 0.0, 0.0], mid_sh, lengths["spine"])
-    half = _scaled(p[RS], p[LS], lengths["shoulder_half"])
-    out[LS], out[RS] = _add(spine, half), [a - b for a, b in zip(spine, half, strict=True)]
-    for parent, child, name in LIMB_BONES:  # roots first: every parent is placed before its child
-        out[child] = _add(out[parent], _scaled(p[parent], p[child], lengths[name]))
-    head = _add(spine, _scaled(mid_sh, mid_ear, lengths["neck"]))
-    for k in FACE:
-        out[k] = _add(head, _scaled(mid_ear, p[k], lengths[f"face{k}"]))
-    return np.array(out)
+    ext = [*p, [0.0, 0.0, 0.0], _mid(p[LS], p[RS]), _mid(p[_LEAR], p[_REAR])]
+    out: list[list[float]] = [[]] * 20
+    out[17] = ext[17]
+    for a, b, name, centre in _SEGMENTS:  # parents first
+        x, y, z = _scaled(ext[a], ext[b], lengths[name])
+        o = out[a if centre is None else centre]
+        out[b] = [o[0] + x, o[1] + y, o[2] + z]
+        if centre is not None:
+            out[a] = [o[0] - x, o[1] - y, o[2] - z]
+    return np.array(out[:17])
