@@ -142,6 +142,8 @@ class TemporalLifterModel:
         return 0.5 * (joints[0] + back), 0.5 * (contact[0] + contact[1, ::-1])
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(S, FEATURES) newest frame of each stream -> (S, 17, 3) joints and (S, 2) contact probabilities, in
+        numpy (every frame with engine "numpy", a history's first frame with ONNX Runtime)."""
         for i, (w, b, d) in enumerate(self.layers):
             hist = self._hist[i]
             span = 2 * d + 1
