@@ -1,4 +1,4 @@
-"""A small BVH reader with forward kinematics, and COCO-17 points derived from a mocap skeleton.
+"""A small BVH reader with forward kinematics.
 
 BVH rotation channels are intrinsic Euler angles in the order listed (``Zrotation Yrotation Xrotation``
 means R = Rz Ry Rx). Positions are returned in the file's units and axes; ``to_z_up`` converts the usual
@@ -6,7 +6,8 @@ Y-up files (CMU: performer facing +Z) to this project's frame (Z up, performer f
 
 Files may be xz-compressed (``.xz``). Translation channels of a non-root joint (Bandai Namco's files give every
 joint six channels) hold the joint's offset: they replace OFFSET rather than add to it. The readers of every
-mocap flavour (CMU, DAZ, Bandai, ASF/AMC) to COCO-17 points are in ``pose_server/mocap/``.
+mocap flavour (CMU, DAZ, Bandai, ASF/AMC) to COCO-17 points, feet and contacts are in ``pose_server/mocap/`` (one
+mapping for every benchmark and for training).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-__all__ = ["BvhJoint", "Bvh", "read_bvh", "read_text", "to_z_up", "coco17_from_cmu"]
+__all__ = ["BvhJoint", "Bvh", "read_bvh", "read_text", "to_z_up"]
 
 
 def read_text(path: str | Path) -> str:
@@ -146,33 +147,3 @@ def to_z_up(points: np.ndarray) -> np.ndarray:
     """Y-up (performer facing +Z) -> Z-up (performer facing -Y): (x, y, z) -> (x, -z, y)."""
     p = np.asarray(points)
     return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
-
-
-# Face points in the head joint's frame of a CMU skeleton (x = performer's left, y = up, z = forward), metres.
-_CMU_FACE = {
-    "nose": (0.0, 0.03, 0.105),
-    "l_eye": (0.032, 0.07, 0.085),
-    "r_eye": (-0.032, 0.07, 0.085),
-    "l_ear": (0.075, 0.05, -0.005),
-    "r_ear": (-0.075, 0.05, -0.005),
-}
-_CMU_BODY = {
-    "l_shoulder": "LeftShoulder", "r_shoulder": "RightShoulder", "l_elbow": "LeftElbow", "r_elbow": "RightElbow",
-    "l_wrist": "LeftWrist", "r_wrist": "RightWrist", "l_hip": "LeftHip", "r_hip": "RightHip",
-    "l_knee": "LeftKnee", "r_knee": "RightKnee", "l_ankle": "LeftAnkle", "r_ankle": "RightAnkle",
-}  # fmt: skip
-
-
-def coco17_from_cmu(bvh: Bvh, frames: np.ndarray | slice = slice(None)) -> np.ndarray:
-    """COCO-17 joints (F, 17, 3) in the project's frame (Z up, facing -Y) from a CMU-style BVH in metres."""
-    from pose_server.lift.skeleton3d import COCO17
-
-    pos, rot = bvh.forward_kinematics(frames)
-    head = bvh.index("Head")
-    out = np.zeros((pos.shape[0], 17, 3))
-    for k, name in enumerate(COCO17):
-        if name in _CMU_FACE:
-            out[:, k] = pos[:, head] + rot[:, head] @ np.array(_CMU_FACE[name])
-        else:
-            out[:, k] = pos[:, bvh.index(_CMU_BODY[name])]
-    return to_z_up(out)

@@ -1,6 +1,6 @@
 """Offline `convert` against the live (causal) path on BVH mocap seen through a virtual camera.
 
-    .venv/bin/python scripts/bench_convert.py --bvh /path/a.bvh /path/b.bvh [--noise 0 3] [--views three-quarter]
+    .venv/bin/python scripts/bench_convert.py /path/a.bvh /path/b.bvh [--noise 0 3] [--views three-quarter]
     .venv/bin/python scripts/bench_convert.py ../shared/mocap/train/MANIFEST.csv --subjects cmu07 cmu14 cmu61 \
         --seconds 10 --smooth-3d 0 0.02 0.04 0.08      # a sweep: every width on the same 2D input per case
 
@@ -11,11 +11,11 @@ two-sided 3D smoothing -> IK) run one after the other on the same 2D input, and 
 bench_lifting's metrics: MPJPE (root-aligned, mm), PA-MPJPE, jitter (mean joint acceleration over the
 mocap's), rotation error. Wall and CPU time are printed per path.
 
-Clips: `--bvh` reads CMU-style BVH in metres (pose_server.bvh, as the documented 131-walk table); the positional
-inputs take any mocap pose_server.mocap reads (files, folders, MANIFEST.csv), `--subjects` keeps some subjects
-only (e.g. the lifter's validation subjects: never choose settings on held-out evaluation clips). Several
-`--smooth-2d` / `--smooth-3d` / `--smooth-root` values run the offline path once per combination on each case and
-print a summary: the case-weighted mean of each metric per combination, beside the live path's.
+Clips: any mocap pose_server.mocap reads (files, folders, MANIFEST.csv; the same COCO-17 points, floor and foot
+contacts as bench_lifting); `--subjects` keeps some subjects only (e.g. the lifter's validation subjects: never
+choose settings on held-out evaluation clips). Several `--smooth-2d` / `--smooth-3d` / `--smooth-root` values run
+the offline path once per combination on each case and print a summary: the case-weighted mean of each metric per
+combination, beside the live path's.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_lifting import IMAGE, VIEWS, case_camera, detector_noise, foot_metrics, metrics, run_case  # noqa: E402
 
-from pose_server.bvh import coco17_from_cmu, read_bvh  # noqa: E402
 from pose_server.config import PipelineConfig  # noqa: E402
 from pose_server.convert import BODY_SIGMA, ConvertOptions, Tracks, build_motions  # noqa: E402
 from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths  # noqa: E402
@@ -106,15 +105,10 @@ def timed(fn, *a) -> tuple[dict, float, float]:
 
 
 def load_cases(args: argparse.Namespace) -> list[tuple[str, np.ndarray, np.ndarray | None, float]]:
-    """(name, COCO-17 world joints at about --fps, the mocap's foot contacts or None, fps) of every clip: --bvh via
-    pose_server.bvh (no contacts), the positional inputs via pose_server.mocap (kept when of --subjects), each cut
-    to --seconds."""
+    """(name, COCO-17 world joints at about --fps, the mocap's foot contacts or None, fps) of every clip, read by
+    pose_server.mocap (kept when of --subjects), each cut to --seconds."""
     out = []
-    for path in args.bvh:
-        bvh = read_bvh(path)
-        step = max(1, round(1.0 / (bvh.frame_time * args.fps)))
-        out.append((path.stem, coco17_from_cmu(bvh, slice(None, None, step)), None, 1.0 / (bvh.frame_time * step)))
-    for path in find_clips(args.inputs) if args.inputs else []:
+    for path in find_clips([*args.inputs, *args.bvh]):
         clip = load_clip(path)
         if args.subjects and clip.subject not in args.subjects:
             continue
@@ -152,7 +146,7 @@ def summary(rows: list[tuple], pairs: list[tuple[float, float, float]], defaults
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="*", type=Path, help="mocap files, folders or MANIFEST.csv (pose_server.mocap)")
-    ap.add_argument("--bvh", nargs="+", default=[], type=Path, help="CMU-style BVH files in metres")
+    ap.add_argument("--bvh", nargs="+", default=[], type=Path, help="(older spelling of the inputs)")
     ap.add_argument("--subjects", nargs="*", help="only clips of these subjects (positional inputs)")
     ap.add_argument("--seconds", type=float, default=0.0, help="use at most this many seconds of each clip")
     ap.add_argument("--fps", type=float, default=30.0)
@@ -184,7 +178,7 @@ def main() -> None:
               f"{' '.join(short[:5])}{' ...' if len(short) > 5 else ''}")
         cases = [c for c in cases if c[0] not in short]
     if not cases:
-        raise SystemExit("no clips: give --bvh files or mocap inputs (and --subjects that exist among them)")
+        raise SystemExit("no clips: give mocap files, folders or a MANIFEST.csv (and --subjects that exist among them)")
     defaults = (OPTS["smooth_2d"], BODY_SIGMA[args.lifter], OPTS["smooth_root"])  # convert's, for this lifter
     pairs = [(s2, s3, sr) for s2 in args.smooth_2d for s3 in args.smooth_3d or [defaults[1]] for sr in args.smooth_root]
     rows = []

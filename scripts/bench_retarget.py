@@ -1,6 +1,6 @@
 """Retargeting fidelity on real mocap (issue 20): only the Blender side, measured on true joints.
 
-The COCO-17 joints of a CMU-style BVH (`pose_server.bvh`, metres, no lifting, no noise) are encoded by
+The COCO-17 joints of a mocap clip (`pose_server.mocap`, metres, no lifting, no noise) are encoded by
 the server's real encoder (with the server's protocol v2 rotations from `pose_server.ik`), sent over a
 real UDP socket to the add-on's receiver and applied by the real tick (`core.tick.apply_tick`), as in
 Blender. Set-ups, each in a fresh scene, calibrated the way a user does it (Detect / Create Capture Rig
@@ -44,8 +44,8 @@ from mathutils import Matrix, Vector  # noqa: E402
 import blender_addon  # noqa: E402
 from blender_addon.core import compat, drive, export, rig, state, tick  # noqa: E402
 from blender_addon.core import retarget as rt  # noqa: E402
-from pose_server.bvh import coco17_from_cmu, read_bvh  # noqa: E402
 from pose_server.ik import solve_rotations  # noqa: E402
+from pose_server.mocap import load_clip  # noqa: E402
 from pose_server.protocol import PacketEncoder, Person  # noqa: E402
 from tests.addon.helpers import build_armature  # noqa: E402
 
@@ -375,28 +375,27 @@ def print_table(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bvh", type=Path, required=True, help="CMU-style BVH in metres (pose_server.bvh reads it)")
+    parser.add_argument("--bvh", type=Path, required=True,
+                        help="a mocap file (pose_server.mocap reads BVH of every CMU flavour, Bandai, ASF/AMC)")
     parser.add_argument("--fps", type=float, default=30.0, help="stream rate: the clip is subsampled to it")
     parser.add_argument("--frames", type=int, default=0, help="use only the first N streamed frames (0: all)")
     parser.add_argument("--out", type=Path, help="where the FBX/BVH takes go (default: a temporary folder)")
     parser.add_argument("--only", nargs="+", metavar="SETUP", help="run only these set-ups (names as in the table)")
     args = parser.parse_args(argv)
     if not args.bvh.is_file():
-        raise SystemExit(f"{args.bvh}: no such BVH file; pass e.g. --bvh ../shared/mocap/cmu_131_01_walk_scaled.bvh")
-    bvh = read_bvh(args.bvh)
+        raise SystemExit(f"{args.bvh}: no such mocap file; pass e.g. --bvh ../shared/mocap/cmu_131_01_walk_scaled.bvh")
     try:
-        joints = coco17_from_cmu(bvh)
-    except KeyError as exc:
-        raise SystemExit(f"{args.bvh}: not a CMU-style skeleton ({exc}); pose_server.bvh.coco17_from_cmu needs "
-                         "LeftShoulder, LeftElbow, LeftWrist, LeftHip, LeftKnee, LeftAnkle, Head, Right*") from None
-    step = max(1, round(1.0 / (bvh.frame_time * args.fps)))
-    fps = float(round(1.0 / (bvh.frame_time * step)))  # the scene's frame rate: one key per streamed frame
-    joints = joints[::step]
+        clip = load_clip(args.bvh)
+    except ValueError as exc:
+        raise SystemExit(f"{args.bvh}: cannot read it as mocap ({exc}); docs/lifting.md lists the formats") from None
+    step = max(1, round(clip.fps / args.fps))
+    fps = float(round(clip.fps / step))  # the scene's frame rate: one key per streamed frame
+    joints = clip.joints[::step]
     if args.frames:
         joints = joints[:args.frames]
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="bench_retarget_"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"{args.bvh.name}: {len(joints)} frames at {fps:.1f} fps (every {step} of {1 / bvh.frame_time:.0f} fps); "
+    print(f"{args.bvh.name}: {len(joints)} frames at {fps:.1f} fps (every {step} of {clip.fps:.0f} fps); "
           f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
     first = [list(map(float, p)) for p in joints[0]]

@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_lifting import IMAGE, VIEWS, detector_noise  # noqa: E402
 
-from pose_server.bvh import coco17_from_cmu, read_bvh  # noqa: E402
 from pose_server.filters import KeypointFilter  # noqa: E402
 from pose_server.lift import Lifter  # noqa: E402
 from pose_server.lift.camera import PinholeCamera  # noqa: E402
 from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths  # noqa: E402
+from pose_server.mocap import load_clip  # noqa: E402
 
 BONES = LIMB_SEGMENTS + ((J["l_hip"], J["r_hip"]), (J["l_shoulder"], J["r_shoulder"]),
                          (J["l_hip"], J["l_shoulder"]), (J["r_hip"], J["r_shoulder"]), (J["nose"], J["l_ear"]),
@@ -37,9 +37,9 @@ SCALE = 100.0  # pixels per metre
 
 def lift_clip(path: Path, view: str, sigma: float, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
     """(mocap, lifted) joints, both (T,17,3) in the camera's level frame; lifted is NaN where not lifted."""
-    bvh = read_bvh(path)
-    step = max(1, round(1.0 / (bvh.frame_time * fps)))
-    world = coco17_from_cmu(bvh, slice(None, None, step))
+    clip = load_clip(path)
+    step = max(1, round(clip.fps / fps))
+    world = clip.joints[::step]
     height = REST_HEIGHT * np.mean(segment_lengths(world[0], LIMB_SEGMENTS) / segment_lengths(REST_JOINTS,
                                                                                              LIMB_SEGMENTS))
     target = np.array([*world[:, :, :2].mean((0, 1)), 1.0])
@@ -67,14 +67,14 @@ def draw_panel(img: np.ndarray, x0: int, joints: list[tuple[np.ndarray, tuple]],
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bvh", required=True, type=Path)
+    ap.add_argument("--bvh", required=True, type=Path, help="a mocap file of any format pose_server.mocap reads")
     ap.add_argument("--view", default="three-quarter", choices=list(VIEWS))
     ap.add_argument("--noise", type=float, default=3.0, help="pixel noise sigma")
     ap.add_argument("--frames", type=int, default=6, help="frames to show")
     ap.add_argument("--out", type=Path, default=Path("docs/images/lifting_cmu131.png"))
     args = ap.parse_args()
     if not args.bvh.is_file():
-        raise SystemExit(f"{args.bvh}: no such BVH file")
+        raise SystemExit(f"{args.bvh}: no such mocap file; pass e.g. --bvh ../shared/mocap/cmu_131_02_walk_scaled.bvh")
     gt, pred = lift_clip(args.bvh, args.view, args.noise)
     valid = np.flatnonzero(np.isfinite(pred).all(axis=(1, 2)))
     picks = valid[np.linspace(len(valid) * 0.15, len(valid) - 1, args.frames).astype(int)]

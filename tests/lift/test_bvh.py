@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from pose_server.bvh import coco17_from_cmu, read_bvh, to_z_up
-from pose_server.lift.skeleton3d import J
+from pose_server.bvh import read_bvh, to_z_up
 
 CHAIN = """HIERARCHY
 ROOT Hips
@@ -66,46 +65,7 @@ def test_errors_say_what_is_wrong(tmp_path):
         read_bvh(path).index("Head")
 
 
-def cmu_like() -> str:
-    """A T-posed CMU-style skeleton (Y up, facing +Z, left = +X), one frame."""
-    joints = [
-        ("LeftHip", "Hips", (0.1, -0.1, 0)), ("LeftKnee", "LeftHip", (0, -0.4, 0)),
-        ("LeftAnkle", "LeftKnee", (0, -0.4, 0)), ("RightHip", "Hips", (-0.1, -0.1, 0)),
-        ("RightKnee", "RightHip", (0, -0.4, 0)), ("RightAnkle", "RightKnee", (0, -0.4, 0)),
-        ("Chest", "Hips", (0, 0.5, 0)), ("Head", "Chest", (0, 0.2, 0)),
-        ("LeftShoulder", "Chest", (0.2, 0, 0)), ("LeftElbow", "LeftShoulder", (0.3, 0, 0)),
-        ("LeftWrist", "LeftElbow", (0.25, 0, 0)), ("RightShoulder", "Chest", (-0.2, 0, 0)),
-        ("RightElbow", "RightShoulder", (-0.3, 0, 0)), ("RightWrist", "RightElbow", (-0.25, 0, 0)),
-    ]  # fmt: skip
-    children: dict[str, list] = {}
-    for name, parent, off in joints:
-        children.setdefault(parent, []).append((name, off))
-
-    def block(name: str, off: tuple, depth: int, root: bool = False) -> str:
-        pad = "  " * depth
-        chans = "3 Zrotation Yrotation Xrotation"
-        if root:
-            chans = "6 Xposition Yposition Zposition Zrotation Yrotation Xrotation"
-        s = f"{pad}{'ROOT' if root else 'JOINT'} {name}\n{pad}{{\n{pad}  OFFSET {off[0]} {off[1]} {off[2]}\n"
-        s += f"{pad}  CHANNELS {chans}\n"
-        for child, coff in children.get(name, []):
-            s += block(child, coff, depth + 1)
-        if name not in children:
-            s += f"{pad}  End Site\n{pad}  {{\n{pad}    OFFSET 0 0.1 0\n{pad}  }}\n"
-        return s + f"{pad}}}\n"
-
-    channels = 6 + 3 * len(joints)
-    motion = " ".join(["0", "1", "0"] + ["0"] * (channels - 3))
-    return "HIERARCHY\n" + block("Hips", (0, 0, 0), 0, root=True) + f"MOTION\nFrames: 1\nFrame Time: 0.01\n{motion}\n"
-
-
-def test_coco17_from_a_cmu_skeleton(tmp_path):
-    path = tmp_path / "cmu.bvh"
-    path.write_text(cmu_like())
-    coco = coco17_from_cmu(read_bvh(path))[0]
-    # Z up, facing -Y: the left wrist is at +X, the head above the hips, the nose in front (-Y) of the ears
-    np.testing.assert_allclose(coco[J["l_wrist"]], [0.75, 0, 1.5], atol=1e-9)
-    np.testing.assert_allclose(coco[J["r_ankle"]], [-0.1, 0, 0.1], atol=1e-9)
-    assert coco[J["nose"], 1] < coco[J["l_ear"], 1] - 0.05
-    assert coco[J["l_ear"], 0] > 0 > coco[J["r_ear"], 0]
+def test_to_z_up_turns_y_up_files_into_the_projects_frame():
+    # (x, y, z) Y-up, facing +Z -> (x, -z, y): Z up, facing -Y (the mocap readers' COCO points: test_mocap.py)
     np.testing.assert_allclose(to_z_up(np.array([1.0, 2.0, 3.0])), [1.0, -3.0, 2.0])
+    np.testing.assert_allclose(to_z_up(np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])), [[0, 0, 1], [0, -1, 0]])
