@@ -166,3 +166,23 @@ def test_the_told_height_counts_trunk_and_legs_not_arms():
         short_arms[:, wrist] = short_arms[:, elbow] + 0.8 * forearm
     assert bench.told_height(short_arms) == pytest.approx(1.1 * REST_HEIGHT)
     assert bench.told_height(short_arms, "limbs") < 1.05 * REST_HEIGHT
+
+
+def test_pooled_jitter_is_not_ruled_by_a_clip_whose_mocap_hardly_moves(truth):
+    # a walk lifted with 2 mm of noise, and a performer standing still (the mocap's own 0.02 mm of tremor) lifted
+    # with the same noise: the still clip's ratio is huge; pooled over their frames it is the walk's scale of things
+    rng = np.random.default_rng(0)
+    still = np.repeat(truth[:1], len(truth), axis=0) + rng.normal(0.0, 2e-5, truth.shape)
+    rows = []
+    for gt in (truth, still):
+        r = bench.metrics(gt + rng.normal(0.0, 0.002, gt.shape), gt, [None] * len(gt), 30.0)
+        rows.append(r | {"frames": len(gt), "lifter": "x", "ms": 0.0, "skate": np.nan, "take_skate": np.nan,
+                         "pin_cost": np.nan, "path": np.nan, "c_prec": np.nan, "c_rec": np.nan})
+    walk_ratio, still_ratio = rows[0]["jitter"], rows[1]["jitter"]
+    assert still_ratio > 10 * walk_ratio
+    (_, agg, n), = bench.summarise(rows, "lifter")
+    assert n == 2
+    assert agg["jitter"] == pytest.approx((walk_ratio + still_ratio) / 2)  # the mean of the ratios
+    pooled = (rows[0]["acc_pred"] + rows[1]["acc_pred"]) / (rows[0]["acc_gt"] + rows[1]["acc_gt"])
+    assert agg["jitter_pooled"] == pytest.approx(pooled)
+    assert walk_ratio < agg["jitter_pooled"] < agg["jitter"] / 4
