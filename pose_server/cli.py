@@ -46,14 +46,20 @@ def _config_number(name: str) -> Callable[[str], float]:
     return number_in(spec.min, spec.max)
 
 
+def _pitch(text: str) -> float | None:
+    """--camera-pitch: degrees in the control API's range, or "auto" (None: the lifter estimates it)."""
+    return None if text.strip().lower() == "auto" else _config_number("camera_pitch")(text)
+
+
 def add_unmeasurable_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """What one camera cannot measure and the lifter needs: the performer's height, the field of view, the pitch."""
     p.add_argument("--performer-height", type=_config_number("performer_height"), default=1.75, metavar="M",
                    help="the performer's height in metres: the 3D skeleton's scale, which one camera cannot see")
     p.add_argument("--hfov", type=_config_number("camera_hfov"), default=60.0, metavar="DEG",
                    help="the camera's horizontal field of view in degrees (a typical webcam: 60-78)")
-    p.add_argument("--camera-pitch", type=_config_number("camera_pitch"), default=0.0, metavar="DEG",
-                   help="degrees the camera looks down (negative: up); a level camera is 0")
+    p.add_argument("--camera-pitch", type=_pitch, default=0.0, metavar="DEG|auto",
+                   help="degrees the camera looks down (negative: up); a level camera is 0; auto: estimated from the "
+                        "performers' upright bodies over their first seconds (docs/lifting.md: when it works)")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:

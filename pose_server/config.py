@@ -63,10 +63,11 @@ class PipelineConfig:
     lifter: str = "learned"  # learned (the temporal network, resources/models/temporal_lifter.npz) | geometric
     depth_prior: bool = True  # the lifter's learned depth prior (resources/models/depth_prior.npz)
     # What monocular video cannot tell the lifter: the performer's height (the skeleton's scale), the camera's
-    # horizontal field of view (its focal length) and how far it looks down (negative: up), in degrees.
+    # horizontal field of view (its focal length) and how far it looks down (negative: up), in degrees; a pitch of
+    # None is estimated from the performers' upright bodies (lift/world.py; the geometric lifter takes it as level).
     performer_height: float = 1.75
     camera_hfov: float = 60.0
-    camera_pitch: float = 0.0
+    camera_pitch: float | None = 0.0
     protocol_version: int = 4  # 2 adds per-bone rotations, 3 foot contacts, 4 hands (whole-body models)
     udp: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
     # Shared secret sent as meta.token: a Blender listening on anything but 127.0.0.1 accepts only

@@ -10,7 +10,7 @@ import numpy as np
 
 from .config import PipelineConfig
 from .filters import KeypointFilter
-from .hands import HandTracker, forearm_deltas
+from .hands import HandTracker, forearm_deltas, world_from_camera
 from .lift.camera import lifter_camera
 from .lift.world import SharedWorld
 
@@ -70,9 +70,16 @@ class TrackSignal:
         if self.hands is None:
             cfg = self.cfg
             _size, focal, center = lifter_camera(self.image_size, None, cfg.camera_hfov, cfg.performer_height)
-            self.hands = HandTracker(focal, center, cfg.performer_height, cfg.camera_pitch)
+            self.hands = HandTracker(focal, center, cfg.performer_height, self._pitch())
+        elif self.cfg.camera_pitch is None:  # the lifter's estimate settles over the first seconds: the hands follow it
+            self.hands.cam_to_world = world_from_camera(self._pitch())
         forearms = forearm_deltas(rotations) if rotations is not None else None
         return self.hands(pts, scores, t, self.cfg.kpt_threshold, forearms)
+
+    def _pitch(self) -> float:
+        """The camera pitch the body's world frame is built with: told, or the lifter's estimate (level if none)."""
+        told = self.cfg.camera_pitch
+        return float(told) if told is not None else float(getattr(self.lifter, "pitch_deg", 0.0) or 0.0)
 
     def _lift(self, pts: np.ndarray, scores: np.ndarray, t: float, solve: Callable | None,
               failed: Callable[[ValueError], None]) -> dict:

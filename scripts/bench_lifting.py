@@ -369,7 +369,8 @@ def run_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, azim
     px = cam.project(gt_world)
     gt = cam.level_world(gt_world)
     noisy, scores = detector_noise(px, sigma, np.random.default_rng(seed))
-    cfg = PipelineConfig(performer_height=height, camera_pitch=elevation, lifter=lifter,
+    pitch = {"told": elevation, "auto": None, "level": 0.0}[getattr(args, "pitch", "told")]
+    cfg = PipelineConfig(performer_height=height, camera_pitch=pitch, lifter=lifter,
                          depth_prior=args.depth_prior != "none")
     sig = TrackSignal(cfg, 17, IMAGE, LIFTERS[lifter])
     box = np.array([0, 0, *IMAGE], float)
@@ -535,6 +536,9 @@ def main() -> None:
                     help="the add-on's foot-pin contact thresholds for the take columns (default: its own)")
     ap.add_argument("--settle", type=float, default=0.0,
                     help="the add-on's Settle setting for the take columns (0: off, its default)")
+    ap.add_argument("--pitch", choices=("told", "auto", "level"), default="told",
+                    help="the camera's pitch the lifter gets: the virtual camera's (told), none (auto: the learned "
+                         "lifter estimates it from the performer; the geometric one assumes level), or level (0)")
     ap.add_argument("--decompose", action="store_true",
                     help="also print where the error comes from: MPJPE after the best scale, rotation or both, the "
                          "best scale and the spine's angle, per lifter, noise and azimuth")

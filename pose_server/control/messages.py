@@ -110,7 +110,9 @@ CONFIG_FIELDS: dict[str, Arg] = {
     "depth_prior": Arg((bool,), doc="the geometric lifter's learned depth prior (off: geometric priors only)"),
     "performer_height": _num(0.6, 2.4, "performer's height in metres: the 3D skeleton's scale"),
     "camera_hfov": _num(20.0, 170.0, "camera's horizontal field of view in degrees (its focal length)"),
-    "camera_pitch": _num(-80.0, 80.0, "degrees the camera looks down (negative: up); 0 = level"),
+    "camera_pitch": _num(-80.0, 80.0, "degrees the camera looks down (negative: up); 0 = level; null: estimated "
+                         "from the performers (the learned lifter; the geometric one takes it as level)",
+                         nullable=True),
     # applied live
     "loop": Arg((bool,), doc="restart a video file at its end"),
     "max_frames": _num(1, 2**53, "stop after this many frames", integer=True, nullable=True),

@@ -11,10 +11,12 @@ body:
 1. root: the pelvis position that makes the 3D joints project onto the 2D keypoints (linear least squares, weighted by
    the scores), its depth followed at most MAX_ROOT_SPEED and never farther than the bones' image lengths allow
    (DEPTH_CAP), One Euro smoothed (depth more than the image-plane axes);
-2. world: the camera's pitch (a setting) turns camera axes into the packet's world (Z up, Y = the camera's horizontal
-   viewing direction), the origin shared by every track of the session (``world.py``: on the floor under the first
-   performer's first pelvis); each track's floor is the median height of its feet in the frames the network calls
-   them planted (a person on a roof has the roof as floor, at its height in the shared frame);
+2. world: the camera's pitch (a setting, level by default; ``camera_pitch_deg=None``: estimated from the
+   performers' upright bodies over their first seconds, ``SharedWorld.observe_pitch``) turns camera axes into the
+   packet's world (Z up, Y = the camera's horizontal viewing direction), the origin shared by every track of the
+   session (``world.py``: on the floor under the first performer's first pelvis); each track's floor is the median
+   height of its feet in the frames the network calls them planted (a person on a roof has the roof as floor, at
+   its height in the shared frame);
 3. planted feet: while a foot's contact probability is above 0.5 (hysteresis 0.4-0.6), its ankle is pinned where it
    was planted by moving the root path horizontally and vertically onto the floor; the path so follows the planted
    feet (no foot skating in the packet) and keeps the offset when the foot lifts.
@@ -126,7 +128,7 @@ class LearnedLifter:
         hfov_deg: float = DEFAULT_HFOV_DEG,
         height_m: float = REST_HEIGHT,
         min_score: float = 0.3,
-        camera_pitch_deg: float | None = None,
+        camera_pitch_deg: float | None = 0.0,
         hold_s: float = 0.5,
         foot_lock: bool = True,
         model: str | Path = "default",
@@ -226,8 +228,19 @@ class LearnedLifter:
         self._t_start = -np.inf
         self.floor: float | None = None
         self.origin: np.ndarray | None = None
-        p = np.radians(self.camera_pitch_deg or 0.0)
-        up = np.array([0.0, -np.cos(p), -np.sin(p)])  # world up in camera axes
+        told = self.camera_pitch_deg
+        self._set_pitch(told if told is not None else (self.world.pitch_deg or 0.0))
+
+    @property
+    def pitch_deg(self) -> float:
+        """The camera pitch (deg, looking down positive) the world frame is built with: told, or estimated
+        (``SharedWorld.observe_pitch``; level until a straight body was seen)."""
+        return self._pitch
+
+    def _set_pitch(self, pitch_deg: float) -> None:
+        self._pitch = float(pitch_deg)
+        p = math.radians(self._pitch)
+        up = np.array([0.0, -math.cos(p), -math.sin(p)])  # world up in camera axes
         fwd = np.array([0.0, 0.0, 1.0]) - up[2] * up
         fwd /= np.linalg.norm(fwd)
         self._world = np.stack([np.cross(fwd, up), fwd, up])  # rows: world X, Y, Z in camera axes
@@ -295,6 +308,10 @@ class LearnedLifter:
             root = self._cap_depth(root, rel_root, px, weight, ok)
         root[:2] = self._root_plane.smooth(root[None, :2], t)[0]
         root[2:] = self._root_depth.smooth(root[None, 2:], t)[0]
+        if self.camera_pitch_deg is None:  # not told: the pitch the performers show (world.py), shared by the tracks
+            pitch = self.world.observe_pitch(rel)
+            if pitch is not None and pitch != self._pitch:
+                self._set_pitch(pitch)
         rel_w = rel @ self._world.T  # world axes (Y = depth), pelvis-relative
         self._fit_lengths(rel_w)
         if self.smooth:

@@ -106,8 +106,10 @@ def init_settings(config: dict[str, Any]) -> None:
     S["w_det_interval"] = int(config.get("det_interval", 1))
     S["w_lift_3d"] = bool(config.get("lift_3d", True))
     S["w_depth_prior"] = bool(config.get("depth_prior", True))
-    for name, default in (("performer_height", 1.75), ("camera_hfov", 60.0), ("camera_pitch", 0.0)):
+    for name, default in (("performer_height", 1.75), ("camera_hfov", 60.0)):
         S[f"w_{name}"] = float(config.get(name, default))
+    S["w_camera_pitch_auto"] = config.get("camera_pitch") is None  # None: the lifter estimates it
+    S["w_camera_pitch"] = float(config.get("camera_pitch") or 0.0)
     S["w_udp"] = "\n".join(config.get("udp", []) or [])
     S["_settings_loaded"] = True
 
@@ -172,8 +174,10 @@ def sidebar_settings(config: dict[str, Any]) -> None:
                     key="w_camera_hfov", disabled=not S.w_lift_3d)
     lo, hi = logic.field_range("camera_pitch")
     c2.number_input("Camera pitch (deg down)", min_value=lo, max_value=hi, step=1.0,
-                    key="w_camera_pitch", disabled=not S.w_lift_3d)
-    sb.caption("One camera cannot measure these: they set the skeleton's scale and the floor's angle (restart).")
+                    key="w_camera_pitch", disabled=not S.w_lift_3d or S.w_camera_pitch_auto)
+    sb.checkbox("Estimate the camera pitch from the performers", key="w_camera_pitch_auto", disabled=not S.w_lift_3d)
+    sb.caption("One camera cannot measure these: they set the skeleton's scale and the floor's angle (restart). "
+               "The pitch is estimated over the first seconds of upright performers unless given.")
 
     sb.subheader("UDP targets")
     sb.text_area("host:port, one per line", key="w_udp", height=80)
@@ -204,7 +208,7 @@ def wanted_settings() -> dict[str, Any]:
         "depth_prior": bool(S.w_depth_prior),
         "performer_height": float(S.w_performer_height),
         "camera_hfov": float(S.w_camera_hfov),
-        "camera_pitch": float(S.w_camera_pitch),
+        "camera_pitch": None if S.w_camera_pitch_auto else float(S.w_camera_pitch),
         "udp": logic.parse_udp_targets(S.w_udp),
     }
 

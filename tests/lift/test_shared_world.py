@@ -125,3 +125,48 @@ def test_convert_lifts_every_track_into_one_world(lifter, tolerance):
     err = np.linalg.norm(lifted - true, axis=1) / np.linalg.norm(true, axis=1)
     assert np.median(err) < tolerance, f"offset error {np.median(err):.0%} of the distance (median)"
     assert np.all(lifted[:, 1] > 3.0) and np.all(lifted[:, 2] > 0.6)  # behind the first and higher
+
+
+def _pitched(body: np.ndarray, pitch_deg: float) -> np.ndarray:
+    """A world-axes body (Z up, Y forward) as a camera looking ``pitch_deg`` down sees it (x right, y down, z
+    forward): rows of the matrix are the world axes in camera axes, as the lifter's own."""
+    s, c = np.sin(np.radians(pitch_deg)), np.cos(np.radians(pitch_deg))
+    return body @ np.array([[1.0, 0.0, 0.0], [0.0, -s, c], [0.0, -c, -s]])
+
+
+def test_the_pitch_is_what_upright_bodies_show_and_settles():
+    from pose_server.lift.skeleton3d import REST_JOINTS
+
+    body = REST_JOINTS - REST_JOINTS[[LH, RH]].mean(axis=0)
+    world = SharedWorld(pitch_frames=5)
+    assert world.pitch_deg is None
+    bent = body.copy()
+    bent[[5, 6, 0, 1, 2, 3, 4]] = bent[[5, 6, 0, 1, 2, 3, 4]] @ np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]]).T
+    assert world.observe_pitch(_pitched(bent, 20.0)) is None  # folded at the hips: shows nothing of where up is
+    for pitch in (20.0, 24.0, 16.0):
+        world.observe_pitch(_pitched(body, pitch))
+    assert world.pitch_deg == pytest.approx(20.0, abs=1e-6)  # the median
+    world.observe_pitch(_pitched(body, -30.0))
+    world.observe_pitch(_pitched(body, -30.0))
+    assert world.pitch_deg == pytest.approx(16.0, abs=1e-6)  # five samples: settled
+    world.observe_pitch(_pitched(body, -30.0))
+    assert world.pitch_deg == pytest.approx(16.0, abs=1e-6)
+
+
+def test_a_lifter_not_told_the_pitch_estimates_it_and_stands_the_body_up():
+    # a camera 1.8 m above the pelvis' height, 5 m away: 20 deg down; nobody tells the lifter
+    camera = PinholeCamera(IMAGE, np.array([0.0, -5.0, 0.95 + 5.0 * np.tan(np.radians(20.0))]),
+                           np.array([0.0, 0.0, 0.95]))
+    joints, _ = walk(seconds=4.0, fps=FPS, heading_deg=90.0)
+    told, auto = (LearnedLifter(IMAGE, camera_pitch_deg=p) for p in (20.0, None))
+    level = LearnedLifter(IMAGE, camera_pitch_deg=0.0)
+    leans = {}
+    for name, lifter in (("told", told), ("auto", auto), ("level", level)):
+        out = [lifter(camera.project(j), np.full(17, 0.95), f / FPS) for f, j in enumerate(joints)]
+        pose = np.array([o for o in out[60:] if o is not None], float)
+        chain = pose[:, [5, 6]].mean(1) - pose[:, [15, 16]].mean(1)
+        leans[name] = float(np.degrees(np.median(np.arctan2(chain[:, 1], chain[:, 2]))))
+    assert auto.pitch_deg == pytest.approx(20.0, abs=4.0)
+    assert told.pitch_deg == 20.0 and level.pitch_deg == 0.0
+    assert abs(leans["auto"]) < 4.0 and abs(leans["told"]) < 4.0  # upright in the world
+    assert abs(leans["level"]) > 15.0  # taking the camera as level leans the body by its pitch

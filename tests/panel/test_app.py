@@ -72,7 +72,12 @@ def test_3d_switches_reach_the_server(live, monkeypatch):
     at = panel(live[1].url, monkeypatch)
     assert at.sidebar.checkbox(key="w_lift_3d").value and at.sidebar.checkbox(key="w_depth_prior").value
     try:
+        assert not at.sidebar.checkbox(key="w_camera_pitch_auto").value  # a number: level by default
+        at.sidebar.checkbox(key="w_camera_pitch_auto").check()
+        at.sidebar.button(key="apply").click().run()
+        assert live[0].config.camera_pitch is None, texts(at.error)  # estimated by the lifter
         at.sidebar.number_input(key="w_performer_height").set_value(1.62)
+        at.sidebar.checkbox(key="w_camera_pitch_auto").uncheck().run()
         at.sidebar.number_input(key="w_camera_pitch").set_value(12.0)
         at.sidebar.checkbox(key="w_depth_prior").uncheck()
         at.sidebar.button(key="apply").click().run()
@@ -86,6 +91,7 @@ def test_3d_switches_reach_the_server(live, monkeypatch):
         at.sidebar.checkbox(key="w_lift_3d").check().run()  # the prior's switch is disabled while lifting is off
         at.sidebar.checkbox(key="w_depth_prior").check()
         at.sidebar.number_input(key="w_performer_height").set_value(1.75)
+        at.sidebar.checkbox(key="w_camera_pitch_auto").uncheck().run()
         at.sidebar.number_input(key="w_camera_pitch").set_value(0.0)
         at.sidebar.button(key="apply").click().run()
         assert (live[0].config.lift_3d, live[0].config.depth_prior) == (True, True)

@@ -211,6 +211,13 @@ def test_what_one_camera_cannot_measure_reaches_the_config(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--performer-height", "3"])
     assert "--performer-height: 3 is outside 0.6-2.4" in capsys.readouterr().err
+    # the pitch not given: level; "auto": estimated by the lifter (None); out of range: refused with the range
+    assert config_from_args(build_parser().parse_args(["run", "--source", "clip.mp4"])).camera_pitch == 0.0
+    args = build_parser().parse_args(["run", "--source", "clip.mp4", "--camera-pitch", "Auto"])
+    assert config_from_args(args).camera_pitch is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--camera-pitch", "95"])
+    assert "--camera-pitch: 95 is outside -80-80" in capsys.readouterr().err
 
 
 def test_lifter_and_protocol_flags_reach_the_config(capsys):
