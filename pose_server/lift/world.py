@@ -30,6 +30,8 @@ from itertools import count
 
 import numpy as np
 
+from pose_server.lift.skeleton3d import J
+
 __all__ = ["SharedWorld"]
 
 
@@ -42,7 +44,7 @@ class SharedWorld:
         self.settle_frames = int(settle_frames)  # (1.5 s at 30 fps: a lifter's calibration time)
         self._settling = 0
         self._keys = count()
-        self.pitch_frames = int(pitch_frames)  # samples the pitch estimate follows (10 s of one performer at 30 fps)
+        self.pitch_frames = int(pitch_frames)  # samples the pitch estimate follows (3 s of one performer at 30 fps)
         self.pitch_deg: float | None = None  # the estimated camera pitch; None until a straight body was seen
         self._pitches: list[float] = []
 
@@ -69,7 +71,7 @@ class SharedWorld:
         if len(self._pitches) >= self.pitch_frames:
             return self.pitch_deg
         b = body.tolist()
-        shoulders, hips, ankles = (_mid(b[i], b[j]) for i, j in ((5, 6), (11, 12), (15, 16)))
+        shoulders, hips, ankles = (_mid(b[J[f"l_{n}"]], b[J[f"r_{n}"]]) for n in ("shoulder", "hip", "ankle"))
         trunk, legs = _sub(shoulders, hips), _sub(hips, ankles)
         if _angle(trunk, legs) > STRAIGHT_DEG:
             return self.pitch_deg

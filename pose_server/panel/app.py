@@ -177,7 +177,8 @@ def sidebar_settings(config: dict[str, Any]) -> None:
                     key="w_camera_pitch", disabled=not S.w_lift_3d or S.w_camera_pitch_auto)
     sb.checkbox("Estimate the camera pitch from the performers", key="w_camera_pitch_auto", disabled=not S.w_lift_3d)
     sb.caption("One camera cannot measure these: they set the skeleton's scale and the floor's angle (restart). "
-               "The pitch is estimated over the first seconds of upright performers unless given.")
+               "Estimated, the pitch is what upright performers show over their first seconds; a performer seen "
+               "from below fools it (docs/lifting.md).")
 
     sb.subheader("UDP targets")
     sb.text_area("host:port, one per line", key="w_udp", height=80)
