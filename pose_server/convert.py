@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -329,6 +329,26 @@ def lock_feet(joints: np.ndarray, fps: float, height: float, leak_s: float = 3.0
     return out
 
 
+def estimate_pitch(kept: list[tuple], fps: float, size: tuple[int, int], cfg: PipelineConfig) -> float:
+    """The camera pitch (deg down) the performers show over the whole video (lift/world.py's estimate, from every
+    straight-bodied frame of every track, lifted once for it): offline the whole video is known, so the lifting
+    that follows uses it from the first frame instead of settling on it while the world turns, as live."""
+    world = SharedWorld(pitch_frames=sys.maxsize)
+    for _tid, present, _boxes, kpts, scores, _filled in kept:
+        if kpts.shape[1] < 17:
+            continue
+        lifter = offline_lifter(cfg, size, world)
+        for i in np.flatnonzero(present):
+            try:
+                lifter(kpts[i, :17], scores[i, :17], i / fps)
+            except ValueError:
+                continue
+    pitch = 0.0 if world.pitch_deg is None else float(world.pitch_deg)
+    log.info("camera pitch estimated from the performers: %.1f deg down (%d upright frames%s)", pitch,
+             world.pitch_samples, "" if world.pitch_deg is not None else "; none: taken as level")
+    return pitch
+
+
 def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> list[Motion]:
     """Every selected track, smoothed and lifted."""
     ids = sorted(tracks.boxes)
@@ -341,14 +361,19 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
             raise ConvertError(f"no performer has track id {wanted}; found {ids or 'nobody'}: pick one of them or "
                                "'all' (the overlay video from -o overlay.mp4 shows the ids)")
         ids = [wanted]
-    motions = []
-    world = SharedWorld()  # one frame for every performer of the video
+    kept = []
     for tid in ids:
         present, boxes, kpts, scores, filled = smooth_track_2d(tracks.boxes[tid], tracks.keypoints[tid],
                                                                tracks.scores[tid], tracks.fps, opts, cfg.kpt_threshold)
         if opts.person == "all" and present.sum() < opts.min_track * tracks.fps:
             log.info("track %d dropped: seen for only %d frames", tid, int(present.sum()))
             continue
+        kept.append((tid, present, boxes, kpts, scores, filled))
+    if cfg.lift_3d and cfg.camera_pitch is None and cfg.lifter == "learned" and kept:
+        cfg = replace(cfg, camera_pitch=estimate_pitch(kept, tracks.fps, tracks.size, cfg))
+    motions = []
+    world = SharedWorld()  # one frame for every performer of the video
+    for tid, present, boxes, kpts, scores, filled in kept:
         if cfg.lift_3d and kpts.shape[1] >= 17:
             joints, rotations, contacts = lift_track(kpts, scores, present, tracks.fps, tracks.size, cfg, opts,
                                                      world)

@@ -85,7 +85,8 @@ def offline_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, 
     tracks = Tracks(fps=fps, size=IMAGE, frames=len(px), skeleton="coco17", source_name="bench")
     tracks.boxes[1] = np.concatenate([noisy.min(1) - 20, noisy.max(1) + 20], axis=1)
     tracks.keypoints[1], tracks.scores[1] = noisy, scores
-    cfg = PipelineConfig(source="bench", udp=[], performer_height=height, camera_pitch=pitch, lifter=args.lifter,
+    cfg = PipelineConfig(source="bench", udp=[], performer_height=height,
+                         camera_pitch=None if args.pitch == "auto" else pitch, lifter=args.lifter,
                          depth_prior=args.depth_prior != "none")
     opts = ConvertOptions(outputs=[], smooth_2d=smooth_2d, smooth_3d=smooth_3d, smooth_root=smooth_root,
                           max_gap=args.max_gap,
@@ -163,10 +164,14 @@ def main() -> None:
     ap.add_argument("--depth-prior", default="default")
     ap.add_argument("--no-lock-feet", action="store_true", help="offline path without foot locking")
     ap.add_argument("--stride", type=int, default=1, help="offline path: 2D only on every n-th frame")
+    ap.add_argument("--camera-height", type=float, default=1.0,
+                    help="metres; the camera looks at 1 m from 5 m away (1.0: level; 2.82: 20 deg down)")
+    ap.add_argument("--pitch", choices=("told", "auto"), default="told",
+                    help="both paths told the camera's pitch, or estimating it (convert over the whole video)")
     args = ap.parse_args()
     # bench_lifting's settings for the live path: its defaults (the server's).
-    live = argparse.Namespace(target_height=1.0, distance=5.0, camera_height=1.0, seed=args.seed, rot_every=1,
-                              depth_prior=args.depth_prior, lifter=args.lifter)
+    live = argparse.Namespace(target_height=1.0, distance=5.0, camera_height=args.camera_height, seed=args.seed,
+                              rot_every=1, depth_prior=args.depth_prior, lifter=args.lifter, pitch=args.pitch)
     for k in ("target_height", "distance", "camera_height"):
         setattr(args, k, getattr(live, k))
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()

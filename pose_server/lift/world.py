@@ -24,8 +24,8 @@ on the roof), so it is not the default.
 
 from __future__ import annotations
 
+import bisect
 import math
-import statistics
 from itertools import count
 
 import numpy as np
@@ -46,7 +46,7 @@ class SharedWorld:
         self._keys = count()
         self.pitch_frames = int(pitch_frames)  # samples the pitch estimate follows (3 s of one performer at 30 fps)
         self.pitch_deg: float | None = None  # the estimated camera pitch; None until a straight body was seen
-        self._pitches: list[float] = []
+        self._pitches: list[float] = []  # the samples, sorted
 
     def join(self) -> int:
         """A key for a new track's lifter (identifies the owner; a lifter object's id() could be reused)."""
@@ -76,9 +76,15 @@ class SharedWorld:
         if _angle(trunk, legs) > STRAIGHT_DEG:
             return self.pitch_deg
         chain = _sub(shoulders, ankles)
-        self._pitches.append(math.degrees(math.atan2(-chain[2], -chain[1])))
-        self.pitch_deg = statistics.median(self._pitches)
+        bisect.insort(self._pitches, math.degrees(math.atan2(-chain[2], -chain[1])))  # kept sorted: the median at once
+        n = len(self._pitches)
+        self.pitch_deg = self._pitches[n // 2] if n % 2 else 0.5 * (self._pitches[n // 2 - 1] + self._pitches[n // 2])
         return self.pitch_deg
+
+    @property
+    def pitch_samples(self) -> int:
+        """How many straight-bodied poses the pitch estimate has seen."""
+        return len(self._pitches)
 
 
 STRAIGHT_DEG = 30.0  # the most a body's trunk and legs may bend against each other to show where up is

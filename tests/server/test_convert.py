@@ -10,6 +10,7 @@ import jsonschema
 import numpy as np
 import pytest
 
+from pose_server import convert
 from pose_server.config import PipelineConfig
 from pose_server.convert import (
     ConvertError,
@@ -219,3 +220,23 @@ def test_convert_lifts_with_the_servers_learned_lifter_smoother_than_live_and_as
 
     assert jitter(offline[45:]) < 0.6 * jitter(live[45:])
     assert mpjpe(offline) <= mpjpe(live) + 0.002
+
+
+def test_an_unknown_camera_pitch_is_estimated_over_the_whole_video_before_lifting(monkeypatch):
+    # a walker crossing the view of a camera looking 20 deg down; the pitch not given (--camera-pitch auto)
+    joints, _ = walk(seconds=4.0, fps=FPS, heading_deg=90.0)
+    target = np.array([*joints[:, :, :2].mean((0, 1)), 0.95])
+    cam = PinholeCamera(IMAGE, target + [0.0, -5.0, 5.0 * np.tan(np.radians(20.0))], target)
+    px = cam.project(joints)
+    tracks = Tracks(fps=FPS, size=IMAGE, frames=len(joints), skeleton="coco17", source_name="walk")
+    tracks.boxes[1] = np.concatenate([px.min(1) - 20, px.max(1) + 20], axis=1)
+    tracks.keypoints[1], tracks.scores[1] = px, np.full((len(joints), 17), 0.9)
+    told = []
+    real = convert.offline_lifter
+    monkeypatch.setattr(convert, "offline_lifter", lambda c, *a: told.append(c.camera_pitch) or real(c, *a))
+    (motion,) = build_motions(tracks, PipelineConfig(source="walk", udp=[], camera_pitch=None), ConvertOptions([]))
+    assert told[0] is None  # the estimating pass
+    assert told[-1] == pytest.approx(20.0, abs=4.0)  # the lifting pass: one pitch from the first frame on
+    chain = motion.joints[:, [5, 6]].mean(1) - motion.joints[:, [15, 16]].mean(1)
+    lean = np.degrees(np.arctan2(chain[:, 1], chain[:, 2]))
+    assert abs(np.nanmedian(lean[:30])) < 4.0 and abs(np.nanmedian(lean[-30:])) < 4.0  # upright, first second too
