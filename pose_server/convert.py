@@ -99,6 +99,7 @@ class Motion:
     rotations: np.ndarray  # (T, 12, 4) NaN where not lifted
     contacts: np.ndarray | None = None  # (T, 2) left / right foot contact probability, NaN where not lifted; None:
     # the lifter has none (the geometric one)
+    pitch: float | None = None  # the camera pitch (deg down) its world frame was lifted with: told or estimated
 
 
 def check_outputs(outputs: Sequence[str]) -> list[Path]:
@@ -380,7 +381,8 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
         else:
             joints, rotations = np.full((len(kpts), 17, 3), np.nan), np.full((len(kpts), 12, 4), np.nan)
             contacts = None
-        motions.append(Motion(tid, present, boxes, kpts, scores, filled, joints, rotations, contacts))
+        motions.append(Motion(tid, present, boxes, kpts, scores, filled, joints, rotations, contacts,
+                              cfg.camera_pitch))
     if not motions:
         raise ConvertError(f"nobody was found long enough in {tracks.source_name} (at least {opts.min_track:g} s); "
                            "try another --detector, a lower --det-threshold or --kpt-threshold")
@@ -506,7 +508,8 @@ def convert(cfg: PipelineConfig, opts: ConvertOptions, estimator: Any = None, pr
             tmp_session.parent.rmdir()
     t_end = time.perf_counter()
     return {"source": str(cfg.source), "frames": tracks.frames, "fps": tracks.fps, "people": [m.id for m in motions],
-            "lifted": lifted, "files": files,
+            "lifted": lifted, "files": files, "camera_pitch": motions[0].pitch,
+            "camera_pitch_estimated": cfg.camera_pitch is None,
             "seconds": {"2d": round(t_2d - t_start, 2), "lift": round(t_lift - t_2d, 2),
                         "outputs": round(t_end - t_lift, 2), "total": round(t_end - t_start, 2)},
             "realtime_factor": round(tracks.frames / tracks.fps / max(t_end - t_start, 1e-9), 2)}

@@ -122,8 +122,8 @@ def job_input(folder: Path, video: str | None, snapshot: str | None) -> tuple[Pa
 
 def run_job(jobs: Jobs, defaults: WebDefaults, video: str | None, snapshot: str | None, model: str,
             formats: list[str], person: str, height: float, smooth_2d: float, smooth_3d: float, lock_feet: bool,
-            detector: str, request: gr.Request,
-            progress: gr.Progress) -> tuple[list, str, list[str], str | None, str]:
+            detector: str, request: gr.Request, progress: gr.Progress,
+            estimate_pitch: bool = False) -> tuple[list, str, list[str], str | None, str]:
     """One conversion: (overlay frames, packet JSON, files to download, GLB for the 3D view, status line)."""
     session = getattr(request, "session_hash", None) or "anonymous"
     cancel = jobs.flag(session)
@@ -141,7 +141,8 @@ def run_job(jobs: Jobs, defaults: WebDefaults, video: str | None, snapshot: str 
             outputs.append(str(folder / extra))
     cfg = PipelineConfig(source=str(src), backend=defaults.backend, detector=detector,
                          kpt_threshold=defaults.kpt_threshold, max_people=4, performer_height=height,
-                         max_frames=defaults.max_frames, udp=[], **fields)
+                         camera_pitch=None if estimate_pitch else 0.0, max_frames=defaults.max_frames, udp=[],
+                         **fields)
     opts = ConvertOptions(outputs=outputs, person=person.strip() or "all", smooth_2d=smooth_2d,
                           smooth_3d=smooth_3d, lock_feet=lock_feet, min_track=min_track)
 
@@ -164,7 +165,9 @@ def run_job(jobs: Jobs, defaults: WebDefaults, video: str | None, snapshot: str 
     files = [p for ext in wanted for p in summary["files"].get(f".{ext}", [])]
     packet = first_lifted_packet(folder / "take.jsonl")
     seconds = summary["frames"] / summary["fps"]
-    status = (f"{summary['frames']} frames ({seconds:.1f} s) converted in {summary['seconds']['total']:.1f} s; "
+    pitch = (f"; camera pitch estimated: {summary['camera_pitch']:.1f} deg down"
+             if summary.get("camera_pitch_estimated") and summary.get("camera_pitch") is not None else "")
+    status = (f"{summary['frames']} frames ({seconds:.1f} s) converted in {summary['seconds']['total']:.1f} s{pitch}; "
               f"performers {summary['people']}")
     glb = summary["files"].get(".glb", [None])[0]
     return (overlay_frames(folder / "overlay.mp4"), packet_text(packet) if packet else "{}", files,
@@ -197,6 +200,9 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
                                                 "bvh: one file per performer")
                 person = gr.Textbox("all", label="performer: a track id or 'all'")
                 height = gr.Slider(0.6, 2.4, value=1.75, step=0.01, label="performer height (m)")
+                pitch = gr.Checkbox(False, label="estimate the camera pitch from the performers",
+                                    info="off: the camera is taken as level; on: what upright performers show over "
+                                         "the whole video (docs/convert.md)", elem_id="estimate_pitch")
                 smooth_2d = gr.Slider(0.0, 0.3, value=SMOOTH_2D, step=0.01, label="2D smoothing sigma (s), two-sided",
                                       elem_id="smooth_2d")
                 smooth_3d = gr.Slider(0.0, 0.3, value=SMOOTH_3D, step=0.01, label="3D smoothing sigma (s), two-sided",
@@ -217,11 +223,13 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
 
         def job(video: str | None, snapshot: str | None, model: str, formats: list[str], person: str,
                 height: float, smooth_2d: float, smooth_3d: float, lock_feet: bool, detector: str,
-                request: gr.Request, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008 (Gradio's way)
+                estimate_pitch: bool, request: gr.Request,
+                progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008 (Gradio's way)
             return run_job(jobs, defaults, video, snapshot, model, formats, person, height, smooth_2d, smooth_3d,
-                           lock_feet, detector, request, progress)
+                           lock_feet, detector, request, progress, estimate_pitch)
 
-        run.click(job, [video, snapshot, model, formats, person, height, smooth_2d, smooth_3d, lock_feet, detector],
+        run.click(job, [video, snapshot, model, formats, person, height, smooth_2d, smooth_3d, lock_feet, detector,
+                        pitch],
                   [gallery, packet, files, view3d, status], concurrency_limit=1, api_name="convert")
         def cancel(request: gr.Request) -> str:
             return cancel_job(jobs, request)

@@ -195,10 +195,11 @@ def test_the_model_chooser_runs_the_embedded_blazepose(web):
     url, work, clip = web
     client = Client(url, verbose=False)
     _, packet, files, _, status = client.predict(video=handle_file(str(clip)), snapshot=None, model="blazepose-full",
-                                                 formats=["jsonl"], api_name="/convert")
+                                                 formats=["jsonl"], estimate_pitch=True, api_name="/convert")
     first = json.loads(Path(files[0]).read_text().splitlines()[0])
     assert first["meta"]["model"] == "blazepose-full"
     assert f"{FRAMES} frames" in status
+    assert "camera pitch estimated" in status, status  # asked for: the whole video's estimate, said
     with pytest.raises(Exception, match="weights|hub|download"):  # a size whose weights are not here: said so
         client.predict(video=handle_file(str(clip)), snapshot=None, model="huge", formats=["jsonl"],
                        api_name="/convert")
