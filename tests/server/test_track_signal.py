@@ -58,3 +58,23 @@ def test_the_lifters_wall_and_cpu_time_are_measured_per_frame():
     for i, p in enumerate(cam.project(joints)):
         sig.person(1, np.array([0, 0, *IMAGE], float), p, np.full(17, 0.9), i / 30, None, lambda e: None)
         assert 0.0 < sig.lift_cpu_ms <= sig.lift_ms + 0.05
+
+
+def test_the_hands_turn_into_the_world_with_the_estimated_pitch():
+    """The pitch not told: the hands' camera-to-world turn follows the lifter's estimate as it settles (a hand
+    turned by a level camera's world would lean by the camera's real pitch)."""
+    from pose_server.hands import world_from_camera
+
+    joints, _ = walk(seconds=2.0, heading_deg=90.0)
+    target = np.array([*joints[:, :, :2].mean((0, 1)), 0.95])
+    cam = PinholeCamera(IMAGE, target + [0.0, -5.0, 5.0 * np.tan(np.radians(20.0))], target)
+    body = cam.project(joints)
+    sig = TrackSignal(PipelineConfig(camera_pitch=None), 133, IMAGE, LearnedLifter)
+    pitches = []
+    for i, p in enumerate(body):
+        kpts = np.concatenate([p, np.repeat(p[[J["l_wrist"]]], 116, axis=0)])  # hands unseen: score 0
+        scores = np.concatenate([np.full(17, 0.9), np.zeros(116)])
+        sig.person(1, np.array([0, 0, *IMAGE], float), kpts, scores, i / 30, None, lambda e: None, hands=True)
+        pitches.append(sig.lifter.pitch_deg)
+        np.testing.assert_allclose(sig.hands.cam_to_world, world_from_camera(sig.lifter.pitch_deg))
+    assert len(set(pitches)) > 2 and abs(pitches[-1] - 20.0) < 4.0  # it settled, from level, towards the camera's
