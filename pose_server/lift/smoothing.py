@@ -116,7 +116,8 @@ def _scaled(a: list[float], b: list[float], length: float) -> list[float]:
     return [x * s, y * s, z * s]
 
 
-def _mid(a: list[float], b: list[float]) -> list[float]:
+def midpoint(a: list[float], b: list[float]) -> list[float]:
+    """The midpoint of two 3-vectors (plain floats: see rigid)."""
     return [0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1]), 0.5 * (a[2] + b[2])]
 
 
@@ -127,7 +128,7 @@ def rigid(rel: np.ndarray, lengths: dict[str, float]) -> np.ndarray:
     however small, and the index assignments of an array version did 20 a frame; beside a thread running Python
     each one may wait its switch interval.)"""
     p = rel.tolist()
-    ext = [*p, [0.0, 0.0, 0.0], _mid(p[LS], p[RS]), _mid(p[_LEAR], p[_REAR])]
+    ext = [*p, [0.0, 0.0, 0.0], midpoint(p[LS], p[RS]), midpoint(p[_LEAR], p[_REAR])]
     out: list[list[float]] = [[]] * 20
     out[17] = ext[17]
     for a, b, name, centre in _SEGMENTS:  # parents first

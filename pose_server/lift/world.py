@@ -31,6 +31,7 @@ from itertools import count
 import numpy as np
 
 from pose_server.lift.skeleton3d import J
+from pose_server.lift.smoothing import midpoint
 
 __all__ = ["SharedWorld"]
 
@@ -71,7 +72,7 @@ class SharedWorld:
         if len(self._pitches) >= self.pitch_frames:
             return self.pitch_deg
         b = body.tolist()
-        shoulders, hips, ankles = (_mid(b[J[f"l_{n}"]], b[J[f"r_{n}"]]) for n in ("shoulder", "hip", "ankle"))
+        shoulders, hips, ankles = (midpoint(b[J[f"l_{n}"]], b[J[f"r_{n}"]]) for n in ("shoulder", "hip", "ankle"))
         trunk, legs = _sub(shoulders, hips), _sub(hips, ankles)
         if _angle(trunk, legs) > STRAIGHT_DEG:
             return self.pitch_deg
@@ -88,10 +89,6 @@ class SharedWorld:
 
 
 STRAIGHT_DEG = 30.0  # the most a body's trunk and legs may bend against each other to show where up is
-
-
-def _mid(a: list[float], b: list[float]) -> list[float]:
-    return [0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1]), 0.5 * (a[2] + b[2])]
 
 
 def _sub(a: list[float], b: list[float]) -> list[float]:
