@@ -33,7 +33,16 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_lifting import IMAGE, VIEWS, case_camera, detector_noise, foot_metrics, metrics, run_case  # noqa: E402
+from bench_lifting import (  # noqa: E402
+    IMAGE,
+    VIEWS,
+    case_camera,
+    detector_noise,
+    foot_metrics,
+    lifter_pitch,
+    metrics,
+    run_case,
+)
 
 from pose_server.config import PipelineConfig  # noqa: E402
 from pose_server.convert import BODY_SIGMA, ConvertOptions, Tracks, build_motions  # noqa: E402
@@ -76,7 +85,6 @@ def offline_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, 
                  ) -> dict:
     """bench_lifting.run_case's camera and noise (same seed: the same 2D input), through convert's path."""
     cam = case_camera(gt_world, azimuth, elevation(args), args)
-    pitch = elevation(args)
     px = cam.project(gt_world)
     gt = cam.level_world(gt_world)
     noisy, scores = detector_noise(px, sigma, np.random.default_rng(args.seed))
@@ -86,7 +94,7 @@ def offline_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, 
     tracks.boxes[1] = np.concatenate([noisy.min(1) - 20, noisy.max(1) + 20], axis=1)
     tracks.keypoints[1], tracks.scores[1] = noisy, scores
     cfg = PipelineConfig(source="bench", udp=[], performer_height=height,
-                         camera_pitch=None if args.pitch == "auto" else pitch, lifter=args.lifter,
+                         camera_pitch=lifter_pitch(args, elevation(args)), lifter=args.lifter,
                          depth_prior=args.depth_prior != "none")
     opts = ConvertOptions(outputs=[], smooth_2d=smooth_2d, smooth_3d=smooth_3d, smooth_root=smooth_root,
                           max_gap=args.max_gap,

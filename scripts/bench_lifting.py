@@ -362,6 +362,12 @@ def told_height(gt: np.ndarray, source: str = "chain") -> float:
     return REST_HEIGHT * float(ratio)
 
 
+def lifter_pitch(args: argparse.Namespace, elevation: float) -> float | None:
+    """The camera pitch the lifter is told for ``--pitch``: the camera's elevation (told), None (auto: estimated), 0
+    (level)."""
+    return {"told": elevation, "auto": None, "level": 0.0}[getattr(args, "pitch", "told")]
+
+
 def run_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, azimuth: float, elevation: float,
              sigma: float, height: float, lifter: str, args: argparse.Namespace, seed: int) -> dict:
     """One clip through one camera and noise level, frame by frame as the server lifts it."""
@@ -369,8 +375,7 @@ def run_case(gt_world: np.ndarray, contacts: np.ndarray | None, fps: float, azim
     px = cam.project(gt_world)
     gt = cam.level_world(gt_world)
     noisy, scores = detector_noise(px, sigma, np.random.default_rng(seed))
-    pitch = {"told": elevation, "auto": None, "level": 0.0}[getattr(args, "pitch", "told")]
-    cfg = PipelineConfig(performer_height=height, camera_pitch=pitch, lifter=lifter,
+    cfg = PipelineConfig(performer_height=height, camera_pitch=lifter_pitch(args, elevation), lifter=lifter,
                          depth_prior=args.depth_prior != "none")
     sig = TrackSignal(cfg, 17, IMAGE, LIFTERS[lifter])
     box = np.array([0, 0, *IMAGE], float)
@@ -415,14 +420,15 @@ def summarise(rows: list[dict], key: str) -> list[tuple[str, dict, int]]:
         w = np.array([r["frames"] for r in rs], float)
         agg = {}
         for c in COLS:
+            if c == "jitter_pooled":
+                v = np.array([[r["acc_pred"], r["acc_gt"]] for r in rs], float)
+                ok = np.isfinite(v).all(axis=1)
+                agg[c] = float((w[ok] * v[ok, 0]).sum() / (w[ok] * v[ok, 1]).sum()) if ok.any() else np.nan
+                continue
             v = np.array([r[c] for r in rs], float)
             ok = np.isfinite(v)
             agg[c] = (float(v[ok].max()) if c == "run" else float(np.average(v[ok], weights=w[ok]))) if ok.any() \
                 else np.nan
-        acc = np.array([[r["acc_pred"], r["acc_gt"]] for r in rs], float)
-        ok = np.isfinite(acc).all(axis=1)
-        if ok.any():
-            agg["jitter_pooled"] = float((w[ok] * acc[ok, 0]).sum() / (w[ok] * acc[ok, 1]).sum())
         out.append((name, agg, len(rs)))
     return out
 
