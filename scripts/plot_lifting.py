@@ -79,8 +79,8 @@ def main() -> int:
     valid = np.flatnonzero(np.isfinite(pred).all(axis=(1, 2)))
     picks = valid[np.linspace(len(valid) * 0.15, len(valid) - 1, args.frames).astype(int)]
     img = np.full((2 * CELL + 70, args.frames * CELL, 3), 32, np.uint8)
-    title = (f"{args.bvh.stem}, {args.view} view, {args.noise:g} px noise: mocap (white) vs lifted (orange); "
-             "top: camera view, bottom: side view (depth)")
+    title = (f"{args.bvh.stem}, {args.view} view, {args.noise:g} px noise: mocap (white) vs the geometric lifter "
+             "(orange); top: camera view, bottom: side view (depth)")
     cv2.putText(img, title, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
     for c, f in enumerate(picks):
         g, p = gt[f], pred[f]
