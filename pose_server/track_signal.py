@@ -36,6 +36,7 @@ class TrackSignal:
         self.lift_cpu_ms: float | None = None
         self.cfg, self.image_size = cfg, image_size
         self.hands: HandTracker | None = None  # made on the first whole-body frame sent as protocol v4
+        self._hands_pitch = 0.0  # the camera pitch the hands' camera-to-world turn was built with
 
     def set_params(self, cfg: PipelineConfig) -> None:
         self.f2d.set_params(**_filter_params(cfg))
@@ -67,12 +68,14 @@ class TrackSignal:
 
     def _hands(self, pts: np.ndarray, scores: np.ndarray, t: float, rotations: np.ndarray | None) -> list:
         """Both hands from the filtered 2D keypoints, seen by the lifter's camera (pose_server/hands)."""
+        pitch = self._pitch()
         if self.hands is None:
             cfg = self.cfg
             _size, focal, center = lifter_camera(self.image_size, None, cfg.camera_hfov, cfg.performer_height)
-            self.hands = HandTracker(focal, center, cfg.performer_height, self._pitch())
-        elif self.cfg.camera_pitch is None:  # the lifter's estimate settles over the first seconds: the hands follow it
-            self.hands.cam_to_world = world_from_camera(self._pitch())
+            self.hands = HandTracker(focal, center, cfg.performer_height, pitch)
+        elif pitch != self._hands_pitch:  # the lifter's estimate settles over the first seconds: the hands follow it
+            self.hands.cam_to_world = world_from_camera(pitch)
+        self._hands_pitch = pitch
         forearms = forearm_deltas(rotations) if rotations is not None else None
         return self.hands(pts, scores, t, self.cfg.kpt_threshold, forearms)
 

@@ -65,16 +65,20 @@ def test_the_hands_turn_into_the_world_with_the_estimated_pitch():
     turned by a level camera's world would lean by the camera's real pitch)."""
     from pose_server.hands import world_from_camera
 
-    joints, _ = walk(seconds=2.0, heading_deg=90.0)
+    joints, _ = walk(seconds=4.0, heading_deg=90.0)
     target = np.array([*joints[:, :, :2].mean((0, 1)), 0.95])
     cam = PinholeCamera(IMAGE, target + [0.0, -5.0, 5.0 * np.tan(np.radians(20.0))], target)
     body = cam.project(joints)
     sig = TrackSignal(PipelineConfig(camera_pitch=None), 133, IMAGE, LearnedLifter)
-    pitches = []
+    pitches, turns = [], []
     for i, p in enumerate(body):
         kpts = np.concatenate([p, np.repeat(p[[J["l_wrist"]]], 116, axis=0)])  # hands unseen: score 0
         scores = np.concatenate([np.full(17, 0.9), np.zeros(116)])
         sig.person(1, np.array([0, 0, *IMAGE], float), kpts, scores, i / 30, None, lambda e: None, hands=True)
         pitches.append(sig.lifter.pitch_deg)
         np.testing.assert_allclose(sig.hands.cam_to_world, world_from_camera(sig.lifter.pitch_deg))
+        turns.append(sig.hands.cam_to_world)
+    # the turn made again only when the estimate moved (it settles after 90 samples), not every frame
+    rebuilt = sum(a is not b for a, b in zip(turns[:-1], turns[1:], strict=True))
+    assert rebuilt == sum(a != b for a, b in zip(pitches[:-1], pitches[1:], strict=True)) < len(pitches) - 10
     assert len(set(pitches)) > 2 and abs(pitches[-1] - 20.0) < 4.0  # it settled, from level, towards the camera's
