@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, TemporalLifterModel
 from pose_server.lift.temporal_data import ClipBank
-from pose_server.lift.temporal_training import evaluate, export, train
+from pose_server.lift.temporal_training import CONTACT_WEIGHT, evaluate, export, train
 from pose_server.mocap import find_clips, load_clip
 
 CMU_CREDIT = ("The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with "
@@ -65,6 +65,11 @@ def main() -> None:
     ap.add_argument("--head-only", action="store_true",
                     help="train only the contact head of --init's weights (the trunk frozen as exported); every "
                          "other array of the output is --init's, bit for bit")
+    ap.add_argument("--hips", type=float, default=0.0,
+                    help="share of sequences whose hip joints sit elsewhere, in the keypoints and the target alike "
+                         "(up to 4 cm up or down, 3 cm forward or back; 0: none, as every shipped run)")
+    ap.add_argument("--contact-weight", type=float, default=CONTACT_WEIGHT,
+                    help="weight of the contacts' cross-entropy in the loss (every shipped run: 0.05)")
     ap.add_argument("--out", type=Path, default=DEFAULT_TEMPORAL_LIFTER)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -93,7 +98,7 @@ def main() -> None:
     t0, c0 = time.time(), time.process_time()
     net = train(bank, args.steps, args.batch, args.outputs, args.channels, args.blocks, args.lr, args.seed, progress,
                 args.init, args.proportions, args.framing, args.dilations, args.velocity, args.hold,
-                args.contact_lead, args.head_only)
+                args.contact_lead, args.head_only, args.hips, args.contact_weight)
     bar.close()
     wall, cpu = time.time() - t0, time.process_time() - c0
     val = evaluate(net, ClipBank(val_clips)) if val_clips else (float("nan"), float("nan"))
@@ -109,7 +114,9 @@ def main() -> None:
             f"{f', velocity loss x {args.velocity:g}' if args.velocity else ''}"
             f"{', dropped keypoints held as the server holds them' if args.hold == 'server' else ''}"
             f"{f', contact labels {args.contact_lead:g} frames later' if args.contact_lead else ''}"
-            f"{', only the contact head trained' if args.head_only else ''}; "
+            f"{', only the contact head trained' if args.head_only else ''}"
+            f"{f', hip joints moved in {100 * args.hips:.0f} % of sequences' if args.hips else ''}"
+            f"{f', contact loss x {args.contact_weight:g}' if args.contact_weight != CONTACT_WEIGHT else ''}; "
             f"{wall / 60:.1f} min on one thread; validation MPJPE on random cameras {1000 * val[0]:.1f} mm, "
             f"contact accuracy {100 * val[1]:.1f} %. {CMU_CREDIT}")
     out = export(net, args.out, info, head_of=args.init if args.head_only else None)

@@ -101,6 +101,27 @@ def _proportions(world: np.ndarray, rng: np.random.Generator, share: float = 0.8
     return out
 
 
+def _hip_placement(world: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
+    """(B, T, 17, 3) joints with both hip joints of ``share`` of the sequences moved together, in the keypoints and
+    in the target alike, by U(-4, 4) cm along the body's up axis and U(-3, 3) cm along its forward axis: where a lab
+    puts its hip joint centres depends on its markers and its regression (estimates differ by 2-5 cm), and a network
+    trained on CMU's alone learns to put the 3D hips where CMU's are whatever the image shows."""
+    b = len(world)
+    on = rng.random(b) < share
+    up_cm, fwd_cm = (np.where(on, rng.uniform(-m, m, b), 0.0)[:, None, None] for m in (0.04, 0.03))
+    pelvis = world[:, :, [_LH, _RH]].mean(2)
+    up = world[:, :, [_LS, _RS]].mean(2) - pelvis
+    up /= np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-6)
+    left = world[:, :, _LH] - world[:, :, _RH]
+    fwd = np.cross(left, up)  # left x up: the way the body faces
+    fwd /= np.maximum(np.linalg.norm(fwd, axis=-1, keepdims=True), 1e-6)
+    out = world.copy()
+    shift = up_cm * up + fwd_cm * fwd  # (B, T, 3)
+    out[:, :, _LH] += shift
+    out[:, :, _RH] += shift
+    return out
+
+
 def _cameras(rng: np.random.Generator, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random cameras looking near ``target`` (B, 3): rotations (B, 3, 3) world->camera rows, positions, focal."""
     b = len(target)
@@ -222,11 +243,14 @@ def _hold_as_the_server(seg: np.ndarray, seg_scores: np.ndarray, before: np.ndar
 
 
 def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generator, proportions: float = 0.8,
-                 framing: bool = True, hold: str = "frozen", contact_lead: float = 0.0) -> Batch:
+                 framing: bool = True, hold: str = "frozen", contact_lead: float = 0.0, hips: float = 0.0,
+                 hips_rng: np.random.Generator | None = None) -> Batch:
     """``batch`` sequences of ``frames`` frames (see the module docstring); ``proportions``: the share of sequences
     with other proportions; ``framing=False`` leaves the cameras where they were drawn (as before 2026-12-05);
     ``hold``: how dropped keypoints are held ("frozen" or "server", ``_corrupt``); ``contact_lead``: the contact
-    labels taken this many video frames later (the shipped network's probabilities lag the labels by a frame)."""
+    labels taken this many video frames later (the shipped network's probabilities lag the labels by a frame);
+    ``hips``: the share of sequences whose hip joints sit elsewhere (``_hip_placement``, drawn from ``hips_rng`` so
+    that every other draw of the batch stays what it is without it)."""
     if hold not in ("frozen", "server"):
         raise ValueError(f"hold must be 'frozen' or 'server', got {hold!r}")
     clip = rng.choice(len(bank.length), batch, p=bank.weight)
@@ -245,6 +269,8 @@ def sample_batch(bank: ClipBank, batch: int, frames: int, rng: np.random.Generat
     ahead = np.minimum(idx + contact_lead * step[:, None], (bank.length[clip] - 1)[:, None])
     contacts = bank.contacts[base + np.rint(ahead).astype(int)]
     world = _proportions(world, rng, proportions)
+    if hips > 0:
+        world = _hip_placement(world, hips_rng if hips_rng is not None else rng, hips)
     size = rng.uniform(0.85, 1.15, batch)
     pelvis0 = world[:, -1, [_LH, _RH]].mean(1)
     world = (world - pelvis0[:, None, None] * np.array([1, 1, 0])) * size[:, None, None, None]

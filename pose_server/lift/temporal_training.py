@@ -2,8 +2,8 @@
 
 The network is VideoPose3D's TemporalModel made causal: every convolution sees only the current and past frames, so
 a sequence of T frames gives T - receptive_field + 1 outputs in one pass (dense training). Loss: MPJPE (mean joint
-distance, metres for a 1.75 m body) plus 0.05 x the contacts' binary cross-entropy (optionally plus a velocity term,
-``velocity``). AdamW with a one-cycle schedule.
+distance, metres for a 1.75 m body) plus 0.05 x (``contact_weight``) the contacts' binary cross-entropy (optionally
+plus a velocity term, ``velocity``). AdamW with a one-cycle schedule.
 ``init`` continues from exported weights (``load_exported``): the folded batch norms are unfolded with statistics
 measured on training batches, so the network computes exactly what the file does before its first step.
 Needs PyTorch (installed with the server); ``scripts/train_temporal_lifter.py`` is the command line.
@@ -20,6 +20,8 @@ from torch import nn
 
 from pose_server.lift.temporal import FEATURES
 from pose_server.lift.temporal_data import ClipBank, sample_batch
+
+CONTACT_WEIGHT = 0.05  # the contacts' cross-entropy beside the MPJPE (m) in the loss: every shipped run's
 
 __all__ = ["TemporalNet", "train", "export", "evaluate", "load_exported"]
 
@@ -60,8 +62,8 @@ class TemporalNet(nn.Module):
         return joints.reshape(*joints.shape[:2], 17, 3), self.contact(x).permute(0, 2, 1)
 
 
-def _loss(net: TemporalNet, batch, rf: int, velocity: float = 0.0, head_only: bool = False
-          ) -> tuple[torch.Tensor, float, float]:
+def _loss(net: TemporalNet, batch, rf: int, velocity: float = 0.0, head_only: bool = False,
+          contact_weight: float = CONTACT_WEIGHT) -> tuple[torch.Tensor, float, float]:
     x = torch.from_numpy(batch.features).permute(0, 2, 1)
     if head_only:  # the trunk and the joints head as they are (no graph through them): only the contact head learns
         with torch.no_grad():
@@ -75,7 +77,7 @@ def _loss(net: TemporalNet, batch, rf: int, velocity: float = 0.0, head_only: bo
     c = torch.from_numpy(batch.contacts[:, rf - 1:])
     known = ~torch.isnan(c)
     bce = nn.functional.binary_cross_entropy_with_logits(logits[known], c[known]) if known.any() else mpjpe * 0
-    loss = mpjpe + 0.05 * bce
+    loss = mpjpe + contact_weight * bce
     if velocity > 0.0:  # the joints' frame-to-frame motion against the mocap's (dense outputs are consecutive frames)
         loss = loss + velocity * (joints.diff(dim=1) - want.diff(dim=1)).norm(dim=-1).mean()
     return loss, float(mpjpe.detach()), float(bce.detach())
@@ -85,7 +87,8 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
           lr: float = 1e-3, seed: int = 0, progress: Callable[[int, float, float], None] | None = None,
           init: str | Path | None = None, proportions: float = 0.8, framing: bool = True,
           dilations: Sequence[int] | None = None, velocity: float = 0.0, hold: str = "frozen",
-          contact_lead: float = 0.0, head_only: bool = False) -> TemporalNet:
+          contact_lead: float = 0.0, head_only: bool = False, hips: float = 0.0,
+          contact_weight: float = CONTACT_WEIGHT) -> TemporalNet:
     """Train on ``bank`` (from the exported weights ``init`` if given, else from scratch); ``progress(step,
     mpjpe_m, contact_bce)`` every step; ``proportions``: the share of sequences drawn with other proportions,
     ``framing``: cameras stepped back to keep the performer in view (both ``temporal_data.sample_batch``);
@@ -94,9 +97,11 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
     between the predicted and the true joint motion from frame to frame; 0: none); ``hold``: how dropped keypoints
     are held in the training data, ``contact_lead``: contact labels taken that many frames later (both
     ``sample_batch``); ``head_only``: train only the contact head of ``init``'s network, the rest frozen in eval mode
-    (its batch norms and dropout as exported: the joints come out as the file computes them). Deterministic for a
-    seed."""
+    (its batch norms and dropout as exported: the joints come out as the file computes them); ``hips``: the share
+    of sequences with their hip joints moved (``sample_batch``; its own random stream); ``contact_weight``: the
+    contacts' cross-entropy's weight in the loss. Deterministic for a seed."""
     rng = np.random.default_rng(seed)
+    hips_rng = np.random.default_rng([seed, 1])
     torch.manual_seed(seed)
     net = TemporalNet(channels, blocks, dilations=dilations)
     rf = net.receptive_field
@@ -109,8 +114,9 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
     net.train(not head_only)
     for step in range(steps):
-        seqs = sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing, hold, contact_lead)
-        loss, mpjpe, bce = _loss(net, seqs, rf, velocity, head_only)
+        seqs = sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing, hold, contact_lead, hips,
+                            hips_rng)
+        loss, mpjpe, bce = _loss(net, seqs, rf, velocity, head_only, contact_weight)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -13,7 +13,14 @@ from pose_server.lift.proportions import REST_LENGTHS, measure_lengths, vertical
 from pose_server.lift.skeleton3d import REST_HEIGHT, J, segment_lengths
 from pose_server.lift.synthetic import walk
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, FEATURES, TemporalLifterModel, frame_features, load_model
-from pose_server.lift.temporal_data import HOLD_S, ClipBank, _hold_as_the_server, _proportions, sample_batch
+from pose_server.lift.temporal_data import (
+    HOLD_S,
+    ClipBank,
+    _hip_placement,
+    _hold_as_the_server,
+    _proportions,
+    sample_batch,
+)
 from pose_server.lift.temporal_training import TemporalNet, _loss, export, load_exported, train
 from pose_server.mocap import MocapClip
 from pose_server.skeleton import SKELETONS
@@ -195,6 +202,39 @@ def test_random_proportions_rescale_bones_about_their_parents():
     assert 0.8 <= (hips / hips0).min() < 0.85 and 1.15 < (hips / hips0).max() <= 1.2
     rng = np.random.default_rng(0)  # share 0 draws nothing: runs made before this augmentation reproduce
     assert _proportions(joints, rng, share=0.0) is joints and rng.random() == np.random.default_rng(0).random()
+
+
+def test_moved_hips_move_together_up_to_their_ranges_and_nothing_else_moves():
+    joints = _walk_clip(1.0).joints[None].repeat(400, 0)
+    out = _hip_placement(joints, np.random.default_rng(0), share=0.7)
+    hips = [J["l_hip"], J["r_hip"]]
+    others = [k for k in range(17) if k not in hips]
+    np.testing.assert_array_equal(out[:, :, others], joints[:, :, others])
+    moved = out[:, :, hips] - joints[:, :, hips]
+    np.testing.assert_allclose(moved[:, :, 0], moved[:, :, 1], atol=1e-12)  # both hips, the same shift
+    dist = np.linalg.norm(moved[:, :, 0], axis=-1)
+    assert dist.max() <= 0.05 + 1e-9 and dist.max() > 0.04  # (4 cm, 3 cm) at most
+    assert 0.6 < np.mean(dist[:, 0] > 0) < 0.8
+    pelvis = joints[:, :, hips].mean(2)
+    up = joints[:, :, [J["l_shoulder"], J["r_shoulder"]]].mean(2) - pelvis
+    up_cm = (moved[:, :, 0] * up).sum(-1) / np.linalg.norm(up, axis=-1)
+    assert np.abs(up_cm).max() <= 0.04 + 1e-9 and np.abs(up_cm).max() > 0.035
+
+
+def test_moved_hips_move_the_target_and_keep_every_other_draw_of_the_batch():
+    """In the keypoints and the target alike (both are the moved mocap), and from their own random stream: the
+    sequences, cameras, noise and contacts are the batch's without it, the target's pelvis-relative body shifted."""
+    bank = ClipBank([_walk_clip()])
+    plain = sample_batch(bank, 16, 30, np.random.default_rng(5))
+    moved = sample_batch(bank, 16, 30, np.random.default_rng(5), hips=1.0, hips_rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(plain.contacts, moved.contacts)
+    assert not np.allclose(plain.features, moved.features)
+    shift = moved.joints - plain.joints  # (B, T, 17, 3): every other joint by the same vector in a frame
+    others = [k for k in range(17) if k not in (J["l_hip"], J["r_hip"])]
+    np.testing.assert_allclose(shift[:, :, others], shift[:, :, others[:1]].repeat(len(others), 2), atol=1e-5)
+    assert np.abs(shift).max() > 0.01
+    again = sample_batch(bank, 16, 30, np.random.default_rng(5), hips=0.0, hips_rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(plain.features, again.features)
 
 
 def test_training_is_deterministic_and_learns():
