@@ -108,7 +108,7 @@ def _hip_placement(world: np.ndarray, rng: np.random.Generator, share: float) ->
     trained on CMU's alone learns to put the 3D hips where CMU's are whatever the image shows."""
     b = len(world)
     on = rng.random(b) < share
-    up_cm, fwd_cm = (np.where(on, rng.uniform(-m, m, b), 0.0)[:, None, None] for m in (0.04, 0.03))
+    up_m, fwd_m = (np.where(on, rng.uniform(-m, m, b), 0.0)[:, None, None] for m in (0.04, 0.03))
     pelvis = world[:, :, [_LH, _RH]].mean(2)
     up = world[:, :, [_LS, _RS]].mean(2) - pelvis
     up /= np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-6)
@@ -116,7 +116,7 @@ def _hip_placement(world: np.ndarray, rng: np.random.Generator, share: float) ->
     fwd = np.cross(left, up)  # left x up: the way the body faces
     fwd /= np.maximum(np.linalg.norm(fwd, axis=-1, keepdims=True), 1e-6)
     out = world.copy()
-    shift = up_cm * up + fwd_cm * fwd  # (B, T, 3)
+    shift = up_m * up + fwd_m * fwd  # (B, T, 3)
     out[:, :, _LH] += shift
     out[:, :, _RH] += shift
     return out

@@ -217,8 +217,8 @@ def test_moved_hips_move_together_up_to_their_ranges_and_nothing_else_moves():
     assert 0.6 < np.mean(dist[:, 0] > 0) < 0.8
     pelvis = joints[:, :, hips].mean(2)
     up = joints[:, :, [J["l_shoulder"], J["r_shoulder"]]].mean(2) - pelvis
-    up_cm = (moved[:, :, 0] * up).sum(-1) / np.linalg.norm(up, axis=-1)
-    assert np.abs(up_cm).max() <= 0.04 + 1e-9 and np.abs(up_cm).max() > 0.035
+    up_m = (moved[:, :, 0] * up).sum(-1) / np.linalg.norm(up, axis=-1)
+    assert np.abs(up_m).max() <= 0.04 + 1e-9 and np.abs(up_m).max() > 0.035
 
 
 def test_moved_hips_move_the_target_and_keep_every_other_draw_of_the_batch():
