@@ -33,7 +33,7 @@ from pose_server.lift import LearnedLifter, Lifter
 from pose_server.lift.camera import PinholeCamera
 from pose_server.lift.proportions import REST_LENGTHS, measure_lengths, vertical_chain
 from pose_server.lift.skeleton3d import LIMB_SEGMENTS, REST_HEIGHT, REST_JOINTS, J, segment_lengths
-from pose_server.mocap import category_of, clip_subject, find_clips, load_clip
+from pose_server.mocap import MocapClip, category_of, clip_subject, find_clips, load_clip
 from pose_server.mocap.clips import manifest_row
 from pose_server.skeleton import SKELETONS
 from pose_server.track_signal import TrackSignal
@@ -507,7 +507,8 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's options (scripts/plot_lifting.py takes its cases' settings from their defaults)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="*", type=Path, help="mocap files, folders or MANIFEST.csv")
     ap.add_argument("--bvh", nargs="+", type=Path, default=[], help="(older spelling of the inputs)")
@@ -548,6 +549,20 @@ def main() -> None:
     ap.add_argument("--decompose", action="store_true",
                     help="also print where the error comes from: MPJPE after the best scale, rotation or both, the "
                          "best scale and the spine's angle, per lifter, noise and azimuth")
+    return ap
+
+
+def resample(clip: MocapClip, fps: float, seconds: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """A clip's joints (T, 17, 3) and contacts (T, 2) or None at ``fps`` (the nearest later mocap frame), its
+    first ``seconds`` (0: all)."""
+    t_src = np.arange(len(clip.joints)) / clip.fps
+    end = t_src[-1] if not seconds else min(t_src[-1], seconds)
+    idx = np.minimum(np.searchsorted(t_src, np.arange(0.0, end, 1.0 / fps)), len(t_src) - 1)
+    return clip.joints[idx], None if clip.contacts is None else clip.contacts[idx]
+
+
+def main() -> None:
+    ap = build_parser()
     args = ap.parse_args()
     if args.candidate:
         LIFTERS["candidate"] = partial(LearnedLifter, model=args.candidate)
@@ -592,14 +607,10 @@ def main() -> None:
                     cases.append((ci, az, el, sigma, lifter))
     prepared = {}
     for ci, clip in enumerate(clips):
-        t_src = np.arange(len(clip.joints)) / clip.fps
-        end = t_src[-1] if not args.seconds else min(t_src[-1], args.seconds)
-        t_new = np.arange(0.0, end, 1.0 / args.fps)
-        idx = np.minimum(np.searchsorted(t_src, t_new), len(t_src) - 1)
-        gt = clip.joints[idx]
+        gt, contacts = resample(clip, args.fps, args.seconds)
         gt = shift_hips(gt, *args.shift_hips) if any(args.shift_hips) else gt
         height = REST_HEIGHT if args.default_height else told_height(gt, args.height_from)
-        prepared[ci] = (gt, None if clip.contacts is None else clip.contacts[idx], height)
+        prepared[ci] = (gt, contacts, height)
     rows = []
     t0, c0 = time.time(), time.process_time()
     load0 = os.getloadavg()

@@ -186,3 +186,36 @@ def test_pooled_jitter_is_not_ruled_by_a_clip_whose_mocap_hardly_moves(truth):
     pooled = (rows[0]["acc_pred"] + rows[1]["acc_pred"]) / (rows[0]["acc_gt"] + rows[1]["acc_gt"])
     assert agg["jitter_pooled"] == pytest.approx(pooled)
     assert walk_ratio < agg["jitter_pooled"] < agg["jitter"] / 4
+
+
+def test_resample_takes_the_nearest_later_frame_at_the_rate_and_the_first_seconds(truth):
+    from pose_server.mocap import MocapClip
+
+    contacts = np.zeros((len(truth), 2), bool)
+    contacts[::3, 0] = True
+    clip = MocapClip("walk", 60.0, truth, None, contacts)  # the 30 fps walk told 60 fps: 1 s long
+    joints, c = bench.resample(clip, 30.0)
+    np.testing.assert_array_equal(joints, truth[0:60:2])  # every second frame
+    np.testing.assert_array_equal(c, contacts[0:60:2])
+    joints, _ = bench.resample(clip, 30.0, seconds=0.5)
+    assert len(joints) == 15
+    assert bench.resample(MocapClip("walk", 60.0, truth, None, None), 30.0)[1] is None
+
+
+def test_the_pictures_frame_errors_average_to_the_benchmarks_mpjpe(truth, tmp_path):
+    import plot_lifting
+
+    rng = np.random.default_rng(3)
+    pred = truth + rng.normal(0, 0.02, truth.shape)
+    pred[5:8] = np.nan  # frames without output: left out of both
+    errors = plot_lifting.frame_errors(pred, truth)
+    assert np.isnan(errors[5:8]).all() and np.isfinite(np.delete(errors, [5, 6, 7])).all()
+    assert np.nanmean(errors) == pytest.approx(bench.metrics(pred, truth, [None] * len(truth), 30.0)["mpjpe"])
+    out = tmp_path / "picture.png"
+    plot_lifting.plot(truth, {"learned": pred}, [0, 10, 20], 30.0, "a walk", out)
+    import cv2
+
+    image = cv2.imread(str(out))
+    assert image is not None and image.shape[0] == 720
+    orange = (np.abs(image.astype(int) - [14, 127, 255]).sum(-1) < 60).sum()  # tab:orange, BGR: the lifted joints
+    assert orange > 500
