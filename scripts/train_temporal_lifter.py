@@ -70,6 +70,9 @@ def main() -> None:
                          "(up to 4 cm up or down, 3 cm forward or back; 0: none, as every shipped run)")
     ap.add_argument("--contact-weight", type=float, default=CONTACT_WEIGHT,
                     help="weight of the contacts' cross-entropy in the loss (every shipped run: 0.05)")
+    ap.add_argument("--bones", type=float, default=0.0,
+                    help="weight of a bone-length term in the loss: the 8 limb bones' predicted against true lengths "
+                         "(m; 0: none, as every shipped run)")
     ap.add_argument("--out", type=Path, default=DEFAULT_TEMPORAL_LIFTER)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -98,7 +101,7 @@ def main() -> None:
     t0, c0 = time.time(), time.process_time()
     net = train(bank, args.steps, args.batch, args.outputs, args.channels, args.blocks, args.lr, args.seed, progress,
                 args.init, args.proportions, args.framing, args.dilations, args.velocity, args.hold,
-                args.contact_lead, args.head_only, args.hips, args.contact_weight)
+                args.contact_lead, args.head_only, args.hips, args.contact_weight, args.bones)
     bar.close()
     wall, cpu = time.time() - t0, time.process_time() - c0
     val = evaluate(net, ClipBank(val_clips)) if val_clips else (float("nan"), float("nan"))
@@ -116,7 +119,8 @@ def main() -> None:
             f"{f', contact labels {args.contact_lead:g} frames later' if args.contact_lead else ''}"
             f"{', only the contact head trained' if args.head_only else ''}"
             f"{f', hip joints moved in {100 * args.hips:.0f} % of sequences' if args.hips else ''}"
-            f"{f', contact loss x {args.contact_weight:g}' if args.contact_weight != CONTACT_WEIGHT else ''}; "
+            f"{f', contact loss x {args.contact_weight:g}' if args.contact_weight != CONTACT_WEIGHT else ''}"
+            f"{f', bone-length loss x {args.bones:g}' if args.bones else ''}; "
             f"{wall / 60:.1f} min on one thread; validation MPJPE on random cameras {1000 * val[0]:.1f} mm, "
             f"contact accuracy {100 * val[1]:.1f} %. {CMU_CREDIT}")
     out = export(net, args.out, info, head_of=args.init if args.head_only else None)

@@ -18,10 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from pose_server.lift.skeleton3d import LIMB_SEGMENTS
 from pose_server.lift.temporal import FEATURES
 from pose_server.lift.temporal_data import ClipBank, sample_batch
 
 CONTACT_WEIGHT = 0.05  # the contacts' cross-entropy beside the MPJPE (m) in the loss: every shipped run's
+_PARENT, _CHILD = (list(ends) for ends in zip(*LIMB_SEGMENTS, strict=True))
 
 __all__ = ["TemporalNet", "train", "export", "evaluate", "load_exported"]
 
@@ -62,8 +64,15 @@ class TemporalNet(nn.Module):
         return joints.reshape(*joints.shape[:2], 17, 3), self.contact(x).permute(0, 2, 1)
 
 
+def bone_error(joints: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of the 8 limb bones' lengths (m), predicted against true (..., 17, 3): a network
+    that hedges between two depths of a limb shortens it; this term asks it to commit to one."""
+    length = lambda j: (j[..., _CHILD, :] - j[..., _PARENT, :]).norm(dim=-1)  # noqa: E731
+    return (length(joints) - length(want)).abs().mean()
+
+
 def _loss(net: TemporalNet, batch, rf: int, velocity: float = 0.0, head_only: bool = False,
-          contact_weight: float = CONTACT_WEIGHT) -> tuple[torch.Tensor, float, float]:
+          contact_weight: float = CONTACT_WEIGHT, bones: float = 0.0) -> tuple[torch.Tensor, float, float]:
     x = torch.from_numpy(batch.features).permute(0, 2, 1)
     if head_only:  # the trunk and the joints head as they are (no graph through them): only the contact head learns
         with torch.no_grad():
@@ -80,6 +89,8 @@ def _loss(net: TemporalNet, batch, rf: int, velocity: float = 0.0, head_only: bo
     loss = mpjpe + contact_weight * bce
     if velocity > 0.0:  # the joints' frame-to-frame motion against the mocap's (dense outputs are consecutive frames)
         loss = loss + velocity * (joints.diff(dim=1) - want.diff(dim=1)).norm(dim=-1).mean()
+    if bones > 0.0:
+        loss = loss + bones * bone_error(joints, want)
     return loss, float(mpjpe.detach()), float(bce.detach())
 
 
@@ -88,7 +99,7 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
           init: str | Path | None = None, proportions: float = 0.8, framing: bool = True,
           dilations: Sequence[int] | None = None, velocity: float = 0.0, hold: str = "frozen",
           contact_lead: float = 0.0, head_only: bool = False, hips: float = 0.0,
-          contact_weight: float = CONTACT_WEIGHT) -> TemporalNet:
+          contact_weight: float = CONTACT_WEIGHT, bones: float = 0.0) -> TemporalNet:
     """Train on ``bank`` (from the exported weights ``init`` if given, else from scratch); ``progress(step,
     mpjpe_m, contact_bce)`` every step; ``proportions``: the share of sequences drawn with other proportions,
     ``framing``: cameras stepped back to keep the performer in view (both ``temporal_data.sample_batch``);
@@ -99,7 +110,8 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
     ``sample_batch``); ``head_only``: train only the contact head of ``init``'s network, the rest frozen in eval mode
     (its batch norms and dropout as exported: the joints come out as the file computes them); ``hips``: the share
     of sequences with their hip joints moved (``sample_batch``; its own random stream); ``contact_weight``: the
-    contacts' cross-entropy's weight in the loss. Deterministic for a seed."""
+    contacts' cross-entropy's weight in the loss; ``bones``: the weight of ``bone_error`` in it (0: none, as every
+    shipped run). Deterministic for a seed."""
     rng = np.random.default_rng(seed)
     hips_rng = np.random.default_rng([seed, 1])
     torch.manual_seed(seed)
@@ -116,7 +128,7 @@ def train(bank: ClipBank, steps: int, batch: int = 32, outputs: int = 32, channe
     for step in range(steps):
         seqs = sample_batch(bank, batch, rf + outputs - 1, rng, proportions, framing, hold, contact_lead, hips,
                             hips_rng)
-        loss, mpjpe, bce = _loss(net, seqs, rf, velocity, head_only, contact_weight)
+        loss, mpjpe, bce = _loss(net, seqs, rf, velocity, head_only, contact_weight, bones)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -21,7 +21,7 @@ from pose_server.lift.temporal_data import (
     _proportions,
     sample_batch,
 )
-from pose_server.lift.temporal_training import TemporalNet, _loss, export, load_exported, train
+from pose_server.lift.temporal_training import TemporalNet, _loss, bone_error, export, load_exported, train
 from pose_server.mocap import MocapClip
 from pose_server.skeleton import SKELETONS
 
@@ -275,6 +275,25 @@ def test_the_velocity_loss_sees_jitter_but_not_a_steady_offset():
     assert gains["offset"] == pytest.approx(0.0, abs=1e-6)
     assert gains["jitter"] > 2.0 * 0.05  # about 2 x 0.07 m: consecutive frames 6 cm apart on some axes
 
+
+
+def test_the_bone_loss_sees_a_limb_folded_towards_the_image_but_not_a_shifted_body():
+    """A hedged depth (the knee halfway between its two possible depths) shortens the thigh and shin: the bone term
+    charges it; the whole body moved (as far off per joint) keeps every length and costs nothing."""
+    batch = sample_batch(ClipBank([_walk_clip()]), 4, 20, np.random.default_rng(0))
+    want = batch.joints[:, 4:].astype(np.float32)
+    shifted = want + np.float32(0.05)
+    hedged = want.copy()
+    knee, hip, ankle = J["l_knee"], J["l_hip"], J["l_ankle"]
+    hedged[..., knee, :] = 0.5 * (want[..., hip, :] + want[..., ankle, :])  # the knee on the hip-ankle line
+    gains = {}
+    for name, pred in (("shifted", shifted), ("hedged", hedged)):
+        plain, _, _ = _loss(_Fixed(pred), batch, 5)
+        with_bones, _, _ = _loss(_Fixed(pred), batch, 5, bones=1.0)
+        gains[name] = float(with_bones - plain)
+        assert gains[name] == pytest.approx(float(bone_error(torch.from_numpy(pred), torch.from_numpy(want))), abs=1e-6)
+    assert gains["shifted"] == pytest.approx(0.0, abs=1e-6)
+    assert gains["hedged"] > 0.003  # two of the eight bones a few cm short: a walker's knee bends 10-60 deg
 
 def test_exported_weights_load_back_into_a_network_that_computes_the_same(random_net, tmp_path):
     path = export(random_net, tmp_path / "a.npz")
