@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="3D lifter: the temporal network trained on CMU mocap (default) or the geometric lifter")
     g.add_argument("--no-depth-prior", action="store_true",
                    help="geometric lifter: the geometric priors only, without the learned depth prior")
+    g.add_argument("--no-swap-guard", action="store_true",
+                   help="keep a detector's left/right labels even where it exchanged them for a few frames "
+                        "(the guard puts them back so the body does not spin half round and back)")
     add_unmeasurable_args(g)
     g.add_argument("--protocol", type=int, choices=(1, 2, 3, 4), default=4,
                    help="packet version (2 adds rotations, 3 foot contacts, 4 hands from whole-body models)")
@@ -249,6 +252,9 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
                    help="3D lifter, as `run`'s: the temporal network (causal: run forward, smoothed two-sided "
                         "after it) or the geometric lifter")
     g.add_argument("--no-depth-prior", action="store_true", help="geometric lifter: without the learned depth prior")
+    g.add_argument("--no-swap-guard", action="store_true",
+                   help="keep a detector's left/right labels even where it exchanged them for a few frames "
+                        "(the guard puts them back so the body does not spin half round and back)")
     add_unmeasurable_args(g)
     conv.add_argument("--no-progress", action="store_true", help="no progress bar")
     conv.set_defaults(func=cmd_convert)
@@ -268,7 +274,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         flip_test=args.flip_test, threads=args.threads, detector=args.detector, det_threshold=args.det_threshold,
         det_interval=args.det_interval, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
         lifter=args.lifter, depth_prior=not args.no_depth_prior, performer_height=args.performer_height,
-        camera_hfov=args.hfov, camera_pitch=args.camera_pitch, max_frames=args.max_frames, udp=[])
+        camera_hfov=args.hfov, camera_pitch=args.camera_pitch, max_frames=args.max_frames, udp=[],
+        swap_guard=not args.no_swap_guard)
     opts = ConvertOptions(outputs=args.output, person=args.person, smooth_2d=args.smooth_2d,
                           smooth_3d=args.smooth_3d, smooth_root=args.smooth_root, max_gap=args.max_gap,
                           lock_feet=not args.no_lock_feet, stride=args.stride)
@@ -298,7 +305,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         max_people=args.max_people, kpt_threshold=args.kpt_threshold, min_cutoff=args.min_cutoff, beta=args.beta,
         d_cutoff=args.d_cutoff, hold_s=args.hold, lift_3d=not args.no_3d, protocol_version=args.protocol,
         lifter=args.lifter, depth_prior=not args.no_depth_prior, performer_height=args.performer_height,
-        camera_hfov=args.hfov, camera_pitch=args.camera_pitch,
+        camera_hfov=args.hfov, camera_pitch=args.camera_pitch, swap_guard=not args.no_swap_guard,
         udp=_targets(args.udp) or ["127.0.0.1:9000"], udp_token=args.udp_token, vmc=_targets(args.vmc),
         record=args.record,
         preview=args.preview,

@@ -59,6 +59,7 @@ class PipelineConfig:
     beta: float = 0.05
     d_cutoff: float = 1.0
     hold_s: float = 0.25
+    swap_guard: bool = True  # undo a detector's left/right exchange of the upper or lower body (left_right.py)
     lift_3d: bool = True
     lifter: str = "learned"  # learned (the temporal network, resources/models/temporal_lifter.npz) | geometric
     depth_prior: bool = True  # the lifter's learned depth prior (resources/models/depth_prior.npz)

@@ -33,6 +33,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from . import sources as src
 from .config import PipelineConfig, load_estimator
+from .left_right import guard_track
 from .lift.skeleton3d import J
 from .lift.world import SharedWorld
 
@@ -364,8 +365,11 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
         ids = [wanted]
     kept = []
     for tid in ids:
-        present, boxes, kpts, scores, filled = smooth_track_2d(tracks.boxes[tid], tracks.keypoints[tid],
-                                                               tracks.scores[tid], tracks.fps, opts, cfg.kpt_threshold)
+        kpts, scores = tracks.keypoints[tid], tracks.scores[tid]
+        if cfg.swap_guard:  # the detector's brief left/right exchanges put back, as the live server does
+            kpts, scores = guard_track(kpts, scores, tracks.fps, cfg.kpt_threshold)
+        present, boxes, kpts, scores, filled = smooth_track_2d(tracks.boxes[tid], kpts, scores, tracks.fps, opts,
+                                                               cfg.kpt_threshold)
         if opts.person == "all" and present.sum() < opts.min_track * tracks.fps:
             log.info("track %d dropped: seen for only %d frames", tid, int(present.sum()))
             continue

@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-preview", action="store_true", help="do not write overlay.mp4")
     ap.add_argument("--no-depth-prior", action="store_true",
                     help="lift with the geometric priors only, without the learned depth prior")
+    ap.add_argument("--no-swap-guard", action="store_true",
+                    help="keep the detector's left/right labels where it exchanged them for a few frames")
     add_unmeasurable_args(ap)
     ap.add_argument("--out", default=str(ROOT / "out"), help="output folder")
     ap.add_argument("--no-render", action="store_true",
@@ -147,7 +149,7 @@ def run_demo(args: argparse.Namespace) -> dict:
         max_frames=args.max_frames, record=str(out / "take.jsonl"),
         preview=None if args.no_preview else str(out / "overlay.mp4"),
         progress=True, udp=[], depth_prior=not args.no_depth_prior, performer_height=args.performer_height,
-        camera_hfov=args.hfov, camera_pitch=args.camera_pitch,
+        camera_hfov=args.hfov, camera_pitch=args.camera_pitch, swap_guard=not args.no_swap_guard,
     )
     if args.checkpoint is None:
         cfg.checkpoint = args.model

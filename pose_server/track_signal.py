@@ -11,6 +11,7 @@ import numpy as np
 from .config import PipelineConfig
 from .filters import KeypointFilter
 from .hands import HandTracker, forearm_deltas, world_from_camera
+from .left_right import guard_for
 from .lift.camera import lifter_camera
 from .lift.world import SharedWorld
 
@@ -23,6 +24,7 @@ class TrackSignal:
     def __init__(self, cfg: PipelineConfig, num_keypoints: int, image_size: tuple[int, int], lift: Any,
                  world: SharedWorld | None = None) -> None:
         self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
+        self.guard = guard_for(num_keypoints, cfg.kpt_threshold) if cfg.swap_guard else None
         prior = "default" if cfg.depth_prior else None  # (the geometric lifter's; the learned one ignores it)
         self.lifter = (
             lift(image_size=image_size, min_score=cfg.kpt_threshold, depth_prior=prior, height_m=cfg.performer_height,
@@ -48,6 +50,8 @@ class TrackSignal:
         """The packet entry of this track at time t. solve: the IK (None = no rotations); failed: told
         of each pose the lifter/IK refused; hands: solve the hands too (133 whole-body keypoints)."""
         self.last_seen = t
+        if self.guard is not None:  # a detector's left/right exchange undone before anything remembers it
+            kpts, scores = self.guard(kpts, scores, t)
         pts, sc, held = self.f2d(kpts, scores, t)
         person = {"id": int(tid), "bbox": box, "keypoints": pts, "scores": np.clip(sc, 0.0, 1.0),
                   "held": np.flatnonzero(held).tolist(), "joints_3d": None}

@@ -108,6 +108,7 @@ CONFIG_FIELDS: dict[str, Arg] = {
     "replay_speed": _num(0.01, 100.0, "speed of a replayed session"),
     "lifter": Arg((str,), choices=("learned", "geometric"), doc="3D lifter: learned (temporal network) or geometric"),
     "depth_prior": Arg((bool,), doc="the geometric lifter's learned depth prior (off: geometric priors only)"),
+    "swap_guard": Arg((bool,), doc="put back a detector's brief exchange of left and right labels (on by default)"),
     "performer_height": _num(0.6, 2.4, "performer's height in metres: the 3D skeleton's scale"),
     "camera_hfov": _num(20.0, 170.0, "camera's horizontal field of view in degrees (its focal length)"),
     "camera_pitch": _num(-80.0, 80.0, "degrees the camera looks down (negative: up); 0 = level; null: estimated "

@@ -1,0 +1,169 @@
+"""A detector's left/right exchange of a whole upper or lower body, undone per track before the 2D filter.
+
+2D detectors sometimes label a person who faces the camera as facing away for a few frames: every left and right
+label of the upper body, or of the whole body, exchanged (BlazePose on the demo clip, frames 19-20 and 68-71 of the
+man on the roof). From those frames alone the lifter must turn the body round, and the armature spins half round
+and back. A body cannot turn half round within a frame, so where a group's labels, exchanged, fit the track's last
+frame far better than as given, they are exchanged back. "Last frame": the group's last frame that clearly showed
+which way it faced, at most two frames ago, because the detector flips through a frame where the torso collapses to
+a line (seen side on), against which either labelling fits. Two groups (the upper body with the head, face and hands;
+the hips and legs with the feet), because the upper body often flips a frame before the legs. Only where the group
+moved far as labelled (in a side view left and right nearly coincide and never trigger it); only towards the way the
+body has faced over the last second (which side of the spine its left shoulder, or hip, was on: a flip the guard
+missed must not make it "correct" the detector's return to the right labels); and for at most ``max_hold_s``: a
+detector that keeps the other labels longer is believed from then on.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+
+import numpy as np
+
+from .skeleton import Skeleton, get_skeleton
+
+__all__ = ["LeftRightGuard", "guard_for", "guard_track"]
+
+RATIO = 0.25  # exchanged back when the exchanged labels' cost is under a quarter of the given ones'
+MIN_MOVE = 0.15  # ... the given labels moved more than this x the spine's length (RMS over the group's points)
+MAX_HOLD_S = 0.5  # ... for at most this long
+CLEAR_S = 0.07  # compared with the group's last frame of clear facing at most this old (a 720 deg/s turn needs 0.1 s
+# to pass side on, the detector's flips take two frames)
+FACING_S = 1.0  # the body's facing: the median over this long of the guarded frames' ...
+MIN_FACING = 0.2  # ... left-right distance across the spine over the spine's length, at least this far from 0
+_LOWER = ("hip", "knee", "ankle", "toe", "heel", "foot", "back_paw")
+
+
+class LeftRightGuard:
+    """Per-track guard against a detector's left/right exchange of the upper or the lower body (module doc)."""
+
+    def __init__(self, skeleton: Skeleton, min_score: float = 0.3, ratio: float = RATIO, min_move: float = MIN_MOVE,
+                 max_hold_s: float = MAX_HOLD_S) -> None:
+        names = skeleton.keypoints
+        ends = [f"{side}_{part}" for part in ("shoulder", "hip") for side in ("left", "right")]
+        if not all(n in names for n in ends):
+            raise ValueError(f"{skeleton.name}: the left/right guard needs both shoulders and hips")
+        self.ls, self.rs, self.lh, self.rh = (names.index(n) for n in ends)
+        upper: list[tuple[int, int]] = []
+        lower: list[tuple[int, int]] = []
+        for a, b in skeleton.flip_pairs:
+            (lower if any(w in names[a] for w in _LOWER) else upper).append((a, b))
+        # per group: its pairs (2, n: left row, right row), the permutation exchanging them, the pair telling its facing
+        self.groups = [(np.array(g, dtype=int).T, _exchange(skeleton.num_keypoints, g), side)
+                       for g, side in ((upper, (self.ls, self.rs)), (lower, (self.lh, self.rh))) if g]
+        self.min_score, self.ratio, self.min_move, self.max_hold_s = min_score, ratio, min_move, max_hold_s
+        self.exchanged_frames = 0  # frames where any group was exchanged back (logs, tests)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the track's past (a new track, or one found again)."""
+        # per group: its last frame of clear facing (keypoints, scores, time, spine length), the start of its
+        # current run of exchanged frames, its facing over the last FACING_S
+        self._ref: list[tuple[np.ndarray, np.ndarray, float, float] | None] = [None] * len(self.groups)
+        self._since: list[float | None] = [None] * len(self.groups)
+        self._facing: list[deque[tuple[float, float]]] = [deque() for _ in self.groups]
+
+    def __call__(self, keypoints: np.ndarray, scores: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """The keypoints and scores with any exchanged group put back."""
+        k = np.array(keypoints, dtype=np.float64)  # copies: kept as a later frame's reference
+        s = np.array(scores, dtype=np.float64)
+        t = float(t)
+        spine = self._spine(k, s)  # (up x, up y, length) or None where the torso is not seen
+        changed = False
+        for g, (pairs, perm, (a, b)) in enumerate(self.groups):
+            # which way the group faces as labelled (exchanging it turns the sign)
+            facing = None if spine is None else _cross(spine, k[a] - k[b]) / spine[2] ** 2
+            ref = self._ref[g] if self._ref[g] is not None and t - self._ref[g][2] <= CLEAR_S else None
+            back = self._exchanged(k, s, ref, pairs) if ref is not None else None
+            if back is None and self._since[g] is not None:
+                back = True  # undecided (few points, or hardly moved) inside a run: detectors keep a flip a while
+            if back and not (facing is not None and self._usual(g, t) * -facing > 0.0):
+                back = False  # only towards the way the body has faced
+            if back and (self._since[g] is None or t - self._since[g] <= self.max_hold_s):
+                self._since[g] = t if self._since[g] is None else self._since[g]
+                k, s, facing = k[perm], s[perm], -facing
+                changed = True
+            else:
+                self._since[g] = None
+            self._remember(g, k, s, t, facing, spine)
+        self.exchanged_frames += changed
+        return k, s
+
+    def _exchanged(self, k: np.ndarray, s: np.ndarray, ref: tuple[np.ndarray, np.ndarray, float, float],
+                   pairs: np.ndarray) -> bool | None:
+        """True: the group's labels fit ``ref`` far better exchanged; False: as given; None: cannot tell (too few
+        points scored in both frames, or the group hardly moved as labelled)."""
+        rk, rs, _, spine = ref
+        left, right = pairs
+        ok = ((np.minimum(np.minimum(s[left], s[right]), np.minimum(rs[left], rs[right])) >= self.min_score)
+              & np.isfinite(k[left]).all(1) & np.isfinite(k[right]).all(1))
+        if ok.sum() < 2:
+            return None
+        left, right = left[ok], right[ok]
+        given = float(((k[left] - rk[left]) ** 2).sum() + ((k[right] - rk[right]) ** 2).sum())
+        if given <= 2 * len(left) * (self.min_move * spine) ** 2:  # RMS over the points: hardly moved
+            return None
+        swapped = float(((k[right] - rk[left]) ** 2).sum() + ((k[left] - rk[right]) ** 2).sum())
+        return swapped < self.ratio * given
+
+    def _usual(self, g: int, t: float) -> float:
+        """The group's facing over the last FACING_S (median), 0 where it was not clear or seen too little."""
+        past = [f for seen, f in self._facing[g] if t - seen <= FACING_S]
+        if len(past) < 3:
+            return 0.0
+        usual = statistics.median(past)
+        return usual if abs(usual) >= MIN_FACING else 0.0
+
+    def _remember(self, g: int, k: np.ndarray, s: np.ndarray, t: float, facing: float | None,
+                  spine: tuple[float, float, float] | None) -> None:
+        history = self._facing[g]
+        if facing is not None:
+            history.append((t, facing))
+            if abs(facing) >= MIN_FACING:
+                self._ref[g] = (k, s, t, spine[2])
+        while history and t - history[0][0] > FACING_S:
+            history.popleft()
+
+    def _spine(self, k: np.ndarray, s: np.ndarray) -> tuple[float, float, float] | None:
+        """Mid-hips to mid-shoulders (x, y, length) in pixels, or None where the torso is not seen."""
+        torso = [self.ls, self.rs, self.lh, self.rh]
+        if min(s[torso].tolist()) < self.min_score:
+            return None
+        ux, uy = (0.5 * (k[self.ls] + k[self.rs] - k[self.lh] - k[self.rh])).tolist()
+        length = math.hypot(ux, uy)
+        return (ux, uy, length) if length > 1.0 else None  # NaN fails the comparison too
+
+
+def guard_for(num_keypoints: int, min_score: float = 0.3) -> LeftRightGuard | None:
+    """A guard for a keypoint layout known by its count (COCO-17, whole-body 133, ...), or None for another."""
+    try:
+        return LeftRightGuard(get_skeleton(num_keypoints), min_score)
+    except ValueError:
+        return None
+
+
+def guard_track(keypoints: np.ndarray, scores: np.ndarray, fps: float, min_score: float = 0.3
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A whole track (T, K, 2) / (T, K) through one guard, frame by frame, as the live server guards it (convert)."""
+    guard = guard_for(keypoints.shape[1], min_score)
+    if guard is None:
+        return keypoints, scores
+    out_k, out_s = np.array(keypoints, dtype=np.float64), np.array(scores, dtype=np.float64)
+    for i in range(len(out_k)):
+        out_k[i], out_s[i] = guard(out_k[i], out_s[i], i / fps)
+    return out_k, out_s
+
+
+def _cross(spine: tuple[float, float, float], d: np.ndarray) -> float:
+    """How far ``d`` points across the spine (signed: to the body's left or right as the image shows it)."""
+    dx, dy = d.tolist()
+    return spine[0] * dy - spine[1] * dx
+
+
+def _exchange(n: int, pairs: list[tuple[int, int]]) -> np.ndarray:
+    perm = np.arange(n)
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return perm

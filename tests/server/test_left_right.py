@@ -1,0 +1,105 @@
+"""The left/right guard: a detector's brief exchange of left and right labels is put back; real turns are not."""
+
+import numpy as np
+import pytest
+
+from pose_server.config import PipelineConfig
+from pose_server.left_right import LeftRightGuard, guard_track
+from pose_server.lift import LearnedLifter
+from pose_server.lift.camera import PinholeCamera
+from pose_server.lift.skeleton3d import J
+from pose_server.lift.synthetic import walk
+from pose_server.skeleton import get_skeleton
+from pose_server.track_signal import TrackSignal
+
+IMAGE = (1280, 720)
+FLIP = get_skeleton(17).flip_indices()
+FLIPPED = [31, 32, 33]  # the frames the "detector" labels the other way round
+
+
+def filmed(azimuth: float, seconds: float = 2.0, turn: float = 0.0, speed: float = 1.0, noise: float = 0.0
+           ) -> np.ndarray:
+    """(T, 17, 2) pixels of a synthetic walker filmed from ``azimuth`` (0: from the front)."""
+    joints, _ = walk(seconds=seconds, height=1.75, speed=speed, turn_deg_s=turn)
+    cam = PinholeCamera.orbit(IMAGE, np.array([*joints[:, :, :2].mean((0, 1)), 1.0]), azimuth, distance=5.0,
+                              height=1.2)
+    px = cam.project(joints)
+    return px + np.random.default_rng(0).normal(0.0, noise, px.shape) if noise else px
+
+
+def detector_flip(px: np.ndarray) -> np.ndarray:
+    """What BlazePose did on the demo clip: a frame where left and right collapse onto one line, then every left and
+    right label exchanged for three frames."""
+    out = px.copy()
+    collapsed = FLIPPED[0] - 1
+    out[collapsed] = 0.5 * (px[collapsed] + px[collapsed, FLIP])
+    out[FLIPPED] = px[FLIPPED][:, FLIP]
+    return out
+
+
+def guarded(px: np.ndarray, fps: float = 30.0) -> tuple[np.ndarray, LeftRightGuard]:
+    guard = LeftRightGuard(get_skeleton(17))
+    out = np.array([guard(p, np.full(17, 0.9), i / fps)[0] for i, p in enumerate(px)])
+    return out, guard
+
+
+@pytest.mark.parametrize("azimuth", [0.0, 180.0, 30.0])
+def test_a_detector_flip_through_a_collapsed_frame_is_put_back(azimuth):
+    px = filmed(azimuth)
+    out, guard = guarded(detector_flip(px))
+    np.testing.assert_allclose(out[FLIPPED], px[FLIPPED])  # the labels back where they belong
+    assert guard.exchanged_frames == len(FLIPPED)
+
+
+@pytest.mark.parametrize(("turn", "speed", "seconds"), [(180.0, 1.0, 2.0), (720.0, 0.0, 1.0)])
+def test_a_real_half_turn_and_a_fast_spin_are_left_alone(turn, speed, seconds):
+    """A body that really turns passes side on over several frames (720 deg/s: three at 30 fps), unlike a flip."""
+    px = filmed(0.0, seconds=seconds, turn=turn, speed=speed)
+    out, guard = guarded(px)
+    assert guard.exchanged_frames == 0
+    np.testing.assert_array_equal(out, px)
+
+
+@pytest.mark.parametrize("noise", [0.0, 3.0])
+def test_a_side_view_with_crossing_legs_is_left_alone(noise):
+    px = filmed(90.0, seconds=4.0, noise=noise)
+    out, guard = guarded(px)
+    assert guard.exchanged_frames == 0
+    np.testing.assert_array_equal(out, px)
+
+
+def test_a_flip_the_detector_keeps_longer_than_half_a_second_is_believed():
+    px = filmed(0.0, seconds=3.0)
+    out_px = px.copy()
+    out_px[30:] = px[30:, FLIP]  # labels exchanged from frame 30 to the end
+    out, guard = guarded(out_px)
+    assert guard.exchanged_frames == 16  # 0.5 s at 30 fps, then the detector is believed
+    np.testing.assert_array_equal(out[50:], out_px[50:])
+
+
+def test_convert_guards_a_whole_track_as_the_server_does():
+    px = detector_flip(filmed(0.0))
+    live, _ = guarded(px)
+    k, s = guard_track(px, np.full(px.shape[:2], 0.9), 30.0)
+    np.testing.assert_array_equal(k, live)
+    assert s.shape == (len(px), 17)
+
+
+def hip_yaw_jumps(swap_guard: bool) -> int:
+    """Frames where the lifted hip line turns more than 90 deg from the frame before."""
+    px = detector_flip(filmed(0.0))
+    sig = TrackSignal(PipelineConfig(swap_guard=swap_guard), 17, IMAGE, LearnedLifter)
+    yaw = []
+    for i, p in enumerate(px):
+        j = sig.person(0, np.array([0, 0, *IMAGE], float), p, np.full(17, 0.9), i / 30, None, lambda e: None)[
+            "joints_3d"]
+        if j is not None:
+            h = j[J["l_hip"]] - j[J["r_hip"]]
+            yaw.append(np.degrees(np.arctan2(h[1], h[0])))
+    turn = (np.diff(yaw) + 180.0) % 360.0 - 180.0
+    return int((np.abs(turn) > 90.0).sum())
+
+
+def test_the_server_keeps_the_body_facing_the_camera_through_the_flip():
+    assert hip_yaw_jumps(swap_guard=False) >= 2  # the lifter turns the body round and back, as it must from 2D
+    assert hip_yaw_jumps(swap_guard=True) == 0
