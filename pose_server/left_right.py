@@ -29,8 +29,10 @@ __all__ = ["LeftRightGuard", "guard_for", "guard_track"]
 RATIO = 0.25  # exchanged back when the exchanged labels' cost is under a quarter of the given ones'
 MIN_MOVE = 0.15  # ... the given labels moved more than this x the spine's length (RMS over the group's points)
 MAX_HOLD_S = 0.5  # ... for at most this long
-CLEAR_S = 0.07  # compared with the group's last frame of clear facing at most this old (a 720 deg/s turn needs 0.1 s
-# to pass side on, the detector's flips take two frames)
+# Compared with the group's last frame of clear facing, at most this old: the detector's flips pass through one
+# collapsed frame. A real turn of 720 deg/s moves 48 deg in two frames at 30 fps, too little for its exchanged labels
+# to fit four times better (the tests); at 1080 deg/s a few frames are taken for a flip.
+CLEAR_S = 0.07
 FACING_S = 1.0  # the body's facing: the median over this long of the guarded frames' ...
 MIN_FACING = 0.2  # ... left-right distance across the spine over the spine's length, at least this far from 0
 _LOWER = ("hip", "knee", "ankle", "toe", "heel", "foot", "back_paw")
