@@ -106,6 +106,7 @@ def init_settings(config: dict[str, Any]) -> None:
     S["w_det_interval"] = int(config.get("det_interval", 1))
     S["w_lift_3d"] = bool(config.get("lift_3d", True))
     S["w_depth_prior"] = bool(config.get("depth_prior", True))
+    S["w_swap_guard"] = bool(config.get("swap_guard", True))
     for name, default in (("performer_height", 1.75), ("camera_hfov", 60.0)):
         S[f"w_{name}"] = float(config.get(name, default))
     S["w_camera_pitch_auto"] = config.get("camera_pitch") is None  # None: the lifter estimates it
@@ -154,6 +155,7 @@ def sidebar_settings(config: dict[str, Any]) -> None:
     sb.slider("Person score threshold", 0.0, 1.0, step=0.05, key="w_det_threshold")
     sb.slider("Keypoint score threshold", 0.0, 1.0, step=0.05, key="w_kpt_threshold")
     sb.number_input("Run the detector every N frames", min_value=1, max_value=1000, step=1, key="w_det_interval")
+    sb.checkbox("Put back left/right labels the detector exchanged for a few frames (restarts)", key="w_swap_guard")
 
     sb.subheader("Smoothing (One Euro)")
     sb.number_input("min_cutoff (Hz): lower = smoother", min_value=0.0001, max_value=100.0, step=0.1,
@@ -203,6 +205,7 @@ def wanted_settings() -> dict[str, Any]:
         "det_threshold": float(S.w_det_threshold),
         "kpt_threshold": float(S.w_kpt_threshold),
         "det_interval": int(S.w_det_interval),
+        "swap_guard": bool(S.w_swap_guard),
         "min_cutoff": float(S.w_min_cutoff),
         "beta": float(S.w_beta),
         "lift_3d": bool(S.w_lift_3d),

@@ -71,6 +71,7 @@ def test_apply_changes_smoothing_live(live, monkeypatch):
 def test_3d_switches_reach_the_server(live, monkeypatch):
     at = panel(live[1].url, monkeypatch)
     assert at.sidebar.checkbox(key="w_lift_3d").value and at.sidebar.checkbox(key="w_depth_prior").value
+    assert at.sidebar.checkbox(key="w_swap_guard").value
     try:
         assert not at.sidebar.checkbox(key="w_camera_pitch_auto").value  # a number: level by default
         at.sidebar.checkbox(key="w_camera_pitch_auto").check()
@@ -80,8 +81,9 @@ def test_3d_switches_reach_the_server(live, monkeypatch):
         at.sidebar.checkbox(key="w_camera_pitch_auto").uncheck().run()
         at.sidebar.number_input(key="w_camera_pitch").set_value(12.0)
         at.sidebar.checkbox(key="w_depth_prior").uncheck()
+        at.sidebar.checkbox(key="w_swap_guard").uncheck()
         at.sidebar.button(key="apply").click().run()
-        assert live[0].config.depth_prior is False, texts(at.error)
+        assert (live[0].config.depth_prior, live[0].config.swap_guard) == (False, False), texts(at.error)
         assert (live[0].config.performer_height, live[0].config.camera_pitch) == (1.62, 12.0)
         at.sidebar.checkbox(key="w_lift_3d").uncheck()
         at.sidebar.button(key="apply").click().run()
@@ -90,11 +92,12 @@ def test_3d_switches_reach_the_server(live, monkeypatch):
     finally:  # the server is shared by this module's tests: put it back, running and streaming again
         at.sidebar.checkbox(key="w_lift_3d").check().run()  # the prior's switch is disabled while lifting is off
         at.sidebar.checkbox(key="w_depth_prior").check()
+        at.sidebar.checkbox(key="w_swap_guard").check()
         at.sidebar.number_input(key="w_performer_height").set_value(1.75)
         at.sidebar.checkbox(key="w_camera_pitch_auto").uncheck().run()
         at.sidebar.number_input(key="w_camera_pitch").set_value(0.0)
         at.sidebar.button(key="apply").click().run()
-        assert (live[0].config.lift_3d, live[0].config.depth_prior) == (True, True)
+        assert (live[0].config.lift_3d, live[0].config.depth_prior, live[0].config.swap_guard) == (True, True, True)
         assert (live[0].config.performer_height, live[0].config.camera_pitch) == (1.75, 0.0)
         before, deadline = live[0].status()["frames_read"], time.monotonic() + 60
         while not (live[0].running and live[0].status()["frames_read"] > before + 2):
