@@ -11,7 +11,8 @@ the hips and legs with the feet), because the upper body often flips a frame bef
 moved far as labelled (in a side view left and right nearly coincide and never trigger it); only towards the way the
 body has faced over the last second (which side of the spine its left shoulder, or hip, was on: a flip the guard
 missed must not make it "correct" the detector's return to the right labels); and for at most ``max_hold_s``: a
-detector that keeps the other labels longer is believed from then on.
+detector that keeps the other labels longer is believed from then on. A group the detector collapses for a frame
+(its left and right pulled onto the spine's line) is held instead: its points get score 0 for that frame.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ MAX_HOLD_S = 0.5  # ... for at most this long
 CLEAR_S = 0.07
 FACING_S = 1.0  # the body's facing: the median over this long of the guarded frames' ...
 MIN_FACING = 0.2  # ... left-right distance across the spine over the spine's length, at least this far from 0
+# A group whose facing falls from at least COLLAPSE_FROM to under COLLAPSE_TO within one frame (COLLAPSE_S) turned at
+# least 35 deg in it (1050 deg/s at 30 fps): the detector pulled its left and right onto the spine's line. Its points
+# are then given score 0 for that frame, so the 2D filter holds them.
+COLLAPSE_FROM, COLLAPSE_TO, COLLAPSE_S = 0.5, 0.1, 0.04
 _LOWER = ("hip", "knee", "ankle", "toe", "heel", "foot", "back_paw")
 
 
@@ -57,6 +62,7 @@ class LeftRightGuard:
                        for g, side in ((upper, (self.ls, self.rs)), (lower, (self.lh, self.rh))) if g]
         self.min_score, self.ratio, self.min_move, self.max_hold_s = min_score, ratio, min_move, max_hold_s
         self.exchanged_frames = 0  # frames where any group was exchanged back (logs, tests)
+        self.held_frames = 0  # frames where a collapsed group was held
         self.reset()
 
     def reset(self) -> None:
@@ -66,6 +72,7 @@ class LeftRightGuard:
         self._ref: list[tuple[np.ndarray, np.ndarray, float, float] | None] = [None] * len(self.groups)
         self._since: list[float | None] = [None] * len(self.groups)
         self._facing: list[deque[tuple[float, float]]] = [deque() for _ in self.groups]
+        self._last: list[tuple[float, float] | None] = [None] * len(self.groups)  # the frame before: (time, facing)
 
     def __call__(self, keypoints: np.ndarray, scores: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The keypoints and scores with any exchanged group put back."""
@@ -89,6 +96,12 @@ class LeftRightGuard:
                 changed = True
             else:
                 self._since[g] = None
+            last, self._last[g] = self._last[g], (None if facing is None else (t, facing))
+            if (facing is not None and last is not None and t - last[0] <= COLLAPSE_S
+                    and abs(last[1]) >= COLLAPSE_FROM and abs(facing) < COLLAPSE_TO):
+                s[pairs.ravel()] = 0.0  # collapsed: held by the filter this frame (s is this call's own copy)
+                self.held_frames += 1
+                continue  # not a frame to compare later ones with, nor a facing to remember
             self._remember(g, k, s, t, facing, spine)
         self.exchanged_frames += changed
         return k, s

@@ -53,10 +53,10 @@ def test_a_detector_flip_through_a_collapsed_frame_is_put_back(azimuth):
 
 @pytest.mark.parametrize(("turn", "speed", "seconds"), [(180.0, 1.0, 2.0), (720.0, 0.0, 1.0)])
 def test_a_real_half_turn_and_a_fast_spin_are_left_alone(turn, speed, seconds):
-    """A body that really turns passes side on over several frames (720 deg/s: three at 30 fps), unlike a flip."""
+    """A body that really turns passes side on over several frames, unlike the detector's flips and collapses."""
     px = filmed(0.0, seconds=seconds, turn=turn, speed=speed)
     out, guard = guarded(px)
-    assert guard.exchanged_frames == 0
+    assert guard.exchanged_frames == 0 and guard.held_frames == 0
     np.testing.assert_array_equal(out, px)
 
 
@@ -66,6 +66,22 @@ def test_a_side_view_with_crossing_legs_is_left_alone(noise):
     out, guard = guarded(px)
     assert guard.exchanged_frames == 0
     np.testing.assert_array_equal(out, px)
+
+
+def test_a_one_frame_collapse_of_the_upper_body_is_held():
+    """The detector pulls the shoulders, arms and head onto the spine's line for a frame (BlazePose, demo frame 15):
+    those points get score 0 for that frame, so the 2D filter holds them."""
+    px = filmed(0.0)
+    upper = [J[n] for n in ("l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
+                            "l_wrist", "r_wrist")]
+    bad = px.copy()
+    bad[30, upper] = 0.5 * (px[30, upper] + px[30, FLIP[upper]])
+    guard = LeftRightGuard(get_skeleton(17))
+    scores = np.array([guard(p, np.full(17, 0.9), i / 30.0)[1] for i, p in enumerate(bad)])
+    assert guard.held_frames == 1
+    assert (scores[30, upper] == 0.0).all()
+    scores[30, upper] = 0.9
+    assert (scores == 0.9).all()  # nothing else, no other frame
 
 
 def test_a_flip_the_detector_keeps_longer_than_half_a_second_is_believed():
