@@ -75,7 +75,7 @@ class LeftRightGuard:
         self._last: list[tuple[float, float] | None] = [None] * len(self.groups)  # the frame before: (time, facing)
 
     def __call__(self, keypoints: np.ndarray, scores: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """The keypoints and scores with any exchanged group put back."""
+        """The keypoints and scores with any exchanged group put back, and a collapsed group's scores at 0."""
         k = np.array(keypoints, dtype=np.float64)  # copies: kept as a later frame's reference
         s = np.array(scores, dtype=np.float64)
         t = float(t)
