@@ -51,6 +51,13 @@ def _pitch(text: str) -> float | None:
     return None if text.strip().lower() == "auto" else _config_number("camera_pitch")(text)
 
 
+def add_swap_guard_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The left/right guard's off-switch (run, convert, demo; config ``swap_guard``)."""
+    p.add_argument("--no-swap-guard", action="store_true",
+                   help="keep a detector's left/right labels even where it exchanged them for a few frames "
+                        "(the guard puts them back so the body does not spin half round and back)")
+
+
 def add_unmeasurable_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """What one camera cannot measure and the lifter needs: the performer's height, the field of view, the pitch."""
     p.add_argument("--performer-height", type=_config_number("performer_height"), default=1.75, metavar="M",
@@ -160,9 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="3D lifter: the temporal network trained on CMU mocap (default) or the geometric lifter")
     g.add_argument("--no-depth-prior", action="store_true",
                    help="geometric lifter: the geometric priors only, without the learned depth prior")
-    g.add_argument("--no-swap-guard", action="store_true",
-                   help="keep a detector's left/right labels even where it exchanged them for a few frames "
-                        "(the guard puts them back so the body does not spin half round and back)")
+    add_swap_guard_arg(g)
     add_unmeasurable_args(g)
     g.add_argument("--protocol", type=int, choices=(1, 2, 3, 4), default=4,
                    help="packet version (2 adds rotations, 3 foot contacts, 4 hands from whole-body models)")
@@ -252,9 +257,7 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
                    help="3D lifter, as `run`'s: the temporal network (causal: run forward, smoothed two-sided "
                         "after it) or the geometric lifter")
     g.add_argument("--no-depth-prior", action="store_true", help="geometric lifter: without the learned depth prior")
-    g.add_argument("--no-swap-guard", action="store_true",
-                   help="keep a detector's left/right labels even where it exchanged them for a few frames "
-                        "(the guard puts them back so the body does not spin half round and back)")
+    add_swap_guard_arg(g)
     add_unmeasurable_args(g)
     conv.add_argument("--no-progress", action="store_true", help="no progress bar")
     conv.set_defaults(func=cmd_convert)

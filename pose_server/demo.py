@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from .cli import add_unmeasurable_args
+from .cli import add_swap_guard_arg, add_unmeasurable_args
 from .config import AUTO_MODEL, PipelineConfig, load_estimator
 from .demo_media import rig_frames, write_compare, write_sheet
 from .pipeline import Pipeline
@@ -125,8 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-preview", action="store_true", help="do not write overlay.mp4")
     ap.add_argument("--no-depth-prior", action="store_true",
                     help="lift with the geometric priors only, without the learned depth prior")
-    ap.add_argument("--no-swap-guard", action="store_true",
-                    help="keep the detector's left/right labels where it exchanged them for a few frames")
+    add_swap_guard_arg(ap)
     add_unmeasurable_args(ap)
     ap.add_argument("--out", default=str(ROOT / "out"), help="output folder")
     ap.add_argument("--no-render", action="store_true",

@@ -58,7 +58,7 @@ class LeftRightGuard:
         for a, b in skeleton.flip_pairs:
             (lower if any(w in names[a] for w in _LOWER) else upper).append((a, b))
         # per group: its pairs (2, n: left row, right row), the permutation exchanging them, the pair telling its facing
-        self.groups = [(np.array(g, dtype=int).T, _exchange(skeleton.num_keypoints, g), side)
+        self.groups = [(np.array(g, dtype=int).T, skeleton.flip_indices(g), side)
                        for g, side in ((upper, (self.ls, self.rs)), (lower, (self.lh, self.rh))) if g]
         self.min_score, self.ratio, self.min_move, self.max_hold_s = min_score, ratio, min_move, max_hold_s
         self.exchanged_frames = 0  # frames where any group was exchanged back (logs, tests)
@@ -175,10 +175,3 @@ def _cross(spine: tuple[float, float, float], d: np.ndarray) -> float:
     """How far ``d`` points across the spine (signed: to the body's left or right as the image shows it)."""
     dx, dy = d.tolist()
     return spine[0] * dy - spine[1] * dx
-
-
-def _exchange(n: int, pairs: list[tuple[int, int]]) -> np.ndarray:
-    perm = np.arange(n)
-    for a, b in pairs:
-        perm[a], perm[b] = b, a
-    return perm

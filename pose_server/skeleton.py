@@ -6,6 +6,7 @@ Orders and left/right pairs follow the mmpose dataset definitions the original c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,10 +25,11 @@ class Skeleton:
     def num_keypoints(self) -> int:
         return len(self.keypoints)
 
-    def flip_indices(self) -> np.ndarray:
-        """Permutation that swaps every left keypoint with its right partner (unpaired ones stay put)."""
+    def flip_indices(self, pairs: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
+        """Permutation that swaps every left keypoint with its right partner (unpaired ones stay put); ``pairs``:
+        only these of the flip pairs."""
         perm = np.arange(self.num_keypoints)
-        for a, b in self.flip_pairs:
+        for a, b in self.flip_pairs if pairs is None else pairs:
             perm[a], perm[b] = b, a
         return perm
 
