@@ -50,6 +50,13 @@ def read_roots(path: Path, min_frames: int) -> tuple[dict[int, np.ndarray], dict
     return kept, boxes
 
 
+def save_png(fig: plt.Figure, out: Path, dpi: float | None = None) -> None:
+    """A palette PNG (video frames survive 256 colours): a quarter of the size, for docs/."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    Image.open(out).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(out, optimize=True)
+
+
 def video_frames(video: Path, frames: list[int]) -> dict[int, np.ndarray]:
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
@@ -133,10 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     height.set_title("root height (Z = 0: first performer's floor)", fontsize=10)
     height.grid(alpha=0.3)
     height.legend(fontsize=8)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out)
-    # A palette PNG (the video frames survive 256 colours): a quarter of the size, for docs/.
-    Image.open(args.out).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(args.out, optimize=True)
+    save_png(fig, args.out)
     print(f"wrote {args.out}")
     return 0
 

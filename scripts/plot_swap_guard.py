@@ -12,7 +12,6 @@ track, from above (0: facing the camera as at the start).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,8 +19,12 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from plot_scene import plt, save_png, video_frames  # noqa: E402
 
 from pose_server.lift.skeleton3d import J  # noqa: E402
+from pose_server.record import read_recording  # noqa: E402
 
 LEFT = [J[n] for n in ("l_shoulder", "l_elbow", "l_wrist", "l_hip", "l_knee", "l_ankle")]
 RIGHT = [J[n] for n in ("r_shoulder", "r_elbow", "r_wrist", "r_hip", "r_knee", "r_ankle")]
@@ -31,12 +34,10 @@ CHAINS = [(0, 1), (1, 2), (0, 3), (3, 4), (4, 5)]  # within LEFT / RIGHT
 def read_track(path: Path, track: int) -> dict[int, dict]:
     """frame -> the track's packet entry."""
     out = {}
-    with path.open() as f:
-        for line in f:
-            packet = json.loads(line)
-            for person in packet["people"]:
-                if person["id"] == track:
-                    out[packet["frame"]] = person
+    for packet in read_recording(path):
+        for person in packet.get("people", []):
+            if person["id"] == track:
+                out[packet["frame"]] = person
     if not out:
         raise SystemExit(f"{path}: no packet has track {track}; pick an id the overlay video shows")
     return out
@@ -52,10 +53,10 @@ def yaws(entries: dict[int, dict]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def crop(frame: np.ndarray, entry: dict, size: int = 220) -> np.ndarray:
-    """The frame around the track's box with its keypoints drawn, left orange and right blue."""
+    """The (RGB) frame around the track's box with its keypoints drawn, left orange and right blue."""
     k = np.array(entry["keypoints"])
     img = frame.copy()
-    for side, colour in ((LEFT, (0, 140, 255)), (RIGHT, (255, 120, 0))):
+    for side, colour in ((LEFT, (255, 140, 0)), (RIGHT, (0, 120, 255))):
         for a, b in CHAINS:
             cv2.line(img, tuple(int(v) for v in k[side[a]]), tuple(int(v) for v in k[side[b]]), colour, 3, cv2.LINE_AA)
     x0, y0, x1, y1 = entry["bbox"]
@@ -75,23 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, nargs="+", required=True, help="video frames to show")
     ap.add_argument("--out", type=Path, default=Path("docs/images/swap_guard.png"))
     args = ap.parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     sessions = {"without the guard": read_track(args.without, args.track),
                 "with the guard": read_track(args.with_guard, args.track)}
-    cap = cv2.VideoCapture(str(args.video))
-    if not cap.isOpened():
-        raise SystemExit(f"{args.video}: cannot open the video")
-    frames = {}
-    for f in sorted(args.frames):
-        cap.set(cv2.CAP_PROP_POS_FRAMES, f)
-        ok, img = cap.read()
-        if not ok:
-            raise SystemExit(f"{args.video}: no frame {f}")
-        frames[f] = img
+    frames = video_frames(args.video, sorted(args.frames))
+    missing = sorted(set(args.frames) - set(frames))
+    if missing:
+        raise SystemExit(f"{args.video}: no frame {missing[0]}")
     n = len(frames)
     fig = plt.figure(figsize=(1.9 * n, 7.2))
     grid = fig.add_gridspec(3, n, height_ratios=[1.0, 1.0, 1.1])
@@ -99,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         for col, (f, img) in enumerate(frames.items()):
             ax = fig.add_subplot(grid[row, col])
             if f in entries:
-                ax.imshow(cv2.cvtColor(crop(img, entries[f]), cv2.COLOR_BGR2RGB))
+                ax.imshow(crop(img, entries[f]))
             ax.set_title(f"frame {f}" + (f"\n{name}" if col == 0 else ""), fontsize=8)
             ax.axis("off")
     ax = fig.add_subplot(grid[2, :])
@@ -116,11 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.legend(fontsize=7, ncol=2, loc="lower left")
     fig.suptitle("The detector's left (orange) and right (blue) labels, and the lifted body's facing", fontsize=10)
     fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    from PIL import Image  # matplotlib's own dependency: 256 colours keep the photos' crops at a third of the size
-
-    Image.open(args.out).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(args.out, optimize=True)
+    save_png(fig, args.out, dpi=100)
     print(f"wrote {args.out}")
     return 0
 
