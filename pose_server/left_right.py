@@ -36,10 +36,11 @@ MAX_HOLD_S = 0.5  # ... for at most this long
 CLEAR_S = 0.07
 FACING_S = 1.0  # the body's facing: the median over this long of the guarded frames' ...
 MIN_FACING = 0.2  # ... left-right distance across the spine over the spine's length, at least this far from 0
-# A group whose facing falls from at least COLLAPSE_FROM to under COLLAPSE_TO within one frame (COLLAPSE_S) turned at
-# least 35 deg in it (1050 deg/s at 30 fps): the detector pulled its left and right onto the spine's line. Its points
-# are then given score 0 for that frame, so the 2D filter holds them.
-COLLAPSE_FROM, COLLAPSE_TO, COLLAPSE_S = 0.5, 0.1, 0.04
+# A group whose facing falls from at least COLLAPSE_FROM to under COLLAPSE_TO times that within one frame (COLLAPSE_S)
+# turned at least 28 deg in it (840 deg/s at 30 fps; frontal facing is about 0.75): the detector pulled its left and
+# right towards the spine's line (demo frames 15 and 18 onto it, 34 and 67 most of the way). Its points are then given
+# score 0 for that frame, so the 2D filter holds them.
+COLLAPSE_FROM, COLLAPSE_TO, COLLAPSE_S = 0.5, 0.35, 0.04
 _LOWER = ("hip", "knee", "ankle", "toe", "heel", "foot", "back_paw")
 
 
@@ -98,7 +99,7 @@ class LeftRightGuard:
                 self._since[g] = None
             last, self._last[g] = self._last[g], (None if facing is None else (t, facing))
             if (facing is not None and last is not None and t - last[0] <= COLLAPSE_S
-                    and abs(last[1]) >= COLLAPSE_FROM and abs(facing) < COLLAPSE_TO):
+                    and abs(last[1]) >= COLLAPSE_FROM and abs(facing) < COLLAPSE_TO * abs(last[1])):
                 s[pairs.ravel()] = 0.0  # collapsed: held by the filter this frame (s is this call's own copy)
                 self.held_frames += 1
                 continue  # not a frame to compare later ones with, nor a facing to remember

@@ -68,14 +68,16 @@ def test_a_side_view_with_crossing_legs_is_left_alone(noise):
     np.testing.assert_array_equal(out, px)
 
 
-def test_a_one_frame_collapse_of_the_upper_body_is_held():
-    """The detector pulls the shoulders, arms and head onto the spine's line for a frame (BlazePose, demo frame 15):
-    those points get score 0 for that frame, so the 2D filter holds them."""
+@pytest.mark.parametrize("pulled", [0.5, 0.35])
+def test_a_one_frame_collapse_of_the_upper_body_is_held(pulled):
+    """The detector pulls the shoulders, arms and head onto the spine's line for a frame (BlazePose, demo frame 15;
+    ``pulled`` 0.5), or most of the way (frames 34 and 67: 0.35, the facing falls to 0.3x): those points get score 0
+    for that frame, so the 2D filter holds them."""
     px = filmed(0.0)
     upper = [J[n] for n in ("l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
                             "l_wrist", "r_wrist")]
     bad = px.copy()
-    bad[30, upper] = 0.5 * (px[30, upper] + px[30, FLIP[upper]])
+    bad[30, upper] = (1.0 - pulled) * px[30, upper] + pulled * px[30, FLIP[upper]]
     guard = LeftRightGuard(get_skeleton(17))
     scores = np.array([guard(p, np.full(17, 0.9), i / 30.0)[1] for i, p in enumerate(bad)])
     assert guard.held_frames == 1
