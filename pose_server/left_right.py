@@ -7,7 +7,8 @@ and back. A body cannot turn half round within a frame, so where a group's label
 frame far better than as given, they are exchanged back. "Last frame": the group's last frame that clearly showed
 which way it faced, at most two frames ago, because the detector flips through a frame where the torso collapses to
 a line (seen side on), against which either labelling fits. Two groups (the upper body with the head, face and hands;
-the hips and legs with the feet), because the upper body often flips a frame before the legs. Only where the group
+the hips and legs with the feet), because the upper body often flips a frame before the legs; hips that face against
+the upper body as put back are exchanged back with it (a body cannot face two ways). Only where the group
 moved far as labelled (in a side view left and right nearly coincide and never trigger it); only towards the way the
 body has faced over the last second (which side of the spine its left shoulder, or hip, was on: a flip the guard
 missed must not make it "correct" the detector's return to the right labels); and for at most ``max_hold_s``: a
@@ -41,6 +42,11 @@ MIN_FACING = 0.2  # ... left-right distance across the spine over the spine's le
 # right towards the spine's line (demo frames 15 and 18 onto it, 34 and 67 most of the way). Its points are then given
 # score 0 for that frame, so the 2D filter holds them.
 COLLAPSE_FROM, COLLAPSE_TO, COLLAPSE_S = 0.5, 0.35, 0.04
+# A body cannot face two ways: hips facing at least TWIST_HIPS against an upper body facing at least TWIST_UPPER
+# (frontal: about 0.45 and 0.75) are turned 58 deg or more against it, beyond the spine's twist. The lower group is then
+# exchanged back even without a recent clear frame of its own (the detector's hips lose their facing a frame or two
+# before the legs flip: demo frames 18-20).
+TWIST_UPPER, TWIST_HIPS = 0.4, 0.2
 _LOWER = ("hip", "knee", "ankle", "toe", "heel", "foot", "back_paw")
 
 
@@ -82,11 +88,15 @@ class LeftRightGuard:
         t = float(t)
         spine = self._spine(k, s)  # (up x, up y, length) or None where the torso is not seen
         changed = False
+        upper = None  # the upper group's facing as finally labelled (the groups come upper first)
         for g, (pairs, perm, (a, b)) in enumerate(self.groups):
             # which way the group faces as labelled (exchanging it turns the sign)
             facing = None if spine is None else _cross(spine, k[a] - k[b]) / spine[2] ** 2
             ref = self._ref[g] if self._ref[g] is not None and t - self._ref[g][2] <= CLEAR_S else None
             back = self._exchanged(k, s, ref, pairs) if ref is not None else None
+            if (not back and g > 0 and upper is not None and facing is not None and abs(upper) >= TWIST_UPPER
+                    and upper * facing <= -TWIST_HIPS * abs(upper)):
+                back = True  # hips facing against the upper body: a body cannot face two ways
             if back is None and self._since[g] is not None:
                 back = True  # undecided (few points, or hardly moved) inside a run: detectors keep a flip a while
             if back and not (facing is not None and self._usual(g, t) * -facing > 0.0):
@@ -97,6 +107,7 @@ class LeftRightGuard:
                 changed = True
             else:
                 self._since[g] = None
+            upper = facing if g == 0 else upper
             last, self._last[g] = self._last[g], (None if facing is None else (t, facing))
             if (facing is not None and last is not None and t - last[0] <= COLLAPSE_S
                     and abs(last[1]) >= COLLAPSE_FROM and abs(facing) < COLLAPSE_TO * abs(last[1])):

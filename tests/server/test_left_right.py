@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from pose_server import left_right
 from pose_server.config import PipelineConfig
 from pose_server.left_right import LeftRightGuard, guard_track
 from pose_server.lift import LearnedLifter
@@ -49,6 +50,27 @@ def test_a_detector_flip_through_a_collapsed_frame_is_put_back(azimuth):
     out, guard = guarded(detector_flip(px))
     np.testing.assert_allclose(out[FLIPPED], px[FLIPPED])  # the labels back where they belong
     assert guard.exchanged_frames == len(FLIPPED)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_legs_that_flip_after_the_hips_lost_their_facing_follow_the_upper_body(tie, monkeypatch):
+    """BlazePose on the demo clip, frames 18-20: the hips lose their facing (pulled to the spine's line) two frames
+    before the legs flip, so the lower group has no recent frame of clear facing to compare with. Hips facing
+    against the corrected upper body (a body cannot face two ways) are exchanged back all the same."""
+    if not tie:
+        monkeypatch.setattr(left_right, "TWIST_UPPER", 99.0)  # the tie off: the legs stay flipped
+    px = filmed(0.0)
+    upper = np.arange(11)  # COCO-17: face and arms; 11-16 hips and legs
+    lower = np.arange(11, 17)
+    hips = np.array([J["l_hip"], J["r_hip"]])
+    bad = px.copy()
+    bad[29, upper] = 0.5 * (px[29, upper] + px[29, FLIP[upper]])  # the upper body collapses, then flips
+    bad[30:33, upper] = px[30:33][:, FLIP[upper]]
+    bad[29:31, hips] = 0.55 * px[29:31][:, hips[::-1]] + 0.45 * px[29:31][:, hips]  # the hips lose their facing, ...
+    bad[31:33, lower] = px[31:33][:, FLIP[lower]]  # ... then the legs flip with them
+    out, _ = guarded(bad)
+    assert np.allclose(out[31:33], px[31:33]) == tie
+    np.testing.assert_allclose(out[30:33, upper], px[30:33, upper])  # the upper body either way
 
 
 @pytest.mark.parametrize(("turn", "speed", "seconds"), [(180.0, 1.0, 2.0), (720.0, 0.0, 1.0)])
