@@ -36,6 +36,8 @@ from .config import PipelineConfig, load_estimator
 from .left_right import guard_track
 from .lift.skeleton3d import J
 from .lift.world import SharedWorld
+from .protocol import SKELETON_SIZES, PacketEncoder
+from .skeleton import get_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -367,19 +369,20 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
     for tid in ids:
         kpts, scores = tracks.keypoints[tid], tracks.scores[tid]
         if cfg.swap_guard:  # the detector's brief left/right exchanges put back, as the live server does
-            kpts, scores = guard_track(kpts, scores, tracks.fps, cfg.kpt_threshold)
+            kpts, scores = guard_track(kpts, scores, tracks.fps, cfg.kpt_threshold, tracks.skeleton)
         present, boxes, kpts, scores, filled = smooth_track_2d(tracks.boxes[tid], kpts, scores, tracks.fps, opts,
                                                                cfg.kpt_threshold)
         if opts.person == "all" and present.sum() < opts.min_track * tracks.fps:
             log.info("track %d dropped: seen for only %d frames", tid, int(present.sum()))
             continue
         kept.append((tid, present, boxes, kpts, scores, filled))
-    if cfg.lift_3d and cfg.camera_pitch is None and cfg.lifter == "learned" and kept:
+    lifts = cfg.lift_3d and get_skeleton(tracks.skeleton).coco_body  # a person's COCO-17 body (not an animal's)
+    if lifts and cfg.camera_pitch is None and cfg.lifter == "learned" and kept:
         cfg = replace(cfg, camera_pitch=estimate_pitch(kept, tracks.fps, tracks.size, cfg))
     motions = []
     world = SharedWorld()  # one frame for every performer of the video
     for tid, present, boxes, kpts, scores, filled in kept:
-        if cfg.lift_3d and kpts.shape[1] >= 17:
+        if lifts:
             joints, rotations, contacts = lift_track(kpts, scores, present, tracks.fps, tracks.size, cfg, opts,
                                                      world)
         else:
@@ -413,7 +416,6 @@ def frame_people(motions: Sequence[Motion], i: int) -> list[dict]:
 def write_session(path: Path, tracks: Tracks, motions: Sequence[Motion], model: str, t0: float) -> int:
     """The motion as pose packets, one JSON line per frame (what `pose-server run --record` writes): the add-on
     imports it and `pose-server replay` streams it. Returns the number of packets."""
-    from .protocol import PacketEncoder
     from .record import Recorder
 
     enc = PacketEncoder(tracks.source_name[:256], skeleton=tracks.skeleton, image_size=tracks.size)
@@ -430,7 +432,6 @@ def write_session(path: Path, tracks: Tracks, motions: Sequence[Motion], model: 
 def write_overlay(path: Path, video: str, tracks: Tracks, motions: Sequence[Motion], kpt_threshold: float) -> None:
     """The smoothed keypoints, boxes and ids drawn on the video (a second pass over its frames)."""
     from .preview import PreviewWriter, draw_people
-    from .skeleton import get_skeleton
 
     bones = get_skeleton(tracks.skeleton).bones
     source = src.open_source(video, realtime=False)
@@ -470,6 +471,13 @@ def convert(cfg: PipelineConfig, opts: ConvertOptions, estimator: Any = None, pr
     if not 1 <= opts.stride <= 4:
         raise ConvertError(f"stride must be 1-4 (ViTPose on every n-th frame), got {opts.stride}")
     t_start = time.perf_counter()
+    estimator = estimator if estimator is not None else load_estimator(cfg)
+    sends = [p for p in outputs if p.suffix.lower() == ".jsonl" or p.suffix.lower() in BLENDER_FORMATS]
+    if sends and estimator.skeleton not in SKELETON_SIZES:  # said before the video's whole 2D pass, not after
+        raise ConvertError(f"the model's {estimator.skeleton} keypoints cannot be written to a session or a rig "
+                           f"({', '.join(p.name for p in sends)}): the packets carry a person's "
+                           f"{' or '.join(SKELETON_SIZES)}; use --dataset coco or wholebody, or write only the "
+                           "overlay video (-o overlay.mp4)")
     tracks = estimate_2d(cfg, estimator, progress=progress, on_frame=on_frame, stride=opts.stride)
     t_2d = time.perf_counter()
     motions = build_motions(tracks, cfg, opts)

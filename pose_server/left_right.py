@@ -163,18 +163,21 @@ class LeftRightGuard:
         return (ux, uy, length) if length > 1.0 else None  # NaN fails the comparison too
 
 
-def guard_for(num_keypoints: int, min_score: float = 0.3) -> LeftRightGuard | None:
-    """A guard for a keypoint layout known by its count (COCO-17, whole-body 133, ...), or None for another."""
+def guard_for(skeleton: str | int, min_score: float = 0.3) -> LeftRightGuard | None:
+    """A guard for a person's keypoint layout, by name or count ("coco17", 133, ...); None for an animal's (its
+    facing is not a person's) or a layout without shoulders and hips."""
     try:
-        return LeftRightGuard(get_skeleton(num_keypoints), min_score)
+        layout = get_skeleton(skeleton)
+        return None if layout.animal else LeftRightGuard(layout, min_score)
     except ValueError:
         return None
 
 
-def guard_track(keypoints: np.ndarray, scores: np.ndarray, fps: float, min_score: float = 0.3
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """A whole track (T, K, 2) / (T, K) through one guard, frame by frame, as the live server guards it (convert)."""
-    guard = guard_for(keypoints.shape[1], min_score)
+def guard_track(keypoints: np.ndarray, scores: np.ndarray, fps: float, min_score: float = 0.3,
+                skeleton: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A whole track (T, K, 2) / (T, K) through one guard, frame by frame, as the live server guards it (convert);
+    ``skeleton``: the layout's name (None: known by the keypoint count)."""
+    guard = guard_for(skeleton or keypoints.shape[1], min_score)
     if guard is None:
         return keypoints, scores
     out_k, out_s = np.array(keypoints, dtype=np.float64), np.array(scores, dtype=np.float64)

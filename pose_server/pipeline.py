@@ -29,6 +29,7 @@ from .detect import make_detector
 from .lift.world import SharedWorld
 from .preview import PreviewWriter, draw_people, encode_jpeg
 from .record import Recorder
+from .skeleton import get_skeleton
 from .stages import Stages
 from .track import Tracker
 from .track_signal import TrackSignal
@@ -264,11 +265,15 @@ class Pipeline(Stages):
             self._estimator = None
             self._estimator = load_estimator(cfg)
             self._estimator_key = self._model_key()
-        from .protocol import PacketEncoder
+        from .protocol import SKELETON_SIZES, PacketEncoder
 
         self.detector = make_detector(cfg.detector, cfg.det_threshold)
         self.tracker = Tracker(cfg.max_people, cfg.det_interval, min_keypoint_score=cfg.kpt_threshold)
         self._media_fps = self.source.fps or 30.0
+        if self._estimator.skeleton not in SKELETON_SIZES:
+            raise ValueError(f"the model's {self._estimator.skeleton} keypoints cannot be streamed: the packets carry "
+                             f"a person's {' or '.join(SKELETON_SIZES)}; use --dataset coco or wholebody (`pose-server "
+                             "convert VIDEO -o overlay.mp4` draws any model's keypoints)")
         # seq goes on across restarts: receivers drop packets whose seq goes backwards.
         self.encoder = PacketEncoder(self.source.name, skeleton=self._estimator.skeleton,
                                      image_size=self.source.size if all(self.source.size) else (1, 1),
@@ -359,10 +364,8 @@ class Pipeline(Stages):
 
     def _bones(self) -> tuple:
         try:
-            from .skeleton import get_skeleton
-
             return get_skeleton(getattr(self._estimator, "skeleton", "coco17")).bones
-        except (ImportError, ValueError):
+        except ValueError:
             return ()
 
     def _fps(self) -> float:

@@ -20,10 +20,16 @@ class Skeleton:
     keypoints: tuple[str, ...]
     flip_pairs: tuple[tuple[int, int], ...]
     bones: tuple[tuple[int, int], ...] = field(default=())
+    animal: bool = False
 
     @property
     def num_keypoints(self) -> int:
         return len(self.keypoints)
+
+    @property
+    def coco_body(self) -> bool:
+        """A person whose first 17 keypoints are COCO-17's (COCO, whole-body): what the 3D lifters read."""
+        return not self.animal and self.keypoints[:17] == COCO17_NAMES
 
     def flip_indices(self, pairs: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
         """Permutation that swaps every left keypoint with its right partner (unpaired ones stay put); ``pairs``:
@@ -122,7 +128,8 @@ SKELETONS: dict[str, Skeleton] = {
     ),
     "aic14": Skeleton("aic14", AIC14_NAMES, _pairs_by_name(AIC14_NAMES, "left_", "right_"), AIC14_BONES),
     "mpii16": Skeleton("mpii16", MPII16_NAMES, _pairs_by_name(MPII16_NAMES, "left_", "right_"), MPII16_BONES),
-    "ap10k17": Skeleton("ap10k17", AP10K17_NAMES, _pairs_by_name(AP10K17_NAMES, "left_", "right_"), AP10K17_BONES),
+    "ap10k17": Skeleton("ap10k17", AP10K17_NAMES, _pairs_by_name(AP10K17_NAMES, "left_", "right_"), AP10K17_BONES,
+                        animal=True),
 }
 
 # Dataset names as mmpose / ViTPose+ spell them, mapped to the layouts above.

@@ -215,13 +215,14 @@ class Stages:
         qin, qout = self._queues[1], self._queues[2]
         live = self._newest_only()
         num_k = self._estimator.num_keypoints
+        layout = getattr(self._estimator, "skeleton", num_k)  # its name: a count cannot tell COCO from AP-10K
         for item, _img, size, t0 in self._items(qin):
             people = []
             for tid, box, k, s in zip(item.ids, _rows(item.boxes), _rows(item.kpts), _rows(item.scores),
                                       strict=True):
                 sig = self._signals.get(tid)
                 if sig is None:
-                    sig = self._signals[tid] = TrackSignal(self.config, num_k, size, self._lift, self._world)
+                    sig = self._signals[tid] = TrackSignal(self.config, layout, size, self._lift, self._world)
                 solve = self._solve if self.config.protocol_version >= 2 else None
                 hands = self.config.protocol_version >= 4 and num_k == 133
                 person = sig.person(tid, box, k, s, item.media_t, solve, self._lift_failed, hands)

@@ -14,6 +14,7 @@ from .hands import HandTracker, forearm_deltas, world_from_camera
 from .left_right import guard_for
 from .lift.camera import lifter_camera
 from .lift.world import SharedWorld
+from .skeleton import get_skeleton
 
 
 class TrackSignal:
@@ -21,15 +22,16 @@ class TrackSignal:
     metres by its owner) is the 3D filter; a second one on top would only add lag. ``world``: the session's
     shared world frame (one per pipeline, so every performer lands where the camera sees them); None = its own."""
 
-    def __init__(self, cfg: PipelineConfig, num_keypoints: int, image_size: tuple[int, int], lift: Any,
+    def __init__(self, cfg: PipelineConfig, skeleton: str | int, image_size: tuple[int, int], lift: Any,
                  world: SharedWorld | None = None) -> None:
-        self.f2d = KeypointFilter(num_keypoints=num_keypoints, dims=2, **_filter_params(cfg))
-        self.guard = guard_for(num_keypoints, cfg.kpt_threshold) if cfg.swap_guard else None
+        layout = get_skeleton(skeleton)  # by name ("coco17", "ap10k17", ...) or keypoint count (17 means COCO)
+        self.f2d = KeypointFilter(num_keypoints=layout.num_keypoints, dims=2, **_filter_params(cfg))
+        self.guard = guard_for(layout.name, cfg.kpt_threshold) if cfg.swap_guard else None
         prior = "default" if cfg.depth_prior else None  # (the geometric lifter's; the learned one ignores it)
-        self.lifter = (
+        self.lifter = (  # the lifters read a person's COCO-17 body: an animal's or another layout's stays 2D
             lift(image_size=image_size, min_score=cfg.kpt_threshold, depth_prior=prior, height_m=cfg.performer_height,
                  hfov_deg=cfg.camera_hfov, camera_pitch_deg=cfg.camera_pitch, world=world)
-            if lift is not None else None
+            if lift is not None and layout.coco_body else None
         )
         self.last_seen = 0.0
         # The lifter's time on the last frame, wall and this thread's CPU (pose-server bench reports both: the wall

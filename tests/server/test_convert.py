@@ -155,6 +155,32 @@ def test_session_carries_the_learned_lifters_foot_contacts_and_the_geometric_lif
     assert all("contacts" not in p for pk in packets for p in pk["people"]) and packets[-1]["v"] == 2
 
 
+def test_an_animals_track_is_not_lifted_as_a_person():
+    """AP-10K (`--dataset ap10k`) has 17 keypoints in another order than COCO's: its tracks stay 2D."""
+    tracks, _ = synthetic_tracks(seconds=1.0)
+    tracks.skeleton = "ap10k17"
+    motion = build_motions(tracks, cfg(), ConvertOptions(outputs=[]))[0]
+    assert np.isnan(motion.joints).all() and motion.contacts is None
+    assert motion.keypoints.shape[1:] == (17, 2) and motion.present.all()
+
+
+def test_an_animal_model_is_refused_before_the_video_is_read_unless_only_the_overlay_is_asked(tmp_path):
+    class AnimalPose:
+        skeleton, num_keypoints = "ap10k17", 17
+
+        def __call__(self, frame, boxes):
+            raise AssertionError("the video was read")
+
+    video = tmp_path / "missing.mp4"
+    for out in ("take.fbx", "take.jsonl"):
+        with pytest.raises(ConvertError, match=r"ap10k17 keypoints cannot be written.*-o overlay.mp4"):
+            convert.convert(cfg(), ConvertOptions(outputs=[str(tmp_path / out)]), estimator=AnimalPose())
+    with pytest.raises(Exception) as err:  # the overlay alone goes on to read the video (here: there is none)
+        convert.convert(PipelineConfig(source=str(video), udp=[]), ConvertOptions(outputs=[str(tmp_path / "o.mp4")]),
+                        estimator=AnimalPose())
+    assert "ap10k17" not in str(err.value)
+
+
 def test_person_selection_errors_say_what_exists():
     tracks, _ = synthetic_tracks(seconds=1.0)
     with pytest.raises(ConvertError, match=r"found \[5\]"):

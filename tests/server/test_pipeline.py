@@ -199,6 +199,17 @@ def test_lifted_packets_follow_the_figure(clip, receiver, version):
     assert pipe._world.owner is not None
 
 
+def test_an_animal_model_is_refused_at_the_start_with_what_to_do(clip, receiver):
+    """An AP-10K model (`--dataset ap10k`) outputs 17 keypoints in another order than COCO's, which no packet can
+    carry: the run stops before its first frame and says which datasets stream."""
+    class AnimalPose(BrightFigurePose):
+        skeleton = "ap10k17"
+
+    cfg = PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], log_every=1e9)
+    with pytest.raises(ValueError, match=r"ap10k17 keypoints cannot be streamed.*--dataset coco or wholebody"):
+        Pipeline(cfg, estimator=AnimalPose()).start()
+
+
 def test_camera_like_source_drops_stale_frames_instead_of_queueing(tmp_path, receiver):
     """A source paced like a camera and a model three times too slow: frames are dropped and counted,
     the newest one is processed, and latency stays near one inference instead of growing."""

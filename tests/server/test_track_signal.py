@@ -82,3 +82,21 @@ def test_the_hands_turn_into_the_world_with_the_estimated_pitch():
     rebuilt = sum(a is not b for a, b in zip(turns[:-1], turns[1:], strict=True))
     assert rebuilt == sum(a != b for a, b in zip(pitches[:-1], pitches[1:], strict=True)) < len(pitches) - 10
     assert len(set(pitches)) > 2 and abs(pitches[-1] - 20.0) < 4.0  # it settled, from level, towards the camera's
+
+
+@pytest.mark.parametrize(("layout", "lifts"), [("coco17", True), (17, True), ("wholebody133", True),
+                                               ("ap10k17", False), ("aic14", False)])
+def test_only_a_persons_coco_body_is_lifted_and_guarded(layout, lifts):
+    """AP-10K's animals have 17 keypoints too, in another order: known by the layout's name, not its count, they get
+    the 2D filter only (no lifter reading them as a person, no left/right guard), and no failure per frame."""
+    sig = TrackSignal(PipelineConfig(), layout, IMAGE, LearnedLifter)
+    assert (sig.lifter is not None) == lifts and (sig.guard is not None) == (layout != "ap10k17")
+    joints, _ = walk(seconds=0.5)
+    px = PinholeCamera.orbit(IMAGE, np.array([0.0, 0.0, 1.0]), 30.0, distance=6.0, height=1.0).project(joints)
+    n = sig.f2d.num_keypoints
+    failures = []
+    for i, p in enumerate(px):
+        k = np.resize(p, (n, 2))  # the walker's points standing in for any layout's
+        person = sig.person(1, np.array([0, 0, *IMAGE], float), k, np.full(n, 0.9), i / 30, None, failures.append)
+        assert person["keypoints"].shape == (n, 2)
+    assert failures == [] and (person["joints_3d"] is not None) == lifts
