@@ -267,13 +267,13 @@ class Pipeline(Stages):
             self._estimator_key = self._model_key()
         from .protocol import SKELETON_SIZES, PacketEncoder
 
-        self.detector = make_detector(cfg.detector, cfg.det_threshold)
-        self.tracker = Tracker(cfg.max_people, cfg.det_interval, min_keypoint_score=cfg.kpt_threshold)
-        self._media_fps = self.source.fps or 30.0
         if self._estimator.skeleton not in SKELETON_SIZES:
             raise ValueError(f"the model's {self._estimator.skeleton} keypoints cannot be streamed: the packets carry "
                              f"a person's {' or '.join(SKELETON_SIZES)}; use --dataset coco or wholebody (`pose-server "
                              "convert VIDEO -o overlay.mp4` draws any model's keypoints)")
+        self.detector = make_detector(cfg.detector, cfg.det_threshold)
+        self.tracker = Tracker(cfg.max_people, cfg.det_interval, min_keypoint_score=cfg.kpt_threshold)
+        self._media_fps = self.source.fps or 30.0
         # seq goes on across restarts: receivers drop packets whose seq goes backwards.
         self.encoder = PacketEncoder(self.source.name, skeleton=self._estimator.skeleton,
                                      image_size=self.source.size if all(self.source.size) else (1, 1),
