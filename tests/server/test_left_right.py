@@ -52,6 +52,28 @@ def test_a_detector_flip_through_a_collapsed_frame_is_put_back(azimuth):
     assert guard.exchanged_frames == len(FLIPPED)
 
 
+def test_a_whole_body_flip_is_put_back_hands_and_feet_with_it():
+    """COCO-WholeBody (133 keypoints, protocol v4 sends the hands): the detector's flip exchanges the hands and the
+    feet with the arms and legs, and the guard puts every one of them back."""
+    body = filmed(0.0)
+    wb = get_skeleton(133)
+    rng = np.random.default_rng(2)
+    near = {"left_": {"hand": J["l_wrist"], "toe": J["l_ankle"], "heel": J["l_ankle"]},
+            "right_": {"hand": J["r_wrist"], "toe": J["r_ankle"], "heel": J["r_ankle"]}}
+    anchor = np.array([next((j for side, parts in near.items() if name.startswith(side)
+                             for part, j in parts.items() if part in name), J["nose"]) for name in wb.keypoints[17:]])
+    offsets = rng.normal(0.0, 4.0, (len(anchor), 2))
+    px = np.concatenate([body, body[:, anchor] + offsets], axis=1)  # (T, 133, 2): feet, face, hands by their joints
+    flip = wb.flip_indices()
+    bad = px.copy()
+    bad[FLIPPED[0] - 1] = 0.5 * (px[FLIPPED[0] - 1] + px[FLIPPED[0] - 1, flip])
+    bad[FLIPPED] = px[FLIPPED][:, flip]
+    guard = LeftRightGuard(wb)
+    out = np.array([guard(p, np.full(133, 0.9), i / 30.0)[0] for i, p in enumerate(bad)])
+    np.testing.assert_allclose(out[FLIPPED], px[FLIPPED])
+    assert guard.exchanged_frames == len(FLIPPED)
+
+
 @pytest.mark.parametrize("tie", [True, False])
 def test_legs_that_flip_after_the_hips_lost_their_facing_follow_the_upper_body(tie, monkeypatch):
     """BlazePose on the demo clip, frames 18-20: the hips lose their facing (pulled to the spine's line) two frames
