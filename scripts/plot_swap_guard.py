@@ -2,7 +2,10 @@
 and with the guard (two sessions of the same video, e.g. `make demo` and `make demo DEMO_ARGS=--no-swap-guard`).
 
     .venv/bin/python scripts/plot_swap_guard.py out_noguard/take.jsonl out/take.jsonl \
-        --video resources/videos/default.mp4 --track 0 --frames 67 68 69 70 71 72 --out docs/images/swap_guard.png
+        --video resources/videos/default.mp4 --track 0 --frames 15 17 19 20 21 68 70 72 --out docs/images/swap_guard.png
+
+(docs/images/swap_guard.png: exactly this, the first session from `make demo DEMO_ARGS="--no-swap-guard --out
+out_noguard"`, the second from `make demo`.)
 
 Top rows: the video at each frame, cropped to the track's box, with the packet's 2D keypoints (left side orange, right
 side blue; the packets carry the filtered points). Bottom: the yaw of the lifted hip and shoulder lines over the
