@@ -73,6 +73,9 @@ def main() -> None:
     ap.add_argument("--bones", type=float, default=0.0,
                     help="weight of a bone-length term in the loss: the 8 limb bones' predicted against true lengths "
                          "(m; 0: none, as every shipped run)")
+    ap.add_argument("--distill-contacts", type=float, default=0.0, metavar="W",
+                    help="with --init: keep the contact head near the starting network's (W x their cross-entropy; "
+                         "0.2 kept the held-out recall through a fine-tune; 0: off, as every shipped run)")
     ap.add_argument("--out", type=Path, default=DEFAULT_TEMPORAL_LIFTER)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -101,7 +104,7 @@ def main() -> None:
     t0, c0 = time.time(), time.process_time()
     net = train(bank, args.steps, args.batch, args.outputs, args.channels, args.blocks, args.lr, args.seed, progress,
                 args.init, args.proportions, args.framing, args.dilations, args.velocity, args.hold,
-                args.contact_lead, args.head_only, args.hips, args.contact_weight, args.bones)
+                args.contact_lead, args.head_only, args.hips, args.contact_weight, args.bones, args.distill_contacts)
     bar.close()
     wall, cpu = time.time() - t0, time.process_time() - c0
     val = evaluate(net, ClipBank(val_clips)) if val_clips else (float("nan"), float("nan"))
@@ -120,7 +123,8 @@ def main() -> None:
             f"{', only the contact head trained' if args.head_only else ''}"
             f"{f', hip joints moved in {100 * args.hips:.0f} % of sequences' if args.hips else ''}"
             f"{f', contact loss x {args.contact_weight:g}' if args.contact_weight != CONTACT_WEIGHT else ''}"
-            f"{f', bone-length loss x {args.bones:g}' if args.bones else ''}; "
+            f"{f', bone-length loss x {args.bones:g}' if args.bones else ''}"
+            f"{f', contacts distilled x {args.distill_contacts:g}' if args.distill_contacts else ''}; "
             f"{wall / 60:.1f} min on one thread; validation MPJPE on random cameras {1000 * val[0]:.1f} mm, "
             f"contact accuracy {100 * val[1]:.1f} %. {CMU_CREDIT}")
     out = export(net, args.out, info, head_of=args.init if args.head_only else None)

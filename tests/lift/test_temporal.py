@@ -589,3 +589,26 @@ def test_the_limb_fit_puts_limb_joints_on_their_rays_at_their_bone_lengths():
     missing[J["l_wrist"]] = False  # a missing point keeps the guess's bone, hung from its fitted parent
     kept = full._fit_limbs(guess, px, missing)
     np.testing.assert_allclose(kept[J["l_wrist"]] - kept[J["l_elbow"]], guess[J["l_wrist"]] - guess[J["l_elbow"]])
+
+
+def test_distilled_contacts_stay_near_the_starting_networks(random_net, tmp_path):
+    """A fine-tune's contact head drifts with the trunk (every one lost held-out recall); distilled from a frozen copy
+    of the starting network it stays near that network's probabilities, while the joints still learn."""
+    path = export(random_net, tmp_path / "a.npz")
+    bank = ClipBank([_walk_clip()])
+    torch.set_num_threads(1)
+    rf = TemporalNet(channels=32, blocks=2).receptive_field
+    batch = sample_batch(bank, 8, rf + 8 - 1, np.random.default_rng(9))
+    x = torch.from_numpy(batch.features).permute(0, 2, 1)
+    start = load_exported(TemporalNet(channels=32, blocks=2), path, bank, np.random.default_rng(3), 8, rf + 8 - 1)
+    with torch.no_grad():
+        before = torch.sigmoid(start.eval()(x)[1])
+    drift = {}
+    for w in (0.0, 5.0):
+        net = train(bank, steps=30, batch=8, outputs=8, channels=32, blocks=2, lr=1e-2, seed=3, init=path,
+                    contact_weight=0.0, distill_contacts=w)
+        with torch.no_grad():
+            drift[w] = float((torch.sigmoid(net(x)[1]) - before).abs().mean())
+    assert drift[5.0] < 0.5 * drift[0.0] and drift[0.0] > 0.02, drift
+    with pytest.raises(ValueError, match="init"):
+        train(bank, steps=1, channels=32, blocks=2, distill_contacts=0.2)
