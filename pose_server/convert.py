@@ -471,8 +471,10 @@ def convert(cfg: PipelineConfig, opts: ConvertOptions, estimator: Any = None, pr
     if not 1 <= opts.stride <= 4:
         raise ConvertError(f"stride must be 1-4 (ViTPose on every n-th frame), got {opts.stride}")
     t_start = time.perf_counter()
+    sessions = [p for p in outputs if p.suffix.lower() == ".jsonl"]
+    blender_out = [p for p in outputs if p.suffix.lower() in BLENDER_FORMATS]
     estimator = estimator if estimator is not None else load_estimator(cfg)
-    sends = [p for p in outputs if p.suffix.lower() == ".jsonl" or p.suffix.lower() in BLENDER_FORMATS]
+    sends = sessions + blender_out
     if sends and estimator.skeleton not in SKELETON_SIZES:  # said before the video's whole 2D pass, not after
         raise ConvertError(f"the model's {estimator.skeleton} keypoints cannot be written to a session or a rig "
                            f"({', '.join(p.name for p in sends)}): the packets carry a person's "
@@ -483,8 +485,6 @@ def convert(cfg: PipelineConfig, opts: ConvertOptions, estimator: Any = None, pr
     motions = build_motions(tracks, cfg, opts)
     t_lift = time.perf_counter()
     files: dict[str, list[str]] = {}
-    sessions = [p for p in outputs if p.suffix.lower() == ".jsonl"]
-    blender_out = [p for p in outputs if p.suffix.lower() in BLENDER_FORMATS]
     session = sessions[0] if sessions else None
     tmp_session = None
     if blender_out and session is None:

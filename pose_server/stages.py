@@ -215,7 +215,7 @@ class Stages:
         qin, qout = self._queues[1], self._queues[2]
         live = self._newest_only()
         num_k = self._estimator.num_keypoints
-        layout = getattr(self._estimator, "skeleton", num_k)  # its name: a count cannot tell COCO from AP-10K
+        layout = self._estimator.skeleton  # its name: a count cannot tell COCO from AP-10K
         for item, _img, size, t0 in self._items(qin):
             people = []
             for tid, box, k, s in zip(item.ids, _rows(item.boxes), _rows(item.kpts), _rows(item.scores),
