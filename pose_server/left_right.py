@@ -13,7 +13,8 @@ moved far as labelled (in a side view left and right nearly coincide and never t
 body has faced over the last second (which side of the spine its left shoulder, or hip, was on: a flip the guard
 missed must not make it "correct" the detector's return to the right labels); and for at most ``max_hold_s``: a
 detector that keeps the other labels longer is believed from then on. A group the detector collapses for a frame
-(its left and right pulled onto the spine's line) is held instead: its points get score 0 for that frame.
+(its left and right pulled onto the spine's line) is held instead: where the detector was sure of the group in
+that frame and the one before, its points of the frame before stand in; otherwise they get score 0 for that frame.
 """
 
 from __future__ import annotations
@@ -39,9 +40,14 @@ FACING_S = 1.0  # the body's facing: the median over this long of the guarded fr
 MIN_FACING = 0.2  # ... left-right distance across the spine over the spine's length, at least this far from 0
 # A group whose facing falls from at least COLLAPSE_FROM to under COLLAPSE_TO times that within one frame (COLLAPSE_S)
 # turned at least 28 deg in it (840 deg/s at 30 fps; frontal facing is about 0.75): the detector pulled its left and
-# right towards the spine's line (demo frames 15 and 18 onto it, 34 and 67 most of the way). Its points are then given
-# score 0 for that frame, so the 2D filter holds them.
+# right towards the spine's line (demo frames 15 and 18 onto it, 34 and 67 most of the way). Where the group's mean
+# score is at least SURE in that frame and the frame before, a confident detector's one-frame glitch, the frame
+# before's points (as passed on) stand in: given score 0, the 2D filter predicts them from its lagging filtered
+# points, and the demo man's arms turned 50-60 deg at the next frame. Where it is less sure (the man getting up from
+# all fours after his jump: group means 0.4-0.8), the collapse may be real fast motion that a repeated frame would
+# stop: score 0, and the filter's prediction carries the motion on. SURE is read off the demo's detections alone.
 COLLAPSE_FROM, COLLAPSE_TO, COLLAPSE_S = 0.5, 0.35, 0.04
+SURE = 0.9
 # A body cannot face two ways: hips facing at least TWIST_HIPS against an upper body facing at least TWIST_UPPER
 # (frontal: about 0.45 and 0.75) are turned 58 deg or more against it, beyond the spine's twist. The lower group is then
 # exchanged back even without a recent clear frame of its own (the detector's hips lose their facing a frame or two
@@ -80,9 +86,10 @@ class LeftRightGuard:
         self._since: list[float | None] = [None] * len(self.groups)
         self._facing: list[deque[tuple[float, float]]] = [deque() for _ in self.groups]
         self._last: list[tuple[float, float] | None] = [None] * len(self.groups)  # the frame before: (time, facing)
+        self._passed: tuple[np.ndarray, np.ndarray] | None = None  # the frame before's points and scores, as passed on
 
     def __call__(self, keypoints: np.ndarray, scores: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """The keypoints and scores with any exchanged group put back, and a collapsed group's scores at 0."""
+        """The keypoints and scores with any exchanged group put back, and a collapsed group held (module doc)."""
         k = np.array(keypoints, dtype=np.float64)  # copies: kept as a later frame's reference
         s = np.array(scores, dtype=np.float64)
         t = float(t)
@@ -111,11 +118,16 @@ class LeftRightGuard:
             last, self._last[g] = self._last[g], (None if facing is None else (t, facing))
             if (facing is not None and last is not None and t - last[0] <= COLLAPSE_S
                     and abs(last[1]) >= COLLAPSE_FROM and abs(facing) < COLLAPSE_TO * abs(last[1])):
-                s[pairs.ravel()] = 0.0  # collapsed: held by the filter this frame (s is this call's own copy)
+                idx = pairs.ravel()  # collapsed (k and s are this call's own copies)
+                if self._passed is not None and min(s[idx].mean(), self._passed[1][idx].mean()) >= SURE:
+                    k[idx] = self._passed[0][idx]
+                else:
+                    s[idx] = 0.0  # held by the filter's prediction this frame
                 self.held_frames += 1
                 continue  # not a frame to compare later ones with, nor a facing to remember
             self._remember(g, k, s, t, facing, spine)
         self.exchanged_frames += changed
+        self._passed = (k.copy(), s.copy())
         return k, s
 
     def _exchanged(self, k: np.ndarray, s: np.ndarray, ref: tuple[np.ndarray, np.ndarray, float, float],
