@@ -58,6 +58,8 @@ def main() -> int:
     print(f"  sustained fps                     {s['fps']:.1f}")
     print(f"  capture -> sent      p50 / p95    {sent['p50']} / {sent['p95']} ms")
     print(f"  capture -> applied   p50 / p95    {applied['p50']} / {applied['p95']} ms   (target p95 <= 100 ms)")
+    print(f"  sent -> applied      p50 / p95    {s['blender_latency_ms']['p50']} / {s['blender_latency_ms']['p95']} ms"
+          "   (Blender's share)")
     print(f"  packets sent / received / applied {s['packets_sent']} / {s['packets_received']} / "
           f"{s['packets_applied']}")
     print(f"  dropped by the receiver           {s['dropped_by_receiver']}   (target 0)")

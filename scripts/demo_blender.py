@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.status = "LISTENING"
     print(f"READY {args.port}", flush=True)
 
-    latencies: list[float] = []
+    latencies: list[float] = []  # capture (the packet's timestamp) -> applied
+    handoff: list[float] = []  # sent (the packet's `sent`) -> applied: Blender's own share
     tick_ms: list[float] = []
     cast = Cast(scene, args.performers)
     started = time.time()
@@ -284,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
             tick_ms.append((t1 - t0) * 1000.0)
             # latency_ms is measured when the tick picked the packet up; add the rest of the tick.
             latencies.append(settings.latency_ms + (t1 - t0) * 1000.0)
+            newest = state.last_taken_packet(scene.name)
+            if newest is not None and isinstance(newest.get("sent"), (int, float)):
+                handoff.append((t1 - newest["sent"]) * 1000.0)
         else:
             time.sleep(tick.TICK_INTERVAL_S)  # the same polling period as the add-on's timer in Blender
 
@@ -337,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         "performer_switches": cast.switches,
         "applied_latency_ms_p50": round(percentile(latencies, 50), 2),
         "applied_latency_ms_p95": round(percentile(latencies, 95), 2),
+        "applied_latency_ms_last": round(latencies[-1], 2) if latencies else None,
+        "sent_to_applied_ms_p50": round(percentile(handoff, 50), 2) if handoff else None,
+        "sent_to_applied_ms_p95": round(percentile(handoff, 95), 2) if handoff else None,
         "tick_ms_median": round(statistics.median(tick_ms), 3) if tick_ms else None,
         "files": {k: str(Path(v).resolve()) for k, v in files.items()},
     })

@@ -39,11 +39,16 @@ def newest_packet(scene_name: str) -> dict | None:
     """The newest packet of a scene's receiver: the one waiting for the next tick, else the last one a tick took."""
     rx = _receivers.get(scene_name)
     waiting = rx.peek_latest() if rx is not None else None
-    return waiting if waiting is not None else _last_packets.get(scene_name)
+    return waiting if waiting is not None else last_taken_packet(scene_name)
 
 
 def remember_packet(scene_name: str, packet: dict) -> None:
     _last_packets[scene_name] = packet
+
+
+def last_taken_packet(scene_name: str) -> dict | None:
+    """The newest packet a tick of the scene took (None before the first)."""
+    return _last_packets.get(scene_name)
 
 
 def running_scenes() -> list[str]:

@@ -64,6 +64,11 @@ def test_latencies_recorded(demo):
         assert p50 is not None and p95 is not None and 0 < p50 <= p95, (key, s[key])
     # Applying in Blender comes after sending: its latency cannot be smaller.
     assert s["applied_latency_ms"]["p50"] >= s["server_latency_ms"]["p50"] * 0.5
+    # Blender's own share (sent -> applied) is part of capture -> applied, and the last packet's is recorded.
+    bl = s["blender_latency_ms"]
+    assert bl["p50"] is not None and 0 < bl["p50"] <= bl["p95"] <= s["applied_latency_ms"]["p95"], bl
+    assert bl["p50"] <= s["applied_latency_ms"]["p50"]
+    assert s["applied_latency_ms"]["last"] > 0 and s["paced_file"] is True
 
 
 def test_fbx_has_keys_on_every_bone_for_every_frame(demo):
@@ -102,3 +107,17 @@ def test_compare_video_puts_every_streamed_frame_beside_its_rig_render(demo):
     assert max(np.abs(a - b).mean() for a, b in zip(right, right[1:], strict=False)) > 0.5
     sheet = cv2.imread(str(out / "demo_sheet.png"))
     assert sheet.shape[0] == 6 * 200
+
+
+def test_the_summary_line_tells_the_clips_backlog_from_the_latency():
+    """A paced file keeps every frame, so its frames queue where the server is slower than the clip: that wait is
+    told as how far the rigs trail the clip, not as latency; from a webcam, capture -> applied is the latency."""
+    from pose_server.demo import latency_line
+
+    s = {"server_latency_ms": {"p50": 150.0, "p95": 250.0}, "blender_latency_ms": {"p50": 5.5, "p95": 10.6},
+         "applied_latency_ms": {"p50": 650.0, "p95": 1500.0, "last": 1520.0}, "paced_file": True}
+    line = latency_line(s)
+    assert "sent->applied in Blender p50/p95 5.5/10.6 ms" in line and "trail the clip by 1.5 s" in line
+    assert "capture->applied" not in line
+    line = latency_line({**s, "paced_file": False})
+    assert "capture->applied p50/p95 650.0/1500.0 ms" in line and "trail" not in line
