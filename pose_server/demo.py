@@ -37,6 +37,9 @@ DEFAULT_VIDEO = ROOT / "resources" / "videos" / "default.mp4"
 log = logging.getLogger("pose_server.demo")
 
 
+EGL_NOTICE = "EGL_BAD_MATCH"
+
+
 class DemoError(RuntimeError):
     """The demo cannot go on; the message says what to do."""
 
@@ -56,17 +59,31 @@ class BlenderWorker:
             cmd.append("--no-render")
         elif frames_dir is not None:
             cmd += ["--frames-dir", str(frames_dir)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, cwd=ROOT)
         self.lines: list[str] = []
+        self.egl_notices = 0  # Blender's headless GPU context's EGL_BAD_MATCH lines, counted instead of shown
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._err_reader = threading.Thread(target=self._read_errors, daemon=True)
+        self._err_reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
             if line.startswith("READY"):
                 self._ready.set()
+
+    def _read_errors(self) -> None:
+        """Blender's stderr passed on, but for the EGL_BAD_MATCH lines its headless GPU context prints while it
+        tries configurations before one works (the renders are written all the same): to a new user they read as
+        the demo failing."""
+        for line in self.proc.stderr:
+            if EGL_NOTICE in line:
+                self.egl_notices += 1
+            else:
+                sys.stderr.write(line)
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
@@ -84,6 +101,10 @@ class BlenderWorker:
             pass
         self.proc.wait(timeout)
         self._reader.join(5)
+        self._err_reader.join(5)
+        if self.egl_notices:
+            log.info("headless Blender's GPU context printed %d EGL_BAD_MATCH notices while choosing a configuration "
+                     "(not shown; rendering went on)", self.egl_notices)
         for line in reversed(self.lines):
             if line.startswith("SUMMARY "):
                 return json.loads(line[len("SUMMARY "):])

@@ -121,3 +121,23 @@ def test_the_summary_line_tells_the_clips_backlog_from_the_latency():
     assert "capture->applied" not in line
     line = latency_line({**s, "paced_file": False})
     assert "capture->applied p50/p95 650.0/1500.0 ms" in line and "trail" not in line
+
+
+def test_blenders_egl_notices_are_counted_and_its_other_errors_passed_on(capsys):
+    """Headless Blender prints EGL_BAD_MATCH while it picks a GPU configuration, then renders all the same: the demo
+    counts those lines (one log line at the end) instead of showing a new user what reads as a failure; anything
+    else Blender says on stderr still reaches the terminal."""
+    import io
+    import types
+
+    from pose_server.demo import BlenderWorker
+
+    worker = object.__new__(BlenderWorker)
+    worker.egl_notices = 0
+    worker.proc = types.SimpleNamespace(stderr=io.StringIO(
+        "EGL Error (0x3009): EGL_BAD_MATCH: Arguments are inconsistent\nError: cannot write demo.fbx\n"
+        "EGL Error (0x3009): EGL_BAD_MATCH: Arguments are inconsistent\n"))
+    worker._read_errors()
+    assert worker.egl_notices == 2
+    err = capsys.readouterr().err
+    assert err == "Error: cannot write demo.fbx\n"
