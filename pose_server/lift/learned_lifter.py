@@ -59,12 +59,6 @@ DEPTH_GATE = (0.15, 0.4)
 # later. The floor heights of a track's first WARMUP_S are only used until later ones replace them. (Raising the
 # root filters' cutoffs 4x over the same time as well cost 2.2 mm/s of root path on the validation subjects.)
 WARMUP_S = 0.5
-# ... and its depth: the network's first answers for a body it has just started to see, mid-action, can be metres off
-# (the man found again on all fours after his jump: 17.7 m at his first frame, against 6.9-7.4 m where the ray through
-# his lower ankle meets the floor the woman walked on, gliding in at MAX_ROOT_SPEED for 20 frames). For its first
-# FLOOR_PRIOR_S a track stands where its lower ankle's ray meets a floor another track of the session stood on (the
-# one nearest the network's depth, if several are met in front of the camera); none met, or none known: as before.
-FLOOR_PRIOR_S = 1.0
 # Nobody moves faster than a sprinter: the root depth a frame's keypoints ask for is followed at most this fast (m/s).
 # The keypoints of a body half found or tumbling can ask for metres in a frame (the demo's man landing from the roof
 # on all fours: 3 m between two frames, 6.5 -> 9.8 m away), and the One Euro filter, which opens when the signal moves
@@ -309,10 +303,6 @@ class LearnedLifter:
             cam = rel + root
             correction = self._fit_limbs(cam, smooth_px, ok) - cam
             rel = rel + self._fit_smoother.smooth(correction, t)
-        if self._t_seen - self._t_start < FLOOR_PRIOR_S:  # after the fits: the root moves, the pose stays
-            tz = self._depth_on_known_floor(rel_root, root, px, ok)
-            if tz is not None:
-                root = self._solve_root(rel_root, px, weight, tz=tz)
         root = self._gate_depth(root, rel_root, px, weight, float(t))
         if self.depth_cap is not None:
             root = self._cap_depth(root, rel_root, px, weight, ok)
@@ -399,28 +389,6 @@ class LearnedLifter:
             tz = (s_ux * s_bx + s_uy * s_by - big_w * s_ub) / max(big_w * s_uu - s_ux * s_ux - s_uy * s_uy, 1e-12)
         return np.array([(s_bx + s_ux * tz) / (f * big_w), (s_by + s_uy * tz) / (f * big_w), max(tz, 0.5)])
 
-    def _depth_on_known_floor(self, rel: np.ndarray, root: np.ndarray, px: np.ndarray, ok: np.ndarray
-                              ) -> float | None:
-        """The pelvis depth (camera Z) that puts the lower ankle seen on a floor another track stood on
-        (FLOOR_PRIOR_S); None where no such floor is met in front of the camera."""
-        floors = self.world.floors(besides=self._key)
-        seen = [a for a in _ANKLES if ok[a]]
-        if not floors or not seen:
-            return None
-        a = max(seen, key=lambda i: px[i, 1])  # the lower one in the image: the one more likely on the floor
-        ray = np.array([(px[a, 0] - self.center[0]) / self.focal, (px[a, 1] - self.center[1]) / self.focal, 1.0])
-        down = float(ray @ self._world[2])  # the ray's height per metre of camera depth (level frame, up positive)
-        if down >= 0.0:
-            return None
-        far = self._depth_bound(px, ok, DEPTH_CAP)  # a floor met farther than the limbs allow: another level's
-        met = []
-        for floor in floors:
-            ankle_z = (floor + self._ankle_height()) / down  # camera depth where the ray is at ankle height
-            tz = ankle_z - float(rel[a, 2])
-            if ankle_z > 0.0 and tz >= 0.5 and (far is None or tz <= far):
-                met.append(tz)
-        return min(met, key=lambda tz: abs(math.log(tz / root[2]))) if met else None
-
     def _gate_depth(self, root: np.ndarray, rel: np.ndarray, px: np.ndarray, weight: np.ndarray, t: float
                     ) -> np.ndarray:
         """The root with its depth moved at most MAX_ROOT_SPEED since the last frame, its image-plane position solved
@@ -433,9 +401,10 @@ class LearnedLifter:
         self._gate = (float(root[2]), t)
         return root
 
-    def _depth_bound(self, px: np.ndarray, ok: np.ndarray, margin: float) -> float | None:
-        """The farthest the root can be for the bones' image lengths, times ``margin`` (DEPTH_CAP); None: too few
-        bones seen."""
+    def _cap_depth(self, root: np.ndarray, rel: np.ndarray, px: np.ndarray, weight: np.ndarray, ok: np.ndarray
+                   ) -> np.ndarray:
+        """The root no farther than the bones allow (DEPTH_CAP_BONES), its image-plane position solved again for
+        that depth; after the speed gate, which must not hold a body at a depth its bones rule out."""
         bounds = []
         for a, b, length in self._cap_bones:
             if ok[a] and ok[b]:
@@ -444,14 +413,10 @@ class LearnedLifter:
         if ok[[_LS, _RS, _LH, _RH]].all():
             d = 0.5 * (px[_LS] + px[_RS] - px[_LH] - px[_RH])
             bounds.append(self.focal * self._lengths["spine"] / max(math.hypot(d[0], d[1]), 1.0))
-        return None if len(bounds) < 2 else margin * sorted(bounds)[1]
-
-    def _cap_depth(self, root: np.ndarray, rel: np.ndarray, px: np.ndarray, weight: np.ndarray, ok: np.ndarray
-                   ) -> np.ndarray:
-        """The root no farther than the bones allow (DEPTH_CAP_BONES), its image-plane position solved again for
-        that depth; after the speed gate, which must not hold a body at a depth its bones rule out."""
-        cap = self._depth_bound(px, ok, self.depth_cap)
-        if cap is None or root[2] <= cap:
+        if len(bounds) < 2:
+            return root
+        cap = self.depth_cap * sorted(bounds)[1]
+        if root[2] <= cap:
             return root
         root = self._solve_root(rel, px, weight, tz=cap)
         self._gate = (float(root[2]), self._gate[1])  # set by _gate_depth, just before
@@ -541,8 +506,6 @@ class LearnedLifter:
         del self._floor_samples[:-150]
         # (statistics.median: np.median took 10x the time on 150 floats)
         self.floor = float(statistics.median(self._floor_samples or self._warm_floor))
-        if self._floor_samples:  # past its warm-up: a floor later tracks may stand on (FLOOR_PRIOR_S)
-            self.world.set_floor(self._key, self.floor)
         pelvis = 0.5 * (world[_LH] + world[_RH])
         self.origin = self.world.place(self._key, pelvis[:2], self.floor)
         pelvis_y = float(pelvis[1])

@@ -9,10 +9,7 @@ world: the origin goes under its first pelvis, and its height follows that track
 ``settle_frames`` poses, then stays: Z = 0 is the floor the first performer stood on at the start. Every track
 (the first one too) keeps its own floor, the surface its feet stand on, at that surface's height in the shared
 frame: a person standing on a roof 2.5 m above the first performer's floor stands at Z = 2.5, and the first
-performer, jumping off the roof, goes down instead of taking the world's floor along. The world also keeps each
-track's floor once past its warm-up (``floors``): a track found later stands, in its first second, on the floor its
-lower ankle's ray meets (learned_lifter.py, FLOOR_PRIOR_S), because the network's depth for a body it has just
-started to see can be metres off.
+performer, jumping off the roof, goes down instead of taking the world's floor along.
 
 The level camera frame needs the camera's pitch (how far it looks down): told (level by default), or, asked to
 (``--camera-pitch auto``), estimated by the learned lifter from the performers (``observe_pitch``): a body standing
@@ -51,7 +48,6 @@ class SharedWorld:
         self.pitch_frames = int(pitch_frames)  # samples the pitch estimate follows (3 s of one performer at 30 fps)
         self.pitch_deg: float | None = None  # the estimated camera pitch; None until a straight body was seen
         self._pitches: list[float] = []  # the samples, sorted
-        self._floors: dict[int, float] = {}  # track key -> its floor (level camera frame), newest last
 
     def join(self) -> int:
         """A key for a new track's lifter (identifies the owner; a lifter object's id() could be reused)."""
@@ -68,17 +64,6 @@ class SharedWorld:
         if key == self.owner:
             self._settling += 1
         return self.origin.copy()
-
-    def set_floor(self, key: int, floor: float) -> None:
-        """Track ``key``'s floor height (level camera frame), once it is past its warm-up."""
-        self._floors.pop(key, None)
-        self._floors[key] = float(floor)
-        if len(self._floors) > MAX_FLOORS:  # a long session's many short tracks: the oldest go
-            del self._floors[next(iter(self._floors))]
-
-    def floors(self, besides: int) -> list[float]:
-        """The floors the other tracks of the session stood on (level camera frame)."""
-        return [f for k, f in self._floors.items() if k != besides]
 
     def observe_pitch(self, body: np.ndarray) -> float | None:
         """The camera pitch estimate (deg, down positive) after seeing one pose: ``body`` (17, 3) pelvis-relative joints
@@ -104,7 +89,6 @@ class SharedWorld:
 
 
 STRAIGHT_DEG = 30.0  # the most a body's trunk and legs may bend against each other to show where up is
-MAX_FLOORS = 16  # floors kept (one per track; a roof and the ground are two)
 
 
 def _sub(a: list[float], b: list[float]) -> list[float]:
