@@ -127,7 +127,7 @@ class LeftRightGuard:
                 continue  # not a frame to compare later ones with, nor a facing to remember
             self._remember(g, k, s, t, facing, spine)
         self.exchanged_frames += changed
-        self._passed = (k.copy(), s.copy())
+        self._passed = (k, s)  # this call's own arrays, not written once returned (kept as _ref keeps them)
         return k, s
 
     def _exchanged(self, k: np.ndarray, s: np.ndarray, ref: tuple[np.ndarray, np.ndarray, float, float],
