@@ -81,9 +81,14 @@ def _frame_y(y: np.ndarray, x_hint: np.ndarray) -> np.ndarray:
 
 
 def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
-    k = axis / _norm(axis)
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * (kx @ kx)
+    """The rotation by ``angle`` about ``axis`` (Rodrigues: c I + s [k]x + (1 - c) k k^T), in floats: twelve a frame."""
+    n = _norm(axis)
+    x, y, z = (float(v) / n for v in axis)
+    s, c = math.sin(angle), math.cos(angle)
+    t = 1.0 - c
+    return np.array([[c + t * x * x, t * x * y - s * z, t * x * z + s * y],
+                     [t * x * y + s * z, c + t * y * y, t * y * z - s * x],
+                     [t * x * z - s * y, t * y * z + s * x, c + t * z * z]])
 
 
 def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -98,12 +103,31 @@ def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _axis_angle(axis, np.arctan2(s, c))
 
 
+def _quaternion(m: np.ndarray) -> list[float]:
+    """A rotation matrix -> its unit quaternion [w, x, y, z], w >= 0, from the largest of w, x, y, z (the
+    well-conditioned branch, as scipy's from_matrix). In plain floats because scipy's Rotation costs about 0.25 ms a
+    call in its argument checks, and the IK made four calls a frame for 13 matrices."""
+    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = m.tolist()
+    tr = m00 + m11 + m22
+    if tr >= max(m00, m11, m22):
+        q = [1.0 + tr, m21 - m12, m02 - m20, m10 - m01]
+    elif m00 >= m11 and m00 >= m22:
+        q = [m21 - m12, 1.0 + m00 - m11 - m22, m01 + m10, m02 + m20]
+    elif m11 >= m22:
+        q = [m02 - m20, m01 + m10, 1.0 + m11 - m00 - m22, m12 + m21]
+    else:
+        q = [m10 - m01, m02 + m20, m12 + m21, 1.0 + m22 - m00 - m11]
+    n = math.copysign(math.sqrt(sum(c * c for c in q)), q[0])
+    return [c / n for c in q]
+
+
 def _limit_cone(local: np.ndarray, max_deg: float) -> np.ndarray:
     """Scale a local rotation's angle down to max_deg (keeps its axis)."""
-    rv = Rotation.from_matrix(local).as_rotvec()
-    ang = _norm(rv)
-    lim = np.radians(max_deg)
-    return local if ang <= lim else Rotation.from_rotvec(rv * (lim / ang)).as_matrix()
+    w, x, y, z = _quaternion(local)
+    lim = math.radians(max_deg)
+    if 2.0 * math.atan2(math.sqrt(x * x + y * y + z * z), w) <= lim:
+        return local
+    return _axis_angle(np.array([x, y, z]), lim)
 
 
 def _child_world(world: np.ndarray, i: int, local: np.ndarray) -> np.ndarray:
@@ -156,20 +180,17 @@ def solve_rotations(joints_3d: np.ndarray) -> np.ndarray:
         if s > 1e-6:
             z = swing[:, 2]
             twist = np.arctan2(_cross(z, bend / s) @ d, z @ (bend / s))
-            twist *= np.clip((s - 0.05) / 0.2, 0.0, 1.0)  # nearly straight limb: the bend plane is noise
-            max_twist = np.radians(lim[f"{kind}_twist"])
-            twist = float(np.clip(twist, -max_twist, max_twist))
+            twist *= min(max((s - 0.05) / 0.2, 0.0), 1.0)  # nearly straight limb: the bend plane is noise
+            max_twist = math.radians(lim[f"{kind}_twist"])
+            twist = min(max(float(twist), -max_twist), max_twist)
         world[iu] = _axis_angle(d, twist) @ swing
         local[iu] = base.T @ world[iu]
         v = world[iu].T @ u2
-        flex = float(np.clip(np.arctan2(v[2], v[1]), 0.0, np.radians(lim[f"{hinge}_flex"])))
+        flex = min(max(math.atan2(v[2], v[1]), 0.0), math.radians(lim[f"{hinge}_flex"]))
         local[il] = _axis_angle(np.array([1.0, 0.0, 0.0]), flex)
         world[il] = _child_world(world, il, local[il])
 
-    q = Rotation.from_matrix(local).as_quat()  # x, y, z, w
-    q = np.concatenate([q[:, 3:], q[:, :3]], axis=1)
-    q *= np.where(q[:, :1] < 0, -1.0, 1.0)
-    return q.astype(np.float32)
+    return np.array([_quaternion(m) for m in local], dtype=np.float32)
 
 
 def forward_rotations(quats: np.ndarray) -> np.ndarray:

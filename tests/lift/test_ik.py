@@ -125,3 +125,20 @@ def test_shared_hip_convention_keeps_thigh_tops_on_the_hips_and_straight_knees_s
     np.testing.assert_allclose(pelvis + hips @ [-half, 0, 0], p[J["r_hip"]], atol=1e-6)
     for shin in ("shin.L", "shin.R"):
         assert np.degrees(Rotation.from_quat(q[B[shin], [1, 2, 3, 0]]).magnitude()) < 0.1, shin
+
+
+def test_quaternions_match_scipys_on_every_branch():
+    """The IK's own matrix -> quaternion (plain floats, for speed) against scipy's, on rotations whose largest
+    component is w, x, y or z in turn (angles near 180 deg take the x, y and z branches), signs made w >= 0."""
+    from pose_server.ik.solve import _quaternion
+
+    rng = np.random.default_rng(3)
+    axes = rng.normal(size=(400, 3))
+    angles = np.concatenate([rng.uniform(0.0, 1.0, 100), rng.uniform(3.0, np.pi, 300)])
+    mats = Rotation.from_rotvec(axes / np.linalg.norm(axes, axis=1)[:, None] * angles[:, None]).as_matrix()
+    ours = np.array([_quaternion(m) for m in mats])
+    ref = Rotation.from_matrix(mats).as_quat()
+    ref = np.concatenate([ref[:, 3:], ref[:, :3]], axis=1) * np.where(ref[:, 3:] < 0, -1.0, 1.0)
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+    largest = np.argmax(np.abs(ref), axis=1)
+    assert set(largest.tolist()) == {0, 1, 2, 3}  # every branch was taken
