@@ -185,3 +185,23 @@ def test_the_control_api_offers_the_embedded_model_when_it_is_there(tmp_path):
     assert "blazepose" not in list_checkpoints(tmp_path)
     _copy_models(tmp_path)
     assert list_checkpoints(tmp_path) == ["blazepose"]
+
+
+def test_heatmap_refinement_moves_each_landmark_as_its_own_window_says():
+    """MediaPipe's refinement, all landmarks at once: every landmark lands where its window alone puts it (the
+    confidence-weighted mean cell, when the window is confident), also at the heatmap's edges and outside it."""
+    from pose_server.blazepose.estimator import INPUT, _refine_clipped, refine_from_heatmap
+
+    rng = np.random.default_rng(7)
+    heatmap = rng.normal(-4.0, 3.0, (64, 64, 33)).astype(np.float32)
+    xy = rng.uniform(20.0, 236.0, (33, 2)).astype(np.float32)
+    xy[:4] = [[1.0, 128.0], [255.0, 3.0], [130.0, 254.0], [-9.0, 40.0]]  # windows the edges clip; one outside
+    for k, (x, y) in enumerate(xy[:3].tolist() + xy[4:].tolist()):
+        heatmap[int(y / INPUT * 64), int(x / INPUT * 64), k if k < 3 else k + 1] += 9.0  # a confident peak
+    refined = refine_from_heatmap(xy, heatmap, kernel=7, min_confidence=0.5)
+    alone = np.array([_refine_clipped(heatmap, int(x / INPUT * 64), int(y / INPUT * 64), k, 3, 0.5, xy[k])
+                      if 0 <= x < INPUT and 0 <= y < INPUT else xy[k] for k, (x, y) in enumerate(xy.tolist())],
+                     dtype=np.float32)
+    np.testing.assert_array_equal(refined, alone)
+    assert (refined != xy).any(axis=1).sum() >= 30  # the confident windows moved their landmarks
+    np.testing.assert_array_equal(refined[3], xy[3])  # outside the heatmap: as the model said
