@@ -120,8 +120,8 @@ def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = HEATM
     the confidence-weighted mean position inside a kernel x kernel window. ``xy`` in 256-pixel crop units.
 
     The windows inside the heatmap are gathered and summed at once (the same sums in the same order, so the same
-    numbers as one at a time: a loop over the 33 landmarks took 4.4 ms a person-frame, a fifth of the model's own
-    time); a window the heatmap's edge clips is done alone."""
+    numbers as one at a time: a loop over the 33 landmarks took 2.7 ms a crop against 0.15, beside the model's 22);
+    a window the heatmap's edge clips is done alone."""
     hm_h, hm_w, _ = heatmap.shape
     out = xy.copy()
     half = (kernel - 1) // 2
