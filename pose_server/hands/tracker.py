@@ -13,7 +13,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from pose_server.filters import KeypointFilter
-from pose_server.ik import forward_rotations
+from pose_server.ik import forward_rotations, quaternions
 from pose_server.lift.skeleton3d import CANONICAL_BONES, REST_ROTATIONS
 
 from .fit import HandFit, HandFitter
@@ -51,18 +51,11 @@ def forearm_deltas(rotations: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _quat(m: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) -> (..., 4) [w, x, y, z], w >= 0."""
-    q = Rotation.from_matrix(m.reshape(-1, 3, 3)).as_quat()
-    q = np.concatenate([q[:, 3:], q[:, :3]], 1)
-    return (q * np.where(q[:, :1] < 0, -1.0, 1.0)).reshape(*m.shape[:-2], 4)
-
-
 def hand_quaternions(side: str, world_rotation: np.ndarray, angles: np.ndarray) -> np.ndarray:
     """(16, 4) protocol quaternions of one hand from its palm's world orientation and its finger angles."""
     palm = world_rotation @ REST_FRAMES[side].T
     fingers = mirrored(side, local_rotations(angles))
-    return _quat(np.concatenate([palm[None], fingers]))
+    return quaternions(np.concatenate([palm[None], fingers]))
 
 
 class _Hand:
@@ -111,8 +104,8 @@ class _Hand:
 
     def _smooth(self, angles: np.ndarray, world: np.ndarray, t: float) -> None:
         self.angles = self.angle_filter(angles[:, None], np.ones(NUM_ANGLES), t)[0][:, 0].astype(np.float64)
-        q = _quat(world)
-        if self.world is not None and q @ _quat(self.world) < 0:
+        q = quaternions(world)
+        if self.world is not None and q @ quaternions(self.world) < 0:
             q = -q  # stay on the filter's hemisphere
         q = self.rot_filter(q[None], np.ones(1), t)[0][0].astype(np.float64)
         self.world = Rotation.from_quat(np.r_[q[1:], q[0]]).as_matrix()

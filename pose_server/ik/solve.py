@@ -21,7 +21,7 @@ from scipy.spatial.transform import Rotation
 
 from pose_server.lift.skeleton3d import BONE_PARENT, CANONICAL_BONES, REST_JOINTS, REST_ROTATIONS, J
 
-__all__ = ["solve_rotations", "forward_rotations", "JOINT_LIMITS_DEG"]
+__all__ = ["solve_rotations", "forward_rotations", "quaternions", "JOINT_LIMITS_DEG"]
 
 # Degrees. twist: upper bone about its own axis away from the swing-only twist; flex: hinge range of the
 # lower bone (0 = straight); cone: largest rotation of the trunk bones from their rest pose under the parent.
@@ -121,6 +121,13 @@ def _quaternion(m: np.ndarray) -> list[float]:
     return [c / n for c in q]
 
 
+def quaternions(m: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation matrices -> (..., 4) unit quaternions [w, x, y, z], w >= 0 (``_quaternion`` each). For
+    orthonormal matrices (the IK's and the hands' are, to 1e-15): unlike scipy it does not orthogonalise others."""
+    m = np.asarray(m, dtype=np.float64)
+    return np.array([_quaternion(r) for r in m.reshape(-1, 3, 3)]).reshape(*m.shape[:-2], 4)
+
+
 def _limit_cone(local: np.ndarray, max_deg: float) -> np.ndarray:
     """Scale a local rotation's angle down to max_deg (keeps its axis)."""
     w, x, y, z = _quaternion(local)
@@ -190,7 +197,7 @@ def solve_rotations(joints_3d: np.ndarray) -> np.ndarray:
         local[il] = _axis_angle(np.array([1.0, 0.0, 0.0]), flex)
         world[il] = _child_world(world, il, local[il])
 
-    return np.array([_quaternion(m) for m in local], dtype=np.float32)
+    return quaternions(local).astype(np.float32)
 
 
 def forward_rotations(quats: np.ndarray) -> np.ndarray:
