@@ -67,12 +67,15 @@ def compare_weights(a: Path, b: Path) -> dict[str, float]:
         return out
 
 
-def start_weights(spec: str, work: Path) -> Path:
-    """A weights file, or ``git:REV``: the shipped file as committed at REV, written into ``work``."""
+def start_weights(spec: str, work: Path, write: bool = True) -> Path:
+    """A weights file, or ``git:REV``: the shipped file as committed at REV, written into ``work`` (unless not
+    ``write``: its path only)."""
     if not spec.startswith("git:"):
         return Path(spec)
     rev = spec[4:]
     out = work / f"start_{rev}.npz"
+    if not write:
+        return out
     blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:resources/models/temporal_lifter.npz"],
                           capture_output=True, check=False)
     if blob.returncode != 0:
@@ -90,8 +93,9 @@ def main() -> None:
     ap.add_argument("--against", type=Path, default=SHIPPED, help="the weights to compare with")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = ap.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    start = start_weights(args.start, args.work) if args.start else None
+    if not args.dry_run:
+        args.work.mkdir(parents=True, exist_ok=True)
+    start = start_weights(args.start, args.work, write=not args.dry_run) if args.start else None
     try:
         commands = stage_commands(args.data, args.work, args.from_stage, start)
     except ValueError as exc:
@@ -105,7 +109,8 @@ def main() -> None:
             print(f"  {out} exists: not run again (delete it to retrain)", flush=True)
             continue
         t0 = time.monotonic()
-        subprocess.run(cmd, check=True)
+        if subprocess.run(cmd, check=False).returncode != 0:
+            raise SystemExit(f"stage {k} failed (its output is not written); run the same command again to retry it")
         print(f"  stage {k} done in {(time.monotonic() - t0) / 60:.1f} min", flush=True)
     if args.dry_run:
         return

@@ -58,7 +58,12 @@ def test_start_weights_from_a_file_or_a_revision(tmp_path):
         repro.start_weights("git:no-such-rev", tmp_path)
 
 
-def test_dry_run_prints_the_four_commands(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce_temporal_lifter.py"), "train",
-                          "--work", str(tmp_path), "--dry-run"], capture_output=True, text=True, check=True).stdout
+def test_dry_run_prints_the_four_commands_and_writes_nothing(tmp_path):
+    work = tmp_path / "work"
+    script = str(ROOT / "scripts" / "reproduce_temporal_lifter.py")
+    out = subprocess.run([sys.executable, script, "train", "--work", str(work), "--dry-run"], capture_output=True,
+                         text=True, check=True).stdout
     assert out.count("stage ") == 4 and "--seed 8" in out
+    out = subprocess.run([sys.executable, script, "train", "--work", str(work), "--dry-run", "--from-stage", "4",
+                          "--start", "git:HEAD"], capture_output=True, text=True, check=True).stdout
+    assert out.count("stage ") == 1 and str(work / "start_HEAD.npz") in out and not work.exists()
