@@ -19,6 +19,7 @@ import math
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from pose_server.lift.rotation import axis_angle
 from pose_server.lift.skeleton3d import BONE_PARENT, CANONICAL_BONES, REST_JOINTS, REST_ROTATIONS, J
 
 __all__ = ["solve_rotations", "forward_rotations", "quaternions", "JOINT_LIMITS_DEG"]
@@ -80,17 +81,6 @@ def _frame_y(y: np.ndarray, x_hint: np.ndarray) -> np.ndarray:
     return np.column_stack([xa, ya, _cross(xa, ya)])
 
 
-def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
-    """The rotation by ``angle`` about ``axis`` (Rodrigues: c I + s [k]x + (1 - c) k k^T), in floats: twelve a frame."""
-    n = _norm(axis)
-    x, y, z = (float(v) / n for v in axis)
-    s, c = math.sin(angle), math.cos(angle)
-    t = 1.0 - c
-    return np.array([[c + t * x * x, t * x * y - s * z, t * x * z + s * y],
-                     [t * x * y + s * z, c + t * y * y, t * y * z - s * x],
-                     [t * x * z - s * y, t * y * z + s * x, c + t * z * z]])
-
-
 def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Smallest rotation taking unit vector a onto unit vector b."""
     axis = _cross(a, b)
@@ -99,8 +89,8 @@ def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if c > 0:
             return np.eye(3)
         perp = _cross(a, np.array([1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0]))
-        return _axis_angle(perp, np.pi)
-    return _axis_angle(axis, np.arctan2(s, c))
+        return axis_angle(perp, np.pi)
+    return axis_angle(axis, np.arctan2(s, c))
 
 
 def _quaternion(m: np.ndarray) -> list[float]:
@@ -134,7 +124,7 @@ def _limit_cone(local: np.ndarray, max_deg: float) -> np.ndarray:
     lim = math.radians(max_deg)
     if 2.0 * math.atan2(math.sqrt(x * x + y * y + z * z), w) <= lim:
         return local
-    return _axis_angle(np.array([x, y, z]), lim)
+    return axis_angle(np.array([x, y, z]), lim)
 
 
 def _child_world(world: np.ndarray, i: int, local: np.ndarray) -> np.ndarray:
@@ -190,11 +180,11 @@ def solve_rotations(joints_3d: np.ndarray) -> np.ndarray:
             twist *= min(max((s - 0.05) / 0.2, 0.0), 1.0)  # nearly straight limb: the bend plane is noise
             max_twist = math.radians(lim[f"{kind}_twist"])
             twist = min(max(float(twist), -max_twist), max_twist)
-        world[iu] = _axis_angle(d, twist) @ swing
+        world[iu] = axis_angle(d, twist) @ swing
         local[iu] = base.T @ world[iu]
         v = world[iu].T @ u2
         flex = min(max(math.atan2(v[2], v[1]), 0.0), math.radians(lim[f"{hinge}_flex"]))
-        local[il] = _axis_angle(np.array([1.0, 0.0, 0.0]), flex)
+        local[il] = axis_angle(np.array([1.0, 0.0, 0.0]), flex)
         world[il] = _child_world(world, il, local[il])
 
     return quaternions(local).astype(np.float32)

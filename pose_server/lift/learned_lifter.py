@@ -37,6 +37,7 @@ from pose_server.filters import KeypointFilter, smoothing_factor
 from pose_server.lift.blas import blas_threads
 from pose_server.lift.camera import DEFAULT_HFOV_DEG, lifter_camera
 from pose_server.lift.proportions import LIMBS, REST_LENGTHS, Proportions, measure_lengths, vertical_chain
+from pose_server.lift.rotation import axis_angle
 from pose_server.lift.skeleton3d import REST_HEIGHT, REST_JOINTS, J
 from pose_server.lift.smoothing import rigid
 from pose_server.lift.temporal import DEFAULT_TEMPORAL_LIFTER, frame_features, load_model
@@ -98,17 +99,9 @@ _EYE3, _EYE6_TINY = np.eye(3), np.eye(6) * 1e-9
 
 
 def _rotation(v: np.ndarray) -> np.ndarray:
-    """The rotation matrix of an axis x angle vector (Rodrigues; plain floats: numpy's per-call cost tripled it)."""
-    x, y, z = v.tolist()
-    angle = math.sqrt(x * x + y * y + z * z)
-    if angle < 1e-9:
-        return np.eye(3)
-    x, y, z = x / angle, y / angle, z / angle
-    s, c = math.sin(angle), math.cos(angle)
-    d = 1.0 - c
-    return np.array([[c + x * x * d, x * y * d - z * s, x * z * d + y * s],
-                     [y * x * d + z * s, c + y * y * d, y * z * d - x * s],
-                     [z * x * d - y * s, z * y * d + x * s, c + z * z * d]])
+    """The rotation matrix of an axis x angle vector (``axis_angle``; the identity for a null one)."""
+    angle = math.sqrt(float(v @ v))
+    return np.eye(3) if angle < 1e-9 else axis_angle(v, angle)
 
 
 def _dot(a: list[float], b: list[float]) -> float:
