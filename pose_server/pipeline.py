@@ -282,6 +282,20 @@ class Pipeline(Stages):
         self._solve = _optional("ik", "solve_rotations") if cfg.protocol_version >= 2 else None
         self._signals: dict[int, TrackSignal] = {}
         self._world = SharedWorld()  # one world frame for every track of this run (lift/world.py)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Make every first call before the stage threads start. The first detection, the estimator's first
+        inference (OpenVINO: about 3x a later one) and the first track's lifter (its ONNX session and weights: 130
+        ms) cost ~0.3 s together; on the first frame that is ~7 frames a camera-like source drops. A paced file's
+        clock starts at its first read, so here it waits; a camera's frames meanwhile are replaced by newer ones."""
+        w, h = self.source.size if all(self.source.size) else (640, 480)
+        blank = np.full((h, w, 3), 114, np.uint8)
+        self.detector(blank)
+        side = min(w, h) / 2  # a centred person box, 3:4 like the crops
+        box = np.array([[w / 2 - 0.375 * side, h / 2 - side / 2, w / 2 + 0.375 * side, h / 2 + side / 2]], np.float32)
+        self._estimator(blank, box)
+        TrackSignal(self.config, self._estimator.skeleton, (w, h), self._lift, SharedWorld())  # loads and caches
 
     def _open_vmc(self, cfg: PipelineConfig) -> None:
         """The VMC sender for cfg.vmc (closed when no target is left); a bad target raises before any change."""

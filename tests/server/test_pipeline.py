@@ -231,3 +231,34 @@ def test_camera_like_source_drops_stale_frames_instead_of_queueing(tmp_path, rec
     lat = [status["latency_ms"]["p50"], status["latency_ms"]["p95"]]
     assert lat[1] < 400, lat  # queueing every frame would reach ~1 s by the end of this clip
     assert np.diff(frames).max() > 1
+
+
+def test_first_calls_are_made_before_the_first_frame_and_change_nothing(clip, receiver):
+    """start() runs the detector, the estimator and the lifter's loading once on a blank frame before the stage
+    threads start (a camera-like source would otherwise drop the frames those first calls take); the packets are
+    those of a cold start."""
+    class Recording(BrightFigurePose):
+        def __init__(self) -> None:
+            self.frames: list[np.ndarray] = []
+
+        def __call__(self, frame, boxes):
+            self.frames.append(frame.copy())
+            return super().__call__(frame, boxes)
+
+    def run(warm: bool) -> tuple[Recording, list[dict]]:
+        est = Recording()
+        pipe = Pipeline(PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], log_every=1e9),
+                        estimator=est)
+        if not warm:
+            pipe._warm_up = lambda: None
+        return est, streamed_packets(pipe, receiver)
+
+    warm_est, warm = run(True)
+    cold_est, cold = run(False)
+    assert len(warm) == len(cold) == 24 and len(warm_est.frames) == 25 and len(cold_est.frames) == 24
+    blank = warm_est.frames[0]
+    assert blank.shape == cold_est.frames[0].shape and (blank == blank.flat[0]).all()  # before any video frame
+    assert all(np.array_equal(a, b) for a, b in zip(warm_est.frames[1:], cold_est.frames, strict=True))
+    timing = ("sent", "timestamp", "meta")
+    assert [{k: v for k, v in p.items() if k not in timing} for p in warm] == \
+           [{k: v for k, v in p.items() if k not in timing} for p in cold]
