@@ -10,6 +10,7 @@ with the command that fetches them.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -122,6 +123,22 @@ def test_debug_fields_hold_feet_and_world_landmarks(frames, detector, estimator)
     world = dbg["world_landmarks"][0]
     height = world[:, 1].max() - world[:, 1].min()
     assert 1.0 < height < 2.2 and np.abs(world).max() < 1.5
+
+
+def test_several_people_run_at_once_and_give_what_one_at_a_time_gives(frames, detector, estimator):
+    """Without a thread count the crops of a frame run at once, one interpreter per core: the same numbers as
+    one crop after the other (``threads=1``), in the boxes' order."""
+    frame = frames[60]
+    boxes, _ = detector(frame)
+    boxes = np.concatenate([boxes, boxes[::-1] + 7.0])  # four crops: more than the two lanes of this machine
+    together = BlazePoseEstimator("full")
+    got, want = together(frame, boxes), estimator(frame, boxes)
+    assert len(boxes) >= 4 and got[0].shape == (len(boxes), 17, 2)
+    assert together._lanes or (os.cpu_count() or 1) < 2
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    assert together.debug.keys() == estimator.debug.keys()
+    assert all(np.array_equal(together.debug[k], estimator.debug[k]) for k in estimator.debug)
+    assert not np.array_equal(got[0][0], got[0][1])  # different people, not one crop repeated
 
 
 def test_coco17_mapping_keeps_names():
