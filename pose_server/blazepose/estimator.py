@@ -130,8 +130,8 @@ class BlazePoseEstimator:
             return [self.model(crops[i:i + 1]) for i in range(len(crops))]
         while len(self._lanes) < lanes - 1:
             self._lanes.append(TfliteModel(self.path, 1))
-        if self._pool is None or self._pool._max_workers < lanes - 1:
-            self._pool = ThreadPoolExecutor(lanes - 1, thread_name_prefix="blazepose-crop")
+        if self._pool is None:  # (lanes never outnumber the cores)
+            self._pool = ThreadPoolExecutor((os.cpu_count() or 2) - 1, thread_name_prefix="blazepose-crop")
         run = lambda model, part: [model(c[None]) for c in part]  # noqa: E731
         # lane k takes crops k, k + lanes, ...; lane 0 runs here
         futures = [self._pool.submit(run, self._lanes[k - 1], crops[k::lanes]) for k in range(1, lanes)]
