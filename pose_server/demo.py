@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .cli import add_swap_guard_arg, add_unmeasurable_args
 from .config import AUTO_MODEL, PipelineConfig, load_estimator
-from .demo_media import rig_frames, write_compare, write_sheet
+from .demo_media import rig_frames, write_compare, write_overlay, write_sheet
 from .pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +167,8 @@ def run_demo(args: argparse.Namespace) -> dict:
         detector=args.detector, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
         realtime=args.realtime and args.webcam is None, drop_stale=True if args.drop_stale else None,
         max_frames=args.max_frames, record=str(out / "take.jsonl"),
-        preview=None if args.no_preview else str(out / "overlay.mp4"),
+        # a clip's overlay is drawn after the run (write_overlay); a webcam's frames are gone by then
+        preview=None if args.no_preview or args.webcam is None else str(out / "overlay.mp4"),
         progress=True, udp=[], depth_prior=not args.no_depth_prior, performer_height=args.performer_height,
         camera_hfov=args.hfov, camera_pitch=args.camera_pitch, swap_guard=not args.no_swap_guard,
     )
@@ -200,6 +201,14 @@ def run_demo(args: argparse.Namespace) -> dict:
         raise
     if status.get("error"):
         raise DemoError(f"the pose server stopped with an error: {status['error']}")
+    overlay = not args.no_preview
+    if overlay and args.webcam is None:
+        log.info("drawing overlay.mp4 from the recorded session (%d frames)", status["frames"])
+        try:
+            write_overlay(Path(source), out / "take.jsonl", out / "overlay.mp4", cfg.kpt_threshold)
+        except ValueError as exc:  # the take and the Blender files are made: say so, keep them
+            log.warning("overlay.mp4 not drawn (%s); the take, .blend, .fbx and .bvh are", exc)
+            overlay = pictures = False
     sent = sum(t["sent"] for t in status["udp"])
     summary = {
         "source": source,
@@ -226,7 +235,7 @@ def run_demo(args: argparse.Namespace) -> dict:
                                           "frame_end", "bvh")} for p in blender.get("performers", [])],
         "blender": blender,
         "files": {**blender.get("files", {}), "session": str(out / "take.jsonl"),
-                  **({} if args.no_preview else {"overlay": str(out / "overlay.mp4")})},
+                  **({"overlay": str(out / "overlay.mp4")} if overlay else {})},
     }
     if blender.get("error"):
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
