@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="inference backend (auto: the fastest accurate one on this machine, measured once)")
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                     help="int8 dynamic quantization (onnx backend)")
+    ap.add_argument("--precision", choices=("fp32", "bf16", "int8", "fp16"), default=None,
+                    help="openvino: fp32, bf16 (CPUs with native bf16, such as AMX) or int8; as pose-server run's")
     ap.add_argument("--detector", default="auto", help="auto | yolox | blazepose | hog | full-frame | path.onnx")
     ap.add_argument("--max-people", type=int, default=2,
                     help="people tracked; Blender makes a capture rig for each (a rig whose person is lost for 1 s "
@@ -164,7 +166,7 @@ def run_demo(args: argparse.Namespace) -> dict:
     source = str(args.webcam) if args.webcam is not None else args.source
     cfg = PipelineConfig(
         source=source, checkpoint=args.checkpoint, backend=args.backend, quantize=args.quantize,
-        detector=args.detector, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
+        precision=args.precision, detector=args.detector, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
         realtime=args.realtime and args.webcam is None, drop_stale=True if args.drop_stale else None,
         max_frames=args.max_frames, record=str(out / "take.jsonl"),
         # a clip's overlay is drawn after the run (write_overlay); a webcam's frames are gone by then
