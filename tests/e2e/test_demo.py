@@ -141,3 +141,24 @@ def test_blenders_egl_notices_are_counted_and_its_other_errors_passed_on(capsys)
     assert worker.egl_notices == 2
     err = capsys.readouterr().err
     assert err == "Error: cannot write demo.fbx\n"
+
+
+@pytest.mark.parametrize("webcam", [False, True])
+def test_the_demo_passes_precision_on_and_draws_a_clips_overlay_afterwards(monkeypatch, tmp_path, webcam):
+    """--precision reaches the pipeline's settings; a clip's overlay.mp4 is drawn after the run from the take (no
+    live preview), a webcam's is written live. The settings are read where the model is loaded, before Blender."""
+    from pose_server import demo as demo_module
+
+    class Seen(Exception):
+        pass
+
+    def load(cfg):
+        raise Seen(cfg)
+
+    monkeypatch.setattr(demo_module, "load_estimator", load)
+    argv = ["--precision", "bf16", "--out", str(tmp_path)] + (["--webcam", "0"] if webcam else [])
+    with pytest.raises(Seen) as seen:
+        demo_module.run_demo(demo_module.build_parser().parse_args(argv))
+    cfg = seen.value.args[0]
+    assert cfg.precision == "bf16"
+    assert cfg.preview == (str(tmp_path / "overlay.mp4") if webcam else None)
