@@ -11,6 +11,7 @@ import numpy as np
 from .preview import PreviewWriter, draw_people
 from .record import read_recording
 from .skeleton import get_skeleton
+from .sources import open_source
 
 LABEL_COLOUR = (255, 255, 255)
 
@@ -31,23 +32,23 @@ def rig_frames(take: Path, t0: float, fps: float, start: int, end: int) -> list[
 def write_overlay(source: Path, take: Path, out: Path, min_score: float) -> int:
     """``out``: each recorded packet's people drawn on its frame of the clip, one video frame per packet -- what the
     pipeline's live preview writes (``draw_people`` on the same packets), drawn after the run: encoding 1768x994
-    frames took 12 ms of CPU a frame, which the demo's live part, with both cores busy, could not spare. Returns
-    the frames written."""
-    cap = cv2.VideoCapture(str(source))
-    writer = PreviewWriter(out, cap.get(cv2.CAP_PROP_FPS) or 30.0)
-    index, img = -1, None
+    frames took 12 ms of CPU a frame, which the demo's live part, with both cores busy, could not spare. The clip is
+    read by the pipeline's own source, so a packet's frame index names the same frame (corrupt frames skipped and
+    counted alike). Returns the frames written."""
+    clip = open_source(str(source), realtime=False)
+    writer = PreviewWriter(out, clip.fps)
+    frame = None
     try:
         for packet in read_recording(take):
-            while index < packet["frame"]:
-                ok, img = cap.read()
-                if not ok:
+            while frame is None or frame.index < packet["frame"]:
+                frame = clip.read()
+                if frame is None:
                     raise ValueError(f"{source} ends before frame {packet['frame']} of {take}: is it the clip "
                                      "that was streamed?")
-                index += 1
             bones = get_skeleton(packet.get("skeleton", "coco17")).bones
-            writer.write(draw_people(img, packet["people"], bones, min_score))
+            writer.write(draw_people(frame.image, packet["people"], bones, min_score))
     finally:
-        cap.release()
+        clip.close()
         writer.close()
     return writer.frames
 
