@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import EMBEDDED_MODELS, PipelineConfig
+from .config import BACKENDS, EMBEDDED_MODELS, PRECISIONS, PipelineConfig
 from .pipeline import Pipeline
 from .vitpose.auto import cpu_model
 
@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None, help="ViTPose weights (default: ViTPose-S, random if absent)")
     ap.add_argument("--model", default=None, choices=sorted(EMBEDDED_MODELS),
                     help="the embedded BlazePose model instead of ViTPose (--checkpoint, --backend are then unused)")
-    ap.add_argument("--backend", default="auto", choices=("auto", "onnx", "openvino", "torch"))
+    ap.add_argument("--backend", default="auto", choices=BACKENDS)
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True, help="int8 (onnx backend)")
-    ap.add_argument("--precision", default=None, choices=("fp32", "bf16", "int8", "fp16"),
+    ap.add_argument("--precision", default=None, choices=PRECISIONS,
                     help="openvino / torch precision")
     ap.add_argument("--detector", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="inference threads (default: every core)")

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import AUTO_MODEL, EMBEDDED_MODELS, HUB_MODELS, PipelineConfig, load_estimator
+from .config import AUTO_MODEL, BACKENDS, EMBEDDED_MODELS, HUB_MODELS, PRECISIONS, PipelineConfig, load_estimator
 from .control.messages import CONFIG_FIELDS
 from .pipeline import Pipeline
 
@@ -87,14 +87,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    choices=("coco", "aic", "mpii", "ap10k", "apt36k", "wholebody"),
                    help="which head of a ViTPose+ checkpoint to use; wholebody gives 133 keypoints with hands "
                         "(default: coco, or the only head)")
-    g.add_argument("--backend", choices=("auto", "onnx", "openvino", "torch"), default="auto",
+    g.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="inference backend; auto times every backend once per machine and model on real crops and "
                         "keeps the fastest that matches PyTorch fp32 (choice saved in checkpoints/auto/); onnx "
                         "exports once to checkpoints/onnx/, openvino converts that to checkpoints/openvino/")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
     g.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                    help="int8 dynamic quantization (onnx backend only)")
-    g.add_argument("--precision", choices=("fp32", "bf16", "int8", "fp16"), default=None,
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="openvino: fp32, bf16 (CPUs with native bf16) or int8 (NNCF, calibrated on the demo clip); "
                         "torch: fp32, fp16/bf16 on CUDA (default fp32, CUDA fp16)")
     g.add_argument("--flip-test", action="store_true", help="average with mirrored crops (2x compute)")

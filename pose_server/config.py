@@ -19,6 +19,10 @@ HUB_MODELS = {
 
 # The embedded model (BlazePose landmarks out of the mediapipe wheel, fetched by `make`): name -> variant.
 EMBEDDED_MODELS = {"blazepose": "full", "blazepose-lite": "lite", "blazepose-full": "full", "blazepose-heavy": "heavy"}
+# Inference backends (auto: the fastest accurate one, measured once per machine) and the precisions they take:
+# the command lines, the control API and the panel all offer these.
+BACKENDS = ("auto", "torch", "onnx", "openvino")
+PRECISIONS = ("fp32", "bf16", "int8", "fp16")
 AUTO_MODEL = "auto"  # ViTPose when its weights are here or downloadable, else the embedded model
 
 # Fields applied while running; every other field restarts the pipeline.

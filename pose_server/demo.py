@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from .cli import add_swap_guard_arg, add_unmeasurable_args
-from .config import AUTO_MODEL, PipelineConfig, load_estimator
+from .config import AUTO_MODEL, BACKENDS, PRECISIONS, PipelineConfig, load_estimator
 from .demo_media import rig_frames, write_compare, write_overlay, write_sheet
 from .pipeline import Pipeline
 
@@ -127,11 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto (ViTPose when its weights are in checkpoints/ or downloadable, else the embedded "
                          "BlazePose), blazepose[-lite|-full|-heavy], or a Hugging Face hub id")
     ap.add_argument("--checkpoint", default=None, help="a local .pth file or model folder (overrides --model)")
-    ap.add_argument("--backend", choices=("auto", "onnx", "openvino", "torch"), default="auto",
+    ap.add_argument("--backend", choices=BACKENDS, default="auto",
                     help="inference backend (auto: the fastest accurate one on this machine, measured once)")
     ap.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                     help="int8 dynamic quantization (onnx backend)")
-    ap.add_argument("--precision", choices=("fp32", "bf16", "int8", "fp16"), default=None,
+    ap.add_argument("--precision", choices=PRECISIONS, default=None,
                     help="openvino: fp32, bf16 (CPUs with native bf16, such as AMX) or int8; as pose-server run's")
     ap.add_argument("--detector", default="auto", help="auto | yolox | blazepose | hog | full-frame | path.onnx")
     ap.add_argument("--max-people", type=int, default=2,

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pose_server.bench import small_checkpoint  # noqa: E402
+from pose_server.config import BACKENDS, PRECISIONS  # noqa: E402
 from pose_server.demo import build_parser, run_demo  # noqa: E402
 
 
@@ -32,9 +33,9 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=150, help="frames of the clip to stream (30 fps)")
     ap.add_argument("--checkpoint", default=None, help="ViTPose-S file (default: a real one in checkpoints/, "
                                                          "else random weights of its size)")
-    ap.add_argument("--backend", default="auto", choices=("auto", "onnx", "openvino", "torch"))
+    ap.add_argument("--backend", default="auto", choices=BACKENDS)
     ap.add_argument("--no-quantize", action="store_true")
-    ap.add_argument("--precision", default=None, choices=("fp32", "bf16", "int8"),
+    ap.add_argument("--precision", default=None, choices=PRECISIONS,
                     help="openvino precision (bf16: CPUs with AMX or AVX-512 BF16)")
     ap.add_argument("--no-depth-prior", action="store_true", help="lift without the learned depth prior")
     args = ap.parse_args()

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pose_server.config import BACKENDS, PRECISIONS
+
 PROTOCOL = 1
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -98,10 +100,10 @@ CONFIG_FIELDS: dict[str, Arg] = {
                    doc="ViTPose+ head (wholebody: 133 keypoints)"),
     "model_size": Arg((str,), nullable=True, choices=("small", "base", "large", "huge"), doc="ViTPose size"),
     "device": Arg((str,), doc="cpu, cuda, cuda:0, ..."),
-    "backend": Arg((str,), choices=("auto", "torch", "onnx", "openvino"),
+    "backend": Arg((str,), choices=BACKENDS,
                    doc="inference backend (auto: the fastest accurate one on this machine)"),
     "quantize": Arg((bool,), doc="int8 dynamic quantization (onnx backend)"),
-    "precision": Arg((str,), nullable=True, choices=("fp32", "bf16", "int8", "fp16"),
+    "precision": Arg((str,), nullable=True, choices=PRECISIONS,
                      doc="openvino: fp32 | bf16 | int8; torch: fp32 | fp16 | bf16"),
     "flip_test": Arg((bool,), doc="average with the mirrored image (twice the work)"),
     "preview": Arg((str,), nullable=True, doc="write an overlay .mp4 here"),

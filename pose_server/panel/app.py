@@ -22,12 +22,13 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only this folder on sys.pa
     sys.path.insert(0, str(ROOT))
 
 from pose_server.control.client import DEFAULT_URL, ControlClient, ControlError, ServerUnavailable  # noqa: E402
+from pose_server.control.messages import CONFIG_FIELDS  # noqa: E402
 from pose_server.panel import logic  # noqa: E402
 from pose_server.panel.figures import skeleton_3d_figure, timeline_figure  # noqa: E402
 
 MODEL_SIZES = ("", "small", "base", "large", "huge")
 DEVICES = ("cpu", "cuda")
-BACKENDS = ("auto", "torch", "onnx", "openvino")
+BACKENDS = CONFIG_FIELDS["backend"].choices  # what the server accepts
 SLOW_S = 600.0  # a restart may export and quantize a model first: wait for it rather than report a lost server
 S = st.session_state
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from pose_server.config import BACKENDS
 from pose_server.skeleton import Skeleton, get_skeleton
 from pose_server.vitpose.backends import (
     DEFAULT_OPSET,
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 
 INT8_CALIBRATION_CROPS = 300  # NNCF: a few hundred real crops give stable activation ranges
 
-BACKENDS = ("auto", "torch", "onnx", "openvino")
 Backend = Callable[[np.ndarray], np.ndarray]
 
 
