@@ -9,6 +9,7 @@ comes back.
 from __future__ import annotations
 
 import argparse
+import hmac
 import os
 import sys
 from pathlib import Path
@@ -324,8 +325,28 @@ def _pair(a: Any, b: Any) -> str:
     return f"{f(a)} / {f(b)}"
 
 
+def unlocked() -> bool:
+    """With a page password ($POSE_PANEL_TOKEN, set by `pose-server panel --password`): True once this browser
+    session has given it. Until then the page shows only the prompt, so neither the server's state nor the control
+    token (pre-filled below) reaches the browser."""
+    password = os.environ.get("POSE_PANEL_TOKEN", "")
+    if not password or S.get("unlocked"):
+        return True
+    st.title("Pose server")
+    given = st.text_input("Panel password", type="password", key="w_password")
+    if given and hmac.compare_digest(given.encode(), password.encode()):
+        S.unlocked = True
+        del S["w_password"]
+        st.rerun()
+    if given:
+        st.error("Wrong password.")
+    return False
+
+
 def main() -> None:
     st.set_page_config(page_title="ViTPose Mocap panel", page_icon=":material/accessibility_new:", layout="wide")
+    if not unlocked():
+        return
     url, token = _defaults()
     S.setdefault("url", url)
     S.setdefault("token", token)

@@ -181,3 +181,22 @@ def test_replayed_session_shows_the_3d_skeleton(live, monkeypatch, tmp_path):
         assert max(z for z in skeleton[0]["data"][0]["z"] if z is not None) > 1.4  # a standing person, Z up
     finally:
         pipeline.update(source=old)
+
+
+def test_a_page_password_hides_the_server_until_it_is_given(monkeypatch):
+    monkeypatch.setenv("POSE_SERVER_CONTROL_URL", f"ws://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("POSE_SERVER_TOKEN", "control-secret")
+    monkeypatch.setenv("POSE_PANEL_TOKEN", "page-secret")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    # only the prompt: no settings, and the control token is in no widget the browser gets
+    assert [t.label for t in at.text_input] == ["Panel password"]
+    assert all(t.value != "control-secret" for t in at.text_input)
+    at.text_input[0].input("wrong").run()
+    assert [e.value for e in at.error] == ["Wrong password."]
+    assert [t.label for t in at.text_input] == ["Panel password"]
+    at.text_input[0].input("page-secret").run()
+    assert not at.exception, at.exception
+    labels = [t.label for t in at.text_input]
+    assert "Panel password" not in labels and "Control API" in labels

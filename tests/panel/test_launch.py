@@ -43,3 +43,12 @@ def test_launch_serves_the_panel_and_stops_with_it():
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def test_launch_refuses_an_address_beyond_loopback_without_a_password(capsys, monkeypatch):
+    from pose_server.panel import launch
+
+    monkeypatch.delenv("POSE_PANEL_TOKEN", raising=False)
+    assert launch(["--address", "0.0.0.0", "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "without a password" in err and "--password" in err
