@@ -117,6 +117,8 @@ class Tracker:
 
     def boxes(self) -> tuple[list[int], np.ndarray]:
         """Ids and boxes (N,4) to run the pose model on this frame."""
+        if len(self.tracks) > self.max_people:  # max_people lowered (set_params) since the last frame
+            self.tracks = self.tracks[: self.max_people]
         if not self.tracks:
             return [], np.zeros((0, 4), np.float32)
         return [t.id for t in self.tracks], np.stack([t.box for t in self.tracks]).astype(np.float32)
@@ -223,9 +225,10 @@ class Tracker:
         self.tracks = [self.tracks[i] for i in keep]
 
     def set_params(self, max_people: int | None = None, det_interval: int | None = None) -> None:
+        """Safe from another thread (the control API's) while the inference thread runs: fewer people take effect
+        at the next boxes(), so a list the inference thread is walking is never cut short under it."""
         if max_people is not None:
             self.max_people = int(max_people)
-            self.tracks = self.tracks[: self.max_people]
         if det_interval is not None:
             self.det_interval = int(det_interval)
 

@@ -156,3 +156,43 @@ def test_a_person_whose_keypoints_fade_for_a_moment_gets_their_id_back():
     assert frames(tracker, 3, 0.9) == [[1]] * 3
     frames(tracker, 1, 0.05)
     assert frames(tracker, 3, 0.9, moved=300.0) == [[2]] * 3  # found elsewhere: somebody else
+
+
+def test_fewer_people_from_another_thread_take_effect_at_the_next_frame():
+    """The control API lowers max_people from its own thread while the inference thread matches detections:
+    cutting the track list under it raised IndexError and stopped the pipeline."""
+    import sys
+    import threading
+    import time
+
+    tracker = Tracker(max_people=8)
+    boxes = np.array([[100 * i, 0, 100 * i + 80, 200] for i in range(8)], np.float32)
+    rng = np.random.default_rng(0)
+    stop, errors = threading.Event(), []
+
+    def infer() -> None:
+        try:
+            while not stop.is_set():
+                tracker.update_detections(boxes + rng.uniform(-2, 2, boxes.shape).astype(np.float32))
+                tracker.boxes()
+        except Exception as exc:  # noqa: BLE001 - the assertion below reports it
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can: the race shows within ms
+    worker = threading.Thread(target=infer)
+    worker.start()
+    try:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end and not errors:
+            tracker.set_params(max_people=1)
+            tracker.set_params(max_people=8)
+    finally:
+        stop.set()
+        worker.join()
+        sys.setswitchinterval(interval)
+    assert not errors, errors
+    tracker.set_params(max_people=2)
+    tracker.update_detections(boxes)
+    ids, got = tracker.boxes()
+    assert len(ids) == len(got) == 2
