@@ -171,6 +171,7 @@ class Pipeline(Stages):
             "corrupt_frames": self.source.corrupt if self.source else self._corrupt,
             "detector_runs": self.tracker.detections if self.tracker else 0,
             "lift_failures": self._lift_failures,
+            "refused_packets": self._refused,
             "stage_ms": {k: round(float(np.mean(list(v))), 2) if v else None
                          for k, v in self._stage_ms.items()},
             "source": str(cfg.source),
@@ -357,6 +358,8 @@ class Pipeline(Stages):
         self._sent_times: deque[float] = deque(maxlen=120)
         self._frames_read = self._frames_sent = self._dropped = self._corrupt = self._people = 0
         self._lift_failures = 0
+        self._refused = 0  # frames the encoder refused (too large for a datagram, a value out of range)
+        self._t_refused = -1e9
         self._stage_ms: dict[str, deque[float]] = {k: deque(maxlen=100)
                                                    for k in ("detect", "infer", "signal", "lift", "lift_cpu", "send")}
         self._t_start = 0.0

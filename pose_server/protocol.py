@@ -316,8 +316,10 @@ class PacketEncoder:
         data = _dumps({**packet, "meta": kept} if kept else packet)
         if meta_out is not None:
             with_meta = _dumps({**packet, "meta": meta_out})
-            # meta is best effort: it never costs a packet its single-datagram size (docs/protocol.md)
-            if len(with_meta) <= self.meta_budget or len(data) > self.meta_budget:
+            # meta is best effort: it never costs a packet its single-datagram size (docs/protocol.md), nor one
+            # already past that size its place in a datagram
+            past_budget = len(data) > self.meta_budget and len(with_meta) <= self.max_bytes
+            if len(with_meta) <= self.meta_budget or past_budget:
                 packet["meta"], data = meta_out, with_meta
             else:
                 self.meta_dropped += 1

@@ -257,7 +257,11 @@ class Stages:
                 meta["latency_ms"]["p50"] = float(np.percentile(list(lat), 50))
             if self.encoder.image_size != [w, h]:  # image folders and some streams only tell their size per frame
                 self.encoder.image_size = [w, h]
-            data = self.encoder.encode(item.frame.index, item.stamp, item.people, meta=meta)
+            try:
+                data = self.encoder.encode(item.frame.index, item.stamp, item.people, meta=meta)
+            except ValueError as exc:  # a frame no packet can carry (too large, a bad value) costs that frame only
+                self._refuse_packet(exc)
+                continue
             self.sender.send(data)
             now = time.time()
             self._latencies.append((now - item.frame.timestamp) * 1000)
@@ -268,6 +272,13 @@ class Stages:
             self._stage_ms["send"].append((time.perf_counter() - t0) * 1000)
             if self._preview_writer is not None:
                 self._preview_writer.write(draw_people(img, packet["people"], self._bones(), self.config.kpt_threshold))
+
+    def _refuse_packet(self, exc: ValueError) -> None:
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._t_refused >= 5.0:  # the first, then at most one line every 5 s
+            self._t_refused = now
+            log.warning("frame not sent (%d so far): %s", self._refused, exc)
 
     def _emit(self, data: bytes, packet: dict, people: int) -> None:
         """Book-keeping shared by live streaming and replay: recording, latest packet, progress, logs."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pose_server.config import BACKENDS, PRECISIONS
+from pose_server.protocol import MAX_STRING
+from pose_server.udp import parse_target
 
 PROTOCOL = 1
 DEFAULT_HOST = "127.0.0.1"
@@ -48,6 +50,7 @@ class Arg:
     choices: tuple[Any, ...] | None = None
     nullable: bool = False
     max_items: int | None = None
+    max_len: int | None = None  # characters of a string
     doc: str = ""
 
 
@@ -132,7 +135,8 @@ CONFIG_FIELDS: dict[str, Arg] = {
     "protocol_version": _num(1, 4, "pose packet version sent over UDP (2 adds rotations, 3 foot contacts, 4 hands)",
                              integer=True),
     "udp": Arg((list,), max_items=32, doc="UDP targets as host:port strings"),
-    "udp_token": Arg((str,), nullable=True, doc="shared secret sent as meta.token (Blender off loopback needs it)"),
+    "udp_token": Arg((str,), nullable=True, max_len=MAX_STRING,
+                     doc="shared secret sent as meta.token (Blender off loopback needs it)"),
     "vmc": Arg((list,), max_items=32, doc="VMC protocol (OSC over UDP) targets as host:port strings"),
     "fps_limit": _num(0.0, 240.0, "process at most this many frames per second (0 = no limit)"),
     "record": Arg((str,), nullable=True, doc="record packets to this .jsonl file (null stops)"),
@@ -168,16 +172,25 @@ def check_value(name: str, value: Any, spec: Arg) -> None:
         raise ProtocolError("out_of_range", f"'{name}' must be one of {list(spec.choices)}, got {value!r:.60}")
     if isinstance(value, list) and spec.max_items is not None and len(value) > spec.max_items:
         raise ProtocolError("out_of_range", f"'{name}' may hold at most {spec.max_items} items, got {len(value)}")
+    if isinstance(value, str):
+        if spec.max_len is not None and len(value) > spec.max_len:
+            raise ProtocolError("out_of_range", f"'{name}' may be at most {spec.max_len} characters, got {len(value)}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # JSON's "\ud800": a string no packet or file can carry
+            raise ProtocolError("out_of_range", f"'{name}' contains a lone surrogate (\\ud800-\\udfff)") from None
 
 
 def check_udp_targets(name: str, targets: list[Any]) -> None:
-    """Every UDP target is "host:port" with a port in 1..65535."""
+    """Every UDP target is "host:port" or "[IPv6]:port" with a port in 1..65535, as the senders parse it."""
     for t in targets:
         if not isinstance(t, str):
             raise ProtocolError("wrong_type", f"'{name}' items must be strings like \"127.0.0.1:9000\", got {t!r:.60}")
-        host, sep, port = t.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ProtocolError("out_of_range", f"'{name}' item {t!r:.60} is not host:port with a port in 1..65535")
+        try:
+            parse_target(t)
+        except ValueError:
+            raise ProtocolError("out_of_range", f"'{name}' item {t!r:.60} is not host:port ([IPv6]:port) with a port "
+                                               "in 1..65535") from None
 
 
 def validate_config_changes(changes: dict[str, Any], known: set[str] | None = None) -> dict[str, Any]:

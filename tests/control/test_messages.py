@@ -63,3 +63,23 @@ def test_outgoing_messages_are_strict_json():
 
     text = m.dumps({"fps": float("nan"), "p": np.float32(1.5), "a": np.arange(3), "t": (1, 2)})
     assert json.loads(text) == {"fps": None, "p": 1.5, "a": [0, 1, 2], "t": [1, 2]}
+
+
+def _error(changes: dict) -> m.ProtocolError | None:
+    try:
+        m.validate_config_changes(changes)
+    except m.ProtocolError as e:
+        return e
+    return None
+
+
+def test_values_the_packets_cannot_carry_are_refused_before_they_are_applied():
+    """A token the encoder refuses used to be "applied live" and then stop the stream; an IPv6 target without
+    brackets passed the API and failed in the sender after the UDP targets had already changed."""
+    assert _error({"udp_token": "x" * 256}) is None
+    assert _error({"udp_token": "x" * 257}).code == "out_of_range"
+    assert _error({"udp_token": "\ud800"}).code == "out_of_range"
+    assert _error({"udp": ["[::1]:9000", "127.0.0.1:9001"]}) is None
+    for bad in ("::1:9000", "host", "host:0", ":9000"):
+        assert _error({"udp": [bad]}).code == "out_of_range", bad
+        assert _error({"vmc": [bad]}).code == "out_of_range", bad

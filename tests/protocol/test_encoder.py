@@ -253,6 +253,11 @@ def test_meta_is_dropped_rather_than_break_the_budget() -> None:
     wb = PacketEncoder("cam", "wholebody133", (640, 480))
     data = wb.encode(0, 1.0, [_person(1, 133)], big_meta)  # over the budget anyway: meta costs nothing extra
     assert "meta" in json.loads(data) and wb.meta_dropped == 0
+    # ... unless the meta is what would push it past the datagram: then meta goes and the packet is sent
+    without = len(PacketEncoder("cam", "wholebody133", (640, 480)).encode(0, 1.0, [_person(1, 133)]))
+    tight = PacketEncoder("cam", "wholebody133", (640, 480), max_bytes=without + 40)
+    data = tight.encode(0, 1.0, [_person(1, 133)], {**big_meta, "token": "s3cret"})
+    assert json.loads(data)["meta"] == {"token": "s3cret"} and tight.meta_dropped == 1
 
 
 def _hands() -> list:

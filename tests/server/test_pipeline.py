@@ -262,3 +262,27 @@ def test_first_calls_are_made_before_the_first_frame_and_change_nothing(clip, re
     timing = ("sent", "timestamp", "meta")
     assert [{k: v for k, v in p.items() if k not in timing} for p in warm] == \
            [{k: v for k, v in p.items() if k not in timing} for p in cold]
+
+
+def test_a_frame_the_encoder_refuses_costs_that_frame_only(clip, receiver, monkeypatch, caplog):
+    """A packet too large for a datagram (16 whole-body people with held points far off the frame can be): the
+    frame is not sent, counted and logged, and streaming goes on (it used to stop the pipeline)."""
+    from pose_server import protocol
+
+    encode = protocol.PacketEncoder.encode
+
+    def refuse_frame_5(self, frame_index, *args, **kwargs):
+        if frame_index == 5:
+            raise protocol.PacketTooLarge("packet of 65569 bytes exceeds the 65507-byte datagram limit")
+        return encode(self, frame_index, *args, **kwargs)
+
+    monkeypatch.setattr(protocol.PacketEncoder, "encode", refuse_frame_5)
+    pipe = Pipeline(PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], log_every=1e9),
+                    estimator=BrightFigurePose())
+    packets = streamed_packets(pipe, receiver)
+    status = pipe.status()
+    assert status["state"] == "finished" and status["error"] is None
+    assert [p["frame"] for p in packets] == [i for i in range(24) if i != 5]
+    assert [p["seq"] for p in packets] == list(range(23))  # no gap in seq: receivers see nothing missing
+    assert status["refused_packets"] == 1
+    assert "frame not sent (1 so far): packet of 65569 bytes" in caplog.text
