@@ -44,6 +44,10 @@ def launch(argv: list[str] | None = None) -> int:
                         help="password the page asks for before it shows anything (or set POSE_PANEL_TOKEN); "
                              "required when --address is reachable from other machines")
     args, extra = parser.parse_known_args(argv)
+    if any(a.split("=")[0] in ("--server.address", "--server.port") for a in extra):
+        print("pose-server panel: give the address and port with --address and --port (the page's password check "
+              "depends on them), not as streamlit's --server.address / --server.port", file=sys.stderr)
+        return 2
     if not is_loopback(args.address) and not args.password:
         print(f"pose-server panel: refusing to serve on {args.address} without a password: the page steers the pose "
               "server (start, stop, record) for anyone who reaches it. Set one with --password or $POSE_PANEL_TOKEN, "

@@ -52,3 +52,7 @@ def test_launch_refuses_an_address_beyond_loopback_without_a_password(capsys, mo
     assert launch(["--address", "0.0.0.0", "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
     assert "without a password" in err and "--password" in err
+
+    for sneaked in (["--server.address", "0.0.0.0"], ["--server.address=0.0.0.0"], ["--server.port", "80"]):
+        assert launch(["--port", str(free_port()), *sneaked]) == 2, sneaked
+        assert "--address and --port" in capsys.readouterr().err
