@@ -105,13 +105,26 @@ class Motion:
     pitch: float | None = None  # the camera pitch (deg down) its world frame was lifted with: told or estimated
 
 
-def check_outputs(outputs: Sequence[str]) -> list[Path]:
+def check_outputs(outputs: Sequence[str], video: str | None = None) -> list[Path]:
+    """The outputs as absolute paths (Blender exports from another working directory), or ConvertError before any
+    work: an unknown extension, the input video itself, a path that cannot be written, a recording already there."""
+    from .outputs import check_output
+    from .record import Recorder
+
     if not outputs:
         raise ConvertError("give at least one output: -o take.fbx (also .bvh, .glb, .blend, .jsonl, .mp4)")
-    paths = [Path(o) for o in outputs]
-    for p in paths:
+    paths = []
+    for o in outputs:
+        p = Path(o)
         if p.suffix.lower() not in FORMATS:
             raise ConvertError(f"cannot write {p.name}: the output's extension must be one of {', '.join(FORMATS)}")
+        try:
+            p = check_output(p, "output", [video] if video else []).resolve()
+            if p.suffix.lower() == ".jsonl":  # a take is never overwritten, as `pose-server run --record` keeps it
+                Recorder.check_free(p)
+        except (ValueError, FileExistsError) as exc:
+            raise ConvertError(str(exc)) from None
+        paths.append(p)
     return paths
 
 
@@ -419,7 +432,6 @@ def write_session(path: Path, tracks: Tracks, motions: Sequence[Motion], model: 
     from .record import Recorder
 
     enc = PacketEncoder(tracks.source_name[:256], skeleton=tracks.skeleton, image_size=tracks.size)
-    path.unlink(missing_ok=True)
     with Recorder(path) as rec:
         for i in range(tracks.frames):
             t = t0 + i / tracks.fps
@@ -467,7 +479,7 @@ def run_blender(session: Path, outputs: Sequence[Path], people: Sequence[int], f
 def convert(cfg: PipelineConfig, opts: ConvertOptions, estimator: Any = None, progress: bool = True,
             on_frame: Callable[[int, int | None], object] | None = None) -> dict:
     """The whole chain for the video ``cfg.source``; returns a summary with the files written."""
-    outputs = check_outputs(opts.outputs)
+    outputs = check_outputs(opts.outputs, str(cfg.source))
     if not 1 <= opts.stride <= 4:
         raise ConvertError(f"stride must be 1-4 (ViTPose on every n-th frame), got {opts.stride}")
     t_start = time.perf_counter()

@@ -160,10 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_demo(args: argparse.Namespace) -> dict:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    # A new run replaces the previous demo's files (the recorder refuses to overwrite a session on its own).
-    (out / "take.jsonl").unlink(missing_ok=True)
     source = str(args.webcam) if args.webcam is not None else args.source
+    if args.webcam is None and not Path(source).is_file():  # said before the model loads and anything is replaced
+        raise DemoError(f"source not found: {source}; give a video file with --source, or --webcam N")
+    out.mkdir(parents=True, exist_ok=True)
     cfg = PipelineConfig(
         source=source, checkpoint=args.checkpoint, backend=args.backend, quantize=args.quantize,
         precision=args.precision, detector=args.detector, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
@@ -184,6 +184,11 @@ def run_demo(args: argparse.Namespace) -> dict:
     worker = BlenderWorker(port, out, render=not args.no_render, frames_dir=out / "rig_frames" if pictures else None,
                            performers=args.max_people)
     pipeline = Pipeline(cfg, estimator=estimator)
+    # A new run replaces the previous demo's files; its take (the recorder never overwrites one) is set aside and
+    # put back if this run fails, so a failed run loses nothing.
+    take, previous = out / "take.jsonl", out / "take.previous.jsonl"
+    if take.exists():
+        take.replace(previous)
     try:
         worker.wait_ready()
         log.info("headless Blender is listening on 127.0.0.1:%d; streaming %s", port, source)
@@ -200,7 +205,10 @@ def run_demo(args: argparse.Namespace) -> dict:
     except BaseException:
         pipeline.stop()
         worker.kill()
+        if previous.exists():
+            previous.replace(take)
         raise
+    previous.unlink(missing_ok=True)
     if status.get("error"):
         raise DemoError(f"the pose server stopped with an error: {status['error']}")
     overlay = not args.no_preview

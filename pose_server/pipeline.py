@@ -27,7 +27,9 @@ from . import sources as src
 from .config import DEFAULT_MODEL, HUB_MODELS, LIFTERS, LIVE_FIELDS, PipelineConfig, load_estimator
 from .detect import make_detector
 from .lift.world import SharedWorld
+from .outputs import check_output
 from .preview import PreviewWriter, draw_people, encode_jpeg
+from .protocol import check_token
 from .record import Recorder
 from .skeleton import get_skeleton
 from .stages import Stages
@@ -90,6 +92,13 @@ class Pipeline(Stages):
             self._done.clear()
             cfg = self.config
             try:
+                # before the model loads: outputs that cannot be written, or that are the input itself
+                if cfg.preview:
+                    check_output(cfg.preview, "preview video", [str(cfg.source)])
+                if cfg.record and self.recorder is None:
+                    Recorder.check_free(check_output(cfg.record, "recording", [str(cfg.source)]))
+                if cfg.udp_token:  # one the packets cannot carry would cost every frame: refuse it here
+                    check_token(cfg.udp_token)
                 self.sender.set_targets(list(cfg.udp))
                 self._open_vmc(cfg)
                 if src.is_recording(str(cfg.source)):
@@ -262,6 +271,10 @@ class Pipeline(Stages):
         # The source first: a wrong path or camera index is the likelier mistake and costs no model load.
         self.source = src.open_source(cfg.source, realtime=cfg.realtime, backend=cfg.camera_backend,
                                       width=cfg.camera_width, height=cfg.camera_height, fps=cfg.camera_fps)
+        if cfg.drop_stale and not cfg.realtime and not self.source.live:
+            raise ValueError(f"drop_stale on {self.source.name}, a file read as fast as the server goes, would drop "
+                             "most of its frames: add --realtime (read it at its frame rate, like a camera), or "
+                             "leave drop_stale off to process every frame")
         if self._estimator is None or self._estimator_key != self._model_key():
             self._estimator = None
             self._estimator = load_estimator(cfg)

@@ -118,6 +118,11 @@ def _string(value: Any, what: str) -> str:
     return value
 
 
+def check_token(token: str) -> None:
+    """Raise ValueError unless ``token`` can go out as meta.token (at most MAX_STRING characters of UTF-8)."""
+    _string(token, "udp token (meta.token)")
+
+
 def _held(held: Any, k: int, what: str) -> list[int]:
     arr = np.asarray(held if held is not None else (), dtype=None)
     if arr.dtype == np.bool_:

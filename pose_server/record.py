@@ -22,12 +22,19 @@ class Recorder:
 
     def __init__(self, path: str | Path, overwrite: bool = False) -> None:
         self.path = Path(path)
-        if not overwrite and self.path.exists() and self.path.stat().st_size > 0:
-            raise FileExistsError(f"{self.path} already holds a recording; choose another name or delete it first")
+        if not overwrite:
+            self.check_free(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         self._lock = threading.Lock()
         self.lines = 0
+
+    @staticmethod
+    def check_free(path: str | Path) -> None:
+        """FileExistsError when ``path`` already holds a recording (a take is never overwritten)."""
+        path = Path(path)
+        if path.exists() and path.stat().st_size > 0:
+            raise FileExistsError(f"{path} already holds a recording; choose another name or delete it first")
 
     def write(self, packet: bytes | dict) -> None:
         data = packet if isinstance(packet, bytes) else json.dumps(packet, separators=(",", ":")).encode()

@@ -162,3 +162,34 @@ def test_the_demo_passes_precision_on_and_draws_a_clips_overlay_afterwards(monke
     cfg = seen.value.args[0]
     assert cfg.precision == "bf16"
     assert cfg.preview == (str(tmp_path / "overlay.mp4") if webcam else None)
+
+
+def test_a_failed_run_keeps_the_last_take(monkeypatch, tmp_path):
+    """The demo replaces its previous files, but it deleted the last take before it knew the run would work: a
+    missing source cost it, as did a pose server that failed to start."""
+    from pose_server import demo as demo_module
+
+    take = tmp_path / "take.jsonl"
+    take.write_text('{"v": 3}\n')
+    with pytest.raises(demo_module.DemoError, match="source not found: nope.mp4"):
+        demo_module.run_demo(demo_module.build_parser().parse_args(["--source", "nope.mp4", "--out", str(tmp_path)]))
+    assert take.read_text() == '{"v": 3}\n'
+
+    class Broken(Exception):
+        pass
+
+    class Worker:  # headless Blender is not what this is about
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def wait_ready(self) -> None:
+            raise Broken
+
+        def kill(self) -> None:
+            pass
+
+    monkeypatch.setattr(demo_module, "load_estimator", lambda cfg: None)
+    monkeypatch.setattr(demo_module, "BlenderWorker", Worker)
+    with pytest.raises(Broken):
+        demo_module.run_demo(demo_module.build_parser().parse_args(["--out", str(tmp_path)]))
+    assert take.read_text() == '{"v": 3}\n' and not (tmp_path / "take.previous.jsonl").exists()

@@ -150,6 +150,7 @@ def test_session_carries_the_learned_lifters_foot_contacts_and_the_geometric_lif
     assert ((contacts >= 0) & (contacts <= 1)).all()
     assert np.corrcoef(contacts[:, 0], contacts[:, 1])[0, 1] < -0.3, "in a walk one foot is down while the other swings"
     geometric = PipelineConfig(source="walk", udp=[], camera_pitch=0.0, lifter="geometric")
+    path = tmp_path / "take_geometric.jsonl"
     write_session(path, tracks, build_motions(tracks, geometric, ConvertOptions(outputs=[])), "m.pth", t0=0.0)
     packets = [json.loads(line) for line in path.read_text().splitlines()]
     assert all("contacts" not in p for pk in packets for p in pk["people"]) and packets[-1]["v"] == 2
@@ -190,11 +191,25 @@ def test_person_selection_errors_say_what_exists():
     assert [m.id for m in build_motions(tracks, cfg(), ConvertOptions(outputs=[], person="5"))] == [5]
 
 
-def test_outputs_are_checked_before_any_work():
+def test_outputs_are_checked_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(ConvertError, match="at least one output"):
         check_outputs([])
     with pytest.raises(ConvertError, match=r"\.fbx"):
         check_outputs(["take.obj"])
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"a video")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConvertError, match="destroy the input"):  # it used to overwrite the video it read
+        check_outputs(["clip.mp4"], str(video))
+    take = tmp_path / "take.jsonl"
+    take.write_text('{"v": 3}\n')
+    with pytest.raises(ConvertError, match="already holds a recording"):  # it used to delete it first
+        check_outputs([str(take)], str(video))
+    with pytest.raises(ConvertError, match="is a file, not a folder"):
+        check_outputs(["clip.mp4/take.fbx"], str(video))
+    # relative outputs are the caller's, not the repository's (Blender exports from another directory)
+    assert check_outputs(["out/anim.fbx"], str(video)) == [tmp_path / "out" / "anim.fbx"]
+    assert take.read_text() == '{"v": 3}\n' and video.read_bytes() == b"a video"
 
 
 def test_foot_locking_takes_the_slide_off_planted_feet():

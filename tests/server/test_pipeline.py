@@ -286,3 +286,31 @@ def test_a_frame_the_encoder_refuses_costs_that_frame_only(clip, receiver, monke
     assert [p["seq"] for p in packets] == list(range(23))  # no gap in seq: receivers see nothing missing
     assert status["refused_packets"] == 1
     assert "frame not sent (1 so far): packet of 65569 bytes" in caplog.text
+
+
+def test_outputs_and_token_are_checked_before_anything_is_read_or_written(clip, receiver, tmp_path):
+    """`--preview` naming the source video overwrote the video it was reading; an existing take or a preview under
+    a file failed only at the first frame (after the model loaded, a line of the take written); a token the packets
+    cannot carry sent nothing at all."""
+    before = clip.read_bytes()
+    take = tmp_path / "take.jsonl"
+    take.write_text('{"v": 3}\n')
+    (tmp_path / "a_file").write_text("x")
+    cases = [(dict(preview=str(clip)), ValueError, "destroy the input"),
+             (dict(record=str(take)), FileExistsError, "already holds a recording"),
+             (dict(preview=str(tmp_path / "a_file" / "overlay.mp4")), ValueError, "is a file, not a folder"),
+             (dict(udp_token="x" * 300), ValueError, "at most 256")]
+    for changes, error, message in cases:
+        pipe = Pipeline(PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], log_every=1e9,
+                                       **changes), estimator=BrightFigurePose())
+        with pytest.raises(error, match=message):
+            pipe.start()
+        assert not pipe.running and pipe.source is None, changes  # refused before the source was opened
+    assert clip.read_bytes() == before and take.read_text() == '{"v": 3}\n'
+    # a file read as fast as the server goes, told to keep only the newest frame: most frames would be dropped
+    pipe = Pipeline(PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], drop_stale=True,
+                                   log_every=1e9), estimator=BrightFigurePose())
+    with pytest.raises(ValueError, match="add --realtime"):
+        pipe.start()
+    assert not pipe.running
+    assert not receiver.collect(idle=0.2)
