@@ -20,7 +20,7 @@ import bpy  # noqa: E402
 from bpy.app.handlers import persistent  # noqa: E402
 
 from . import operators, panels, properties, rig_properties  # noqa: E402
-from .core import drive, foot_lock, state, tick  # noqa: E402
+from .core import drive, foot_lock, recorder, state, tick  # noqa: E402
 
 _MODULES = (rig_properties, properties, operators, panels)
 
@@ -45,6 +45,25 @@ def _on_load_post(*_args) -> None:
             settings.is_recording = False
 
 
+def _finish_takes() -> None:
+    """Disabled or updated during a take: write what was recorded as Actions (as Stop Recording does) and show
+    every scene as stopped, so nothing is lost and a re-enabled add-on does not show a take that is gone."""
+    for scene in bpy.data.scenes:
+        settings = scene.vitpose_mocap
+        takes = state.recording(scene.name)
+        if takes:
+            try:
+                written = recorder.finish_takes(settings, takes)
+                names = ", ".join(a.name for a in written) or "nothing"
+                print(f"ViTPose Mocap: disabled while recording; wrote {names}")
+            except Exception as exc:  # noqa: BLE001 - unregistering must go on
+                print(f"ViTPose Mocap: the take in progress could not be written: {exc}")
+        if settings.is_recording:
+            settings.is_recording = False
+        if settings.status != "STOPPED":
+            settings.status = "STOPPED"
+
+
 def register() -> None:
     for module in _MODULES:
         for cls in module.classes:
@@ -59,6 +78,7 @@ def unregister() -> None:
         if fn in handler:
             handler.remove(fn)
     tick.stop_timer()
+    _finish_takes()
     state.stop_all()
     drive.clear_cache()
     foot_lock.clear()

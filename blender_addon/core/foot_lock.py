@@ -89,7 +89,9 @@ class FootLock:
                 out[k] = list(anchor)
             elif self._release[side] is not None:
                 pinned, t0 = self._release[side]
-                w = (t - t0) / self.release_s if self.release_s > 0 else 1.0
+                # (at least 0: a packet stamped before the release, from a sender whose clock stepped back, would
+                # otherwise throw the ankle out along the line from the pin, metres away)
+                w = max((t - t0) / self.release_s, 0.0) if self.release_s > 0 else 1.0
                 if w >= 1.0:
                     self._release[side] = None
                 else:
@@ -108,7 +110,7 @@ class FootLock:
             keep = self.settle * min((p - self.off) / max(self.on - self.off, 1e-9), 1.0)
             lag = [(a - b) * keep for a, b in zip(shown, ankle, strict=True)]
         else:  # the lag held so far fades out; the foot's own motion is shown as it is
-            keep = max(0.0, 1.0 - (t - t0) / self.release_s) if self.release_s > 0 else 0.0
+            keep = min(max(0.0, 1.0 - (t - t0) / self.release_s), 1.0) if self.release_s > 0 else 0.0
             lag = [d * keep for d in lag]
         dist = sum(d * d for d in lag) ** 0.5
         if dist > self.max_offset:  # on the leash

@@ -53,10 +53,23 @@ def evaluated_view_layer(scene: bpy.types.Scene) -> bpy.types.ViewLayer:
     return layer
 
 
-def detach_action(obj: bpy.types.Object) -> None:
-    """Unassign the armature's Action so an earlier take's keys do not fight the live pose (takes keep a fake user)."""
-    if obj.animation_data is not None and obj.animation_data.action is not None:
-        obj.animation_data.action = None
+def detach_action(obj: bpy.types.Object) -> bpy.types.Action | None:
+    """Unassign the armature's Action so its keys do not fight the live pose; returns it. One that nothing else uses
+    gets a fake user first (takes have one already): a hand-keyed Action left with no user was deleted on save."""
+    ad = obj.animation_data
+    if ad is None or ad.action is None:
+        return None
+    action = ad.action
+    if not action.use_fake_user and action.users <= 1:
+        action.use_fake_user = True
+    ad.action = None
+    return action
+
+
+def reattach_action(obj: bpy.types.Object, action: bpy.types.Action | None) -> None:
+    """Put back what detach_action took off (an import that failed); the Action keeps the fake user it was given."""
+    if action is not None and obj.animation_data is not None and obj.animation_data.action is None:
+        obj.animation_data.action = action
 
 
 class TakeRecorder:

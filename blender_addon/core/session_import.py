@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import drive, performers, recorder
+from . import bonemaps, drive, performers, recorder
 from .foot_lock import FootLock
 from .packet import validate_packet
 from .tick import select_person
@@ -67,22 +67,35 @@ def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path:
     if not packets:
         raise SessionImportError(f"{path} holds no valid pose packets ({skipped} lines rejected); "
                                  "is it a session recorded by pose-server --record?")
-    recorder.detach_action(armature_obj)
-    frame0 = scene.frame_current if start_frame is None else start_frame
-    take = recorder.TakeRecorder(armature_obj, recorder.scene_fps(scene), frame0, recorder.next_take_name())
-    lock = _foot_lock(scene)
-    for i, packet in enumerate(packets):
-        if progress is not None and i % 100 == 0:
-            progress(i / len(packets))
-        person = select_person(packet, person_mode, person_id)
-        if person is None:
-            continue
-        drive.apply_person(scene, armature_obj, _pin(lock, person, packet), packet)
-        recorder.evaluated_view_layer(scene)
-        take.sample(armature_obj, packet["timestamp"])
-    if not len(take):
-        raise SessionImportError(f"no packet in {path} shows the selected person (mode {person_mode}, id {person_id})")
+    previous = recorder.detach_action(armature_obj)
+    try:
+        frame0 = scene.frame_current if start_frame is None else start_frame
+        take = recorder.TakeRecorder(armature_obj, recorder.scene_fps(scene), frame0, recorder.next_take_name())
+        lock = _foot_lock(scene)
+        for i, packet in enumerate(packets):
+            if progress is not None and i % 100 == 0:
+                progress(i / len(packets))
+            person = select_person(packet, person_mode, person_id)
+            if person is None:
+                continue
+            _drive(scene, armature_obj, _pin(lock, person, packet), packet)
+            recorder.evaluated_view_layer(scene)
+            take.sample(armature_obj, packet["timestamp"])
+        if not len(take):
+            raise SessionImportError(f"no packet in {path} shows the selected person (mode {person_mode}, "
+                                     f"id {person_id})")
+    except BaseException:
+        recorder.reattach_action(armature_obj, previous)  # a failed import leaves the armature's animation as it was
+        raise
     return take.finish(armature_obj, reduce=reduce, tolerance=tolerance), skipped
+
+
+def _drive(scene: bpy.types.Scene, armature_obj: bpy.types.Object, person: dict, packet: dict) -> None:
+    """drive.apply_person, its "cannot drive this armature" errors as SessionImportError (the operator's report)."""
+    try:
+        drive.apply_person(scene, armature_obj, person, packet)
+    except (bonemaps.BoneMapError, drive.RigError) as exc:
+        raise SessionImportError(f"cannot drive {armature_obj.name!r}: {exc}") from None
 
 
 def import_session_performers(scene: bpy.types.Scene, bound: list[tuple[int, bpy.types.Object]], path: str,
@@ -96,23 +109,28 @@ def import_session_performers(scene: bpy.types.Scene, bound: list[tuple[int, bpy
         raise SessionImportError(f"{path} holds no valid pose packets ({skipped} lines rejected); "
                                  "is it a session recorded by pose-server --record?")
     takes = recorder.performer_takes(scene, bound)
-    for _id, armature in bound:
-        recorder.detach_action(armature)
-    locks = [_foot_lock(scene) for _ in bound]
-    for i, packet in enumerate(packets):
-        if progress is not None and i % 100 == 0:
-            progress(i / len(packets))
-        people = performers.people_by_id(packet)
-        driven = [(take, armature, _pin(lock, people[track_id], packet))
-                  for take, (track_id, armature), lock in zip(takes, bound, locks, strict=True) if track_id in people]
-        for _take, armature, person in driven:
-            drive.apply_person(scene, armature, person, packet)
-        if driven:
-            recorder.evaluated_view_layer(scene)  # one evaluation for every armature of the packet
-            for take, armature, _person in driven:
-                take.sample(armature, packet["timestamp"])
-    if not any(len(t) for t in takes):
-        ids = performers.format_ids(track_id for track_id, _arm in bound)
-        raise SessionImportError(f"no packet in {path} shows a bound performer (track ids {ids}): bind the ids "
-                                 f"the session holds, or clear the bindings to import onto the target armature")
+    previous = [recorder.detach_action(armature) for _id, armature in bound]
+    try:
+        locks = [_foot_lock(scene) for _ in bound]
+        for i, packet in enumerate(packets):
+            if progress is not None and i % 100 == 0:
+                progress(i / len(packets))
+            people = performers.people_by_id(packet)
+            driven = [(take, armature, _pin(lock, people[track_id], packet))
+                      for take, (track_id, armature), lock in zip(takes, bound, locks, strict=True)
+                      if track_id in people]
+            for _take, armature, person in driven:
+                _drive(scene, armature, person, packet)
+            if driven:
+                recorder.evaluated_view_layer(scene)  # one evaluation for every armature of the packet
+                for take, armature, _person in driven:
+                    take.sample(armature, packet["timestamp"])
+        if not any(len(t) for t in takes):
+            ids = performers.format_ids(track_id for track_id, _arm in bound)
+            raise SessionImportError(f"no packet in {path} shows a bound performer (track ids {ids}): bind the ids "
+                                     f"the session holds, or clear the bindings to import onto the target armature")
+    except BaseException:
+        for (_id, armature), action in zip(bound, previous, strict=True):
+            recorder.reattach_action(armature, action)
+        raise
     return takes, skipped

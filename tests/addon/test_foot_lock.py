@@ -174,3 +174,20 @@ def test_an_imported_session_pins_each_bound_performers_feet_on_their_own(scene,
     assert bpy.ops.vitpose_mocap.import_session(filepath=str(path)) == {"FINISHED"}
     slid = {name: frames[-1][15][0] - frames[0][15][0] for name, frames in driven.items()}
     assert slid == {created[0].name: pytest.approx(0.0, abs=1e-6), created[1].name: pytest.approx(0.08, abs=1e-3)}
+
+
+def test_a_packet_stamped_before_the_release_keeps_the_ankle_near_its_pin():
+    """A sender whose clock stepped back: the release's glide weight went negative and threw the ankle out along
+    the line from the pin, 4 m for a 10 s step."""
+    from blender_addon.core.foot_lock import FootLock
+
+    def person(x: float, contact: float) -> dict:
+        joints = [[0.0, 0.0, 1.0] for _ in range(17)]
+        joints[15] = [x, 0.0, 0.08]  # the left ankle
+        return {"id": 0, "joints_3d": joints, "contacts": [contact, 0.0]}
+
+    lock = FootLock()
+    lock.apply(person(0.0, 0.9), 1000.0)  # planted at x = 0
+    lock.apply(person(0.05, 0.1), 1000.05)  # lifted: the glide back to the measured ankle starts
+    out = lock.apply(person(0.06, 0.1), 990.0)
+    assert 0.0 <= out["joints_3d"][15][0] <= 0.06

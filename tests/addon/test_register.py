@@ -68,3 +68,37 @@ def test_start_on_a_busy_port_shows_one_clear_error(scene, free_port):
         assert settings.status == "ERROR"
         assert "pick a free port" in settings.last_error
         assert state.receiver(scene.name) is None
+
+
+def test_disabling_during_a_take_writes_it_and_shows_stopped(addon, free_port, sender):
+    """Disabled (or updated) in the middle of a take: the take used to be dropped, and the re-enabled add-on still
+    showed RECEIVING and recording, with Record greyed out."""
+    import time
+
+    from blender_addon.core import tick
+
+    from .helpers import capture_rig, wait_until
+    from .packets import encode, make_packet
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    capture_rig(scene)
+    settings = scene.vitpose_mocap
+    settings.port = free_port
+    assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
+    assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
+    rx = state.receiver(scene.name)
+    t0 = time.time()
+    for i in range(4):
+        before = rx.received
+        sender.sendto(encode(make_packet(i, t0 + i / 30)), ("127.0.0.1", free_port))
+        wait_until(lambda before=before: rx.received > before)
+        tick.apply_tick(scene)
+    actions_before = set(bpy.data.actions.keys())
+    blender_addon.unregister()
+    blender_addon.register()
+    settings = bpy.context.scene.vitpose_mocap
+    assert settings.status == "STOPPED" and not settings.is_recording
+    new = set(bpy.data.actions.keys()) - actions_before
+    assert len(new) == 1 and bpy.data.actions[new.pop()].use_fake_user
+    assert bpy.ops.vitpose_mocap.record_start.poll()

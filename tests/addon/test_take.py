@@ -148,3 +148,43 @@ def test_session_import_operator_and_its_errors(scene, tmp_path):
     good.write_text("\n".join(json.dumps(p) for p in _packets(4, 30.0)))
     assert bpy.ops.vitpose_mocap.import_session(filepath=str(good)) == {"FINISHED"}
     assert settings.last_take in bpy.data.actions
+
+
+def test_a_hand_keyed_action_survives_record_and_save(scene, free_port, tmp_path):
+    """Record unassigns the armature's Action so its keys do not fight the live pose; one with no other user (keyed
+    by hand, no fake user) was then deleted when the file was saved."""
+    rig = capture_rig(scene)
+    rig.pose.bones[0].keyframe_insert("location", frame=1)
+    hand = rig.animation_data.action
+    hand.name = "HandKeyed"
+    assert not hand.use_fake_user
+    scene.vitpose_mocap.port = free_port
+    assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
+    assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
+    assert rig.animation_data.action is None
+    bpy.ops.vitpose_mocap.record_stop()  # nothing arrived: no take
+    bpy.ops.vitpose_mocap.stop()
+    path = str(tmp_path / "kept.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    bpy.ops.wm.open_mainfile(filepath=path)
+    assert "HandKeyed" in bpy.data.actions
+
+
+def test_an_import_that_cannot_drive_the_armature_says_so_and_changes_nothing(scene, tmp_path):
+    """An armature no bone map fits: the import used to end in a Python traceback with the armature's Action
+    already taken off."""
+    from .helpers import make_armature
+
+    prop = make_armature("Prop", ("a", "b"))
+    own = bpy.data.actions.new("PropAnim")
+    prop.animation_data_create().action = own
+    scene.vitpose_mocap.target = prop
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(json.dumps(p) for p in _packets(4, 30.0)))
+    with pytest.raises(SessionImportError, match="cannot drive 'Prop'"):
+        import_session(scene, prop, str(good))
+    assert prop.animation_data.action == own
+    with pytest.raises(RuntimeError, match="cannot drive 'Prop'") as err:  # the operator's report, no traceback
+        bpy.ops.vitpose_mocap.import_session(filepath=str(good))
+    assert "Traceback" not in str(err.value)
+    assert prop.animation_data.action == own
