@@ -35,7 +35,7 @@ from .skeleton import get_skeleton
 from .stages import Stages
 from .track import Tracker
 from .track_signal import TrackSignal
-from .udp import UdpSender
+from .udp import UdpSender, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,8 @@ class Pipeline(Stages):
             new = dataclasses.replace(self.config, **changes)
             changed = {k: v for k, v in changes.items() if getattr(old, k) != v}
             restart_keys = sorted(k for k in changed if k not in LIVE_FIELDS)
+            if "record" in changed and new.record:  # refused before anything changes (an existing take, a folder)
+                Recorder.check_free(check_output(new.record, "recording", [str(new.source)]))
             if restart_keys and self.running:
                 self._halt(close_recording=False)  # a recording in progress goes on across the restart
                 self.config = new
@@ -224,6 +226,8 @@ class Pipeline(Stages):
                     self.start()
                     raise ValueError(f"could not apply {', '.join(restart_keys)}: {exc}; kept the previous "
                                      "settings running") from exc
+                if "record" in changed:  # start() opens a new recording but never closes one
+                    self._apply_record(new.record)
                 return {"applied": changed, "restarted": True, "restart_reason": restart_keys,
                         "message": f"restarted the pipeline to apply {', '.join(restart_keys)}"}
             self._apply_live(old, new, changed)
@@ -325,7 +329,18 @@ class Pipeline(Stages):
         if old is not None:
             old.close()
 
+    def _apply_record(self, path: str | None) -> None:
+        if path and (self.recorder is None or str(self.recorder.path) != str(path)):
+            self.start_recording(path)
+        elif not path:
+            self.stop_recording()
+
     def _apply_live(self, old: PipelineConfig, new: PipelineConfig, changed: dict) -> None:
+        # What can be refused goes first, so a refused change changes nothing (the recording's path is checked in
+        # update()): the UDP targets' form (VMC's are the same form), the detector (a missing model file).
+        for t in (new.udp if "udp" in changed else []) + (new.vmc if "vmc" in changed else []):
+            parse_target(t)
+        detector = make_detector(new.detector, new.det_threshold) if "detector" in changed and self.running else None
         if "udp" in changed:
             self.sender.set_targets(list(new.udp))
         if "vmc" in changed:
@@ -336,8 +351,8 @@ class Pipeline(Stages):
         if self.tracker is not None:
             self.tracker.set_params(max_people=new.max_people, det_interval=new.det_interval)
             self.tracker.min_keypoint_score = new.kpt_threshold
-        if "detector" in changed and self.running:
-            self.detector = make_detector(new.detector, new.det_threshold)
+        if detector is not None:
+            self.detector = detector
         elif "det_threshold" in changed and self.detector is not None and hasattr(self.detector, "score_threshold"):
             self.detector.score_threshold = new.det_threshold
         if "lift_3d" in changed and self.running:
@@ -347,10 +362,7 @@ class Pipeline(Stages):
         if "protocol_version" in changed and self.running:
             self._solve = _optional("ik", "solve_rotations") if new.protocol_version >= 2 else None
         if "record" in changed:
-            if new.record:
-                self.start_recording(new.record)
-            else:
-                self.stop_recording()
+            self._apply_record(new.record)
 
     def _close_io(self, close_recording: bool = True) -> None:
         if self.vmc is not None:

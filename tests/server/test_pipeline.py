@@ -314,3 +314,32 @@ def test_outputs_and_token_are_checked_before_anything_is_read_or_written(clip, 
         pipe.start()
     assert not pipe.running
     assert not receiver.collect(idle=0.2)
+
+
+def test_a_refused_change_changes_nothing_and_record_off_stops_across_a_restart(clip, receiver, tmp_path):
+    """set_config used to apply the UDP and VMC targets, then fail on the recording's path, leaving the server
+    sending to targets its config did not show; and "record": null beside a restart field said applied while the
+    recording went on."""
+    pipe = Pipeline(PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target], realtime=True,
+                                   loop=True, log_every=1e9), estimator=BrightFigurePose())
+    try:
+        pipe.start()
+        _wait_for(lambda: pipe.status()["frames"] >= 3)
+        with pytest.raises(ValueError, match="is a folder"):
+            pipe.update(udp=["127.0.0.1:9100"], vmc=["127.0.0.1:39539"], record=str(tmp_path))
+        status = pipe.status()
+        assert status["udp_targets"] == [receiver.target] and pipe.vmc is None
+        assert status["config"]["udp"] == [receiver.target] and status["config"]["vmc"] == []
+        assert not status["recording"]["active"]
+
+        take = tmp_path / "take.jsonl"
+        pipe.update(record=str(take))
+        _wait_for(lambda: pipe.status()["recording"]["packets"] >= 2)
+        out = pipe.update(record=None, camera_hfov=70.0)
+        assert out["restarted"] is True
+        assert not pipe.status()["recording"]["active"] and pipe.config.record is None
+        lines = len(take.read_text().splitlines())
+        time.sleep(0.3)
+        assert len(take.read_text().splitlines()) == lines  # it stopped
+    finally:
+        pipe.stop()
