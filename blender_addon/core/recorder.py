@@ -77,7 +77,8 @@ class TakeRecorder:
 
     def __init__(self, armature_obj: bpy.types.Object, fps: float, start_frame: int, name: str,
                  performer: str = "") -> None:
-        self.armature_name = armature_obj.name
+        self.armature_name = armature_obj.name  # as it was at the start (messages)
+        self.armature_uid = armature_obj.session_uid  # which armature, across renames (and undo) during the take
         self.performer = performer  # "P3" when one of several performers: the Action is "<take>_P3"
         self.bone_names = [pb.name for pb in armature_obj.pose.bones]
         self.fps = float(fps)
@@ -91,6 +92,10 @@ class TakeRecorder:
 
     def __len__(self) -> int:
         return len(self.times)
+
+    def armature(self) -> bpy.types.Object | None:
+        """The take's armature, whatever it is called now; None once deleted."""
+        return next((o for o in bpy.data.objects if o.session_uid == self.armature_uid), None)
 
     @property
     def take_name(self) -> str:
@@ -167,7 +172,7 @@ def finish_takes(settings, takes: list[TakeRecorder]) -> list[bpy.types.Action]:
     origin = min((t.times[0] for t in sampled), default=None)
     for take in takes:
         take.origin = origin
-        armature = bpy.data.objects.get(take.armature_name)
+        armature = take.armature()
         if armature is not None and len(take):
             action = take.finish(armature, reduce=settings.reduce_keys, tolerance=settings.reduce_tolerance)
             written.append((take, armature, action))

@@ -63,9 +63,10 @@ def apply_tick(scene: bpy.types.Scene) -> float | None:
         return None
     settings = scene.vitpose_mocap
     drives = performers.bound_armatures(settings) or [(None, settings.target)]
-    takes = {t.armature_name: t for t in (state.recording(scene.name) or ()) if settings.is_recording}
+    # By the armature's session id, not its name: renamed during a take, it is still the take's.
+    takes = {t.armature_uid: t for t in (state.recording(scene.name) or ()) if settings.is_recording}
     # A take keeps the armature it started on; switching targets mid-take pauses it.
-    recording = any(arm is not None and arm.name in takes for _id, arm in drives)
+    recording = any(arm is not None and arm.session_uid in takes for _id, arm in drives)
     # Live, only the newest pose matters; a take wants every frame, also two that arrived within one tick.
     packets = rx.take_all() if recording else [p for p in (rx.take_latest(),) if p is not None]
     _update_status(settings, rx)
@@ -80,7 +81,7 @@ def apply_tick(scene: bpy.types.Scene) -> float | None:
 
 
 def _apply_packet(scene, settings, drives: list[tuple[int | None, bpy.types.Object | None]], packet: dict,
-                  takes: dict[str, recorder.TakeRecorder]) -> None:
+                  takes: dict[int, recorder.TakeRecorder]) -> None:
     meta = packet.get("meta") or {}
     settings.fps = float(meta.get("fps", 0.0) or 0.0)
     settings.latency_ms = max(0.0, (time.time() - packet["timestamp"]) * 1000.0)
@@ -106,8 +107,8 @@ def _apply_packet(scene, settings, drives: list[tuple[int | None, bpy.types.Obje
             report_error(settings, f"driving {armature.name} failed: {exc}")
             continue
         applied = True
-        if armature.name in takes:
-            to_sample.append((takes[armature.name], armature))
+        if armature.session_uid in takes:
+            to_sample.append((takes[armature.session_uid], armature))
     if applied:
         settings.applied += 1
     if to_sample:

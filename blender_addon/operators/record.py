@@ -36,7 +36,7 @@ class MOCAP_OT_record_start(bpy.types.Operator):
             self.report({"ERROR"}, "Pick an armature or bind a performer to one first")
             return {"CANCELLED"}
         for take in takes:
-            recorder.detach_action(bpy.data.objects[take.armature_name])
+            recorder.detach_action(take.armature())
         state.set_recording(scene.name, takes)
         settings.is_recording = True
         settings.recorded_samples = 0

@@ -188,3 +188,25 @@ def test_an_import_that_cannot_drive_the_armature_says_so_and_changes_nothing(sc
         bpy.ops.vitpose_mocap.import_session(filepath=str(good))
     assert "Traceback" not in str(err.value)
     assert prop.animation_data.action == own
+
+
+def test_renaming_the_armature_during_a_take_keeps_the_take(scene, free_port, sender):
+    """Users rename "CaptureRig": the take, matched by name, stopped sampling and Stop Recording said "Nothing
+    recorded", losing the poses taken before the rename too."""
+    rig = capture_rig(scene)
+    settings = scene.vitpose_mocap
+    settings.port = free_port
+    bpy.ops.vitpose_mocap.start()
+    bpy.ops.vitpose_mocap.record_start()
+    rx = state.receiver(scene.name)
+    for i, packet in enumerate(_packets(6, 24.0, t0=time.time())):
+        if i == 3:
+            rig.name = "Hero"
+        before = rx.received
+        sender.sendto(encode(packet), ("127.0.0.1", free_port))
+        wait_until(lambda before=before: rx.received > before)
+        tick.apply_tick(scene)
+    assert bpy.ops.vitpose_mocap.record_stop() == {"FINISHED"}
+    bpy.ops.vitpose_mocap.stop()
+    action = bpy.data.actions[settings.last_take]
+    assert len(_hips_keys(action)) == 6 and rig.animation_data.action == action
