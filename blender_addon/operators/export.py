@@ -10,12 +10,24 @@ from ..core.export import ExportError, export_bvh, export_bvh_take, export_fbx, 
 _EXT = {"FBX": ".fbx", "BVH": ".bvh", "BLEND": ".blend"}
 
 
-def take_parts(settings) -> list[tuple[str, bpy.types.Object, bpy.types.Action]]:
-    """(performer, armature, Action) of the last take when several performers recorded it; [] otherwise."""
+def take_parts(settings) -> tuple[list[tuple[str, bpy.types.Object, bpy.types.Action]], list[str]]:
+    """(performer, armature, Action) of the last take when several performers recorded it ([] for a one-armature
+    take), and the performers left out because their armature or Action was deleted since."""
     parts = [(p.performer, p.armature, p.action) for p in settings.take_parts]
-    if not parts or any(a is None or o is None for _p, o, a in parts):
-        return []  # a single-armature take, or a part was deleted: export the target's Action
-    return parts
+    return ([(p, o, a) for p, o, a in parts if o is not None and a is not None],
+            [p for p, o, a in parts if o is None or a is None])
+
+
+def single_take_action(settings) -> bpy.types.Action | None:
+    """A one-armature take's Action: by its name, or, renamed since, the one the target armature holds (Stop
+    Recording assigns the take to it)."""
+    if not settings.last_take:
+        return None  # no take yet (the target's own animation is not one)
+    action = bpy.data.actions.get(settings.last_take)
+    target = settings.target
+    if action is None and target is not None and target.animation_data is not None:
+        action = target.animation_data.action
+    return action
 
 
 class MOCAP_OT_export(bpy.types.Operator):
@@ -41,8 +53,8 @@ class MOCAP_OT_export(bpy.types.Operator):
     def execute(self, context):
         scene = context.scene
         settings = scene.vitpose_mocap
-        parts = take_parts(settings)
-        action = bpy.data.actions.get(settings.last_take) if settings.last_take and not parts else None
+        parts, missing = take_parts(settings)
+        action = None if settings.take_parts else single_take_action(settings)
         try:
             if self.format == "BLEND":
                 paths = [save_blend_copy(self.filepath)]
@@ -57,7 +69,11 @@ class MOCAP_OT_export(bpy.types.Operator):
         except (ExportError, OSError, RuntimeError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, "Wrote " + ", ".join(paths))
+        if missing and self.format != "BLEND":
+            self.report({"WARNING"}, f"Wrote {', '.join(paths)}; left out {', '.join(missing)}: its armature or "
+                                     "Action was deleted")
+        else:
+            self.report({"INFO"}, "Wrote " + ", ".join(paths))
         return {"FINISHED"}
 
 

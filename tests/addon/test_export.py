@@ -127,6 +127,12 @@ def test_export_operator_writes_the_last_take(scene, tmp_path):
         out = tmp_path / f"take.{fmt.lower()}"
         assert bpy.ops.vitpose_mocap.export(format=fmt, filepath=str(out)) == {"FINISHED"}
         assert out.stat().st_size > 1000
+    # renamed since (found by name, export said there was no take): the one the target holds
+    assert arm.animation_data.action == action
+    action.name = "hero_walk"
+    out = tmp_path / "renamed.fbx"
+    assert bpy.ops.vitpose_mocap.export(format="FBX", filepath=str(out)) == {"FINISHED"}
+    assert out.stat().st_size > 1000
 
 
 def _bone_ends(scene, obj, frames) -> dict:

@@ -128,3 +128,14 @@ def test_importing_a_session_bakes_every_bound_performer_into_one_take(scene, tm
         binding.track_id += 100
     with pytest.raises(RuntimeError, match="no packet in .* shows a bound performer"):
         bpy.ops.vitpose_mocap.import_session(filepath=str(path))
+
+
+def test_a_deleted_performers_rig_leaves_the_others_exportable(scene, send, tmp_path):
+    """One performer's rig deleted after the take: export fell back to the (empty) target and said to pick the
+    armature that holds the take; the other performers could not be exported at all."""
+    _record(scene, send)
+    settings = scene.vitpose_mocap
+    gone = settings.take_parts[1].armature
+    bpy.data.objects.remove(gone)
+    assert bpy.ops.vitpose_mocap.export(format="BVH", filepath=str(tmp_path / "take.bvh")) == {"FINISHED"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take_P0.bvh"]
