@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import number_in
 from .config import BACKENDS, EMBEDDED_MODELS, PRECISIONS, PipelineConfig
 from .pipeline import Pipeline
 from .vitpose.auto import cpu_model
@@ -76,6 +77,9 @@ def run_once(cfg: PipelineConfig) -> dict:
     stop.set()
     rx.join()
     sock.close()
+    if status["error"] or len(received) < 2:  # figures of a run that sent nothing would be noise
+        raise RuntimeError(f"the benchmark run sent {len(received)} packet(s) of {status['frames_read']} frames read"
+                           f"{': ' + status['error'] if status['error'] else ''}; is {cfg.source} a readable video?")
     skip = min(30, len(received) // 4)  # the first second includes ONNX Runtime warm-up
     packets = [p for _, p in received[skip:]]
     lat = np.array([(p["sent"] - p["timestamp"]) * 1000 for p in packets]) if packets else np.zeros(1)
@@ -100,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default=None, choices=PRECISIONS,
                     help="openvino / torch precision")
     ap.add_argument("--detector", default="auto")
-    ap.add_argument("--threads", type=int, default=None, help="inference threads (default: every core)")
-    ap.add_argument("--max-people", type=int, default=1)
-    ap.add_argument("--frames", type=int, default=0, help="frames per run (0 = the whole video)")
-    ap.add_argument("--repeat", type=int, default=2, help="runs; medians are printed")
+    ap.add_argument("--threads", type=number_in(1, 256, integer=True), default=None,
+                    help="inference threads (default: every core)")
+    ap.add_argument("--max-people", type=number_in(1, 16, integer=True), default=1)
+    ap.add_argument("--frames", type=number_in(0, 10**9, integer=True), default=0,
+                    help="frames per run (0 = the whole video)")
+    ap.add_argument("--repeat", type=number_in(1, 1000, integer=True), default=2, help="runs; medians are printed")
     ap.add_argument("--lifter", default="learned", choices=("learned", "geometric"), help="3D lifter")
     ap.add_argument("--depth-prior", action=argparse.BooleanOptionalAction, default=True,
                     help="the geometric lifter's learned depth prior")

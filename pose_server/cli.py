@@ -25,14 +25,14 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     pass
 
 
-def number_in(lo: float, hi: float) -> Callable[[str], float]:
-    """An argparse type: a number from lo to hi, or a message that says the range."""
+def number_in(lo: float, hi: float, integer: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number (a whole one with ``integer``) from lo to hi, or a message that says the range."""
 
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value = int(text) if integer else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if integer else ''}number") from None
         if not lo <= value <= hi:
             raise argparse.ArgumentTypeError(f"{value:g} is outside {lo:g}-{hi:g}")
         return value
@@ -43,7 +43,7 @@ def number_in(lo: float, hi: float) -> Callable[[str], float]:
 def _config_number(name: str) -> Callable[[str], float]:
     """``number_in`` with the control API's range for the config field ``name``: one table for both."""
     spec = CONFIG_FIELDS[name]
-    return number_in(spec.min, spec.max)
+    return number_in(spec.min, spec.max, integer=spec.types == (int,))
 
 
 def _pitch(text: str) -> float | None:
@@ -98,7 +98,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="openvino: fp32, bf16 (CPUs with native bf16) or int8 (NNCF, calibrated on the demo clip); "
                         "torch: fp32, fp16/bf16 on CUDA (default fp32, CUDA fp16)")
     g.add_argument("--flip-test", action="store_true", help="average with mirrored crops (2x compute)")
-    g.add_argument("--threads", type=int, default=None, help="inference threads (default: every core)")
+    g.add_argument("--threads", type=number_in(1, 256, integer=True), default=None,
+                   help="inference threads (default: every core)")
 
 
 def _checkpoint_of(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -137,31 +138,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="treat a file like a camera: with --realtime, skip frames the server is too slow for "
                         "(live sources always do)")
     g.add_argument("--loop", action="store_true", help="restart a file at its end")
-    g.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
-    g.add_argument("--fps-limit", type=float, default=0.0, help="process at most this many frames/s (0 = no limit)")
+    g.add_argument("--max-frames", type=_config_number("max_frames"), default=None, help="stop after N frames")
+    g.add_argument("--fps-limit", type=_config_number("fps_limit"), default=0.0,
+                   help="process at most this many frames/s (0 = no limit)")
     g.add_argument("--camera-backend", default="any",
                    choices=("any", "v4l2", "ffmpeg", "gstreamer", "dshow", "msmf", "avfoundation"),
                    help="OpenCV capture backend for webcams")
-    g.add_argument("--width", type=int, default=None, help="requested webcam width")
-    g.add_argument("--height", type=int, default=None, help="requested webcam height")
-    g.add_argument("--camera-fps", type=float, default=None, help="requested webcam frame rate")
+    g.add_argument("--width", type=_config_number("camera_width"), default=None, help="requested webcam width")
+    g.add_argument("--height", type=_config_number("camera_height"), default=None, help="requested webcam height")
+    g.add_argument("--camera-fps", type=_config_number("camera_fps"), default=None, help="requested webcam frame rate")
     _model_args(run)
     g = run.add_argument_group("people")
     g.add_argument("--detector", default="auto",
                    help="auto (YOLOX-nano if checkpoints/detectors/ has it, else BlazePose's if the embedded model "
                         "is there, else HOG), yolox / yolox-tiny (downloaded on first use), blazepose, hog, "
                         "full-frame, or a path to a YOLOX end2end .onnx")
-    g.add_argument("--det-threshold", type=float, default=0.3, help="person detector score threshold")
-    g.add_argument("--det-interval", type=int, default=30,
+    g.add_argument("--det-threshold", type=_config_number("det_threshold"), default=0.3,
+                   help="person detector score threshold")
+    g.add_argument("--det-interval", type=_config_number("det_interval"), default=30,
                    help="run the detector every N frames while tracks hold (and whenever one is lost)")
-    g.add_argument("--max-people", type=int, default=1, help="most people tracked (1-16)")
+    g.add_argument("--max-people", type=_config_number("max_people"), default=1, help="most people tracked (1-16)")
     g = run.add_argument_group("signal")
-    g.add_argument("--kpt-threshold", type=float, default=0.3,
+    g.add_argument("--kpt-threshold", type=_config_number("kpt_threshold"), default=0.3,
                    help="keypoint score below which a keypoint is held/predicted")
-    g.add_argument("--min-cutoff", type=float, default=1.0, help="One Euro minimum cutoff (Hz): lower = smoother")
-    g.add_argument("--beta", type=float, default=0.05, help="One Euro speed coefficient: higher = less lag")
-    g.add_argument("--d-cutoff", type=float, default=1.0, help="One Euro derivative cutoff (Hz)")
-    g.add_argument("--hold", type=float, default=0.25, help="seconds a low-confidence keypoint is held/predicted")
+    g.add_argument("--min-cutoff", type=_config_number("min_cutoff"), default=1.0,
+                   help="One Euro minimum cutoff (Hz): lower = smoother")
+    g.add_argument("--beta", type=_config_number("beta"), default=0.05,
+                   help="One Euro speed coefficient: higher = less lag")
+    g.add_argument("--d-cutoff", type=_config_number("d_cutoff"), default=1.0, help="One Euro derivative cutoff (Hz)")
+    g.add_argument("--hold", type=_config_number("hold_s"), default=0.25,
+                   help="seconds a low-confidence keypoint is held/predicted")
     g.add_argument("--no-3d", action="store_true", help="do not lift to 3D joints")
     g.add_argument("--lifter", choices=("learned", "geometric"), default="learned",
                    help="3D lifter: the temporal network trained on CMU mocap (default) or the geometric lifter")
@@ -186,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve the websockets control API (e.g. 127.0.0.1:8765); a non-loopback host needs a token")
     g.add_argument("--control-token", default=os.environ.get("POSE_SERVER_TOKEN"),
                    help="control API token (default: $POSE_SERVER_TOKEN)")
-    g.add_argument("--log-every", type=float, default=5.0, help="seconds between fps/latency log lines")
+    g.add_argument("--log-every", type=_config_number("log_every"), default=5.0,
+                   help="seconds between fps/latency log lines")
     g.add_argument("--no-progress", action="store_true", help="no tqdm progress bar for files")
     run.set_defaults(func=cmd_run)
 
@@ -194,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=_Formatter)
     rep.add_argument("session", help="a .jsonl file written by --record")
     rep.add_argument("--udp", action="append", metavar="HOST:PORT", help="UDP target(s) (default 127.0.0.1:9000)")
-    rep.add_argument("--speed", type=float, default=1.0, help="playback speed factor")
+    rep.add_argument("--speed", type=_config_number("replay_speed"), default=1.0, help="playback speed factor")
     rep.add_argument("--loop", action="store_true", help="start again at the end")
     rep.set_defaults(func=cmd_replay)
 
@@ -231,14 +238,18 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
                            "each), .bvh (one skeleton a file: take_person3.bvh, ... when there are several), "
                            ".jsonl (pose packets, for the add-on or `replay`), .mp4 (overlay)")
     conv.add_argument("--person", default="all", metavar="ID|all", help="one track id, or every performer")
-    conv.add_argument("--max-frames", type=int, default=None, help="convert only the first N frames")
+    conv.add_argument("--max-frames", type=_config_number("max_frames"), default=None,
+                      help="convert only the first N frames")
     _model_args(conv)
     g = conv.add_argument_group("people and signal")
     g.add_argument("--detector", default="auto", help="auto, yolox, yolox-tiny, hog, full-frame or a .onnx path")
-    g.add_argument("--det-threshold", type=float, default=0.3, help="person detector score threshold")
-    g.add_argument("--det-interval", type=int, default=30, help="run the detector every N frames while tracks hold")
-    g.add_argument("--max-people", type=int, default=4, help="most people tracked (1-16)")
-    g.add_argument("--kpt-threshold", type=float, default=0.3, help="keypoint score below which a keypoint is missing")
+    g.add_argument("--det-threshold", type=_config_number("det_threshold"), default=0.3,
+                   help="person detector score threshold")
+    g.add_argument("--det-interval", type=_config_number("det_interval"), default=30,
+                   help="run the detector every N frames while tracks hold")
+    g.add_argument("--max-people", type=_config_number("max_people"), default=4, help="most people tracked (1-16)")
+    g.add_argument("--kpt-threshold", type=_config_number("kpt_threshold"), default=0.3,
+                   help="keypoint score below which a keypoint is missing")
     g.add_argument("--smooth-2d", type=number_in(0.0, 1.0), default=0.05, metavar="S",
                    help="sigma (s) of the two-sided Gaussian on the keypoints; 0 = none")
     g.add_argument("--smooth-3d", type=number_in(0.0, 1.0), default=None, metavar="S",
@@ -328,8 +339,6 @@ def _serve_control(pipeline: Pipeline, spec: str, token: str | None) -> object:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    if cfg.max_people < 1 or cfg.max_people > 16:
-        raise ValueError("--max-people must be in 1-16")
     pipeline = Pipeline(cfg)
     control = _serve_control(pipeline, args.control, args.control_token) if args.control else None
     stop = threading.Event()
@@ -358,6 +367,10 @@ def cmd_run(args: argparse.Namespace) -> int:
              f"; recorded {cfg.record}" if cfg.record else "")
     if st["error"]:
         print(f"pose-server: error: {st['error']}", file=sys.stderr)
+        return 1
+    if st["frames_read"] == 0 and st["corrupt_frames"] > 0:
+        print(f"pose-server: error: none of the {st['corrupt_frames']} frames of {cfg.source} could be read; check "
+              "the files are images or a video OpenCV can decode", file=sys.stderr)
         return 1
     return 0
 

@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from .cli import add_swap_guard_arg, add_unmeasurable_args
+from .cli import add_swap_guard_arg, add_unmeasurable_args, number_in
 from .config import AUTO_MODEL, BACKENDS, PRECISIONS, PipelineConfig, load_estimator
 from .demo_media import rig_frames, write_compare, write_overlay, write_sheet
 from .pipeline import Pipeline
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--precision", choices=PRECISIONS, default=None,
                     help="openvino: fp32, bf16 (CPUs with native bf16, such as AMX) or int8; as pose-server run's")
     ap.add_argument("--detector", default="auto", help="auto | yolox | blazepose | hog | full-frame | path.onnx")
-    ap.add_argument("--max-people", type=int, default=2,
+    ap.add_argument("--max-people", type=number_in(1, 16, integer=True), default=2,
                     help="people tracked; Blender makes a capture rig for each (a rig whose person is lost for 1 s "
                          "passes to a person tracked under a new id)")
     ap.add_argument("--kpt-threshold", type=float, default=0.3,

@@ -231,3 +231,26 @@ def test_lifter_and_protocol_flags_reach_the_config(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--lifter", "magic"])
     assert "invalid choice: 'magic'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--max-frames", "-3", "outside 1-"), ("--max-frames", "2.5", "not a whole number"),
+    ("--det-threshold", "5", "outside 0-1"), ("--fps-limit", "-5", "outside 0-240"),
+    ("--max-people", "0", "outside 1-16"), ("--threads", "0", "outside 1-256"), ("--hold", "-1", "outside 0-10"),
+])
+def test_numbers_outside_the_control_apis_ranges_are_refused(capsys, flag, value, message):
+    """They used to run: --max-frames -3 sent nothing and exited 0, --det-threshold 5 was taken as given."""
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["run", flag, value])
+    assert exit_.value.code == 2
+    assert f"argument {flag}: " in (err := capsys.readouterr().err) and message in err
+
+
+def test_a_source_none_of_whose_frames_can_be_read_is_an_error(tmp_path, tiny_checkpoint):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"f{i}.png").write_text("not an image")
+    proc = _cli("run", "--source", str(folder), "--checkpoint", str(tiny_checkpoint), "--detector", "full-frame")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "none of the 3 frames" in proc.stderr.strip().splitlines()[-1]
