@@ -93,6 +93,9 @@ CONFIG_FIELDS: dict[str, Arg] = {
     # restart the pipeline when changed
     "source": Arg((str, int), doc="webcam index, video file, image folder or recorded session (.jsonl)"),
     "realtime": Arg((bool,), doc="pace files to their frame rate"),
+    "drop_stale": Arg((bool,), nullable=True,
+                      doc="keep only the newest frame at each stage (null: for live sources only)"),
+    "threads": _num(1, 256, "inference threads (null: every core)", integer=True, nullable=True),
     "camera_backend": Arg((str,), choices=("any", "v4l2", "ffmpeg", "gstreamer", "dshow", "msmf", "avfoundation")),
     "camera_width": _num(1, 16384, "requested webcam width", integer=True, nullable=True),
     "camera_height": _num(1, 16384, "requested webcam height", integer=True, nullable=True),

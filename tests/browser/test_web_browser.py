@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -120,6 +121,41 @@ def test_uploads_over_the_limit_are_refused(web, tmp_path):
         finally:
             ctx.dispose()
     assert not any(p.stat().st_size > 20 * 1024 * 1024 for p in work.rglob("*") if p.is_file())
+
+
+def test_a_token_is_the_password_of_user_mocap(tmp_path):
+    """With --token the page asks for user "mocap" and the token (compared in constant time) before anything."""
+    port = free_port()
+    log = (tmp_path / "web.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "pose_server.cli", "web", "--port", str(port), "--token", "s3cret",
+                             "--work-dir", str(tmp_path / "work")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def login(user: str, password: str) -> int:
+        data = urllib.parse.urlencode({"username": user, "password": password}).encode()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(f"{url}/login", data=data), timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        end = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "web.log").read_text()[-3000:]
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except urllib.error.HTTPError:
+                break  # it answers (a login page or 401)
+            except OSError:
+                assert time.monotonic() < end, "the web app did not come up in time"
+                time.sleep(0.5)
+        assert login("mocap", "s3cret") == 200
+        assert login("mocap", "wrong") >= 400 and login("admin", "s3cret") >= 400
+    finally:
+        stop_process(proc)
+        log.close()
 
 
 def test_beyond_loopback_needs_a_token():

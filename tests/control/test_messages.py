@@ -83,3 +83,12 @@ def test_values_the_packets_cannot_carry_are_refused_before_they_are_applied():
     for bad in ("::1:9000", "host", "host:0", ":9000"):
         assert _error({"udp": [bad]}).code == "out_of_range", bad
         assert _error({"vmc": [bad]}).code == "out_of_range", bad
+
+
+def test_threads_and_drop_stale_are_typed():
+    """Unchecked, threads "abc" failed the next start with a misleading "cannot read the model file", and
+    drop_stale "no" counted as true."""
+    assert _error({"threads": "abc"}).code == "wrong_type"
+    assert _error({"threads": 0}).code == "out_of_range"
+    assert _error({"drop_stale": "no"}).code == "wrong_type"
+    assert _error({"threads": None, "drop_stale": None}) is None and _error({"threads": 2, "drop_stale": True}) is None
