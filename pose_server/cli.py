@@ -331,7 +331,10 @@ def _serve_control(pipeline: Pipeline, spec: str, token: str | None) -> object:
     from .control.server import serve_in_thread
     from .udp import parse_target
 
-    host, port = parse_target(spec)
+    try:
+        host, port = parse_target(spec)
+    except ValueError:
+        raise ValueError(f"bad --control address {spec!r}: use HOST:PORT (127.0.0.1:8765) or [IPv6]:PORT") from None
     handle = serve_in_thread(pipeline, host, port, token)
     log.info("control API on %s", getattr(handle, "url", f"{host}:{port}"))
     return handle

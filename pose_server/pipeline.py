@@ -102,7 +102,7 @@ class Pipeline(Stages):
                 self.sender.set_targets(list(cfg.udp))
                 self._open_vmc(cfg)
                 if src.is_recording(str(cfg.source)):
-                    if not Path(str(cfg.source)).is_file():
+                    if not Path(str(cfg.source)).expanduser().is_file():
                         raise src.SourceError(f"recording not found: {cfg.source}")
                     stages = [("replay", self._replay_loop)]
                 else:

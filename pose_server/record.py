@@ -65,7 +65,7 @@ class Recorder:
 
 def read_recording(path: str | Path) -> Iterator[dict]:
     """Packets of a recording in order; a truncated or damaged line is skipped with one warning."""
-    path = Path(path)
+    path = Path(path).expanduser()  # a quoted "~/take.jsonl" reaches here unexpanded
     if not path.is_file():
         raise FileNotFoundError(f"recording not found: {path}")
     bad = 0

@@ -176,3 +176,11 @@ def _parses(line: bytes) -> bool:
         return True
     except ValueError:
         return False
+
+
+def test_a_session_path_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    from pose_server.record import read_recording
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "take.jsonl").write_text('{"v": 1, "seq": 0}\n')
+    assert [p["seq"] for p in read_recording("~/take.jsonl")] == [0]
