@@ -285,6 +285,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     cfg = PipelineConfig(
         source=args.video, checkpoint=checkpoint, model_size=size, model_config=args.model_config,
         dataset=args.dataset, device=args.device, backend=args.backend, quantize=args.quantize,
+        precision=args.precision,
         flip_test=args.flip_test, threads=args.threads, detector=args.detector, det_threshold=args.det_threshold,
         det_interval=args.det_interval, max_people=args.max_people, kpt_threshold=args.kpt_threshold,
         lifter=args.lifter, depth_prior=not args.no_depth_prior, performer_height=args.performer_height,

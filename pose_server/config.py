@@ -139,7 +139,10 @@ def _load_vitpose(cfg: PipelineConfig) -> Any:
         from .vitpose import VitPoseEstimator
     except ImportError:
         from .vitpose.estimator import VitPoseEstimator
-    quantize = cfg.quantize and cfg.backend == "onnx"
+    if cfg.backend == "onnx" and cfg.precision not in (None, "fp32", "int8"):
+        raise ValueError(f"ONNX Runtime runs fp32 or int8, not {cfg.precision}; use --backend openvino or torch")
+    # for ONNX a precision asked for decides (quantize is on by default, and fp32 asked for ran int8)
+    quantize = cfg.backend == "onnx" and (cfg.quantize if cfg.precision is None else cfg.precision == "int8")
     precision = cfg.precision if cfg.backend in ("openvino", "torch") else None
     log.info("loading %s (%s, %s%s)", cfg.model, cfg.backend, cfg.device,
              ", int8" if quantize else f", {precision}" if precision else "")

@@ -159,7 +159,8 @@ def default_threads() -> int:
 class TorchBackend:
     """PyTorch inference; on CUDA the weights run in fp16 (or bf16), on CPU in fp32."""
 
-    def __init__(self, net: nn.Module, device: str = "cpu", precision: str | None = None) -> None:
+    def __init__(self, net: nn.Module, device: str = "cpu", precision: str | None = None,
+                 threads: int | None = None) -> None:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"device={device!r} but torch sees no CUDA GPU; use device='cpu'")
         precision = precision or ("fp16" if device.startswith("cuda") else "fp32")
@@ -168,6 +169,8 @@ class TorchBackend:
             raise ValueError(f"precision must be one of {sorted(dtypes)}, got {precision!r}")
         if device == "cpu" and precision == "fp16":
             raise ValueError("fp16 on CPU is slow and inexact; use precision='fp32' (or 'bf16') on CPU")
+        if threads:  # torch's pool is the process's: the last backend made sets it
+            torch.set_num_threads(int(threads))
         self.device = torch.device(device)
         self.dtype = dtypes[precision]
         self.net = net.eval().to(self.device, self.dtype)

@@ -97,7 +97,7 @@ class VitPoseEstimator:
         """A backend running this estimator's network (exported/converted/quantised and cached on first use)."""
         if backend == "torch":
             net = self._net if self.device == "cpu" and precision == "fp32" else copy.deepcopy(self._net)
-            return TorchBackend(net, self.device, precision)
+            return TorchBackend(net, self.device, precision, self.threads)
         if backend == "onnx":
             if precision not in ("fp32", "int8"):
                 raise ValueError(f"ONNX Runtime runs fp32 or int8, not {precision!r}")

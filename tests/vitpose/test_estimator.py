@@ -145,3 +145,27 @@ def test_skeleton_layouts_are_consistent() -> None:
     assert get_skeleton("wholebody133").flip_indices()[23] == 23 + 16  # face contour mirrors
     with pytest.raises(ValueError, match="unknown skeleton"):
         get_skeleton("body25")
+
+
+def test_the_precision_and_threads_asked_for_are_what_runs(tiny_checkpoint, tmp_path, monkeypatch):
+    """--backend onnx --precision fp32 ran int8 (quantize is on by default); --threads did not reach PyTorch."""
+    import torch
+
+    from pose_server.config import PipelineConfig, load_estimator
+
+    monkeypatch.chdir(tmp_path)  # the ONNX export's cache (checkpoints/onnx/) lands here
+    ckpt = str(tiny_checkpoint())
+    def label(**kw) -> str:
+        return load_estimator(PipelineConfig(checkpoint=ckpt, **kw)).backend_label
+
+    assert label(backend="onnx", precision="fp32") == "onnx fp32"
+    assert label(backend="onnx") == "onnx int8"
+    assert label(backend="onnx", precision="int8", quantize=False) == "onnx int8"
+    with pytest.raises(ValueError, match="fp32 or int8"):
+        load_estimator(PipelineConfig(checkpoint=ckpt, backend="onnx", precision="bf16"))
+    before = torch.get_num_threads()
+    try:
+        load_estimator(PipelineConfig(checkpoint=ckpt, backend="torch", threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
