@@ -225,8 +225,9 @@ def _numpy_globals() -> list:
     """numpy types that mmcv training checkpoints carry in their meta (e.g. `hook_msgs.best_score`)."""
     import numpy as np
 
-    dtypes = {type(np.dtype(code)) for code in "?bhilqBHILQefdgFDG"}
-    return [np.core.multiarray.scalar, np.dtype, *dtypes]
+    dtypes = {type(np.dtype(code)) for code in "?bhilqBHILQefdgFDGUS"}
+    # and arrays (mmengine's dataset_meta, some hooks'): rebuilt from their bytes, no code run
+    return [np.core.multiarray.scalar, np.dtype, *dtypes, np.core.multiarray._reconstruct, np.ndarray]
 
 
 def _load_pth(path: Path) -> tuple[StateDict, Any]:
@@ -246,7 +247,9 @@ def _load_pth(path: Path) -> tuple[StateDict, Any]:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if isinstance(obj, dict):  # a stray non-tensor entry (a version number) is not a weight: torch ignores it too
+        obj = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not isinstance(obj, dict) or not obj:
         raise ModelLoadError(f"{path} holds no state dict of tensors; expected an official ViTPose .pth")
     return _to_mmpose(obj, path), meta
 
@@ -261,9 +264,27 @@ def _load_safetensors(path: Path) -> StateDict:
         raise ModelLoadError(f"{path} is not a readable safetensors file ({exc}); re-download it") from exc
 
 
+def _read_shards(index_path: Path) -> StateDict:
+    """The weights of a folder saved in shards (transformers' save_pretrained with max_shard_size): the index
+    names the file of every tensor."""
+    try:
+        weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"cannot read the shard index {index_path}: {exc}") from exc
+    state: StateDict = {}
+    for name in sorted(set(weight_map.values())):
+        shard = index_path.parent / name
+        if not shard.is_file():
+            raise ModelLoadError(f"{index_path} names the shard {name}, which is missing; download it again")
+        state.update(_load_safetensors(shard))
+    return state
+
+
 def _read_hf_folder(folder: Path) -> tuple[StateDict, ViTPoseArch, None, str]:
     config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    missing = [p.name for p in (config_path, weights_path) if not p.is_file()]
+    index_path = folder / "model.safetensors.index.json"
+    missing = [p.name for p in (config_path, weights_path) if not p.is_file()
+               and not (p == weights_path and index_path.is_file())]
     if missing:
         raise ModelLoadError(
             f"{folder} is not a Hugging Face ViTPose folder: {' and '.join(missing)} missing. "
@@ -274,14 +295,19 @@ def _read_hf_folder(folder: Path) -> tuple[StateDict, ViTPoseArch, None, str]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"cannot read {config_path}: {exc}") from exc
     arch = arch_from_hf_config(config, str(config_path))
+    if not weights_path.is_file():
+        return _to_mmpose(_read_shards(index_path), index_path), arch, None, str(folder)
     return _to_mmpose(_load_safetensors(weights_path), weights_path), arch, None, str(folder)
 
 
 def _to_mmpose(state: StateDict, path: Path) -> StateDict:
     """Strip wrapper prefixes and convert HF names, so that everything downstream sees mmpose names."""
-    for prefix in ("module.", "model."):
-        if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+    # mmcv's EMA hook keeps a copy of every weight as "ema_<name with _ for .>" beside them: not the model's
+    state = {k: v for k, v in state.items() if not k.startswith("ema_")} or state
+    for _ in range(2):  # "module.", "model.", and the two nested ("model.module.")
+        for prefix in ("module.", "model."):
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
     if any(k.startswith("backbone.encoder.") for k in state):
         state = hf_to_mmpose(state)
     if not any(k.startswith("backbone.blocks.") for k in state):
@@ -420,7 +446,8 @@ def _names(n: int) -> str:
 
 def _load_state(model: ViTPose, state: StateDict, origin: str, config: str | Path | None) -> None:
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
+    # BatchNorm's step counter is bookkeeping, not a weight: files saved without it load (torch fills it in)
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
              for k, v in expected.items() if k in state and state[k].shape != v.shape]
@@ -432,4 +459,8 @@ def _load_state(model: ViTPose, state: StateDict, origin: str, config: str | Pat
         advice = (f"check that {config} belongs to this checkpoint, or drop the config to infer it from the weights"
                   if config else "is this a ViTPose top-down checkpoint? pass its config file if it is a variant")
         raise ModelLoadError(f"{origin} does not match the model ({'; '.join(parts)}); {advice}")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
+    for k in expected:
+        if k not in state:  # only num_batches_tracked gets here (above)
+            state[k] = expected[k]
+    model.load_state_dict(state, strict=True)

@@ -82,3 +82,45 @@ def test_missing_local_path_is_not_mistaken_for_a_hub_id(tmp_path: Path, monkeyp
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(ModelLoadError, match="checkpoint checkpoints/vitpose_small not found"):
         load_vitpose("checkpoints/vitpose_small", checkpoints_dir=tmp_path / "checkpoints")
+
+
+def test_checkpoints_mmcv_and_pytorch_would_load_are_read(tiny_pth: Path, tmp_path: Path) -> None:
+    """Files saved by other tools around the same weights: EMA copies beside them (mmcv's EMA hook), a wrapper's
+    nested prefix, BatchNorm counters left out, a stray non-tensor entry, numpy arrays in the meta. Each was
+    refused ("does not match the model", "no state dict of tensors", or "re-download it if it is truncated")."""
+    import numpy as np
+
+    obj = torch.load(tiny_pth, map_location="cpu", weights_only=False)
+    sd = obj["state_dict"]
+    reference = load_vitpose(tiny_pth).model.state_dict()
+    variants = {
+        "mmcv_ema": {"state_dict": {**sd, **{"ema_" + k.replace(".", "_"): v.clone() for k, v in sd.items()}}},
+        "model_module": {"state_dict": {"model.module." + k: v for k, v in sd.items()}},
+        "no_bn_counters": {"state_dict": {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}},
+        "stray_entry": {"state_dict": {**sd, "_version": 1}},
+        "numpy_meta": {"state_dict": sd, "meta": {**(obj.get("meta") or {}), "CLASSES": np.array(["person"]),
+                                                  "flip": np.array([[1, 2]])}},
+    }
+    for name, content in variants.items():
+        path = tmp_path / f"{name}.pth"
+        torch.save({"meta": obj.get("meta"), **content}, path)  # (the tiny file's meta holds its config)
+        loaded = load_vitpose(path).model.state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in reference.items() if "num_batches" not in k), name
+
+
+def test_a_folder_saved_in_shards_loads_as_one(tiny_checkpoint, tmp_path: Path) -> None:
+    """transformers' save_pretrained(max_shard_size=...) writes model-0000i-of-0000n.safetensors and an index; such a
+    folder was refused as "model.safetensors missing"."""
+    from transformers import VitPoseForPoseEstimation
+
+    single = tiny_checkpoint(fmt="hf")
+    sharded = tmp_path / "sharded"
+    VitPoseForPoseEstimation.from_pretrained(single).save_pretrained(sharded, max_shard_size="100KB")
+    shards = sorted(sharded.glob("model-*.safetensors"))
+    assert len(shards) > 1 and not (sharded / "model.safetensors").exists()
+    reference = load_vitpose(single).model.state_dict()
+    loaded = load_vitpose(sharded).model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in reference.items())
+    shards[0].unlink()
+    with pytest.raises(ModelLoadError, match=f"names the shard {shards[0].name}, which is missing"):
+        load_vitpose(sharded)
