@@ -127,9 +127,9 @@ def run(job: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):  # run by `pose-server convert`, not by hand
         print(__doc__, file=sys.stderr)
-        return 2
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     try:
         result = run(json.loads(argv[0]))
     except Exception as exc:  # reported to the server side, which shows it as one line
