@@ -97,6 +97,8 @@ class KeypointFilter:
         if s.shape != (self.num_keypoints,):
             raise ValueError(f"scores must have shape ({self.num_keypoints},), got {s.shape}")
         t = float(t)
+        if not math.isfinite(t):
+            raise ValueError(f"timestamp must be finite, got {t}")
         if self._t_prev is not None and t <= self._t_prev:
             # A repeated or out-of-order timestamp carries no new information about motion.
             t = self._t_prev + 1e-6

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -49,6 +50,13 @@ class Frame:
     index: int
     image: np.ndarray
     timestamp: float
+
+
+def _frame_rate(cap: cv2.VideoCapture) -> float:
+    """The capture's frame rate, 30 where it gives none: 0, or NaN (FFmpeg's answer for some files without one),
+    which made every media time NaN and every keypoint with it."""
+    fps = float(cap.get(cv2.CAP_PROP_FPS))
+    return fps if math.isfinite(fps) and fps > 0 else 30.0
 
 
 def is_recording(spec: str) -> bool:
@@ -149,7 +157,7 @@ class VideoFileSource(Source):
                               "unsupported; re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`")
         self._pending: np.ndarray | None = first
         self.name = path.name
-        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) or 30.0
+        self.fps = _frame_rate(self.cap)
         n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = n if n > 0 else None
         self.size = (first.shape[1], first.shape[0])
@@ -218,7 +226,7 @@ class LiveSource(Source):
         super().__init__()
         self.cap = cap
         self.name = name
-        self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30.0
+        self.fps = _frame_rate(cap)
         self.size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self._cond = threading.Condition()
         self._latest: Frame | None = None

@@ -52,6 +52,10 @@ class TrackSignal:
         """The packet entry of this track at time t. solve: the IK (None = no rotations); failed: told
         of each pose the lifter/IK refused; hands: solve the hands too (133 whole-body keypoints)."""
         self.last_seen = t
+        kpts, scores = np.asarray(kpts), np.asarray(scores)
+        unseen = ~(np.isfinite(kpts).all(axis=1) & np.isfinite(scores))
+        if unseen.any():  # a NaN heatmap (a model's overflow) decodes to NaN: not seen, and never a NaN sent
+            kpts, scores = np.where(unseen[:, None], 0.0, kpts), np.where(unseen, 0.0, scores)
         if self.guard is not None:  # a detector's left/right exchange undone before anything remembers it
             kpts, scores = self.guard(kpts, scores, t)
         pts, sc, held = self.f2d(kpts, scores, t)

@@ -262,6 +262,7 @@ class LearnedLifter:
         if px.shape != (17, 2) or sc.shape != (17,):
             raise ValueError(f"LearnedLifter expects COCO-17 keypoints (17, 2) and scores (17,), got {px.shape} and "
                              f"{sc.shape}; lifting of other skeletons is not supported")
+        sc = np.where(np.isfinite(sc), sc, 0.0)  # a NaN score kept in the features poisoned the network's history
         ok = (sc >= self.min_score) & np.isfinite(px).all(axis=1)
         if not ok[[_LS, _RS, _LH, _RH]].all():
             if self._last is None:

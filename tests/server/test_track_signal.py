@@ -100,3 +100,46 @@ def test_only_a_persons_coco_body_is_lifted_and_guarded(layout, lifts):
         person = sig.person(1, np.array([0, 0, *IMAGE], float), k, np.full(n, 0.9), i / 30, None, failures.append)
         assert person["keypoints"].shape == (n, 2)
     assert failures == [] and (person["joints_3d"] is not None) == lifts
+
+
+@pytest.mark.parametrize("lift", [Lifter, LearnedLifter])
+def test_a_nan_keypoint_is_not_seen_and_costs_nothing_after_it(lift):
+    """A NaN heatmap decodes to a NaN point and score. It poisoned the learned lifter's history (no 3D for the rest
+    of the track) and, held then passed through, made the encoder refuse whole frames for every person in them."""
+    from pose_server.protocol import PacketEncoder
+
+    joints, _ = walk(seconds=3.0, height=1.75, speed=1.0)
+    cam = PinholeCamera.orbit(IMAGE, np.array([*joints[:, :, :2].mean((0, 1)), 1.0]), 30.0, distance=6.0, height=1.0)
+    sig = TrackSignal(PipelineConfig(depth_prior=False), 17, IMAGE, lift)
+    enc = PacketEncoder("cam", "coco17", IMAGE)
+    failures, lifted = [], 0
+    for i, p in enumerate(cam.project(joints)):
+        scores = np.full(17, 0.9)
+        if i == 30:
+            p, scores = p.copy(), scores.copy()
+            p[J["l_wrist"]] = np.nan
+            scores[J["l_wrist"]] = np.nan
+        if 40 <= i < 55:  # a point not seen for longer than the filter holds it (0.25 s)
+            p = p.copy()
+            p[J["r_ear"]] = np.nan
+        person = sig.person(1, np.array([0, 0, *IMAGE], float), p, scores, i / 30, None, failures.append)
+        enc.encode(i, 1000.0 + i / 30, [person])  # raises on any NaN
+        lifted += i > 30 and person["joints_3d"] is not None
+    assert not failures and lifted == len(joints) - 31
+
+
+def test_a_capture_without_a_frame_rate_reads_at_30():
+    """OpenCV's FFmpeg backend answers NaN for some files without a frame rate: every media time became NaN."""
+    import cv2
+
+    from pose_server.sources import _frame_rate
+
+    class Capture:
+        def __init__(self, fps: float) -> None:
+            self.fps = fps
+
+        def get(self, prop: int) -> float:
+            assert prop == cv2.CAP_PROP_FPS
+            return self.fps
+
+    assert [_frame_rate(Capture(f)) for f in (float("nan"), 0.0, -1.0, float("inf"), 25.0)] == [30.0] * 4 + [25.0]
