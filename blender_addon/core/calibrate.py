@@ -59,7 +59,7 @@ def calibrate(obj: bpy.types.Object, rig_settings, joints: Sequence[Sequence[flo
     proportions. Raises BoneMapError if the map names bones the armature lacks."""
     entries = [{"canonical": e.canonical, "target": e.target, "mode": e.mode} for e in rig_settings.bone_map]
     resolved = bonemaps.require_entries(obj.name, obj.data.bones.keys(), entries)
-    world_rot = obj.matrix_world.to_3x3().normalized()
+    world_rot = rt.split_yaw(obj.matrix_world.to_3x3().normalized())[1]  # in the packet frame (drive._placement)
     to_arm = world_rot.transposed()
     notes, offsets = [], 0
     by_slot = {e["canonical"]: e for e in resolved}  # optional hand bones the armature lacks are left out

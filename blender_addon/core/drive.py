@@ -137,11 +137,14 @@ def cached_rig(scene: bpy.types.Scene, obj: bpy.types.Object) -> _Cached:
 
 
 def _placement(obj: bpy.types.Object, scale: float) -> tuple[Matrix, Matrix]:
-    """(packet point -> armature space 4x4, world rotation of the armature 3x3). The packet frame is put
-    at the armature object's origin, world-aligned, in metres times `scale`."""
+    """(packet point -> armature space 4x4, the packet frame -> the armature's rotation 3x3). The packet frame is
+    put at the armature object's origin, turned with the object about the vertical (positions and rotations alike:
+    with positions world-aligned and rotations in the object's frame, a rig turned 90 degrees had its pelvis 90
+    degrees off its hip line), in metres times `scale`."""
     world = obj.matrix_world
-    to_arm = world.inverted_safe() @ Matrix.Translation(world.translation) @ Matrix.Scale(scale, 4)
-    return to_arm, world.to_3x3().normalized()
+    turn, rest = rt.split_yaw(world.to_3x3().normalized())
+    to_arm = world.inverted_safe() @ Matrix.Translation(world.translation) @ turn.to_4x4() @ Matrix.Scale(scale, 4)
+    return to_arm, rest
 
 
 def _location_scale(obj: bpy.types.Object, cached: _Cached, rig_settings) -> float:

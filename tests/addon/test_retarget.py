@@ -541,3 +541,35 @@ def test_planted_feet_go_under_the_targets_own_hips(fresh):
     for side, hip, ankle in (("Left", rt.HIP_L, rt.ANKLE_L), ("Right", rt.HIP_R, rt.ANKLE_R)):
         foot = m @ ev.pose.bones[f"mixamorig1:{side}Leg"].tail - m @ ev.pose.bones[f"mixamorig1:{side}UpLeg"].head
         assert (foot - (joints[ankle] - joints[hip]) * MIXAMO_SCALE).length < 1e-3, side
+
+
+@pytest.mark.bpy42
+@pytest.mark.parametrize("yaw", [90.0, 180.0])
+def test_an_armature_turned_about_the_vertical_performs_facing_its_way(fresh, yaw):
+    """Positions were placed world-aligned but rotations in the object's frame: a Mixamo rig turned 90 degrees had
+    its arms 90 degrees off and its pelvis across the hip line, the capture rig's IK limbs 0.13 m off. The packet
+    frame now turns with the object: every limb lies along the performer's, turned by the same yaw."""
+    from .test_rig import LIMBS, bone_dir, evaluated, make_packet, posed_joints
+
+    turn = Matrix.Rotation(math.radians(yaw), 3, "Z")
+    joints = posed_joints(rig.Proportions(), seed=12)
+    for build, mode in ((mixamo_like, "DIRECT"), (lambda: rig.create_capture_rig(bpy.context, with_mesh=False), "IK")):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        drive.clear_cache()
+        scene = bpy.context.scene
+        obj = build()
+        obj.matrix_world = Matrix.Rotation(math.radians(yaw), 4, "Z") @ obj.matrix_world
+        bpy.context.view_layer.update()
+        use_preset(scene, obj)
+        scene.vitpose_mocap.rig.drive_mode = mode
+        scene.vitpose_mocap.rig.plant_feet = False
+        drive.apply_person(scene, obj, *make_packet(joints))
+        ev = evaluated(obj)
+        names = {e.canonical: bonemaps.resolve_name(obj.data.bones.keys(), e.target)
+                 for e in scene.vitpose_mocap.rig.bone_map}
+        for bone, a, b in LIMBS:
+            off = math.degrees(bone_dir(ev, names[bone]).angle(turn @ (joints[b] - joints[a])))
+            assert off < 2.0, (obj.name, bone, off)
+        pelvis_x = (ev.matrix_world.to_3x3() @ ev.pose.bones[names["hips"]].matrix.to_3x3()).col[0]
+        if mode == "IK":  # the capture rig's hips bone has its X along the hip line
+            assert math.degrees(pelvis_x.angle(turn @ (joints[rt.HIP_L] - joints[rt.HIP_R]))) < 2.0
