@@ -11,7 +11,7 @@ import numpy as np
 from .preview import PreviewWriter, draw_people
 from .record import read_recording
 from .skeleton import get_skeleton
-from .sources import open_source
+from .sources import open_source, open_video
 
 LABEL_COLOUR = (255, 255, 255)
 
@@ -74,7 +74,7 @@ def _rig_image(rig_dir: Path, frame: int | None, size: tuple[int, int]) -> np.nd
 
 def _frames_at(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
     """The frames of a video at the wanted indices (read in one pass; full-size frames are big)."""
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     frames: dict[int, np.ndarray] = {}
     index = 0
     while len(frames) < len(wanted):

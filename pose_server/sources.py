@@ -52,6 +52,15 @@ class Frame:
     timestamp: float
 
 
+def open_video(path: str | Path) -> cv2.VideoCapture:
+    """A video file's capture, its frames upright: phones store a portrait video as landscape pixels and a rotation
+    tag, which OpenCV ignores unless told (the performer came out lying on their side, found in a third of the
+    frames, and 0.74 m tall instead of 1.27 on a phone clip)."""
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    return cap
+
+
 def _frame_rate(cap: cv2.VideoCapture) -> float:
     """The capture's frame rate, 30 where it gives none: 0, or NaN (FFmpeg's answer for some files without one),
     which made every media time NaN and every keypoint with it."""
@@ -149,7 +158,7 @@ class VideoFileSource(Source):
         path = Path(path)
         if not path.is_file():
             raise SourceError(f"video file not found: {path} (check the path; supported: {', '.join(VIDEO_EXTS)})")
-        self.cap = cv2.VideoCapture(str(path))
+        self.cap = open_video(path)
         ok, first = self.cap.read() if self.cap.isOpened() else (False, None)
         if not ok:
             self.cap.release()

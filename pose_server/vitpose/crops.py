@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pose_server.sources import open_video
+
 DEMO_CLIP = Path(__file__).resolve().parents[2] / "resources" / "videos" / "default.mp4"
 
 Preprocess = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -21,7 +23,7 @@ Preprocess = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np
 
 def sample_frames(video: Path, count: int) -> list[np.ndarray]:
     """``count`` frames spread evenly over the video (fewer if it is shorter)."""
-    cap = cv2.VideoCapture(str(video))
+    cap = open_video(video)
     if not cap.isOpened():
         raise FileNotFoundError(f"cannot open {video}; pass a readable video file")
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or count
