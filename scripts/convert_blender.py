@@ -60,8 +60,11 @@ def play_takes(takes: dict[int, tuple[bpy.types.Object, bpy.types.Action]]) -> N
 def export_glb(scene: bpy.types.Scene, path: str, start: int, end: int) -> str:
     addon_utils.enable("io_scene_gltf2", default_set=False)
     scene.frame_start, scene.frame_end = start, end
+    # every armature's take as one glTF animation named after the file: with one animation per action (the mode
+    # before), viewers play one at a time and Blender's importer gave only the first performer its take
     result = bpy.ops.export_scene.gltf(filepath=path, export_format="GLB", use_selection=False,
-                                       export_animations=True, export_animation_mode="ACTIONS",
+                                       export_animations=True, export_animation_mode="ACTIVE_ACTIONS",
+                                       export_nla_strips_merged_animation_name=Path(path).stem,
                                        export_force_sampling=True, export_frame_range=True)
     if "FINISHED" not in result:
         raise RuntimeError(f"glTF export did not finish ({result})")

@@ -34,6 +34,21 @@ print("CHECK " + json.dumps({"glb_armatures": glb, "glb_actions": glb_actions,
                              scene.frame_end], "poses": poses}))
 """
 
+CHECK_GLB_PERFORMERS = """
+import json, sys, bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.import_scene.gltf(filepath=sys.argv[1])
+scene, out = bpy.context.scene, {}
+for arm in (o for o in bpy.data.objects if o.type == "ARMATURE"):
+    action = arm.animation_data.action if arm.animation_data else None
+    poses = []
+    for f in (scene.frame_start, scene.frame_end):
+        scene.frame_set(f)
+        poses.append([list(pb.matrix.to_quaternion()) for pb in arm.pose.bones])
+    out[arm.name] = [action.name if action else None, poses[0] != poses[1]]
+print("CHECK " + json.dumps(out))
+"""
+
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
@@ -62,7 +77,8 @@ def duo(tmp_path_factory):
     clip = demo_clip(tmp / "duo.mp4", FRAMES, mirrored=True)
     out = tmp / "out"
     cmd = [sys.executable, "-m", "pose_server.cli", "convert", str(clip), "--checkpoint", "blazepose", "--detector",
-           "blazepose", "--threads", "1", "--no-progress", "-o", str(out / "take.fbx"), "-o", str(out / "take.bvh")]
+           "blazepose", "--threads", "1", "--no-progress", "-o", str(out / "take.fbx"), "-o", str(out / "take.bvh"),
+           "-o", str(out / "take.glb")]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, proc.stdout
@@ -102,6 +118,15 @@ def test_two_performers_give_one_fbx_with_an_armature_each_and_a_bvh_each(duo):
         found = keys["armatures"][f"Performer_{pid}"]
         assert found["action"] == f"Performer_{pid}|take"  # its own animation, in the stack named after the file
         assert len(found["frames"]) >= FRAMES - 2, (pid, found["frames"])
+    # the .glb: one animation, named after the file, moving every performer (with an animation per action,
+    # Blender's importer gave only the first performer its take)
+    proc = subprocess.run([sys.executable, "-c", CHECK_GLB_PERFORMERS, str(out / "take.glb")], capture_output=True,
+                          text=True, timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("CHECK ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    moving = json.loads(line[6:])
+    assert sorted(moving) == sorted(f"Performer_{pid}" for pid in lifted)
+    assert all(action == "take" and moved for action, moved in moving.values()), moving
     # BVH holds one skeleton: a file per performer, each with a frame per key.
     bvhs = sorted(p.name for p in out.glob("*.bvh"))
     assert bvhs == [f"take_person{pid}.bvh" for pid in sorted(lifted)]
