@@ -253,7 +253,7 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--smooth-2d", type=number_in(0.0, 1.0), default=0.05, metavar="S",
                    help="sigma (s) of the two-sided Gaussian on the keypoints; 0 = none")
     g.add_argument("--smooth-3d", type=number_in(0.0, 1.0), default=None, metavar="S",
-                   help="sigma (s) of the two-sided Gaussian on the 3D body; 0 = none, None = the lifter's own "
+                   help="sigma (s) of the two-sided Gaussian on the 3D body; 0 = none; left out: the lifter's own "
                         "(0.03 learned, 0.08 geometric)")
     g.add_argument("--smooth-root", type=number_in(0.0, 1.0), default=0.08, metavar="S",
                    help="sigma (s) of the two-sided Gaussian on the 3D path of the pelvis; 0 = none")

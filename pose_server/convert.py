@@ -155,26 +155,35 @@ def estimate_2d(cfg: PipelineConfig, estimator: Any = None, progress: bool = Tru
 
             bar = tqdm(total=total, unit="frame", desc=f"2D {source.name}", dynamic_ncols=True)
         size = source.size
-        n = 0
+
+        def pose(n: int, img: np.ndarray) -> None:
+            if tracker.needs_detection():  # offline there is no frame to drop: detect in line
+                tracker.update_detections(*detector(img))
+            ids, boxes = tracker.boxes()
+            if len(ids):
+                kpts, scores = est(img, boxes)
+                lost = set(tracker.update_keypoints(ids, kpts, scores, size))
+                keep = [i for i, tid in enumerate(ids) if tid not in lost]
+                rows.append((n, [ids[i] for i in keep], boxes[keep], kpts[keep], scores[keep]))
+            else:
+                tracker.skip_frame()
+
+        n, skipped = 0, None
         while (not cfg.max_frames or n < cfg.max_frames) and (frame := source.read()) is not None:
             img = frame.image
             size = (img.shape[1], img.shape[0])
             if n % stride == 0:  # the frames in between stay empty: the gap filler interpolates them
-                if tracker.needs_detection():  # offline there is no frame to drop: detect in line
-                    tracker.update_detections(*detector(img))
-                ids, boxes = tracker.boxes()
-                if len(ids):
-                    kpts, scores = est(img, boxes)
-                    lost = set(tracker.update_keypoints(ids, kpts, scores, size))
-                    keep = [i for i, tid in enumerate(ids) if tid not in lost]
-                    rows.append((n, [ids[i] for i in keep], boxes[keep], kpts[keep], scores[keep]))
-                else:
-                    tracker.skip_frame()
+                pose(n, img)
+                skipped = None
+            else:
+                skipped = (n, img)
             n += 1
             if bar is not None:
                 bar.update(1)
             if on_frame is not None:
                 on_frame(n, total)
+        if skipped is not None:  # the last frame too: after it nothing is left to interpolate towards
+            pose(*skipped)
         if bar is not None:
             bar.close()
     finally:
@@ -385,7 +394,8 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
             kpts, scores = guard_track(kpts, scores, tracks.fps, cfg.kpt_threshold, tracks.skeleton)
         present, boxes, kpts, scores, filled = smooth_track_2d(tracks.boxes[tid], kpts, scores, tracks.fps, opts,
                                                                cfg.kpt_threshold)
-        if opts.person == "all" and present.sum() < opts.min_track * tracks.fps:
+        # (a video shorter than min_track: a track in every frame of it is kept, not dropped as brief)
+        if opts.person == "all" and present.sum() < min(opts.min_track * tracks.fps, tracks.frames):
             log.info("track %d dropped: seen for only %d frames", tid, int(present.sum()))
             continue
         kept.append((tid, present, boxes, kpts, scores, filled))
@@ -404,8 +414,11 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
         motions.append(Motion(tid, present, boxes, kpts, scores, filled, joints, rotations, contacts,
                               cfg.camera_pitch))
     if not motions:
-        raise ConvertError(f"nobody was found long enough in {tracks.source_name} (at least {opts.min_track:g} s); "
-                           "try another --detector, a lower --det-threshold or --kpt-threshold")
+        seen = ", ".join(f"track {tid}: {int(np.isfinite(tracks.boxes[tid]).all(axis=1).sum())} frames"
+                         for tid in ids) or "no track at all"
+        raise ConvertError(f"nobody was found long enough in {tracks.source_name} (at least {opts.min_track:g} s; "
+                           f"{seen}); convert one of them with --person ID, or try another --detector, a lower "
+                           "--det-threshold or --kpt-threshold")
     return motions
 
 

@@ -281,3 +281,14 @@ def test_an_unknown_camera_pitch_is_estimated_over_the_whole_video_before_liftin
     chain = motion.joints[:, [5, 6]].mean(1) - motion.joints[:, [15, 16]].mean(1)
     lean = np.degrees(np.arctan2(chain[:, 1], chain[:, 2]))
     assert abs(np.nanmedian(lean[:30])) < 4.0 and abs(np.nanmedian(lean[-30:])) < 4.0  # upright, first second too
+
+
+def test_a_clip_shorter_than_the_shortest_track_kept_is_converted():
+    """A 5-frame clip with a clearly seen person said "nobody was found long enough ... try another --detector"."""
+    tracks, _ = synthetic_tracks(seconds=5 / FPS)
+    assert tracks.frames == 5
+    assert [m.id for m in build_motions(tracks, cfg(), ConvertOptions(outputs=[]))] == [5]
+    brief, _ = synthetic_tracks(seconds=2.0, occlude=slice(5, None))  # seen for 5 frames of 60
+    with pytest.raises(ConvertError, match=r"track 5: 5 frames\); convert one of them with --person ID"):
+        build_motions(brief, cfg(), ConvertOptions(outputs=[]))
+    assert [m.id for m in build_motions(brief, cfg(), ConvertOptions(outputs=[], person="5"))] == [5]
