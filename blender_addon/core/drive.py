@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import bpy
-from mathutils import Matrix, Vector
+from mathutils import Matrix, Quaternion, Vector
 
 from . import bonemaps, hands, rig
 from . import retarget as rt
@@ -79,7 +79,10 @@ def _build(obj: bpy.types.Object, rig_settings, signature: tuple) -> _Cached:
     solver = rt.TargetSolver(obj.data, [(e["canonical"], e["target"], e["mode"], e.get("offset", (1, 0, 0, 0)))
                                         for e in resolved])
     cached = _Cached(signature, rig.is_capture_rig(obj), solver, frozenset(e["canonical"] for e in resolved))
-    cached.hands = hands.HandDriver(obj.data, hand_entries) if hand_entries else None
+    # the forearms' calibration offsets (an A-pose rig's): the hands hang from them (HandDriver says why)
+    forearm_offsets = {e["canonical"][-1]: Quaternion(e.get("offset", (1, 0, 0, 0))).normalized().to_matrix()
+                       for e in resolved if e["canonical"] in ("forearm.L", "forearm.R")}
+    cached.hands = hands.HandDriver(obj.data, hand_entries, forearm_offsets) if hand_entries else None
     if cached.capture:
         props = rig.Proportions(**obj.get(rig.PROPORTIONS_KEY, {}).to_dict()) \
             if obj.get(rig.PROPORTIONS_KEY) else rig.Proportions()

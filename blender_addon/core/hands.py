@@ -98,10 +98,16 @@ class HandDriver:
     """Writes the hand bones of one armature: for each mapped slot, the bone's pose rotation is its relative
     delta conjugated into the bone's own rest frame, so it turns from its parent as the performer's does."""
 
-    def __init__(self, armature, entries: Sequence[tuple[str, str]]) -> None:
-        """entries: (hand slot, target bone name) that exist in `armature` (bpy.types.Armature)."""
+    def __init__(self, armature, entries: Sequence[tuple[str, str]],
+                 forearm_offsets: dict[str, Matrix] | None = None) -> None:
+        """entries: (hand slot, target bone name) that exist in `armature` (bpy.types.Armature); forearm_offsets:
+        side -> the forearm's calibration offset O (armature space; an A-pose rig's turns its rest arm onto the
+        canonical one). The solver poses the forearm as D O, so a hand turning R from its forearm is D R O, not
+        D O R: each hand bone's relative rotation is conjugated by O (without it an A-pose rig's hand swung 41
+        degrees off the forearm when the wrist only pronated)."""
         self.bones = [(slot, name, armature.bones[name].matrix_local.to_3x3().normalized())
                       for slot, name in entries]
+        self.offsets = forearm_offsets or {}
 
     def solve(self, pose, relative: dict[str, Matrix], world_rotation: Matrix, skip: frozenset[str]) -> None:
         """relative: `relative_deltas` (packet frame); world_rotation: the armature's world rotation (3x3);
@@ -111,5 +117,9 @@ class HandDriver:
             if slot in skip:
                 write_pose(pose.bones[name], Matrix.Identity(4), rotate=True, locate=False)
             elif slot in relative:
-                local = rest.transposed() @ rot_t @ relative[slot] @ world_rotation @ rest
+                turn = rot_t @ relative[slot] @ world_rotation
+                offset = self.offsets.get(slot[-1])
+                if offset is not None:
+                    turn = offset.transposed() @ turn @ offset
+                local = rest.transposed() @ turn @ rest
                 write_pose(pose.bones[name], local.to_4x4(), rotate=True, locate=False)

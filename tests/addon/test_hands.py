@@ -60,16 +60,30 @@ def angle_deg(a: Matrix, b: Matrix) -> float:
     return math.degrees((a.transposed() @ b).to_quaternion().angle)
 
 
+def forearm_offsets(obj: bpy.types.Object) -> dict[str, Matrix]:
+    """side -> the forearm's calibration offset in world axes (identity without one): a hand bone's turn from its
+    rest, measured against the canonical rest, is its turn from its own rest conjugated by it."""
+    world = obj.matrix_world.to_3x3().normalized()
+    out = {s: Matrix.Identity(3) for s in hands.SIDES}
+    for e in bpy.context.scene.vitpose_mocap.rig.bone_map:
+        if e.canonical in ("forearm.L", "forearm.R"):
+            out[e.canonical[-1]] = world @ Quaternion(e.offset).to_matrix() @ world.transposed()
+    return out
+
+
 def assert_hands_follow_the_fixture(obj: bpy.types.Object, names: dict[str, str], palms: bool = True) -> None:
-    """Each hand bone turned from its parent as the fixture says (the palm from its forearm, unless not `palms`)."""
+    """Each hand bone turned from its parent as the fixture says (the palm from its forearm, unless not `palms`),
+    both measured from the canonical rest (an A-pose rig's forearm offset undone)."""
     d = deltas(obj, names)
+    offsets = forearm_offsets(obj)
     errors = {}
     for side, relative in zip(hands.SIDES, FIXTURE["relative"], strict=True):
+        o = offsets[side]
         for slot, want in zip(hands.HAND_ORDER[side], relative, strict=True):
             if slot in hands.PALM_SLOTS and not palms:
                 continue
             parent = hands.PARENTS[slot]
-            errors[slot] = angle_deg(d[parent].transposed() @ d[slot], Matrix(want))
+            errors[slot] = angle_deg(o @ d[parent].transposed() @ d[slot] @ o.transposed(), Matrix(want))
     assert max(errors.values()) < TOLERANCE_DEG, {k: round(v, 2) for k, v in errors.items() if v >= TOLERANCE_DEG}
 
 
@@ -290,3 +304,26 @@ def test_v4_packets_through_the_receiver_and_tick_and_older_versions_still_read(
         tick.apply_tick(scene)
         assert scene.vitpose_mocap.applied == 1 + seq and scene.vitpose_mocap.invalid == 0
         assert math.degrees(obj.pose.bones["index.02.L"].rotation_quaternion.rotation_difference(want).angle) < 0.5
+
+
+@pytest.mark.bpy42
+@pytest.mark.parametrize("axis", ["X", "Y", "Z"])
+def test_a_hand_on_an_a_pose_rig_points_where_the_performers_does(fresh, axis):
+    """An A-pose rig's forearm is posed through its calibration offset; its hand was turned from the offset arm,
+    not the performer's: a wrist that only pronated swung the hand 41 degrees off the forearm, a sideways bend 25."""
+    from .test_rig import bone_dir
+
+    obj, names = mixamo_hands()
+    use_preset(fresh, obj)
+    rig_settings = fresh.vitpose_mocap.rig
+    rig_settings.drive_mode, rig_settings.plant_feet = "DIRECT", False
+    assert any(e.canonical == "forearm.L" and Quaternion(e.offset).angle > 0.5 for e in rig_settings.bone_map)
+    person, packet = make_packet(rig.Proportions().rest_joints())
+    palm = Quaternion(Vector({"X": (1, 0, 0), "Y": (0, 1, 0), "Z": (0, 0, 1)}[axis]), math.radians(60))
+    person["hands"] = [[list(palm)] + [[1.0, 0.0, 0.0, 0.0]] * 15, None]
+    packet["v"], packet["skeleton"] = 4, "wholebody133"
+    drive.apply_person(fresh, obj, person, packet)
+    ev = evaluated(obj)
+    assert math.degrees(bone_dir(ev, "mixamorig1:LeftForeArm").angle(Vector((1, 0, 0)))) < 1.0
+    got = bone_dir(ev, names["palm.L"])
+    assert math.degrees(got.angle(palm.to_matrix() @ Vector((1, 0, 0)))) < 1.0
