@@ -99,10 +99,10 @@ class TrackSignal:
         """joints_3d (and v2 rotations) of one person; a pose the lifter/IK cannot handle (e.g. two joints on
         one pixel) sends the 2D keypoints alone rather than stopping the stream."""
         try:
-            t0, c0 = time.perf_counter(), time.thread_time()
+            t0, c0 = time.perf_counter(), time.thread_time()  # the CPU span inside the wall span
             joints = self.lifter(pts[:17], scores[:17], t)
-            self.lift_ms = (time.perf_counter() - t0) * 1000
-            self.lift_cpu_ms = (time.thread_time() - c0) * 1000
+            c1, t1 = time.thread_time(), time.perf_counter()
+            self.lift_ms, self.lift_cpu_ms = (t1 - t0) * 1000, (c1 - c0) * 1000
             if joints is None or not np.isfinite(joints).all():
                 return {}
             out = {"joints_3d": joints}

@@ -57,7 +57,9 @@ def test_the_lifters_wall_and_cpu_time_are_measured_per_frame():
     cam = PinholeCamera.orbit(IMAGE, np.array([0.0, 0.0, 1.0]), 30.0, distance=6.0, height=1.0)
     for i, p in enumerate(cam.project(joints)):
         sig.person(1, np.array([0, 0, *IMAGE], float), p, np.full(17, 0.9), i / 30, None, lambda e: None)
-        assert 0.0 < sig.lift_cpu_ms <= sig.lift_ms + 0.05
+        # (the two are different clocks: the thread's CPU clock ran up to 7 % ahead of the monotonic one in a CI
+        # run, with the CPU span inside the wall span)
+        assert 0.0 < sig.lift_cpu_ms <= sig.lift_ms * 1.15 + 0.05
 
 
 def test_the_hands_turn_into_the_world_with_the_estimated_pitch():
