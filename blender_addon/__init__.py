@@ -48,7 +48,11 @@ def _on_load_post(*_args) -> None:
 def _finish_takes() -> None:
     """Disabled or updated during a take: write what was recorded as Actions (as Stop Recording does) and show
     every scene as stopped, so nothing is lost and a re-enabled add-on does not show a take that is gone."""
-    for scene in bpy.data.scenes:
+    try:
+        scenes = list(bpy.data.scenes)
+    except AttributeError:  # bpy.data is restricted in some contexts (while add-ons are being (re)loaded)
+        return
+    for scene in scenes:
         settings = scene.vitpose_mocap
         takes = state.recording(scene.name)
         if takes:
