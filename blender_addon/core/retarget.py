@@ -147,12 +147,29 @@ def frame(y_axis: Vector, z_hint: Vector) -> Matrix | None:
     return m
 
 
-def swing(parent_delta: Matrix, rest_dir: Vector, cur_dir: Vector) -> Matrix:
-    """The parent's delta followed by the smallest rotation that points the carried rest direction at cur_dir."""
+# A limb swung far from its rest direction: beyond SWING_DETOUR[0] radians the smallest rotation is blended into one
+# that goes through the body's forward direction (fully at SWING_DETOUR[1]). Near the rest direction's antipode the
+# smallest rotation's axis turns over within a degree of motion: a straight arm swept across the chest snapped 38
+# degrees in twist in one frame. Both point the bone exactly at the joints; they differ only in twist about it.
+SWING_DETOUR = (math.radians(120.0), math.radians(160.0))
+FORWARD = Vector((0.0, -1.0, 0.0))  # where the canonical body faces
+
+
+def swing(parent_delta: Matrix, rest_dir: Vector, cur_dir: Vector, forward: Vector | None = None) -> Matrix:
+    """The parent's delta followed by the smallest rotation that points the carried rest direction at cur_dir;
+    with ``forward`` (perpendicular to rest_dir, carried by the parent too) far swings detour through it."""
     carried = parent_delta @ rest_dir
     if cur_dir.length < _EPS:
         return parent_delta.copy()
-    return carried.rotation_difference(cur_dir).to_matrix() @ parent_delta
+    turn = carried.rotation_difference(cur_dir)
+    if forward is not None:
+        lo, hi = SWING_DETOUR
+        w = min(max((carried.angle(cur_dir, 0.0) - lo) / (hi - lo), 0.0), 1.0)
+        if w > 0.0:
+            ahead = parent_delta @ forward
+            detour = ahead.rotation_difference(cur_dir) @ carried.rotation_difference(ahead)
+            turn = turn.slerp(detour, w * w * (3.0 - 2.0 * w))  # smoothstep: no kink where it starts
+    return turn.to_matrix() @ parent_delta
 
 
 def torso_delta(up: Vector, left: Vector, exact: str = "up") -> Matrix | None:
@@ -249,7 +266,7 @@ def deltas_from_joints(joints: Sequence[Vector], trunk: Trunk | None = None) -> 
         u_dir, l_dir = mid(joints, b) - mid(joints, a), mid(joints, c) - mid(joints, b)
         normal = u_dir.cross(l_dir)
         rest_dir = Vector(REST_DIRECTIONS[upper])
-        d[upper] = swing(parent, rest_dir, u_dir)
+        d[upper] = swing(parent, rest_dir, u_dir, FORWARD)
         # A bent joint fixes the upper bone's twist (its hinge along the bend normal); a nearly straight
         # one keeps the parent's twist. Blend between the two (a twist about the bone) so it never pops.
         cur = frame(u_dir, normal)

@@ -93,6 +93,30 @@ def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return axis_angle(axis, np.arctan2(s, c))
 
 
+# A limb swung far from its rest direction: beyond _DETOUR[0] radians the smallest rotation is blended into one that
+# goes through the body's forward direction (fully at _DETOUR[1]). Near the rest direction's antipode the smallest
+# rotation's axis turns over within a degree: a straight arm swept across the chest snapped 38 degrees in twist in
+# one frame. Both point the bone along the joints; they differ only in twist about it. (The add-on's
+# retarget.swing does the same: blender_addon/core/retarget.py.)
+_DETOUR = (math.radians(120.0), math.radians(160.0))
+_FORWARD = np.array([0.0, -1.0, 0.0])  # where the canonical body faces
+
+
+def _swing(carried: np.ndarray, d: np.ndarray, ahead: np.ndarray) -> np.ndarray:
+    """The rotation taking unit vector `carried` onto `d`: the smallest one, or far from it a detour through
+    `ahead` (a unit vector perpendicular to `carried`)."""
+    direct = _rot_between(carried, d)
+    lo, hi = _DETOUR
+    w = min(max((math.acos(min(max(float(carried @ d), -1.0), 1.0)) - lo) / (hi - lo), 0.0), 1.0)
+    if w <= 0.0:
+        return direct
+    detour = _rot_between(ahead, d) @ _rot_between(carried, ahead)
+    m = detour @ direct.T  # a turn about d: blend its angle
+    angle = math.atan2(0.5 * float(np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]]) @ d),
+                       0.5 * (float(np.trace(m)) - 1.0))
+    return axis_angle(d, angle * w * w * (3.0 - 2.0 * w)) @ direct
+
+
 def _quaternion(m: np.ndarray) -> list[float]:
     """A rotation matrix -> its unit quaternion [w, x, y, z], w >= 0, from the largest of w, x, y, z (the
     well-conditioned branch, as scipy's from_matrix). In plain floats because scipy's Rotation costs about 0.25 ms a
@@ -170,7 +194,8 @@ def solve_rotations(joints_3d: np.ndarray) -> np.ndarray:
         d = _unit(p[b] - p[a])
         u2 = _unit(p[c] - p[b])
         base = world[_PARENT[iu]] @ _REST_REL[iu]
-        swing = _rot_between(base[:, 1], d) @ base
+        ahead = world[_PARENT[iu]] @ _REST[_PARENT[iu]].T @ _FORWARD  # the body's forward, carried by the parent
+        swing = _swing(base[:, 1], d, ahead) @ base
         bend = u2 - (u2 @ d) * d
         s = _norm(bend)
         twist = 0.0

@@ -573,3 +573,32 @@ def test_an_armature_turned_about_the_vertical_performs_facing_its_way(fresh, ya
         pelvis_x = (ev.matrix_world.to_3x3() @ ev.pose.bones[names["hips"]].matrix.to_3x3()).col[0]
         if mode == "IK":  # the capture rig's hips bone has its X along the hip line
             assert math.degrees(pelvis_x.angle(turn @ (joints[rt.HIP_L] - joints[rt.HIP_R]))) < 2.0
+
+
+@pytest.mark.bpy42
+def test_a_straight_arm_swept_across_the_chest_turns_smoothly(fresh):
+    """From joints (IK mode, and packets without rotations) the add-on swings each limb itself: near the rest
+    direction's antipode the smallest swing's axis turned over and the upper arm snapped 38.5 degrees in one frame."""
+    from mathutils import Quaternion
+
+    from .test_rig import evaluated, make_packet
+
+    obj = rig.create_capture_rig(bpy.context, with_mesh=False)
+    use_preset(fresh, obj)
+    fresh.vitpose_mocap.rig.drive_mode, fresh.vitpose_mocap.rig.plant_feet = "DIRECT", False
+    props = rig.Proportions()
+    steps, previous = [], None
+    for k in range(0, 240, 2):
+        t = math.radians(k)
+        j = props.rest_joints()
+        d = Vector((math.cos(t), -math.sin(t), 0.05)).normalized()
+        j[rt.ELBOW_L] = j[rt.SHOULDER_L] + d * props.upper_arm
+        j[rt.WRIST_L] = j[rt.ELBOW_L] + (d + Vector((0.0, -0.02, 0.0))).normalized() * props.forearm
+        drive.apply_person(fresh, obj, *make_packet(j))
+        ev = evaluated(obj)
+        q: Quaternion = (ev.matrix_world @ ev.pose.bones["upper_arm.L"].matrix).to_quaternion()
+        if previous is not None:
+            steps.append(math.degrees(previous.rotation_difference(q).angle))
+        previous = q
+    steps = [min(s, 360.0 - s) for s in steps]
+    assert max(steps) < 5.0, (steps.index(max(steps)), max(steps))  # the direction moves 2 degrees a step

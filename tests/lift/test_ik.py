@@ -1,5 +1,7 @@
 """Analytic IK: rest pose, round trips through forward kinematics, joint limits, quaternion conventions."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -142,3 +144,29 @@ def test_quaternions_match_scipys_on_every_branch():
     np.testing.assert_allclose(ours, ref, atol=1e-12)
     largest = np.argmax(np.abs(ref), axis=1)
     assert set(largest.tolist()) == {0, 1, 2, 3}  # every branch was taken
+
+
+@pytest.mark.parametrize(("limb", "direction"), [
+    (("upper_arm.L", "l_shoulder", "l_elbow", "l_wrist"), lambda t: (math.cos(t), -math.sin(t), 0.05)),  # across
+    (("thigh.L", "l_hip", "l_knee", "l_ankle"), lambda t: (0.05, -math.sin(t), -math.cos(t))),  # a kick overhead
+])
+def test_a_straight_limb_swept_past_its_rest_antipode_turns_smoothly(limb, direction):
+    """The smallest rotation from the rest direction turns its axis over near the antipode: a straight arm swept
+    across the chest 1 degree a frame snapped 38.5 degrees in one frame. Every step now stays near the sweep's."""
+    bone, a, m, e = limb
+    upper = np.linalg.norm(REST_JOINTS[J[m]] - REST_JOINTS[J[a]])
+    lower = np.linalg.norm(REST_JOINTS[J[e]] - REST_JOINTS[J[m]])
+    i = CANONICAL_BONES.index(bone)
+    steps, previous = [], None
+    for k in range(240):
+        d = np.array(direction(math.radians(k)))
+        d /= np.linalg.norm(d)
+        j = REST_JOINTS.copy()
+        j[J[m]] = j[J[a]] + d * upper
+        bent = d + np.array([0.0, -0.02, 0.0])  # about a degree: "nearly straight"
+        j[J[e]] = j[J[m]] + bent / np.linalg.norm(bent) * lower
+        r = Rotation.from_quat(solve_rotations(j)[i][[1, 2, 3, 0]])
+        if previous is not None:
+            steps.append(math.degrees((previous.inv() * r).magnitude()))
+        previous = r
+    assert max(steps) < 3.0, (int(np.argmax(steps)), max(steps))
