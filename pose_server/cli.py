@@ -51,6 +51,20 @@ def _pitch(text: str) -> float | None:
     return None if text.strip().lower() == "auto" else _config_number("camera_pitch")(text)
 
 
+def _people_args(g: argparse._ArgumentGroup, max_people: int) -> None:
+    """The detector and tracker options (run and convert)."""
+    g.add_argument("--detector", default="auto",
+                   help="auto (YOLOX-nano if checkpoints/detectors/ has it, else BlazePose's if the embedded model "
+                        "is there, else HOG), yolox / yolox-tiny (downloaded on first use), blazepose, hog, "
+                        "full-frame, or a path to a YOLOX end2end .onnx")
+    g.add_argument("--det-threshold", type=_config_number("det_threshold"), default=0.3,
+                   help="person detector score threshold")
+    g.add_argument("--det-interval", type=_config_number("det_interval"), default=30,
+                   help="run the detector every N frames while tracks hold (and whenever one is lost)")
+    g.add_argument("--max-people", type=_config_number("max_people"), default=max_people,
+                   help="most people tracked (1-16)")
+
+
 def add_swap_guard_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The left/right guard's off-switch (run, convert, demo; config ``swap_guard``)."""
     p.add_argument("--no-swap-guard", action="store_true",
@@ -148,16 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--height", type=_config_number("camera_height"), default=None, help="requested webcam height")
     g.add_argument("--camera-fps", type=_config_number("camera_fps"), default=None, help="requested webcam frame rate")
     _model_args(run)
-    g = run.add_argument_group("people")
-    g.add_argument("--detector", default="auto",
-                   help="auto (YOLOX-nano if checkpoints/detectors/ has it, else BlazePose's if the embedded model "
-                        "is there, else HOG), yolox / yolox-tiny (downloaded on first use), blazepose, hog, "
-                        "full-frame, or a path to a YOLOX end2end .onnx")
-    g.add_argument("--det-threshold", type=_config_number("det_threshold"), default=0.3,
-                   help="person detector score threshold")
-    g.add_argument("--det-interval", type=_config_number("det_interval"), default=30,
-                   help="run the detector every N frames while tracks hold (and whenever one is lost)")
-    g.add_argument("--max-people", type=_config_number("max_people"), default=1, help="most people tracked (1-16)")
+    _people_args(run.add_argument_group("people"), max_people=1)
     g = run.add_argument_group("signal")
     g.add_argument("--kpt-threshold", type=_config_number("kpt_threshold"), default=0.3,
                    help="keypoint score below which a keypoint is held/predicted")
@@ -242,12 +247,7 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
                       help="convert only the first N frames")
     _model_args(conv)
     g = conv.add_argument_group("people and signal")
-    g.add_argument("--detector", default="auto", help="auto, yolox, yolox-tiny, hog, full-frame or a .onnx path")
-    g.add_argument("--det-threshold", type=_config_number("det_threshold"), default=0.3,
-                   help="person detector score threshold")
-    g.add_argument("--det-interval", type=_config_number("det_interval"), default=30,
-                   help="run the detector every N frames while tracks hold")
-    g.add_argument("--max-people", type=_config_number("max_people"), default=4, help="most people tracked (1-16)")
+    _people_args(g, max_people=4)
     g.add_argument("--kpt-threshold", type=_config_number("kpt_threshold"), default=0.3,
                    help="keypoint score below which a keypoint is missing")
     g.add_argument("--smooth-2d", type=number_in(0.0, 1.0), default=0.05, metavar="S",
@@ -277,8 +277,6 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_convert(args: argparse.Namespace) -> int:
     from .convert import ConvertOptions, convert
 
-    if not 1 <= args.max_people <= 16:
-        raise ValueError("--max-people must be in 1-16")
     if not Path(args.video).exists():
         raise FileNotFoundError(f"video not found: {args.video}")
     checkpoint, size = _checkpoint_of(args)
