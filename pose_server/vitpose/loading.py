@@ -282,9 +282,9 @@ def _read_shards(index_path: Path) -> StateDict:
 
 def _read_hf_folder(folder: Path) -> tuple[StateDict, ViTPoseArch, None, str]:
     config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    index_path = folder / "model.safetensors.index.json"
-    missing = [p.name for p in (config_path, weights_path) if not p.is_file()
-               and not (p == weights_path and index_path.is_file())]
+    if not weights_path.is_file() and (folder / "model.safetensors.index.json").is_file():
+        weights_path = folder / "model.safetensors.index.json"  # saved in shards
+    missing = [p.name for p in (config_path, weights_path) if not p.is_file()]
     if missing:
         raise ModelLoadError(
             f"{folder} is not a Hugging Face ViTPose folder: {' and '.join(missing)} missing. "
@@ -295,9 +295,8 @@ def _read_hf_folder(folder: Path) -> tuple[StateDict, ViTPoseArch, None, str]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"cannot read {config_path}: {exc}") from exc
     arch = arch_from_hf_config(config, str(config_path))
-    if not weights_path.is_file():
-        return _to_mmpose(_read_shards(index_path), index_path), arch, None, str(folder)
-    return _to_mmpose(_load_safetensors(weights_path), weights_path), arch, None, str(folder)
+    state = _read_shards(weights_path) if weights_path.name.endswith(".index.json") else _load_safetensors(weights_path)
+    return _to_mmpose(state, weights_path), arch, None, str(folder)
 
 
 def _to_mmpose(state: StateDict, path: Path) -> StateDict:
@@ -459,8 +458,5 @@ def _load_state(model: ViTPose, state: StateDict, origin: str, config: str | Pat
         advice = (f"check that {config} belongs to this checkpoint, or drop the config to infer it from the weights"
                   if config else "is this a ViTPose top-down checkpoint? pass its config file if it is a variant")
         raise ModelLoadError(f"{origin} does not match the model ({'; '.join(parts)}); {advice}")
-    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
-    for k in expected:
-        if k not in state:  # only num_batches_tracked gets here (above)
-            state[k] = expected[k]
-    model.load_state_dict(state, strict=True)
+    # (the model's own values stand in for what the file left out: only num_batches_tracked, above)
+    model.load_state_dict({**expected, **{k: v.to(expected[k].dtype) for k, v in state.items()}}, strict=True)
