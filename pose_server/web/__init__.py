@@ -8,22 +8,12 @@ from __future__ import annotations
 
 import argparse
 import hmac
-import ipaddress
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from pose_server.control.server import is_loopback  # the control API's and the panel's rule
 
 
 def build_parser() -> argparse.ArgumentParser:
