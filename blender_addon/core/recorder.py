@@ -9,6 +9,7 @@ jitter or a slow viewport does not warp the timing of the motion.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime
 import math
 import re
@@ -66,10 +67,18 @@ def detach_action(obj: bpy.types.Object) -> bpy.types.Action | None:
     return action
 
 
-def reattach_action(obj: bpy.types.Object, action: bpy.types.Action | None) -> None:
-    """Put back what detach_action took off (an import that failed); the Action keeps the fake user it was given."""
-    if action is not None and obj.animation_data is not None and obj.animation_data.action is None:
-        obj.animation_data.action = action
+@contextlib.contextmanager
+def actions_set_aside(armatures: list[bpy.types.Object]):
+    """detach_action on each armature for the block; if the block fails (an import), each gets its Action back (with
+    the fake user it was given)."""
+    previous = [detach_action(obj) for obj in armatures]
+    try:
+        yield
+    except BaseException:
+        for obj, action in zip(armatures, previous, strict=True):
+            if action is not None and obj.animation_data is not None and obj.animation_data.action is None:
+                obj.animation_data.action = action
+        raise
 
 
 class TakeRecorder:

@@ -79,7 +79,6 @@ REACH_SLOTS = {"thigh.L": ("shin.L", ANKLE_L), "thigh.R": ("shin.R", ANKLE_R)}
 PLANT_FULL, PLANT_NONE = 0.04, 0.10
 
 
-
 def split_yaw(rotation: Matrix) -> tuple[Matrix, Matrix]:
     """An armature object's world rotation (3x3) as (its turn about the world's vertical, the rest): rotation =
     turn @ rest. The packet frame turns with the first (a character placed facing another way performs facing its
@@ -88,6 +87,7 @@ def split_yaw(rotation: Matrix) -> tuple[Matrix, Matrix]:
     yaw = 2.0 * math.atan2(q.z, q.w) if math.hypot(q.z, q.w) > 1e-9 else 0.0  # (upside down: no vertical turn)
     turn = Matrix.Rotation(yaw, 3, "Z")
     return turn, turn.transposed() @ rotation
+
 
 def plant_weight(ankle_height: float, floor: float) -> float:
     """How much a foot is reached (REACH_SLOTS) at this ankle height over the lowest ankle seen: 1 planted, 0 in

@@ -67,8 +67,7 @@ def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path:
     if not packets:
         raise SessionImportError(f"{path} holds no valid pose packets ({skipped} lines rejected); "
                                  "is it a session recorded by pose-server --record?")
-    previous = recorder.detach_action(armature_obj)
-    try:
+    with recorder.actions_set_aside([armature_obj]):  # a failed import leaves the armature's animation as it was
         frame0 = scene.frame_current if start_frame is None else start_frame
         take = recorder.TakeRecorder(armature_obj, recorder.scene_fps(scene), frame0, recorder.next_take_name())
         lock = _foot_lock(scene)
@@ -84,9 +83,6 @@ def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path:
         if not len(take):
             raise SessionImportError(f"no packet in {path} shows the selected person (mode {person_mode}, "
                                      f"id {person_id})")
-    except BaseException:
-        recorder.reattach_action(armature_obj, previous)  # a failed import leaves the armature's animation as it was
-        raise
     return take.finish(armature_obj, reduce=reduce, tolerance=tolerance), skipped
 
 
@@ -109,8 +105,7 @@ def import_session_performers(scene: bpy.types.Scene, bound: list[tuple[int, bpy
         raise SessionImportError(f"{path} holds no valid pose packets ({skipped} lines rejected); "
                                  "is it a session recorded by pose-server --record?")
     takes = recorder.performer_takes(scene, bound)
-    previous = [recorder.detach_action(armature) for _id, armature in bound]
-    try:
+    with recorder.actions_set_aside([armature for _id, armature in bound]):
         locks = [_foot_lock(scene) for _ in bound]
         for i, packet in enumerate(packets):
             if progress is not None and i % 100 == 0:
@@ -129,8 +124,4 @@ def import_session_performers(scene: bpy.types.Scene, bound: list[tuple[int, bpy
             ids = performers.format_ids(track_id for track_id, _arm in bound)
             raise SessionImportError(f"no packet in {path} shows a bound performer (track ids {ids}): bind the ids "
                                      f"the session holds, or clear the bindings to import onto the target armature")
-    except BaseException:
-        for (_id, armature), action in zip(bound, previous, strict=True):
-            recorder.reattach_action(armature, action)
-        raise
     return takes, skipped
