@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--udp", action="append", metavar="HOST:PORT", help="UDP target(s) (default 127.0.0.1:9000)")
     rep.add_argument("--speed", type=_config_number("replay_speed"), default=1.0, help="playback speed factor")
     rep.add_argument("--loop", action="store_true", help="start again at the end")
+    rep.add_argument("--udp-token", default=os.environ.get("POSE_UDP_TOKEN"),
+                     help="shared secret sent as meta.token, the Blender add-on's Token (default: $POSE_UDP_TOKEN); "
+                          "a recording keeps none")
     rep.set_defaults(func=cmd_replay)
 
     _convert_parser(sub)
@@ -378,19 +381,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from .protocol import check_token
     from .record import replay
     from .udp import UdpSender
 
-    sender = UdpSender(_targets(args.udp) or ["127.0.0.1:9000"])
+    if args.udp_token:
+        check_token(args.udp_token)
     if not Path(args.session).is_file():
         raise FileNotFoundError(f"recording not found: {args.session}")
+    sender = UdpSender(_targets(args.udp) or ["127.0.0.1:9000"])
     from tqdm import tqdm
 
     total = sum(1 for line in open(args.session, "rb") if line.strip())
     with tqdm(total=total, unit="packet", desc=Path(args.session).name) as bar:
         try:
             n = replay(args.session, lambda data, _p: sender.send(data), speed=args.speed, loop=args.loop,
-                       on_packet=lambda i: bar.update(1) if i <= total else None)
+                       on_packet=lambda i: bar.update(1) if i <= total else None, token=args.udp_token)
         except KeyboardInterrupt:
             n = bar.n
     sender.close()

@@ -30,7 +30,7 @@ from .lift.world import SharedWorld
 from .outputs import check_output
 from .preview import PreviewWriter, draw_people, encode_jpeg
 from .protocol import check_token
-from .record import Recorder
+from .record import Recorder, load_session
 from .skeleton import get_skeleton
 from .stages import Stages
 from .track import Tracker
@@ -74,6 +74,7 @@ class Pipeline(Stages):
         self.tracker: Tracker | None = None
         self.encoder: Any = None
         self._preview_writer: PreviewWriter | None = None
+        self._replay_packets: list[dict] = []  # a recorded session as the source, read and checked on start()
         self._latest_packet: dict | None = None
         self._latest_view: tuple[np.ndarray, list[dict]] | None = None
         self._reset_counters()
@@ -104,6 +105,7 @@ class Pipeline(Stages):
                 if src.is_recording(str(cfg.source)):
                     if not Path(str(cfg.source)).expanduser().is_file():
                         raise src.SourceError(f"recording not found: {cfg.source}")
+                    self._replay_packets = load_session(cfg.source)  # a file that is no session: refused now
                     stages = [("replay", self._replay_loop)]
                 else:
                     self._open_inference()

@@ -306,7 +306,8 @@ class Stages:
             self._sent_times.append(time.monotonic())
             self._emit(data, packet, people=len(packet.get("people", ())))
 
-        replay(self.config.source, send, speed=self.config.replay_speed, loop=self.config.loop, stop=self._stop)
+        replay(self._replay_packets, send, speed=self.config.replay_speed, loop=self.config.loop, stop=self._stop,
+               token=self.config.udp_token)
 
 
 def _rows(a: np.ndarray | None) -> Any:

@@ -165,6 +165,16 @@ def test_pipeline_replays_a_session_source(tmp_path, receiver):
     assert [p["frame"] for p in got] == list(range(6)) and [p["seq"] for p in got] == list(range(6))
     assert pipe.status()["frames"] == 6 and pipe.status()["state"] == "finished"
     assert pipe.latest_packet()["frame"] == 5
+    assert all("meta" not in p for p in got)  # no token given, none sent
+
+    pipe = Pipeline(PipelineConfig(source=str(path), udp=[receiver.target], udp_token="blender-secret"))
+    pipe.start()
+    assert pipe.wait(timeout=20)
+    assert [json.loads(d)["meta"] for d in receiver.collect(idle=0.5)] == [{"token": "blender-secret"}] * 6
+
+    path.write_text('{"v": 1, "people": []}\n')  # no timestamp: refused on start, not in the replay thread
+    with pytest.raises(ValueError, match="line 1 is not a pose packet"):
+        Pipeline(PipelineConfig(source=str(path), udp=[receiver.target])).start()
 
 
 def test_export_onnx_writes_an_int8_model(tmp_path, tiny_checkpoint):

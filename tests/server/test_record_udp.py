@@ -182,5 +182,51 @@ def test_a_session_path_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch):
     from pose_server.record import read_recording
 
     monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / "take.jsonl").write_text('{"v": 1, "seq": 0}\n')
+    (tmp_path / "take.jsonl").write_text(json.dumps(_packet(0, 1_700_000_000.0)) + "\n")
     assert [p["seq"] for p in read_recording("~/take.jsonl")] == [0]
+
+
+def test_a_take_keeps_no_token_and_replay_sends_the_one_it_is_given(tmp_path, receiver):
+    """Takes stored the UDP token they went out with (a secret in a file people share), and a replay sent that old
+    token whatever the receiver now expected: a take recorded without one could not drive a Blender that needs one."""
+    path = tmp_path / "take.jsonl"
+    with Recorder(path) as rec:
+        for i in range(3):
+            packet = dict(_packet(i, 1_700_000_000.0 + i / 30), meta={"token": "old-secret", "fps": 30.0})
+            rec.write(json.dumps(packet).encode() if i % 2 else packet)  # bytes as the server sends, or a dict
+    assert "old-secret" not in path.read_text()
+    assert [p["meta"] for p in read_recording(path)] == [{"fps": 30.0}] * 3
+
+    sender = UdpSender([receiver.target])
+    for token in ("new-secret", None):
+        assert replay(path, lambda data, _p: sender.send(data), speed=50.0, token=token) == 3
+        got = [json.loads(d) for d in receiver.collect(idle=0.3)]
+        assert [p["meta"].get("token") for p in got] == [token] * 3
+        assert all(p["meta"]["fps"] == 30.0 for p in got)
+        for p in got:
+            jsonschema.validate(p, SCHEMA)
+    sender.close()
+
+    proc = subprocess.run([sys.executable, "-m", "pose_server.cli", "replay", str(path), "--udp", receiver.target,
+                           "--speed", "50", "--udp-token", "cli-secret"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(d)["meta"]["token"] for d in receiver.collect(idle=0.5)] == ["cli-secret"] * 3
+
+
+def test_a_file_that_is_no_session_is_refused_before_anything_is_sent(tmp_path, receiver):
+    """replay sent any JSON object of a .jsonl (another program's log, say) to the receiver."""
+    path = tmp_path / "app.jsonl"
+    lines = [json.dumps(_packet(0, 1_700_000_000.0)), json.dumps({"level": "info", "msg": "started"})]
+    path.write_text("\n".join(lines) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "pose_server.cli", "replay", str(path), "--udp", receiver.target],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "app.jsonl line 2 is not a pose packet" in proc.stderr and "'v' is None" in proc.stderr
+    assert not receiver.collect(idle=0.3)
+    for bad, why in ((["not", "an", "object"], "a JSON list"), (dict(_packet(0, 1.0), v=9), "'v' is 9"),
+                     (dict(_packet(0, 1.0), timestamp="noon"), "'timestamp' is 'noon'"),
+                     (dict(_packet(0, 1.0), people=None), "no 'people' list")):
+        path.write_text(json.dumps(bad) + "\n")
+        with pytest.raises(ValueError, match=why):
+            replay(path, lambda data, _p: pytest.fail("sent"))
