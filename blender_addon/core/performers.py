@@ -23,10 +23,32 @@ def performer_label(track_id: int) -> str:
     return f"P{track_id}"
 
 
+def _enabled(settings):
+    """(index, binding) of every enabled binding that has an armature."""
+    for i, b in enumerate(settings.bindings):
+        if b.enabled and b.armature is not None and b.armature.type == "ARMATURE":
+            yield i, b
+
+
 def bound_armatures(settings) -> list[tuple[int, bpy.types.Object]]:
-    """(track id, armature) of every enabled binding that has an armature, in list order."""
-    return [(b.track_id, b.armature) for b in settings.bindings
-            if b.enabled and b.armature is not None and b.armature.type == "ARMATURE"]
+    """(track id, armature) of every enabled binding that has an armature, in list order. An armature two enabled
+    bindings name is driven by the first only: two people posing one rig in turn would make it jump between them
+    and record both into one take (`shadowed_bindings` tells the panel)."""
+    shadowed = shadowed_bindings(settings)
+    return [(b.track_id, b.armature) for i, b in _enabled(settings) if i not in shadowed]
+
+
+def shadowed_bindings(settings) -> dict[int, int]:
+    """{index of an enabled binding whose armature an earlier enabled binding drives: that binding's track id}."""
+    first: dict[int, int] = {}  # armature session id -> the track id driving it
+    shadowed = {}
+    for i, b in _enabled(settings):
+        uid = b.armature.session_uid
+        if uid in first:
+            shadowed[i] = first[uid]
+        else:
+            first[uid] = b.track_id
+    return shadowed
 
 
 def binding_for(settings, track_id: int):

@@ -12,8 +12,9 @@ class VITPOSE_UL_bindings(bpy.types.UIList):
 
     bl_idname = "VITPOSE_UL_bindings"
 
-    def draw_item(self, _context, layout, _data, item, _icon, _active_data, _active_prop, _index=0, _flt_flag=0):
+    def draw_item(self, context, layout, _data, item, _icon, _active_data, _active_prop, index=0, _flt_flag=0):
         row = layout.row(align=True)
+        row.alert = index in performers.shadowed_bindings(context.scene.vitpose_mocap)
         row.prop(item, "enabled", text="")
         row.prop(item, "track_id", text="ID")
         row.prop(item, "armature", text="")
@@ -39,6 +40,9 @@ def draw_performers(layout: bpy.types.UILayout, context: bpy.types.Context) -> N
     sub.prop(settings, "handover_after", text="After")
     bound = performers.bound_armatures(settings)
     col = box.column(align=True)
+    for i, first_id in performers.shadowed_bindings(settings).items():
+        b = settings.bindings[i]
+        col.label(text=f"ID {b.track_id} not driven: {b.armature.name} follows ID {first_id}", icon="ERROR")
     col.label(text=f"Tracked ids: {settings.tracked_ids or 'none'}")
     if bound:
         col.label(text=f"Driving {len(bound)} armature(s) from their ids; Armature/Person unused", icon="INFO")

@@ -162,3 +162,23 @@ def test_planted_feet_are_pinned_per_performer(scene, send):
         ankle = rig.matrix_world @ rig.pose.bones["shin.L"].tail
         assert abs(ankle.x - anchor[0]) < 0.01, rig.name
         assert ankle.x == pytest.approx(x, abs=0.03), rig.name  # its own performer's foot, not the other's
+
+
+def test_two_ids_bound_to_one_armature_the_first_drives_it_and_the_panel_says_so(scene, send):
+    """Two bindings naming one armature drove it from both people in turn, the last one each packet: the rig
+    jumped between performers and a take recorded both into one Action."""
+    settings = scene.vitpose_mocap
+    rig_a = performers.create_rig_for(bpy.context, {"id": 0, "joints_3d": None}, with_mesh=False)[0]
+    rig_b = performers.create_rig_for(bpy.context, {"id": 2, "joints_3d": None}, with_mesh=False)[0]
+    for track_id, armature in ((0, rig_a), (1, rig_a), (2, rig_b)):
+        binding = settings.bindings.add()
+        binding.track_id, binding.armature, binding.enabled = track_id, armature, True
+    assert performers.shadowed_bindings(settings) == {1: 0}
+    assert performers.bound_armatures(settings) == [(0, rig_a), (2, rig_b)]
+    send(_packet(0, ids=(0, 1, 2), phase=0.3))  # person k stands k metres along +X
+    assert bone_head(rig_a, "hips").x == pytest.approx(0.3, abs=0.02)  # id 0's, not id 1's (1.3)
+    assert bone_head(rig_b, "hips").x == pytest.approx(2.3, abs=0.02)
+    settings.bindings[0].enabled = False  # the first stands aside: the second drives it
+    assert performers.shadowed_bindings(settings) == {}
+    send(_packet(1, ids=(0, 1, 2), phase=0.4))
+    assert bone_head(rig_a, "hips").x == pytest.approx(1.4, abs=0.02)
