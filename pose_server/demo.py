@@ -300,16 +300,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    print(f"\nDemo finished: {summary['frames']} frames at {summary['fps']} fps; {latency_line(summary)}; "
-          f"packets sent {summary['packets_sent']}, received {summary['packets_received']}, "
-          f"lost {summary['packets_lost']}")
-    for p in summary["performers"]:
-        print(f"  {p['name']} (track ids {', '.join(map(str, p['track_ids']))}): {p['action']}, "
-              f"{p['frames']} frames from {p['packets']} packets")
-    for name, path in summary["files"].items():
-        print(f"  {name:8s} {path}")
-    print(f"  summary  {Path(args.out) / 'summary.json'}")
+    print(report(summary, Path(args.out)))
     return 0
+
+
+def report(summary: dict, out: Path) -> str:
+    """What the demo made, for the terminal: the run, each performer's take, every file written."""
+    lines = [f"\nDemo finished: {summary['frames']} frames at {summary['fps']} fps; {latency_line(summary)}; "
+             f"packets sent {summary['packets_sent']}, received {summary['packets_received']}, "
+             f"lost {summary['packets_lost']}"]
+    for p in summary["performers"]:
+        lines.append(f"  {p['name']} (track ids {', '.join(map(str, p['track_ids']))}): {p['action']}, "
+                     f"{p['frames']} frames from {p['packets']} packets")
+    for name, path in summary["files"].items():
+        # files["bvh"] is the first performer's (older readers); a BVH holds one skeleton, so each has its own
+        paths = [p["bvh"] for p in summary["performers"] if p.get("bvh")] if name == "bvh" else []
+        lines += [f"  {name:8s} {one}" for one in paths or [path]]
+    lines.append(f"  summary  {out / 'summary.json'}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,21 @@ def test_the_summary_line_tells_the_clips_backlog_from_the_latency():
     assert "capture->applied p50/p95 650.0/1500.0 ms" in line and "trail" not in line
 
 
+def test_the_report_lists_every_performers_bvh(tmp_path):
+    """With two performers the demo wrote demo_P0.bvh and demo_P1.bvh but listed only the first."""
+    from pose_server.demo import report
+
+    performers = [{"name": f"Performer {i}", "label": f"P{i}", "track_ids": [i], "action": f"Take_P{i}",
+                   "frames": 10, "packets": 10, "bvh": str(tmp_path / f"demo_P{i}.bvh")} for i in (0, 1)]
+    s = {"frames": 10, "fps": 30.0, "server_latency_ms": {"p50": 1.0, "p95": 2.0}, "paced_file": True,
+         "blender_latency_ms": {"p50": 1.0, "p95": 2.0}, "applied_latency_ms": {"p50": 1.0, "p95": 2.0, "last": 1.0},
+         "packets_sent": 10, "packets_received": 10, "packets_lost": 0, "performers": performers,
+         "files": {"blend": str(tmp_path / "demo.blend"), "bvh": performers[0]["bvh"]}}
+    lines = report(s, tmp_path).splitlines()
+    assert [line.split()[-1] for line in lines if line.split()[:1] == ["bvh"]] == [p["bvh"] for p in performers]
+    assert any(line.split() == ["blend", str(tmp_path / "demo.blend")] for line in lines)
+
+
 def test_blenders_egl_notices_are_counted_and_its_other_errors_passed_on(capsys):
     """Headless Blender prints EGL_BAD_MATCH while it picks a GPU configuration, then renders all the same: the demo
     counts those lines (one log line at the end) instead of showing a new user what reads as a failure; anything
