@@ -54,7 +54,7 @@ def _finish_takes() -> None:
         return
     for scene in scenes:
         settings = scene.vitpose_mocap
-        takes = state.recording(scene.name)
+        takes = state.recording(scene)
         if takes:
             try:
                 written = recorder.finish_takes(settings, takes)

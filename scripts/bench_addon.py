@@ -41,11 +41,11 @@ TARGET_MS = 1.0
 
 
 def _time_ticks(scene, ticks: int, record: bool, evaluate: bool) -> list[float]:
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     datagrams = [encode(make_packet(i, 1000.0 + i / 30.0, phase=(i % 60) * 0.01)) for i in range(ticks)]
     if record:
         target = scene.vitpose_mocap.target
-        state.set_recording(scene.name, recorder.TakeRecorder(target, 24.0, 1, "BenchTake"))
+        state.set_recording(scene, recorder.TakeRecorder(target, 24.0, 1, "BenchTake"))
         scene.vitpose_mocap.is_recording = True
     times = []
     for data in datagrams:
@@ -59,7 +59,7 @@ def _time_ticks(scene, ticks: int, record: bool, evaluate: bool) -> list[float]:
         raise SystemExit(f"only {scene.vitpose_mocap.applied} of {ticks} ticks drove the armature: "
                          f"{scene.vitpose_mocap.last_error}")
     scene.vitpose_mocap.is_recording = False
-    state.set_recording(scene.name, None)
+    state.set_recording(scene, None)
     return times
 
 
@@ -70,7 +70,7 @@ def _setup(name: str):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     settings = scene.vitpose_mocap
-    state.start_receiver(scene.name, settings.host, 0)  # port 0: any free port; data is fed in-process
+    state.start_receiver(scene, settings.host, 0)  # port 0: any free port; data is fed in-process
     obj = rig.create_capture_rig(bpy.context, with_mesh=False)
     if name.startswith("plain"):
         # Same bones, none of the capture rig's empties, constraints or marker: a generic humanoid.
@@ -91,7 +91,7 @@ def _performers_scene(most: int):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     settings = scene.vitpose_mocap
-    rx = state.start_receiver(scene.name, "127.0.0.1", 0)
+    rx = state.start_receiver(scene, "127.0.0.1", 0)
     performers.create_rigs_for_everyone(bpy.context, make_packet(0, 999.0, people=most), with_mesh=False)
     bpy.context.view_layer.update()
     assert len(settings.bindings) == most
@@ -125,7 +125,7 @@ def bench_performers(counts: list[int], ticks: int, rounds: int, record: bool) -
                     binding.enabled = k < n
                 if record:
                     bound = performers.bound_armatures(settings)
-                    state.set_recording(scene.name, recorder.performer_takes(scene, bound, "BenchTake"))
+                    state.set_recording(scene, recorder.performer_takes(scene, bound, "BenchTake"))
                     settings.is_recording = True
                 applied = settings.applied
                 for i in range(ticks):
@@ -138,7 +138,7 @@ def bench_performers(counts: list[int], ticks: int, rounds: int, record: bool) -
                     raise SystemExit(f"{n} people: only {settings.applied - applied} of {ticks} ticks applied: "
                                      f"{settings.last_error}")
                 settings.is_recording = False
-                state.set_recording(scene.name, None)
+                state.set_recording(scene, None)
     state.stop_all()
     print(f"\nSeveral performers: capture rigs, IK, packets over UDP{', recording' if record else ''}; "
           f"{rounds} rounds x {ticks} ticks per count, interleaved")

@@ -220,7 +220,7 @@ def run_setup(name: str, joints: np.ndarray, fps: float, builder, props, mode: s
     settings = scene.vitpose_mocap
     settings.port = _free_port()
     assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     stream = Stream(joints, fps, settings.port, rotations)
     stream.send(rx, 0)  # the first packet waits in the receiver while the rig is set up from it
     if builder is None:

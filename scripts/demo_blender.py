@@ -92,8 +92,8 @@ class Cast:
                   "its rig has the default proportions", flush=True)
         performers.bind(self.settings, person["id"], obj)
         self.track_ids[obj.name] = [person["id"]]
-        takes = state.recording(self.scene.name) or []
-        state.set_recording(self.scene.name, takes + recorder.performer_takes(
+        takes = state.recording(self.scene) or []
+        state.set_recording(self.scene, takes + recorder.performer_takes(
             self.scene, [(person["id"], obj)], takes[0].take_name if takes else None))
         self.settings.is_recording = True
         return obj
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     scene.render.fps = 30
     settings = scene.vitpose_mocap
     settings.port = args.port
-    rx = state.start_receiver(scene.name, settings.host, settings.port)
+    rx = state.start_receiver(scene, settings.host, settings.port)
     settings.status = "LISTENING"
     print(f"READY {args.port}", flush=True)
 
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             tick_ms.append((t1 - t0) * 1000.0)
             # latency_ms is measured when the tick picked the packet up; add the rest of the tick.
             latencies.append(settings.latency_ms + (t1 - t0) * 1000.0)
-            newest = state.last_taken_packet(scene.name)
+            newest = state.last_taken_packet(scene)
             if newest is not None and isinstance(newest.get("sent"), (int, float)):
                 handoff.append((t1 - newest["sent"]) * 1000.0)
         else:
@@ -296,11 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     tick.apply_tick(scene)
     cast.note_handovers()
     stats = rx.stats()
-    state.stop_receiver(scene.name)
+    state.stop_receiver(scene)
     summary: dict = {"received": stats["received"], "invalid": stats["invalid"], "stale": stats["stale"],
                      "dropped_by_receiver": stats["dropped"], "applied": settings.applied}
-    takes = state.recording(scene.name) or []
-    state.set_recording(scene.name, None)
+    takes = state.recording(scene) or []
+    state.set_recording(scene, None)
     settings.is_recording = False
     actions = recorder.finish_takes(settings, takes)
     if not actions:

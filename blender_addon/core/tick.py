@@ -58,13 +58,13 @@ def apply_tick(scene: bpy.types.Scene) -> float | None:
     """Apply the newest packet of the scene's receiver (while recording, every packet since the last tick, oldest
     first) to every driven armature: each enabled performer binding's armature from its track id, or without
     bindings the target armature from the selected person. Returns the next interval, or None if not running."""
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     if rx is None:
         return None
     settings = scene.vitpose_mocap
     drives = performers.bound_armatures(settings) or [(None, settings.target)]
     # By the armature's session id, not its name: renamed during a take, it is still the take's.
-    takes = {t.armature_uid: t for t in (state.recording(scene.name) or ()) if settings.is_recording}
+    takes = {t.armature_uid: t for t in (state.recording(scene) or ()) if settings.is_recording}
     # A take keeps the armature it started on; switching targets mid-take pauses it.
     recording = any(arm is not None and arm.session_uid in takes for _id, arm in drives)
     # Live, only the newest pose matters; a take wants every frame, also two that arrived within one tick.
@@ -73,7 +73,7 @@ def apply_tick(scene: bpy.types.Scene) -> float | None:
     for packet in packets:
         _apply_packet(scene, settings, drives, packet, takes if recording else {})
     if packets:
-        state.remember_packet(scene.name, packets[-1])
+        state.remember_packet(scene, packets[-1])
         ids = performers.format_ids(p["id"] for p in packets[-1].get("people") or [])
         if settings.tracked_ids != ids:
             settings.tracked_ids = ids
@@ -120,14 +120,15 @@ def _apply_packet(scene, settings, drives: list[tuple[int | None, bpy.types.Obje
 
 def _timer() -> float | None:
     """bpy.app.timers callback: tick every scene with a running receiver."""
-    names = state.running_scenes()
-    if not names:
+    uids = state.running_scenes()
+    if not uids:
         return None
-    for name in names:
-        scene = bpy.data.scenes.get(name)
-        if scene is None:  # renamed or deleted: the receiver belonged to that name
-            state.stop_receiver(name)
-            print(f"ViTPose Mocap: scene {name!r} was renamed or deleted; its receiver stopped (press Start again)")
+    scenes = {s.session_uid: s for s in bpy.data.scenes}  # by session id: a renamed scene is still found
+    for uid in uids:
+        scene = scenes.get(uid)
+        if scene is None:  # deleted: its receiver has nothing to drive
+            state.stop_receiver(uid)
+            print("ViTPose Mocap: a scene with a running receiver was deleted; its receiver stopped")
             _mark_stopped()
             continue
         try:
@@ -142,7 +143,7 @@ def _mark_stopped() -> None:
     running = set(state.running_scenes())
     for scene in bpy.data.scenes:
         settings = scene.vitpose_mocap
-        if scene.name not in running and settings.status != "STOPPED":
+        if scene.session_uid not in running and settings.status != "STOPPED":
             settings.status = "STOPPED"
 
 

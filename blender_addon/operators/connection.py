@@ -17,7 +17,7 @@ class MOCAP_OT_start(bpy.types.Operator):
         scene = context.scene
         settings = scene.vitpose_mocap
         try:
-            state.start_receiver(scene.name, settings.host, settings.port, settings.token)
+            state.start_receiver(scene, settings.host, settings.port, settings.token)
         except OSError as exc:
             settings.status = "ERROR"
             settings.last_error = str(exc)
@@ -42,7 +42,7 @@ class MOCAP_OT_stop(bpy.types.Operator):
         scene = context.scene
         if scene.vitpose_mocap.is_recording:
             bpy.ops.vitpose_mocap.record_stop()
-        state.stop_receiver(scene.name)
+        state.stop_receiver(scene)
         scene.vitpose_mocap.status = "STOPPED"
         scene.vitpose_mocap.packets_per_s = 0.0
         return {"FINISHED"}

@@ -19,7 +19,7 @@ class VITPOSE_OT_create_rigs_for_everyone(bpy.types.Operator):
     def execute(self, context):
         scene = context.scene
         settings = scene.vitpose_mocap
-        packet = state.newest_packet(scene.name)
+        packet = state.newest_packet(scene)
         if packet is None:
             self.report({"ERROR"}, "No packet yet: press Start and let the pose server send people first")
             return {"CANCELLED"}
@@ -50,7 +50,7 @@ class VITPOSE_OT_binding_edit(bpy.types.Operator):
                 bindings.remove(settings.binding_index)
                 settings.binding_index = max(0, settings.binding_index - 1)
             return {"FINISHED"}
-        packet = state.newest_packet(context.scene.name) or {}
+        packet = state.newest_packet(context.scene) or {}
         waiting = [p["id"] for p in packet.get("people") or [] if performers.binding_for(settings, p["id"]) is None]
         track_id = waiting[0] if waiting else max((b.track_id for b in bindings), default=-1) + 1
         bindings.add().track_id = track_id

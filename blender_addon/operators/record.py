@@ -23,7 +23,7 @@ class MOCAP_OT_record_start(bpy.types.Operator):
     def execute(self, context):
         scene = context.scene
         settings = scene.vitpose_mocap
-        if state.receiver(scene.name) is None:
+        if state.receiver(scene) is None:
             self.report({"ERROR"}, "Start the connection first: recording captures incoming packets")
             return {"CANCELLED"}
         bound = performers.bound_armatures(settings)
@@ -37,7 +37,7 @@ class MOCAP_OT_record_start(bpy.types.Operator):
             return {"CANCELLED"}
         for take in takes:
             recorder.detach_action(take.armature())
-        state.set_recording(scene.name, takes)
+        state.set_recording(scene, takes)
         settings.is_recording = True
         settings.recorded_samples = 0
         return {"FINISHED"}
@@ -56,8 +56,8 @@ class MOCAP_OT_record_stop(bpy.types.Operator):
     def execute(self, context):
         scene = context.scene
         settings = scene.vitpose_mocap
-        takes = state.recording(scene.name) or []
-        state.set_recording(scene.name, None)
+        takes = state.recording(scene) or []
+        state.set_recording(scene, None)
         settings.is_recording = False
         written = recorder.finish_takes(settings, takes)
         if not written:

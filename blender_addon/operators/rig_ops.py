@@ -21,7 +21,7 @@ def _stream_joints(scene) -> list | None:
     joints = drive.last_joints(scene)
     if joints is not None:
         return joints
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     packet = rx.peek_latest() if rx is not None else None  # the next tick still applies it
     for person in (packet or {}).get("people", []):
         if person.get("joints_3d"):

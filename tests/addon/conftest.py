@@ -57,7 +57,7 @@ def live(scene, free_port, sender):
     """Receiver started through the operator; returns send(packet) that waits until it arrived."""
     scene.vitpose_mocap.port = free_port
     assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
 
     def send(packet: dict) -> None:
         before = rx.received

@@ -39,7 +39,7 @@ settings.port = port
 result["start"] = sorted(bpy.ops.vitpose_mocap.start())
 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
     s.sendto(encode(make_packet(0, time.time())), ("127.0.0.1", port))
-rx = pkg.core.state.receiver(scene.name)
+rx = pkg.core.state.receiver(scene)
 deadline = time.monotonic() + 5.0
 while rx.peek_latest() is None and time.monotonic() < deadline:
     time.sleep(0.01)

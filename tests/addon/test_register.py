@@ -26,7 +26,7 @@ def test_register_unregister_twice(addon, free_port):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.context.scene.vitpose_mocap.port = free_port
     assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
-    assert state.receiver(bpy.context.scene.name).running
+    assert state.receiver(bpy.context.scene).running
     for _ in range(2):
         blender_addon.unregister()
         assert not _registered()
@@ -67,7 +67,7 @@ def test_start_on_a_busy_port_shows_one_clear_error(scene, free_port):
             bpy.ops.vitpose_mocap.start()
         assert settings.status == "ERROR"
         assert "pick a free port" in settings.last_error
-        assert state.receiver(scene.name) is None
+        assert state.receiver(scene) is None
 
 
 def test_disabling_during_a_take_writes_it_and_shows_stopped(addon, free_port, sender):
@@ -87,7 +87,7 @@ def test_disabling_during_a_take_writes_it_and_shows_stopped(addon, free_port, s
     settings.port = free_port
     assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
     assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     t0 = time.time()
     for i in range(4):
         before = rx.received

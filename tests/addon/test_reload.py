@@ -20,7 +20,7 @@ def _start_and_receive(free_port, sender) -> None:
     settings = bpy.context.scene.vitpose_mocap
     settings.port = free_port
     assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
-    rx = state.receiver(bpy.context.scene.name)
+    rx = state.receiver(bpy.context.scene)
     sender.sendto(encode(make_packet(0, time.time())), ("127.0.0.1", free_port))
     wait_until(lambda: rx.received == 1, what="one packet")
     assert tick.apply_tick(bpy.context.scene) == tick.TICK_INTERVAL_S

@@ -242,7 +242,7 @@ def test_wrong_bone_map_names_the_missing_bones(fresh, free_port):
         bpy.ops.vitpose_mocap.calibrate_rest()
     # Through the live tick: an error in the panel, no exception.
     fresh.vitpose_mocap.target = obj
-    rx = state.start_receiver(fresh.name, "127.0.0.1", free_port)
+    rx = state.start_receiver(fresh, "127.0.0.1", free_port)
     assert rx.offer(json.dumps(packet).encode())
     tick.apply_tick(fresh)
     assert "LeftArmm" in fresh.vitpose_mocap.last_error and "Nope" in fresh.vitpose_mocap.last_error

@@ -24,7 +24,7 @@ def test_server_packets_drive_and_record_the_capture_rig(scene, free_port):
     settings.port = free_port
     assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
     assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     encoder = protocol.PacketEncoder(source="test-cam", image_size=(640, 480))
     sender = udp.UdpSender([f"127.0.0.1:{free_port}"])
     try:

@@ -37,7 +37,7 @@ def test_packets_arriving_within_one_tick_all_reach_the_take(scene, free_port, s
     settings = scene.vitpose_mocap
     settings.port = free_port
     assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     packets = _packets(12, 30.0)
 
     def burst(batch):
@@ -65,7 +65,7 @@ def test_recording_n_packets_gives_keys_on_the_frame_grid(scene, free_port, send
     settings.port = free_port
     assert bpy.ops.vitpose_mocap.start() == {"FINISHED"}
     assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     # 21 packets captured at 20 Hz (1.0 s) but sent as fast as possible: the timing comes from capture time.
     for packet in _packets(21, 20.0):
         before = rx.received
@@ -105,14 +105,14 @@ def test_stopping_the_connection_finishes_the_take(scene, free_port, sender):
     settings.port = free_port
     bpy.ops.vitpose_mocap.start()
     bpy.ops.vitpose_mocap.record_start()
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     for packet in _packets(3, 24.0, t0=time.time()):
         before = rx.received
         sender.sendto(encode(packet), ("127.0.0.1", free_port))
         wait_until(lambda before=before: rx.received > before)
         tick.apply_tick(scene)
     bpy.ops.vitpose_mocap.stop()
-    assert not settings.is_recording and state.recording(scene.name) is None
+    assert not settings.is_recording and state.recording(scene) is None
     assert len(_hips_keys(bpy.data.actions[settings.last_take])) == 3
 
 
@@ -198,7 +198,7 @@ def test_renaming_the_armature_during_a_take_keeps_the_take(scene, free_port, se
     settings.port = free_port
     bpy.ops.vitpose_mocap.start()
     bpy.ops.vitpose_mocap.record_start()
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     for i, packet in enumerate(_packets(6, 24.0, t0=time.time())):
         if i == 3:
             rig.name = "Hero"

@@ -57,7 +57,7 @@ def test_a_peeked_packet_sizes_the_rig_and_the_next_tick_applies_it(scene, live)
     from blender_addon.core import rig
 
     live(make_packet(0, time.time(), phase=0.25))
-    packet = state.receiver(scene.name).peek_latest()
+    packet = state.receiver(scene).peek_latest()
     obj = rig.create_capture_rig(bpy.context, joints=packet["people"][0]["joints_3d"], with_mesh=False)
     scene.vitpose_mocap.target = obj
     tick.apply_tick(scene)
@@ -74,7 +74,7 @@ def test_create_rig_operator_sizes_from_the_waiting_packet_without_taking_it(sce
     drive.clear_cache()
     live(make_packet(0, time.time(), phase=0.25))
     assert bpy.ops.vitpose_mocap.create_capture_rig(from_stream=True) == {"FINISHED"}
-    assert state.receiver(scene.name).peek_latest() is not None
+    assert state.receiver(scene).peek_latest() is not None
     tick.apply_tick(scene)
     settings = scene.vitpose_mocap
     assert (settings.received, settings.applied, settings.dropped) == (1, 1, 0)
@@ -126,7 +126,7 @@ def test_a_flood_of_shuffled_and_broken_packets_is_counted_exactly(scene, free_p
     settings = scene.vitpose_mocap
     settings.port = free_port
     bpy.ops.vitpose_mocap.start()
-    rx = state.receiver(scene.name)
+    rx = state.receiver(scene)
     t0 = time.time()
     seqs = []
     for block in range(0, 2000, 16):  # reordered within blocks of 16, as a congested network would
@@ -163,12 +163,29 @@ def test_a_flood_of_shuffled_and_broken_packets_is_counted_exactly(scene, free_p
 
 
 def test_the_timer_callback_ticks_running_scenes_and_forgets_deleted_ones(scene, live):
+    """A scene renamed while it receives keeps its receiver and its take (they were keyed by the old name: the
+    receiver stopped and Stop Recording found no take); a deleted scene's receiver stops."""
     capture_rig(scene)
     assert bpy.app.timers.is_registered(tick._timer)  # Start registered it
     live(make_packet(0, time.time()))
     assert tick._timer() == tick.TICK_INTERVAL_S
     assert scene.vitpose_mocap.applied == 1
-    scene.name = "Renamed"  # the receiver belonged to the old name: nothing left to drive
+    assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
+    live(make_packet(1, time.time()))
+    scene.name = "Renamed"
+    live(make_packet(2, time.time()))
+    assert tick._timer() == tick.TICK_INTERVAL_S
+    assert scene.vitpose_mocap.applied == 3 and scene.vitpose_mocap.status != "STOPPED"  # recording: every packet
+    assert scene.vitpose_mocap.recorded_samples == 2  # the packets before and after the rename
+    assert bpy.ops.vitpose_mocap.record_stop() == {"FINISHED"}  # written: the take was found under the new name
+    assert scene.vitpose_mocap.last_take in bpy.data.actions
+
+    other = bpy.data.scenes.new("Other")
+    state.start_receiver(other, "127.0.0.1", 0)  # any free port
+    assert len(state.running_scenes()) == 2
+    bpy.data.scenes.remove(other)
+    assert tick._timer() == tick.TICK_INTERVAL_S  # the deleted scene's receiver stopped, the renamed one's runs
+    assert state.running_scenes() == [scene.session_uid]
+    assert bpy.ops.vitpose_mocap.stop() == {"FINISHED"}
     assert tick._timer() is None
-    assert state.running_scenes() == []
     assert scene.vitpose_mocap.status == "STOPPED"
