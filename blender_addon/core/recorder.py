@@ -42,6 +42,20 @@ def performer_takes(scene: bpy.types.Scene, bound: list[tuple[int, bpy.types.Obj
     return takes
 
 
+def join_take(scene: bpy.types.Scene, takes: list[TakeRecorder],
+              bound: list[tuple[int, bpy.types.Object]]) -> list[TakeRecorder]:
+    """The performers' take in progress with a recorder added for each bound armature it lacks (a performer bound
+    after Record, e.g. by Create Rigs for Everyone when someone walks in): they join on the take's clock and start
+    later in it. A take of the single target armature (no performer) is left as it is."""
+    if not takes or not all(t.performer for t in takes):
+        return takes
+    have = {t.armature_uid for t in takes}
+    new = performer_takes(scene, [(i, a) for i, a in bound if a.session_uid not in have], takes[0].take_name)
+    for take in new:
+        detach_action(take.armature())
+    return takes + new
+
+
 def scene_fps(scene: bpy.types.Scene) -> float:
     return scene.render.fps / scene.render.fps_base
 

@@ -62,9 +62,15 @@ def apply_tick(scene: bpy.types.Scene) -> float | None:
     if rx is None:
         return None
     settings = scene.vitpose_mocap
-    drives = performers.bound_armatures(settings) or [(None, settings.target)]
+    bound = performers.bound_armatures(settings)
+    drives = bound or [(None, settings.target)]
+    in_progress = (state.recording(scene) or []) if settings.is_recording else []
+    if bound and in_progress:  # a performer bound since Record joins the take
+        joined = recorder.join_take(scene, in_progress, bound)
+        if len(joined) > len(in_progress):
+            state.set_recording(scene, in_progress := joined)
     # By the armature's session id, not its name: renamed during a take, it is still the take's.
-    takes = {t.armature_uid: t for t in (state.recording(scene) or ()) if settings.is_recording}
+    takes = {t.armature_uid: t for t in in_progress}
     # A take keeps the armature it started on; switching targets mid-take pauses it.
     recording = any(arm is not None and arm.session_uid in takes for _id, arm in drives)
     # Live, only the newest pose matters; a take wants every frame, also two that arrived within one tick.

@@ -139,3 +139,29 @@ def test_a_deleted_performers_rig_leaves_the_others_exportable(scene, send, tmp_
     bpy.data.objects.remove(gone)
     assert bpy.ops.vitpose_mocap.export(format="BVH", filepath=str(tmp_path / "take.bvh")) == {"FINISHED"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["take_P0.bvh"]
+
+
+def test_a_performer_bound_after_record_joins_the_take_later_in_it(scene, send):
+    """Someone who walks in after Record is pressed gets a rig from Create Rigs for Everyone: it was driven live
+    but never recorded (the take held only the performers bound at Record)."""
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    scene.frame_set(1)
+    t0 = 7000.0
+    send(_packet(0, t0 - 1.0, (0,)))
+    assert bpy.ops.vitpose_mocap.create_rigs_for_everyone() == {"FINISHED"}
+    assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
+    for seq in range(1, 5):
+        send(_packet(seq, t0, (0,)))
+    assert bpy.ops.vitpose_mocap.create_rigs_for_everyone() == {"CANCELLED"}  # nobody new yet
+    send(_packet(5, t0, (0, 1)))  # performer 1 walks in
+    assert bpy.ops.vitpose_mocap.create_rigs_for_everyone() == {"FINISHED"}
+    for seq in range(6, N + 1):
+        send(_packet(seq, t0, (0, 1)))
+    settings = scene.vitpose_mocap
+    assert settings.recorded_samples == N + (N - 5)
+    assert bpy.ops.vitpose_mocap.record_stop() == {"FINISHED"}
+    take = settings.last_take
+    assert [(p.performer, p.action.name) for p in settings.take_parts] == [("P0", f"{take}_P0"), ("P1", f"{take}_P1")]
+    p0, p1 = (p.action for p in settings.take_parts)
+    assert [f for f, _v in _keys(p0)] == list(range(1, N + 1))
+    assert [f for f, _v in _keys(p1)] == list(range(6, N + 1))  # from the packet after its rig was made, on P0's clock
