@@ -75,31 +75,46 @@ def format_ids(ids: Iterable[int]) -> str:
     return ", ".join(str(i) for i in sorted(ids))
 
 
-def unbound_people(settings, packet: dict) -> list[dict]:
-    """People of a packet, lifted to 3D, whose track id has no binding yet (largest box first)."""
-    people = [p for p in packet.get("people") or [] if p.get("joints_3d") and binding_for(settings, p["id"]) is None]
+def _lifted_largest_first(packet: dict) -> list[dict]:
+    people = [p for p in packet.get("people") or [] if p.get("joints_3d")]
     return sorted(people, key=lambda p: -(p["bbox"][2] - p["bbox"][0]) * (p["bbox"][3] - p["bbox"][1]))
 
 
-def hand_over_lost(settings, packet: dict) -> int:
-    """Count, per enabled binding, the packets its id has been missing; one missing for more than
-    `settings.handover_after` packets takes the id of an unbound lifted person (the largest). Returns how many
-    bindings changed id. Called per packet by the tick when `settings.handover` is on."""
+def unbound_people(settings, packet: dict) -> list[dict]:
+    """People of a packet, lifted to 3D, whose track id has no binding yet (largest box first)."""
+    return [p for p in _lifted_largest_first(packet) if binding_for(settings, p["id"]) is None]
+
+
+def hand_over(ids: list[int], missing: list[int], packet: dict, after: int, taken: set[int]) -> int:
+    """One packet of Hand over lost performers on plain lists: `missing[k]` counts the packets `ids[k]` has been
+    missing; past `after`, `ids[k]` becomes the id of the largest lifted person whose id is not in `taken` (the ids
+    any binding holds, updated here). Returns how many ids changed."""
     present = {p["id"] for p in packet.get("people") or [] if p.get("joints_3d")}
     changed = 0
-    for binding in settings.bindings:
-        if not binding.enabled:
+    for k, track_id in enumerate(ids):
+        if track_id in present:
+            missing[k] = 0
             continue
-        if binding.track_id in present:
-            if binding.missing:
-                binding.missing = 0
-            continue
-        binding.missing += 1
-        if binding.missing > settings.handover_after:
-            free = unbound_people(settings, packet)
-            if free:
-                binding.track_id, binding.missing = free[0]["id"], 0
-                changed += 1
+        missing[k] += 1
+        free = [p["id"] for p in _lifted_largest_first(packet) if p["id"] not in taken] if missing[k] > after else []
+        if free:
+            ids[k], missing[k] = free[0], 0
+            taken.add(free[0])
+            changed += 1
+    return changed
+
+
+def hand_over_lost(settings, packet: dict) -> int:
+    """`hand_over` on the enabled bindings (their ids and missing counts). Returns how many bindings changed id.
+    Called per packet by the tick when `settings.handover` is on."""
+    enabled = [b for b in settings.bindings if b.enabled]
+    ids, missing = [b.track_id for b in enabled], [b.missing for b in enabled]
+    changed = hand_over(ids, missing, packet, settings.handover_after, {b.track_id for b in settings.bindings})
+    for binding, track_id, count in zip(enabled, ids, missing, strict=True):
+        if binding.missing != count:  # written only when it changes: each write is an undo-able property update
+            binding.missing = count
+        if binding.track_id != track_id:
+            binding.track_id = track_id
     return changed
 
 

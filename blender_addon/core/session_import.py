@@ -105,14 +105,19 @@ def import_session_performers(scene: bpy.types.Scene, bound: list[tuple[int, bpy
         raise SessionImportError(f"{path} holds no valid pose packets ({skipped} lines rejected); "
                                  "is it a session recorded by pose-server --record?")
     takes = recorder.performer_takes(scene, bound)
+    settings = scene.vitpose_mocap
+    # Hand over lost performers as live does, on copies: the bindings themselves stay as the user set them.
+    ids, missing, taken = [i for i, _a in bound], [0] * len(bound), {b.track_id for b in settings.bindings}
     with recorder.actions_set_aside([armature for _id, armature in bound]):
         locks = [_foot_lock(scene) for _ in bound]
         for i, packet in enumerate(packets):
             if progress is not None and i % 100 == 0:
                 progress(i / len(packets))
+            if settings.handover:
+                performers.hand_over(ids, missing, packet, settings.handover_after, taken)
             people = performers.people_by_id(packet)
             driven = [(take, armature, _pin(lock, people[track_id], packet))
-                      for take, (track_id, armature), lock in zip(takes, bound, locks, strict=True)
+                      for take, (_id, armature), lock, track_id in zip(takes, bound, locks, ids, strict=True)
                       if track_id in people]
             for _take, armature, person in driven:
                 _drive(scene, armature, person, packet)

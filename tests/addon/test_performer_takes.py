@@ -130,6 +130,30 @@ def test_importing_a_session_bakes_every_bound_performer_into_one_take(scene, tm
         bpy.ops.vitpose_mocap.import_session(filepath=str(path))
 
 
+def test_an_imported_session_hands_a_lost_performer_over_as_live_does(scene, tmp_path):
+    """With Hand over lost performers on, the live take follows a performer the tracker found again under a new id;
+    Import Session of the same session stopped that performer's Action where the first id ended."""
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    scene.frame_set(1)
+    # performer 1 (id 1) is lost after packet 3 and found again as id 5 from packet 5 on
+    packets = [_packet(seq, 9000.0, (0, 1) if seq < 4 else (0,)) for seq in range(N)]
+    for packet in packets[5:]:
+        packet["people"].append(dict(_packet(packet["seq"], 9000.0, (0, 1))["people"][1], id=5))
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join(json.dumps(p) for p in packets) + "\n")
+    settings = scene.vitpose_mocap
+    performers.create_rigs_for_everyone(bpy.context, packets[0], with_mesh=False)
+    settings.handover, settings.handover_after = True, 0
+    assert bpy.ops.vitpose_mocap.import_session(filepath=str(path)) == {"FINISHED"}
+    p0, p1 = (_keys(p.action) for p in settings.take_parts)
+    assert [f for f, _v in p0] == list(range(1, N + 1))
+    assert [f for f, _v in p1] == list(range(1, N + 1))  # ids 1 then 5: frames 5 (gap) interpolated
+    assert [b.track_id for b in settings.bindings] == [0, 1]  # the bindings stay as the user set them
+    settings.handover = False
+    assert bpy.ops.vitpose_mocap.import_session(filepath=str(path)) == {"FINISHED"}
+    assert [f for f, _v in _keys(settings.take_parts[1].action)] == list(range(1, 5))
+
+
 def test_a_deleted_performers_rig_leaves_the_others_exportable(scene, send, tmp_path):
     """One performer's rig deleted after the take: export fell back to the (empty) target and said to pick the
     armature that holds the take; the other performers could not be exported at all."""
