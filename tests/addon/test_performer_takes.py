@@ -154,6 +154,27 @@ def test_an_imported_session_hands_a_lost_performer_over_as_live_does(scene, tmp
     assert [f for f, _v in _keys(settings.take_parts[1].action)] == list(range(1, 5))
 
 
+def test_a_performer_not_lifted_for_a_few_frames_is_interpolated_not_held_then_jumped(scene, send):
+    """A bound person sent without 3D (the lifter failed on those frames) was sampled at its held pose: the take
+    stood still, then jumped. Now those frames are a gap, interpolated like a performer out of the shot."""
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    scene.frame_set(1)
+    t0 = 7000.0
+    send(_packet(0, t0 - 1.0, (0, 1)))
+    assert bpy.ops.vitpose_mocap.create_rigs_for_everyone() == {"FINISHED"}
+    assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
+    for seq in range(1, N + 1):
+        packet = _packet(seq, t0, (0, 1))
+        if seq in (5, 6, 7, 8):
+            packet["people"][1]["joints_3d"] = None
+        send(packet)
+    assert bpy.ops.vitpose_mocap.record_stop() == {"FINISHED"}
+    p1 = scene.vitpose_mocap.take_parts[1].action
+    xs = [v for _f, v in _keys(p1)]
+    steps = [b - a for a, b in zip(xs, xs[1:], strict=False)]
+    assert min(steps) > 0 and max(steps) < 2.5 * min(steps), xs  # the hips move on evenly across the gap
+
+
 def test_a_deleted_performers_rig_leaves_the_others_exportable(scene, send, tmp_path):
     """One performer's rig deleted after the take: export fell back to the (empty) target and said to pick the
     armature that holds the take; the other performers could not be exported at all."""
