@@ -25,15 +25,22 @@ def _packet(seq: int, t0: float, ids: tuple[int, ...]) -> dict:
     return packet
 
 
-def _record(scene, send, gone: tuple[int, ...] = GONE) -> list[str]:
-    """Two performers bound to capture rigs, N packets recorded (performer 1 is missing from packets `gone`); the
-    take's Action names."""
+def _start_take(scene, send, ids: tuple[int, ...] = (0, 1)) -> float:
+    """Capture rigs for the people of `ids`, bound, and Record pressed at frame 1 (30 fps). Returns the take's
+    first capture time: packet seq k is captured at t0 + k / 30."""
     scene.render.fps, scene.render.fps_base = 30, 1.0
     scene.frame_set(1)
     t0 = 7000.0
-    send(_packet(0, t0 - 1.0, (0, 1)))
+    send(_packet(0, t0 - 1.0, ids))
     assert bpy.ops.vitpose_mocap.create_rigs_for_everyone() == {"FINISHED"}
     assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
+    return t0
+
+
+def _record(scene, send, gone: tuple[int, ...] = GONE) -> list[str]:
+    """Two performers bound to capture rigs, N packets recorded (performer 1 is missing from packets `gone`); the
+    take's Action names."""
+    t0 = _start_take(scene, send)
     for seq in range(N):
         send(_packet(seq + 1, t0, (0,) if seq in gone else (0, 1)))
     settings = scene.vitpose_mocap
@@ -157,12 +164,7 @@ def test_an_imported_session_hands_a_lost_performer_over_as_live_does(scene, tmp
 def test_a_performer_not_lifted_for_a_few_frames_is_interpolated_not_held_then_jumped(scene, send):
     """A bound person sent without 3D (the lifter failed on those frames) was sampled at its held pose: the take
     stood still, then jumped. Now those frames are a gap, interpolated like a performer out of the shot."""
-    scene.render.fps, scene.render.fps_base = 30, 1.0
-    scene.frame_set(1)
-    t0 = 7000.0
-    send(_packet(0, t0 - 1.0, (0, 1)))
-    assert bpy.ops.vitpose_mocap.create_rigs_for_everyone() == {"FINISHED"}
-    assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
+    t0 = _start_take(scene, send)
     for seq in range(1, N + 1):
         packet = _packet(seq, t0, (0, 1))
         if seq in (5, 6, 7, 8):
@@ -189,12 +191,7 @@ def test_a_deleted_performers_rig_leaves_the_others_exportable(scene, send, tmp_
 def test_a_performer_bound_after_record_joins_the_take_later_in_it(scene, send):
     """Someone who walks in after Record is pressed gets a rig from Create Rigs for Everyone: it was driven live
     but never recorded (the take held only the performers bound at Record)."""
-    scene.render.fps, scene.render.fps_base = 30, 1.0
-    scene.frame_set(1)
-    t0 = 7000.0
-    send(_packet(0, t0 - 1.0, (0,)))
-    assert bpy.ops.vitpose_mocap.create_rigs_for_everyone() == {"FINISHED"}
-    assert bpy.ops.vitpose_mocap.record_start() == {"FINISHED"}
+    t0 = _start_take(scene, send, (0,))
     for seq in range(1, 5):
         send(_packet(seq, t0, (0,)))
     assert bpy.ops.vitpose_mocap.create_rigs_for_everyone() == {"CANCELLED"}  # nobody new yet
