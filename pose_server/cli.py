@@ -34,7 +34,8 @@ def number_in(lo: float, hi: float, integer: bool = False) -> Callable[[str], fl
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if integer else ''}number") from None
         if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value:g} is outside {lo:g}-{hi:g}")
+            show = (lambda v: str(int(v))) if integer else (lambda v: f"{v:g}")  # 2147483647, not 2.14748e+09
+            raise argparse.ArgumentTypeError(f"{show(value)} is outside {show(lo)}-{show(hi)}")
         return value
 
     return parse
@@ -191,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vmc", action="append", metavar="HOST:PORT",
                    help="also stream the motion as the VMC protocol (OSC over UDP: Unity, Unreal, VSeeFace, Warudo); "
                         "repeatable; VMC receivers listen on port 39539 by default")
+    g.add_argument("--vmc-person", type=_config_number("vmc_person"), default=None, metavar="TRACK_ID",
+                   help="the track id the VMC avatar follows (default: the largest person, kept while tracked)")
     g.add_argument("--record", default=None, metavar="FILE.jsonl", help="write every packet as one JSON line")
     g.add_argument("--preview", default=None, metavar="FILE.mp4", help="write the overlay video (boxes, ids, bones)")
     g.add_argument("--control", default=None, metavar="HOST:PORT",
@@ -323,6 +326,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         lifter=args.lifter, depth_prior=not args.no_depth_prior, performer_height=args.performer_height,
         camera_hfov=args.hfov, camera_pitch=args.camera_pitch, swap_guard=not args.no_swap_guard,
         udp=_targets(args.udp) or ["127.0.0.1:9000"], udp_token=args.udp_token, vmc=_targets(args.vmc),
+        vmc_person=args.vmc_person,
         record=args.record,
         preview=args.preview,
         progress=not args.no_progress, log_every=args.log_every,

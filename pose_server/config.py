@@ -28,7 +28,7 @@ AUTO_MODEL = "auto"  # ViTPose when its weights are here or downloadable, else t
 # Fields applied while running; every other field restarts the pipeline.
 LIVE_FIELDS = {"min_cutoff", "beta", "d_cutoff", "hold_s", "kpt_threshold", "det_threshold", "det_interval",
                "max_people", "udp", "fps_limit", "protocol_version", "lift_3d", "detector", "loop", "max_frames",
-               "record", "log_every", "udp_token", "vmc"}
+               "record", "log_every", "udp_token", "vmc", "vmc_person"}
 
 
 @dataclass
@@ -80,6 +80,7 @@ class PipelineConfig:
     udp_token: str | None = None
     # VMC protocol (OSC over UDP) targets for Unity, Unreal, VSeeFace, Warudo...: the same motion on a humanoid.
     vmc: list[str] = field(default_factory=list)
+    vmc_person: int | None = None  # the track id the VMC avatar follows; None: the largest, kept while tracked
     fps_limit: float = 0.0  # 0 = no limit
     record: str | None = None  # JSON-lines session file
     preview: str | None = None  # overlay .mp4

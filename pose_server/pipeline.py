@@ -326,10 +326,11 @@ class Pipeline(Stages):
             return
         from .vmc import VmcSender
 
-        new = VmcSender(list(cfg.vmc), height=cfg.performer_height)
-        old, self.vmc = self.vmc, new
-        if old is not None:
-            old.close()
+        if self.vmc is not None and not self.vmc.closed:  # new receivers, the same stream: its clock goes on
+            self.vmc.set_targets(cfg.vmc)
+            self.vmc.performer.person_id = cfg.vmc_person
+            return
+        self.vmc = VmcSender(list(cfg.vmc), height=cfg.performer_height, person_id=cfg.vmc_person)
 
     def _apply_record(self, path: str | None) -> None:
         if path and (self.recorder is None or str(self.recorder.path) != str(path)):
@@ -345,7 +346,7 @@ class Pipeline(Stages):
         detector = make_detector(new.detector, new.det_threshold) if "detector" in changed and self.running else None
         if "udp" in changed:
             self.sender.set_targets(list(new.udp))
-        if "vmc" in changed:
+        if {"vmc", "vmc_person"} & set(changed):
             self._open_vmc(new)
         if {"min_cutoff", "beta", "d_cutoff", "hold_s", "kpt_threshold"} & set(changed):
             for sig in list(getattr(self, "_signals", {}).values()):

@@ -24,13 +24,22 @@ turn from its parent is its pose rotation under its canonical rest frame (docs/p
 
 Only the Hips carry a moving position (the pelvis, relative to a root that stays at the origin); the other
 bones' positions are the T-pose skeleton's offsets scaled to the performer's height, which receivers with
-their own avatar ignore. One avatar per stream: the largest person, or the track id asked for.
+their own avatar ignore. The Hips' height is taken above the driven performer's own floor (the median height of
+their lower ankle over the last 3 s, less the rest pose's ankle height): the packets' Z = 0 is the first tracked
+performer's floor, and anyone else (a second person walking on the ground below the first one's roof) would have
+stood metres under the receiver's floor.
+
+One avatar per stream: the track id asked for (`person_id`), or else the largest lifted person, kept while they
+are tracked: a performer missing for less than `patience` seconds is sent as tracking lost (receivers hold the
+pose) and only then does the avatar go to the largest person in view. Chosen afresh every frame, it jumped
+between two people of about the same size, metres and half a turn at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -177,8 +186,9 @@ def _pose_message(address: str, name: str, p: Sequence[float], q: Sequence[float
     return _message(address, ("s", name), *(("f", float(v)) for v in (*p, *q)))
 
 
-def vmc_messages(person: dict | None, t: float, offsets: np.ndarray) -> list[OscMessage]:
-    """One frame of VMC messages for one person of a pose packet (None or one without 3D: tracking lost)."""
+def vmc_messages(person: dict | None, t: float, offsets: np.ndarray, floor: float = 0.0) -> list[OscMessage]:
+    """One frame of VMC messages for one person of a pose packet (None or one without 3D: tracking lost), the Hips
+    taken above `floor` (world Z)."""
     rotations = None
     if person is not None and person.get("joints_3d") is not None:
         rotations = person.get("rotations")
@@ -190,7 +200,7 @@ def vmc_messages(person: dict | None, t: float, offsets: np.ndarray) -> list[Osc
     if not tracking:
         return msgs
     msgs.append(_pose_message("/VMC/Ext/Root/Pos", "root", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)))
-    pelvis = derived_points(np.asarray(person["joints_3d"], dtype=np.float64))["pelvis"]
+    pelvis = derived_points(np.asarray(person["joints_3d"], dtype=np.float64))["pelvis"] - (0.0, 0.0, floor)
     hands = person.get("hands")
     if hands is None:
         local_q, finger_q = unity_local_rotations(np.asarray(rotations)), None
@@ -232,18 +242,64 @@ def select_person(people: Sequence[dict], person_id: int | None) -> dict | None:
     return max(people, key=lambda p: (p["bbox"][2] - p["bbox"][0]) * (p["bbox"][3] - p["bbox"][1]))
 
 
+class Performer:
+    """Who the avatar follows, frame by frame: `person_id`, or the largest lifted person kept while tracked (a gap
+    under `patience` seconds is tracking lost, not a new person); and where their floor is."""
+
+    FLOOR_FRAMES = 90  # 3 s at 30 fps of lower-ankle heights
+
+    def __init__(self, person_id: int | None = None, patience: float = 1.0, height: float = REST_HEIGHT) -> None:
+        self.person_id, self.patience = person_id, patience
+        self.rest_ankle = float(REST_JOINTS[J["l_ankle"], 2] * height / REST_HEIGHT)
+        self.track_id: int | None = None
+        self._lost_at: float | None = None
+        self._ankles: deque[float] = deque(maxlen=self.FLOOR_FRAMES)
+
+    def choose(self, people: Sequence[dict], stamp: float) -> dict | None:
+        lifted = [p for p in people if p.get("joints_3d") is not None]
+        if self.person_id is not None:
+            return self._follow(select_person(lifted, self.person_id))
+        current = next((p for p in lifted if p.get("id") == self.track_id), None)
+        if current is not None or self.track_id is None:
+            return self._follow(current or select_person(lifted, None))
+        if self._lost_at is None:
+            self._lost_at = stamp
+        if stamp - self._lost_at < self.patience:
+            return None
+        return self._follow(select_person(lifted, None))
+
+    def _follow(self, person: dict | None) -> dict | None:
+        if person is not None:
+            if person.get("id") != self.track_id:
+                self.track_id = person.get("id")
+                self._ankles.clear()  # a new performer stands on their own floor
+            self._lost_at = None
+        return person
+
+    def floor(self, joints: np.ndarray) -> float:
+        """This frame's estimate of the followed performer's floor height (world Z), `joints` added to it."""
+        self._ankles.append(float(min(joints[J["l_ankle"], 2], joints[J["r_ankle"], 2])))
+        return float(np.median(self._ankles)) - self.rest_ankle
+
+
 class VmcSender:
     """Streams pose packets to one or more VMC receivers, never blocking (datagrams the kernel cannot take
     are dropped, like the pose packets)."""
 
     def __init__(self, targets: Sequence[str] | str, height: float = REST_HEIGHT, person_id: int | None = None,
-                 max_bytes: int = 1400) -> None:
+                 max_bytes: int = 1400, patience: float = 1.0) -> None:
         self.sender = UdpSender(targets)
         self.offsets = tpose_offsets(height)
-        self.person_id = person_id
+        self.performer = Performer(person_id, patience, height)
         self.max_bytes = max_bytes
         self._t0: float | None = None
+        self._t_last = 0.0
         self.frames = 0
+        self.closed = False
+
+    def set_targets(self, targets: Sequence[str]) -> None:
+        """New receivers, the same stream: its clock and its performer go on."""
+        self.sender.set_targets(list(targets))
 
     @property
     def targets(self) -> list[str]:
@@ -254,12 +310,16 @@ class VmcSender:
         stamp = float(packet.get("timestamp", time.time()))
         if self._t0 is None:
             self._t0 = stamp
-        person = select_person(packet.get("people") or [], self.person_id)
+        if stamp - self._t0 < self._t_last:  # a replay looping back to its start: /VMC/Ext/T goes on forward
+            self._t0 = stamp - self._t_last - 1.0 / 30.0
+        t = self._t_last = stamp - self._t0
+        person = self.performer.choose(packet.get("people") or [], stamp)
         try:
-            msgs = vmc_messages(person, stamp - self._t0, self.offsets)
+            floor = self.performer.floor(np.asarray(person["joints_3d"])) if person is not None else 0.0
+            msgs = vmc_messages(person, t, self.offsets, floor)
         except ValueError as exc:  # a degenerate skeleton the IK refuses: report tracking lost this frame
             log.debug("VMC: frame skipped (%s)", exc)
-            msgs = vmc_messages(None, stamp - self._t0, self.offsets)
+            msgs = vmc_messages(None, t, self.offsets)
         n = 0
         for dgram in _bundles(msgs, self.max_bytes):
             n += self.sender.send(dgram)
@@ -270,4 +330,5 @@ class VmcSender:
         return self.sender.stats()
 
     def close(self) -> None:
+        self.closed = True
         self.sender.close()

@@ -141,6 +141,8 @@ CONFIG_FIELDS: dict[str, Arg] = {
     "udp_token": Arg((str,), nullable=True, max_len=MAX_STRING,
                      doc="shared secret sent as meta.token (Blender off loopback needs it)"),
     "vmc": Arg((list,), max_items=32, doc="VMC protocol (OSC over UDP) targets as host:port strings"),
+    "vmc_person": _num(0, 2**31 - 1, "track id the VMC avatar follows (null: the largest person, kept while "
+                       "tracked)", integer=True, nullable=True),
     "fps_limit": _num(0.0, 240.0, "process at most this many frames per second (0 = no limit)"),
     "record": Arg((str,), nullable=True, doc="record packets to this .jsonl file (null stops)"),
     "log_every": _num(0.1, 3600.0, "seconds between fps/latency log lines"),

@@ -309,3 +309,64 @@ def test_v4_hands_turn_the_unity_hand_and_finger_bones(receiver):
         if name.startswith("Right") and (name == "RightHand" or name in fingers):
             assert np.allclose(q, [0, 0, 0, 1], atol=1e-6), name
     assert not np.allclose(left_only["LeftIndexIntermediate"][1], [0, 0, 0, 1], atol=1e-3)
+
+
+def _hips(frame: list[tuple[str, tuple]]) -> np.ndarray | None:
+    bones = check_frame(frame)
+    return None if bones is None else bones["Hips"][0]
+
+
+def test_the_avatar_stays_with_one_performer_and_stands_on_their_floor(receiver):
+    """Two people of about the same size: the avatar went to whichever box was larger in each frame, metres and
+    half a turn at a time, and a second person (on the ground 2 m below the first one's roof, the packets' Z = 0)
+    stood 2 m under the receiver's floor. Now it keeps the first person chosen while they are tracked (a gap under
+    a second is tracking lost), then takes the other one, on that person's own floor."""
+    joints, quats = walk(seconds=3.0, fps=30.0, height=HEIGHT)
+    rest = REST_JOINTS * (HEIGHT / REST_HEIGHT)
+    pelvis_height = 0.5 * (rest[J["l_hip"], 2] + rest[J["r_hip"], 2])
+    below = joints + np.array([2.0, 0.0, -2.0])  # 2 m to the side, on ground 2 m lower
+    vmc = VmcSender([receiver.target], height=HEIGHT)
+    for i in range(len(quats)):
+        roof = {"id": 1, "bbox": [0, 0, 100, 204 - (i % 2) * 4], "joints_3d": joints[i].tolist(),
+                "rotations": quats[i].tolist()}
+        ground = {"id": 2, "bbox": [200, 0, 300, 202], "joints_3d": below[i].tolist(), "rotations": quats[i].tolist()}
+        people = [ground] if 30 <= i < 45 or i >= 60 else [roof, ground]  # the roof man is lost twice
+        vmc.send_packet({"timestamp": 1_700_000_000.0 + i / 30, "people": people})
+    receiver.wait_for(len(quats))
+    vmc.close()
+    hips = [_hips(f) for f in receiver.frames()]
+    assert len(hips) == len(quats)
+    for i, h in enumerate(hips):
+        if 30 <= i < 45 or 60 <= i < 90:  # roof man missing, under a second: tracking lost, not the other person
+            assert h is None, i
+            continue
+        assert h is not None, i
+        x_world = -h[0]  # Unity's -X is our +X
+        want = joints[i] if i < 90 else below[i]
+        assert abs(x_world - 0.5 * (want[J["l_hip"], 0] + want[J["r_hip"], 0])) < 0.01, i
+        assert abs(h[1] - pelvis_height) < 0.12, (i, h[1])  # Unity's Y up: the pelvis above this person's floor
+
+
+def test_the_avatar_follows_the_track_id_asked_for_and_its_clock_runs_on(receiver, tmp_path, capsys):
+    """`vmc_person` picks the performer; /VMC/Ext/T restarted at 0 on every pass of a looped replay."""
+    joints, quats = walk(seconds=0.2, fps=30.0)
+    vmc = VmcSender([receiver.target], person_id=2)
+    for i in [*range(len(quats)), *range(len(quats))]:  # a replay looping back to its start
+        small = {"id": 2, "bbox": [0, 0, 10, 10], "joints_3d": (joints[i] + [3.0, 0, 0]).tolist(),
+                 "rotations": quats[i].tolist()}
+        big = {"id": 1, "bbox": [0, 0, 100, 200], "joints_3d": joints[i].tolist(), "rotations": quats[i].tolist()}
+        vmc.send_packet({"timestamp": 1_700_000_000.0 + i / 30, "people": [big, small]})
+    receiver.wait_for(2 * len(quats))
+    vmc.close()
+    frames = receiver.frames()
+    assert all(-_hips(f)[0] > 2.5 for f in frames)  # id 2, three metres along +X
+    times = [f[1][1][0] for f in frames]
+    assert np.all(np.diff(times) > 0) and times[-1] == pytest.approx((2 * len(quats) - 1) / 30, abs=1e-3)
+
+    session = tmp_path / "take.jsonl"
+    write_session(session, joints, quats)
+    assert cli_main(["run", "--source", str(session), "--udp", "127.0.0.1:9", "--vmc", receiver.target,
+                     "--vmc-person", "4"]) == 0  # nobody has id 4: tracking lost, every frame
+    with pytest.raises(SystemExit):
+        cli_main(["run", "--source", str(session), "--vmc-person", "-1"])
+    assert "--vmc-person: -1 is outside 0-2147483647" in capsys.readouterr().err
