@@ -7,7 +7,8 @@ too, so every smoothing step here is two-sided and adds no lag:
     per track: fill short gaps, two-sided 2D smoothing      (confidence-weighted Gaussian, no One Euro lag)
              -> lift to 3D (the server's lifter, by default the learned one; its causal smoothers off)
              -> two-sided 3D smoothing of path and body, bones rigid again -> IK rotations
-    -> take.jsonl (pose packets v3 with the learned lifter's foot contacts, v2 without; what `--record` writes)
+    -> take.jsonl (pose packets v3 with the learned lifter's foot contacts, v2 without, v4 with a whole-body
+       model's hands; what `--record` writes)
        -> headless Blender (the add-on's own session import, which pins planted feet, and its exporters,
        `scripts/convert_blender.py`) -> .fbx / .bvh / .glb / .blend
     -> overlay .mp4 (the smoothed keypoints drawn on the video)
@@ -103,6 +104,7 @@ class Motion:
     contacts: np.ndarray | None = None  # (T, 2) left / right foot contact probability, NaN where not lifted; None:
     # the lifter has none (the geometric one)
     pitch: float | None = None  # the camera pitch (deg down) its world frame was lifted with: told or estimated
+    hands: list | None = None  # per frame [left, right] (16, 4) quaternions or None: whole-body models (protocol v4)
 
 
 def check_outputs(outputs: Sequence[str], video: str | None = None) -> list[Path]:
@@ -319,6 +321,28 @@ def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, f
     return joints, rotations, contacts
 
 
+def solve_hands(keypoints: np.ndarray, scores: np.ndarray, rotations: np.ndarray, fps: float,
+                size: tuple[int, int], cfg: PipelineConfig) -> list:
+    """Per frame both hands ([left, right], (16, 4) quaternions or None) of one whole-body track, from its smoothed
+    keypoints and its body rotations, by the live server's hand tracker run forward over the video (as
+    `TrackSignal` does); a frame whose body was not lifted has none."""
+    from .hands import HandTracker, forearm_deltas
+    from .lift.camera import lifter_camera
+
+    _size, focal, center = lifter_camera(size, None, cfg.camera_hfov, cfg.performer_height)
+    tracker = HandTracker(focal, center, cfg.performer_height, cfg.camera_pitch or 0.0)
+    out: list = []
+    for i in range(len(keypoints)):
+        if not np.isfinite(rotations[i]).all():
+            out.append(None)
+            continue
+        try:
+            out.append(tracker(keypoints[i], scores[i], i / fps, cfg.kpt_threshold, forearm_deltas(rotations[i])))
+        except (ValueError, np.linalg.LinAlgError):  # a degenerate hand costs this frame's hands
+            out.append(None)
+    return out
+
+
 def foot_contacts(joints: np.ndarray, fps: float, height: float) -> np.ndarray:
     """(T, 2) bool: left / right ankle on the floor: low (within 5 cm of its standing height) and slow (under
     0.5 m/s horizontally), on a two-sided speed estimate."""
@@ -411,8 +435,11 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
         else:
             joints, rotations = np.full((len(kpts), 17, 3), np.nan), np.full((len(kpts), 12, 4), np.nan)
             contacts = None
+        hands = None
+        if lifts and tracks.skeleton == "wholebody133":  # the fingers, as `run` sends them (protocol v4)
+            hands = solve_hands(kpts, scores, rotations, tracks.fps, tracks.size, cfg)
         motions.append(Motion(tid, present, boxes, kpts, scores, filled, joints, rotations, contacts,
-                              cfg.camera_pitch))
+                              cfg.camera_pitch, hands))
     if not motions:
         seen = ", ".join(f"track {tid}: {int(np.isfinite(tracks.boxes[tid]).all(axis=1).sum())} frames"
                          for tid in ids) or "no track at all"
@@ -435,7 +462,8 @@ def frame_people(motions: Sequence[Motion], i: int) -> list[dict]:
                        "held": np.flatnonzero(m.filled[i]).tolist(),
                        "joints_3d": m.joints[i] if lifted else None,
                        **({"rotations": m.rotations[i]} if lifted else {}),
-                       **({"contacts": np.clip(contacts, 0.0, 1.0)} if contacts is not None else {})})
+                       **({"contacts": np.clip(contacts, 0.0, 1.0)} if contacts is not None else {}),
+                       **({"hands": m.hands[i]} if lifted and m.hands is not None and m.hands[i] is not None else {})})
     return people
 
 

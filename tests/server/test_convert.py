@@ -292,3 +292,39 @@ def test_a_clip_shorter_than_the_shortest_track_kept_is_converted():
     with pytest.raises(ConvertError, match=r"track 5: 5 frames\); convert one of them with --person ID"):
         build_motions(brief, cfg(), ConvertOptions(outputs=[]))
     assert [m.id for m in build_motions(brief, cfg(), ConvertOptions(outputs=[], person="5"))] == [5]
+
+
+def test_a_whole_body_track_is_converted_with_its_hands(tmp_path):
+    """convert dropped the hands: a whole-body model's take had every finger at rest (packets v3, no `hands`),
+    where `run` sends them (v4)."""
+    from scipy.spatial.transform import Rotation
+
+    from pose_server.hands import hand_quaternions
+    from pose_server.hands.synthetic import random_hand
+
+    tracks, _ = synthetic_tracks(seconds=2.0, noise=0.0)
+    joints, _ = walk(seconds=2.0, fps=FPS)
+    cam = PinholeCamera.orbit(IMAGE, np.array([*joints[:, :, :2].mean((0, 1)), 1.0]), 45.0, distance=5.0, height=1.0)
+    angles = random_hand(np.random.default_rng(3), "L", cam, joints[0, 9]).angles  # one hand pose, held
+    kpts = np.zeros((tracks.frames, 133, 2))
+    scores = np.zeros((tracks.frames, 133))
+    kpts[:, :17], scores[:, :17] = tracks.keypoints[5], tracks.scores[5]
+    for i in range(tracks.frames):  # the left hand at the walk's left wrist, turning with nothing, seen at 0.9
+        kpts[i, 91:112] = random_hand(np.random.default_rng(3), "L", cam, joints[i, 9], angles=angles).pixels
+    scores[:, 91:112] = 0.9
+    tracks.skeleton, tracks.keypoints[5], tracks.scores[5] = "wholebody133", kpts, scores
+    m = build_motions(tracks, cfg(), ConvertOptions(outputs=[]))[0]
+    lifted = np.isfinite(m.rotations).all(axis=(1, 2))
+    assert lifted.sum() > 30 and all(m.hands[i] is not None for i in np.flatnonzero(lifted))
+    assert all(h[1] is None for h in m.hands if h is not None)  # the right hand was never seen
+    people = convert.frame_people([m], int(np.flatnonzero(lifted)[-1]))
+    left = np.asarray(people[0]["hands"][0])
+    want = hand_quaternions("L", np.eye(3), angles)  # the fingers' turns in their palm: the palm's own is moot
+    got = Rotation.from_quat(left[1:, [1, 2, 3, 0]])
+    err = np.degrees((got.inv() * Rotation.from_quat(want[1:, [1, 2, 3, 0]])).magnitude())
+    assert np.median(err) < 5.0, np.round(err, 1)
+    write_session(tmp_path / "take.jsonl", tracks, [m], "wholebody.pth", 1_700_000_000.0)
+    packets = [json.loads(line) for line in (tmp_path / "take.jsonl").read_text().splitlines()]
+    for packet in packets:
+        jsonschema.validate(packet, SCHEMA)
+    assert {p["v"] for p in packets if p["people"] and p["people"][0].get("joints_3d")} == {4}
