@@ -28,7 +28,12 @@ MIN_POINTS = 12  # confident keypoints (of 21) needed to fit a hand
 MAX_RMS = 0.15  # a fit whose reprojection error exceeds this fraction of the hand's size is not trusted
 HOLD_S = 0.3  # a hand that is lost keeps its last pose this long ...
 RELAX_S = 1.0  # ... and then relaxes to the neutral hand over this long
-RETRY_S = 0.2  # a lost hand is searched for (a cold start: 18 orientations) at most this often
+RETRY_S = 0.2  # a lost hand is searched for (a cold start: 18 orientations) at most this often ...
+RETRY_MAX_S = 1.6  # ... the wait doubling after each cold start that failed, up to this (a hand whose points
+# are confident but scattered cost 1.7 s of CPU per second of video, retried from scratch every 0.2 s)
+OTHER_WRIST = 0.5  # a hand whose root is nearer the other arm's wrist than this share of the distance to its own
+# is the model's left/right swap (crossed hands, a performer seen from behind): not this hand
+BODY_WRISTS = {"L": (9, 10), "R": (10, 9)}  # (own, other) wrist of the 133 keypoints' body
 
 
 def world_from_camera(pitch_deg: float) -> np.ndarray:
@@ -71,19 +76,26 @@ class _Hand:
         self.world: np.ndarray | None = None  # smoothed palm orientation, world frame
         self.t_seen = -np.inf
         self.t_tried = -np.inf
+        self.retry_s = RETRY_S
         self._held: tuple[np.ndarray, np.ndarray] | None = None  # (angles, palm) when the hand was lost
 
     def update(self, pts: np.ndarray, scores: np.ndarray, t: float, threshold: float, cam_to_world: np.ndarray,
                neutral_palm: np.ndarray | None) -> np.ndarray | None:
         ok = (scores >= threshold) & np.isfinite(pts).all(axis=1)
         fit = None
-        if ok.sum() >= MIN_POINTS and ok[0] and (self.fit is not None or t - self.t_tried >= RETRY_S):
+        if ok.sum() >= MIN_POINTS and ok[0] and (self.fit is not None or t - self.t_tried >= self.retry_s):
+            cold = self.fit is None
             self.t_tried = t
             fit = self.fitter.fit(np.where(ok[:, None], pts, 0.0), np.where(ok, scores, 0.0), self.fit)
             size = max(float(np.linalg.norm(pts[9] - pts[0])), 1.0)
             if fit.rms_px > MAX_RMS * size:
                 fit = None
+            self.retry_s = RETRY_S if fit is not None else min(2 * self.retry_s, RETRY_MAX_S) if cold else RETRY_S
         if fit is not None:
+            if self.fit is None and self.angles is not None:  # found again: glide from the pose shown meanwhile
+                self.angle_filter.reset()
+                self.rot_filter.reset()
+                self._smooth(self.angles, self.world, t - 1.0 / 30.0)
             self.fit, self.t_seen = fit, t
             self._smooth(fit.angles, cam_to_world @ fit.rotation, t)
         elif self.angles is None:
@@ -91,8 +103,6 @@ class _Hand:
         else:
             if self.fit is not None:  # just lost: the pose it relaxes from
                 self._held = (self.angles.copy(), self.world.copy())
-                self.angle_filter.reset()
-                self.rot_filter.reset()
             self.fit = None  # the next confident frame starts cold: the hand may have turned meanwhile
             relax = float(np.clip((t - self.t_seen - HOLD_S) / RELAX_S, 0.0, 1.0))
             angles, world = self._held
@@ -132,5 +142,16 @@ class HandTracker:
         for side, start in (("L", LEFT_HAND_START), ("R", RIGHT_HAND_START)):
             sl = slice(start, start + HAND_KEYPOINTS)
             neutral = None if not forearms or side not in forearms else forearms[side] @ REST_FRAMES[side]
-            out.append(self.hands[side].update(kp[sl], sc[sl], float(t), threshold, self.cam_to_world, neutral))
+            hand_scores = sc[sl] if not _at_other_wrist(kp, sc, side, start, threshold) else np.zeros(HAND_KEYPOINTS)
+            out.append(self.hands[side].update(kp[sl], hand_scores, float(t), threshold, self.cam_to_world, neutral))
         return out
+
+
+def _at_other_wrist(kp: np.ndarray, sc: np.ndarray, side: str, start: int, threshold: float) -> bool:
+    """The hand's root sits clearly nearer the body's other wrist than its own: a swapped label. A mirrored right
+    hand fits the left hand's model to about a pixel, so the fit's error cannot tell."""
+    own, other = BODY_WRISTS[side]
+    if min(sc[start], sc[own], sc[other]) < threshold:
+        return False
+    d_own, d_other = (float(np.linalg.norm(kp[start] - kp[j])) for j in (own, other))
+    return d_other < OTHER_WRIST * d_own
