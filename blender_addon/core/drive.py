@@ -218,8 +218,8 @@ def _sync_capture_constraints(obj: bpy.types.Object, cached: _Cached, ik: bool, 
             mute = not ik or (is_leg and not legs)
             if con.mute != mute:
                 con.mute = mute
-    if ik:  # constraints start from the rest pose (IK chains from a small pre-bend)
-        rig.reset_ik_pose(obj)
+    if ik:  # constraints start from the rest pose (IK chains from a small pre-bend); the hands are not the IK's:
+        rig.reset_ik_pose(obj, keep=frozenset(hands.HAND_SLOTS))  # a packet without hands leaves them as they are
     cached.constraint_state = state
 
 

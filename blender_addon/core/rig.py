@@ -210,9 +210,11 @@ def target_positions(j: Sequence[Vector], deltas: dict[str, Matrix], trunk: rt.T
     return pos
 
 
-def reset_ik_pose(obj: bpy.types.Object) -> None:
-    """Rest pose plus the small pre-bend the IK chains start from."""
+def reset_ik_pose(obj: bpy.types.Object, keep: frozenset[str] = frozenset()) -> None:
+    """Rest pose plus the small pre-bend the IK chains start from; the bones named in `keep` stay as they are."""
     for pb in obj.pose.bones:
+        if pb.name in keep:
+            continue
         pb.matrix_basis = Matrix.Identity(4)
         if pb.name in PREBEND:
             axis, angle = PREBEND[pb.name]

@@ -233,6 +233,11 @@ def test_packets_without_hands_leave_the_hands_alone(fresh):
         person, packet = hand_packet(rest_joints(), field, version)
         drive.apply_person(fresh, obj, person, packet)  # (a v3 packet with hands never passes the validator)
         assert obj.pose.bones["index.02.L"].rotation_quaternion == curled
+    # Nor a rig setting that resets the IK's start pose (Lock legs, Upper body only, the drive mode): it put every
+    # finger back at rest, the hands included.
+    fresh.vitpose_mocap.rig.lock_legs = not fresh.vitpose_mocap.rig.lock_legs
+    drive.apply_person(fresh, obj, *hand_packet(rest_joints(), None, 3))
+    assert obj.pose.bones["index.02.L"].rotation_quaternion == curled
 
 
 @pytest.mark.bpy42
