@@ -1,8 +1,10 @@
 """The Gradio page of `pose-server web`: upload a video, convert it (pose_server.convert), look, download.
 
 Each conversion runs in a job folder under the app's own temporary folder (uploads and results never leave
-it); one conversion runs at a time and the others wait in Gradio's queue; a running one can be cancelled
-(checked between frames), which removes its folder. The input is a video or a webcam snapshot (one frame:
+it); one conversion runs at a time and the others wait in Gradio's queue. Cancel stops a waiting job as it starts
+and a running one between frames, which removes its folder; closing or reloading the tab does the same (Gradio
+drops the session's waiting jobs; the page's unload stops its running one). A session's files are removed an hour
+after its last job, Gradio's copies of the uploads likewise. The input is a video or a webcam snapshot (one frame:
 the overlay, the 3D pose and its packet; the animation files then hold that one pose).
 """
 
@@ -12,6 +14,7 @@ import json
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from .models import STARTED, model_choices, model_fields
 FORMATS = ("fbx", "bvh", "glb", "blend", "jsonl")
 SMOOTH_2D, SMOOTH_3D = ConvertOptions(outputs=[]).smooth_2d, BODY_SIGMA["learned"]  # the page's lifter: learned
 DETECTORS = ("auto", "yolox", "yolox-tiny", "hog", "full-frame")
+KEEP_S = 3600  # a finished job's files (and Gradio's copy of its upload) stay this long for the download
 
 
 class Cancelled(ConvertError):
@@ -49,18 +53,52 @@ class WebDefaults:
 class Jobs:
     """Job folders and cancel flags, one per browser session."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keep_s: float = KEEP_S) -> None:
         self.root = root
+        self.keep_s = keep_s
+        self.running: set[str] = set()  # sessions with a job under way
+        self.armed: set[str] = set()  # sessions whose Convert was pressed: their job waits or runs
         self._cancel: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
+    def path(self, session: str) -> Path:
+        return self.root / ("".join(c for c in session if c.isalnum())[:64] or "anonymous")
+
     def folder(self, session: str) -> Path:
-        """A fresh folder for this session's next job (the previous job's files are removed)."""
-        safe = "".join(c for c in session if c.isalnum())[:64] or "anonymous"
-        path = self.root / safe
+        """A fresh folder for this session's next job (the previous job's files are removed, and every other
+        session's that finished more than `keep_s` ago)."""
+        path = self.path(session)
         shutil.rmtree(path, ignore_errors=True)
+        self.prune()
         path.mkdir(parents=True)
         return path
+
+    def prune(self) -> None:
+        """Remove the folders of sessions with no job under way whose files are older than `keep_s`."""
+        if not self.root.is_dir():
+            return
+        busy = {self.path(s).name for s in self.running}
+        for old in self.root.iterdir():
+            if old.name not in busy and time.time() - old.stat().st_mtime > self.keep_s:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def arm(self, session: str) -> None:
+        """Convert was pressed: a new job waits; a Cancel from now on is its."""
+        self.flag(session).clear()
+        self.armed.add(session)
+
+    def cancel(self, session: str) -> bool:
+        """Stop the session's job, waiting or running (a waiting one stops as it starts); False: it has none."""
+        if session not in self.armed and session not in self.running:
+            return False  # nothing to cancel: a flag set now would stop the next job before it began
+        self.flag(session).set()
+        return True
+
+    def leave(self, session: str) -> None:
+        """The session's tab was closed: stop its job (which then removes its folder), or remove its files now."""
+        self.cancel(session)
+        if session not in self.running:
+            self.remove(self.path(session))
 
     def remove(self, folder: Path) -> None:
         """A cancelled or failed job leaves nothing behind."""
@@ -127,11 +165,26 @@ def run_job(jobs: Jobs, defaults: WebDefaults, video: str | None, snapshot: str 
     """One conversion: (overlay frames, packet JSON, files to download, GLB for the 3D view, status line)."""
     session = getattr(request, "session_hash", None) or "anonymous"
     cancel = jobs.flag(session)
-    cancel.clear()
+    jobs.running.add(session)
     try:
-        fields = model_fields(model or STARTED, defaults.checkpoint, defaults.model)
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+        if cancel.is_set():  # Cancel pressed while it waited in the queue (it used to clear that and convert)
+            raise gr.Error("conversion cancelled")
+        try:
+            fields = model_fields(model or STARTED, defaults.checkpoint, defaults.model)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        return _convert_job(jobs, defaults, session, cancel, fields, video, snapshot, formats, person, height,
+                            smooth_2d, smooth_3d, lock_feet, detector, progress, estimate_pitch)
+    finally:
+        jobs.running.discard(session)
+        jobs.armed.discard(session)
+        cancel.clear()
+
+
+def _convert_job(jobs: Jobs, defaults: WebDefaults, session: str, cancel: threading.Event, fields: dict,
+                 video: str | None, snapshot: str | None, formats: list[str], person: str, height: float,
+                 smooth_2d: float, smooth_3d: float, lock_feet: bool, detector: str, progress: gr.Progress,
+                 estimate_pitch: bool) -> tuple[list, str, list[str], str | None, str]:
     folder = jobs.folder(session)
     src, min_track = job_input(folder, video, snapshot)  # everything of this job stays in its folder
     wanted = [f for f in formats if f in FORMATS] or ["fbx"]
@@ -175,15 +228,16 @@ def run_job(jobs: Jobs, defaults: WebDefaults, video: str | None, snapshot: str 
 
 
 def cancel_job(jobs: Jobs, request: gr.Request) -> str:
-    jobs.flag(getattr(request, "session_hash", None) or "anonymous").set()
-    return "cancelling..."
+    return "cancelling..." if jobs.cancel(getattr(request, "session_hash", None) or "anonymous") else \
+        "nothing to cancel"
 
 
 def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
     """The page, and the folder its jobs live in."""
     root = defaults.work_dir or Path(tempfile.mkdtemp(prefix="pose-web-"))
     jobs = Jobs(root / "jobs")
-    with gr.Blocks(title="ViTPose Mocap") as app:
+    # delete_cache: Gradio's own copies of uploads and results, an hour after they were made
+    with gr.Blocks(title="ViTPose Mocap", delete_cache=(600, KEEP_S)) as app:
         gr.Markdown("## ViTPose Mocap: video to animation\nUpload a video of one or more people; get an "
                     "animated armature per performer for Blender, Maya, Unity or Unreal (`pose-server convert`).")
         with gr.Row():
@@ -219,7 +273,7 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
                 gallery = gr.Gallery(label="overlay", columns=4, height=260, elem_id="overlay")
                 view3d = gr.Model3D(label="3D (the take as glTF)", elem_id="model3d", height=360)
                 files = gr.File(label="downloads", file_count="multiple", elem_id="files")
-                packet = gr.Code(label="a pose packet (protocol v2)", language="json", elem_id="packet", max_lines=16)
+                packet = gr.Code(label="a pose packet", language="json", elem_id="packet", max_lines=16)
 
         def job(video: str | None, snapshot: str | None, model: str, formats: list[str], person: str,
                 height: float, smooth_2d: float, smooth_3d: float, lock_feet: bool, detector: str,
@@ -228,11 +282,20 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
             return run_job(jobs, defaults, video, snapshot, model, formats, person, height, smooth_2d, smooth_3d,
                            lock_feet, detector, request, progress, estimate_pitch)
 
-        run.click(job, [video, snapshot, model, formats, person, height, smooth_2d, smooth_3d, lock_feet, detector,
-                        pitch],
-                  [gallery, packet, files, view3d, status], concurrency_limit=1, api_name="convert")
+        def arm(request: gr.Request) -> None:
+            jobs.arm(getattr(request, "session_hash", None) or "anonymous")
+
+        # armed at the click, not when the job starts: a Cancel while it waits in the queue is then its own
+        run.click(arm, None, None, queue=False).then(
+            job, [video, snapshot, model, formats, person, height, smooth_2d, smooth_3d, lock_feet, detector, pitch],
+            [gallery, packet, files, view3d, status], concurrency_limit=1, api_name="convert")
+
         def cancel(request: gr.Request) -> str:
             return cancel_job(jobs, request)
 
+        def leave(request: gr.Request) -> None:
+            jobs.leave(getattr(request, "session_hash", None) or "anonymous")
+
         stop.click(cancel, None, status, queue=False, api_name="cancel")
+        app.unload(leave)  # the tab closed: Gradio drops its waiting jobs, this stops the running one
     return app, root

@@ -225,6 +225,35 @@ def test_a_second_user_waits_in_the_queue_and_cancel_frees_it(web, long_clip, tm
     assert f"{FRAMES} frames" in status and [Path(f).name for f in files] == ["take.jsonl"]
 
 
+def test_cancel_while_waiting_and_closing_the_tab_stop_the_jobs(web, long_clip, tmp_path):
+    """Cancel pressed while a job waited in the queue was undone when the job started (it converted anyway); a tab
+    closed during a conversion left it running to the end, everyone behind it waiting, its files on disk."""
+    url, work, clip = web
+    before = job_folders(work)
+    with sync_playwright() as pw:
+        browser = open_browser(pw, tmp_path)
+        try:
+            first, second = browser.new_page(), browser.new_page()
+            upload(first, url, long_clip)
+            upload(second, url, clip)
+            first.click("#convert")
+            first.get_by_text("2D keypoints").first.wait_for(timeout=120_000)
+            second.click("#convert")
+            time.sleep(1.0)
+            second.click("#cancel")  # while it waits behind the first
+            time.sleep(1.0)
+            first.close()  # the running job's tab goes away
+            end = time.monotonic() + 60
+            while job_folders(work) - before and time.monotonic() < end:
+                time.sleep(0.2)
+            assert not (job_folders(work) - before), "the closed tab's job did not stop and clean up"
+            time.sleep(3)  # the cancelled waiting job would have started by now, and written its folder
+            assert not (job_folders(work) - before), "the job cancelled while waiting ran anyway"
+            assert second.locator("#files a").count() == 0
+        finally:
+            browser.close()
+
+
 def test_the_model_chooser_runs_the_embedded_blazepose(web):
     from gradio_client import Client, handle_file
 
@@ -314,3 +343,21 @@ def test_uploads_land_in_the_apps_folder_whatever_their_name(web, tmp_path):
             ctx.dispose()
     assert paths and all(p.is_relative_to(work.resolve()) and p.is_file() for p in paths), paths
     assert not any((d / "escape.mp4").exists() for d in (work.parent, work.parent.parent, Path("/tmp")))
+
+
+def test_finished_sessions_files_are_removed_after_a_while(tmp_path):
+    """Every finished session's folder stayed for as long as the app ran (13 jobs: 165 MB)."""
+    from pose_server.web.app import Jobs
+
+    jobs = Jobs(tmp_path / "jobs", keep_s=60)
+    old, busy = jobs.folder("old"), jobs.folder("busy")
+    jobs.folder("recent")
+    for path in (old, busy):
+        (path / "take.fbx").write_bytes(b"x")
+        os.utime(path, (time.time() - 120, time.time() - 120))
+    jobs.running.add("busy")
+    jobs.folder("new")
+    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == ["busy", "new", "recent"]
+    jobs.leave("recent")  # its tab closed, no job under way: removed at once
+    jobs.leave("busy")  # a job under way: told to stop (it removes its folder itself)
+    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == ["busy", "new"] and jobs.flag("busy").is_set()

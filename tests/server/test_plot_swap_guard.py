@@ -26,7 +26,8 @@ def session(path: Path, turned: tuple[int, ...]) -> Path:
         joints = REST_JOINTS @ half_turn.T if f in turned else REST_JOINTS
         person = {"id": 0, "bbox": [20, 40, 120, 210], "keypoints": (np.full((17, 2), 60.0) + f).tolist(),
                   "scores": [0.9] * 17, "joints_3d": joints.tolist()}
-        lines.append(json.dumps({"v": 3, "frame": f, "people": [person, {**person, "id": 4}]}))
+        lines.append(json.dumps({"v": 3, "frame": f, "timestamp": 1000.0 + f / 30,
+                                 "people": [person, {**person, "id": 4}]}))
     path.write_text("\n".join(lines) + "\n")
     return path
 
