@@ -73,15 +73,17 @@ def add_swap_guard_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
                         "(the guard puts them back so the body does not spin half round and back)")
 
 
-def add_unmeasurable_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """What one camera cannot measure and the lifter needs: the performer's height, the field of view, the pitch."""
+def add_unmeasurable_args(p: argparse.ArgumentParser | argparse._ArgumentGroup,
+                          pitch_over: str = "their first seconds") -> None:
+    """What one camera cannot measure and the lifter needs: the performer's height, the field of view, the pitch
+    (`pitch_over`: what an estimate looks at, live or offline)."""
     p.add_argument("--performer-height", type=_config_number("performer_height"), default=1.75, metavar="M",
                    help="the performer's height in metres: the 3D skeleton's scale, which one camera cannot see")
     p.add_argument("--hfov", type=_config_number("camera_hfov"), default=60.0, metavar="DEG",
                    help="the camera's horizontal field of view in degrees (a typical webcam: 60-78)")
     p.add_argument("--camera-pitch", type=_pitch, default=0.0, metavar="DEG|auto",
                    help="degrees the camera looks down (negative: up); a level camera is 0; auto: estimated from the "
-                        "performers' upright bodies over their first seconds (docs/lifting.md: when it works)")
+                        f"performers' upright bodies over {pitch_over} (docs/lifting.md: when it works)")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -275,7 +277,7 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
                         "after it) or the geometric lifter")
     g.add_argument("--no-depth-prior", action="store_true", help="geometric lifter: without the learned depth prior")
     add_swap_guard_arg(g)
-    add_unmeasurable_args(g)
+    add_unmeasurable_args(g, pitch_over="the whole video")
     conv.add_argument("--no-progress", action="store_true", help="no progress bar")
     conv.set_defaults(func=cmd_convert)
 

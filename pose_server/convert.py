@@ -507,8 +507,8 @@ def run_blender(session: Path, outputs: Sequence[Path], people: Sequence[int], f
     cmd = [sys.executable, str(BLENDER_WORKER), json.dumps(job)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+        if "RESULT {" in line:  # (Blender's own output may precede it on the line, with no newline)
+            result = json.loads(line[line.rindex("RESULT {") + len("RESULT "):])
             if result.get("error"):
                 raise ConvertError(f"Blender could not export: {result['error']}")
             return result

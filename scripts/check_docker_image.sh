@@ -57,8 +57,8 @@ panel_port=$(port)
 names+=(vitpose-check-web vitpose-check-panel)
 "${engine[@]}" run -d --name vitpose-check-web "${limits[@]}" -e POSE_WEB_TOKEN=check -p "127.0.0.1:$web_port:7860" \
     "$IMAGE" >/dev/null
-"${engine[@]}" run -d --name vitpose-check-panel "${limits[@]}" -p "127.0.0.1:$panel_port:8501" "$IMAGE" \
-    pose-server panel --address 0.0.0.0 >/dev/null
+"${engine[@]}" run -d --name vitpose-check-panel "${limits[@]}" -p "127.0.0.1:$panel_port:8501" \
+    -e POSE_PANEL_TOKEN=check "$IMAGE" pose-server panel --address 0.0.0.0 >/dev/null  # beyond loopback: a password
 wait_http() {  # url, what the page must contain
     for _ in $(seq 120); do
         if body=$(curl -fsS "$1" 2>/dev/null) && [[ $body == *"$2"* ]]; then return 0; fi

@@ -137,7 +137,7 @@ def main(argv: list[str]) -> int:
         result = run(json.loads(argv[0]))
     except Exception as exc:  # reported to the server side, which shows it as one line
         result = {"error": f"{type(exc).__name__}: {exc}"}
-    print("RESULT " + json.dumps(result), flush=True)
+    print("\nRESULT " + json.dumps(result), flush=True)  # on a line of its own, whatever Blender printed last
     return 1 if result.get("error") else 0
 
 

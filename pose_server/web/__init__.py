@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import hmac
 import os
+import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -63,6 +65,12 @@ def launch(argv: list[str] | None = None) -> int:
 
     print(f"web: http://{args.host}:{args.port}  (jobs in {root})", file=sys.stderr)
     app.queue(default_concurrency_limit=1, max_size=32)
-    app.launch(server_name=args.host, server_port=args.port, auth=auth if args.token else None, show_error=True,
-               inbrowser=False, max_file_size=f"{args.max_upload_mb:g}mb", allowed_paths=[str(root)], share=False)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `docker stop`, kill: leave through the finally below
+    try:
+        app.launch(server_name=args.host, server_port=args.port, auth=auth if args.token else None, show_error=True,
+                   inbrowser=False, max_file_size=f"{args.max_upload_mb:g}mb", allowed_paths=[str(root)],
+                   share=False)
+    finally:
+        if not args.work_dir:  # the folder this run made for itself: uploads and results go with it
+            shutil.rmtree(root, ignore_errors=True)
     return 0

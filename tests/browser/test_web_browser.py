@@ -361,3 +361,23 @@ def test_finished_sessions_files_are_removed_after_a_while(tmp_path):
     jobs.leave("recent")  # its tab closed, no job under way: removed at once
     jobs.leave("busy")  # a job under way: told to stop (it removes its folder itself)
     assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == ["busy", "new"] and jobs.flag("busy").is_set()
+
+
+def test_the_folder_a_run_made_for_itself_goes_when_it_is_stopped(tmp_path):
+    """Without --work-dir the app makes a temp folder for uploads and results; `docker stop` or a kill left it."""
+    port = free_port()
+    log = tmp_path / "web.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "pose_server.cli", "web", "--port", str(port)], cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        end = time.monotonic() + 120
+        while "(jobs in " not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < end, log.read_text()[-2000:]
+            time.sleep(0.2)
+        root = Path(log.read_text().split("(jobs in ", 1)[1].split(")", 1)[0])
+        assert root.is_dir()
+    finally:
+        proc.terminate()  # SIGTERM
+        proc.wait(30)
+    assert not root.exists(), f"{root} is still there"

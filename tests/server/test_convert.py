@@ -328,3 +328,14 @@ def test_a_whole_body_track_is_converted_with_its_hands(tmp_path):
     for packet in packets:
         jsonschema.validate(packet, SCHEMA)
     assert {p["v"] for p in packets if p["people"] and p["people"][0].get("joints_3d")} == {4}
+
+
+def test_blenders_own_error_reaches_the_user_when_its_output_ran_into_the_result_line(tmp_path, monkeypatch):
+    """Blender printed without a final newline, the worker's RESULT line came after it on the same line, and the
+    user read "is the bpy module installed?" instead of Blender's own reason."""
+    worker = tmp_path / "worker.py"
+    worker.write_text('import json, sys\nsys.stdout.write("Error: Cannot open file for writing")\n'
+                      'print("RESULT " + json.dumps({"error": "FileNotFoundError: /proc/x.fbx"}))\n')
+    monkeypatch.setattr(convert, "BLENDER_WORKER", worker)
+    with pytest.raises(ConvertError, match=r"Blender could not export: FileNotFoundError: /proc/x.fbx"):
+        convert.run_blender(tmp_path / "take.jsonl", [tmp_path / "x.fbx"], [0], 30.0)
