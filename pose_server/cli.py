@@ -380,8 +380,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"pose-server: error: {st['error']}", file=sys.stderr)
         return 1
     if st["frames_read"] == 0 and st["corrupt_frames"] > 0:
-        print(f"pose-server: error: none of the {st['corrupt_frames']} frames of {cfg.source} could be read; check "
-              "the files are images or a video OpenCV can decode", file=sys.stderr)
+        from .sources import redact_url
+
+        print(f"pose-server: error: none of the {st['corrupt_frames']} frames of {redact_url(str(cfg.source))} "
+              "could be read; check the files are images or a video OpenCV can decode", file=sys.stderr)
         return 1
     return 0
 

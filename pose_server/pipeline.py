@@ -185,7 +185,7 @@ class Pipeline(Stages):
             "refused_packets": self._refused,
             "stage_ms": {k: round(float(np.mean(list(v))), 2) if v else None
                          for k, v in self._stage_ms.items()},
-            "source": str(cfg.source),
+            "source": src.redact_url(str(cfg.source)),
             "source_name": self.source_name,
             "model": cfg.model,
             "device": cfg.device,
@@ -275,8 +275,7 @@ class Pipeline(Stages):
     def _open_inference(self) -> None:
         cfg = self.config
         # The source first: a wrong path or camera index is the likelier mistake and costs no model load.
-        self.source = src.open_source(cfg.source, realtime=cfg.realtime, backend=cfg.camera_backend,
-                                      width=cfg.camera_width, height=cfg.camera_height, fps=cfg.camera_fps)
+        self.source = src.open_configured_source(cfg)
         if cfg.drop_stale and not cfg.realtime and not self.source.live:
             raise ValueError(f"drop_stale on {self.source.name}, a file read as fast as the server goes, would drop "
                              "most of its frames: add --realtime (read it at its frame rate, like a camera), or "

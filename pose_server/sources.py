@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -201,7 +203,10 @@ class ImageFolderSource(Source):
     def __init__(self, path: str | Path, realtime: bool = False, fps: float = 30.0) -> None:
         super().__init__()
         path = Path(path)
-        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        # natural order (frame_2 before frame_10: numbered without zero padding, the motion was scrambled),
+        # files only (a folder named x.jpg is none)
+        self.files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()),
+                            key=_natural_key)
         if not self.files:
             raise SourceError(f"no images in folder {path} (looked for {', '.join(IMAGE_EXTS)})")
         self.name = path.name or str(path)
@@ -309,13 +314,36 @@ def open_camera(index: int, backend: str = "any", width: int | None = None, heig
     return LiveSource(cap, f"camera {index}")
 
 
+def redact_url(spec: str) -> str:
+    """A source as it may be shown: a URL's user and password replaced by ***."""
+    if not spec.lower().startswith(URL_PREFIXES):
+        return spec
+    scheme, sep, rest = spec.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}***@{host.rsplit('@', 1)[1]}{slash}{path}" if "@" in host else spec
+
+
 def open_url(url: str) -> LiveSource:
+    shown = redact_url(url)
+    log.info("connecting to %s (OpenCV gives up after about 30 s)", shown)
     cap = cv2.VideoCapture(url)
     if not cap.isOpened():
         cap.release()
-        raise SourceError(f"OpenCV cannot open the stream {url}: check the address, credentials and that "
+        raise SourceError(f"OpenCV cannot open the stream {shown}: check the address, credentials and that "
                           "the stream is running")
     return LiveSource(cap, url.split("@")[-1])  # keep credentials out of logs and packets
+
+
+def _natural_key(path: Path) -> list:
+    """frame_2 < frame_10: the name's digit runs compared as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+            for part in re.split(r"(\d+)", path.name) if part]
+
+
+def open_configured_source(cfg: Any) -> Source:
+    """`open_source` with a PipelineConfig's source settings (realtime, the camera's backend, size and rate)."""
+    return open_source(cfg.source, realtime=cfg.realtime, backend=cfg.camera_backend, width=cfg.camera_width,
+                       height=cfg.camera_height, fps=cfg.camera_fps)
 
 
 def open_source(spec: str | int, realtime: bool = False, backend: str = "any", width: int | None = None,

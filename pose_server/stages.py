@@ -106,6 +106,7 @@ class Stages:
         last = 0.0
         waiting_since: float | None = None
         media_origin: float | None = None
+        loop_offset, media_t = 0.0, 0.0  # a looped file's time goes on rising: the filters and lifters need it
         while not self._stop.is_set():
             cfg = self.config
             if cfg.max_frames and self._frames_read >= cfg.max_frames:
@@ -122,8 +123,11 @@ class Stages:
             if frame is None:
                 if cfg.loop and not live:
                     self.source.close()
-                    self.source = src.open_source(cfg.source, realtime=cfg.realtime)
+                    self.source = src.open_configured_source(cfg)  # as opened first: an image folder keeps its rate
                     media_origin = None  # the clip starts again: anchor its time anew so stamps keep rising
+                    # ... and its time goes on from the last frame's: back at 0, every filter took the new
+                    # frames for a step back in time and the skeleton froze from the second pass on
+                    loop_offset = media_t + 1.0 / self._media_fps
                     continue
                 break
             if cfg.fps_limit > 0:
@@ -137,7 +141,7 @@ class Stages:
             self._frames_read += 1
             if self._progress is not None:
                 self._progress.update(1)
-            media_t = frame.timestamp if live else frame.index / self._media_fps
+            media_t = frame.timestamp if live else loop_offset + frame.index / self._media_fps
             # A file paced in real time was "captured" at its time in the clip: stamping packets with the
             # clip's own timing (anchored at the first frame read) keeps a recorded take as long as the clip
             # even when processing falls behind. Pacing never reads a frame before its time, so the stamp

@@ -150,3 +150,33 @@ def test_a_phone_video_stored_with_a_rotation_tag_is_read_upright(tmp_path):
     frame = source.read()
     assert source.size == (120, 200) and frame.image.shape == (200, 120, 3)
     assert frame.image[:20].mean() > 200 and frame.image[40:].mean() < 20  # the bar runs along the top now
+
+
+def test_an_image_folder_is_read_in_natural_order_and_files_only(tmp_path):
+    """frame_1 ... frame_12 came as 1, 10, 11, 12, 2, ...: numbered without zero padding, the motion was scrambled;
+    a folder named like an image counted as an unreadable one."""
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i in (1, 2, 3, 9, 10, 11, 12):
+        img = np.full((40, 60, 3), i * 20, np.uint8)  # each frame's grey tells which it is
+        cv2.imwrite(str(folder / f"frame_{i}.png"), img)
+    (folder / "notes.jpg").mkdir()
+    src = open_source(str(folder))
+    greys = []
+    while (f := src.read()) is not None:
+        greys.append(int(f.image[0, 0, 0]) // 20)
+    assert greys == [1, 2, 3, 9, 10, 11, 12] and src.corrupt == 0
+
+
+def test_a_stream_password_is_never_shown(monkeypatch, caplog):
+    """`rtsp://admin:s3cret@...` printed the password in the error a stream that cannot be opened gives."""
+    url = "rtsp://admin:s3cret@127.0.0.1:9/live"
+    assert sources.redact_url(url) == "rtsp://***@127.0.0.1:9/live"
+    assert sources.redact_url("rtsp://cam.local/live") == "rtsp://cam.local/live"
+    assert sources.redact_url("/videos/a@b.mp4") == "/videos/a@b.mp4"
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda _url: type("Closed", (), {
+        "isOpened": lambda self: False, "release": lambda self: None})())
+    with caplog.at_level("INFO"), pytest.raises(SourceError) as err:
+        open_source(url)
+    assert "s3cret" not in str(err.value) and "***@127.0.0.1:9/live" in str(err.value)
+    assert "s3cret" not in caplog.text and "connecting to rtsp://***@127.0.0.1:9/live" in caplog.text
