@@ -27,6 +27,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+BAD_RUN = 60  # consecutive frames that fail to decode before a video is taken to have ended
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 URL_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
@@ -157,37 +158,51 @@ class VideoFileSource(Source):
 
     def __init__(self, path: str | Path, realtime: bool = False) -> None:
         super().__init__()
-        path = Path(path)
-        if not path.is_file():
+        url = str(path).lower().startswith(URL_PREFIXES)  # a video file on a web server: read it as a file
+        shown = redact_url(str(path)) if url else Path(path)
+        if not url and not Path(path).is_file():
             raise SourceError(f"video file not found: {path} (check the path; supported: {', '.join(VIDEO_EXTS)})")
         self.cap = open_video(path)
-        ok, first = self.cap.read() if self.cap.isOpened() else (False, None)
-        if not ok:
+        n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.cap.isOpened() else 0
+        self.frame_count = n if n > 0 else None
+        self.index = 0
+        self.name = Path(str(shown).split("?")[0]).name
+        first = self._decode() if self.cap.isOpened() else None  # a bad first frame is skipped like any other
+        if first is None:
             self.cap.release()
-            raise SourceError(f"OpenCV cannot read the video {path}: the file is damaged or its codec is "
+            raise SourceError(f"OpenCV cannot read the video {shown}: the file is damaged or its codec is "
                               "unsupported; re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`")
         self._pending: np.ndarray | None = first
-        self.name = path.name
         self.fps = _frame_rate(self.cap)
-        n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        self.frame_count = n if n > 0 else None
         self.size = (first.shape[1], first.shape[0])
-        self.index = 0
         self.pacer = _Pacer(self.fps, realtime)
+
+    def _decode(self) -> np.ndarray | None:
+        """The next frame that decodes, each one that does not skipped and counted; None at the end. A damaged patch
+        can fail several frames in a row before decoding goes on: only a run of BAD_RUN failures, or one where the
+        file says it has no frames left, is its end (one failed read and grab ended a file at its first patch)."""
+        ok, img = self.cap.read()
+        failed = 0
+        while not ok:
+            failed += 1
+            left = self.frame_count is None or self.index + failed < self.frame_count
+            if failed > BAD_RUN or not left:
+                if self.frame_count is not None and self.index + failed < self.frame_count:
+                    log.warning("%s ended at frame %d of the %d its header gives", self.name, self.index,
+                                self.frame_count)
+                return None
+            ok, img = self.cap.read()
+        self.corrupt += failed
+        self.index += failed
+        return img
 
     def read(self, timeout: float = 1.0) -> Frame | None:
         if self._pending is not None:
             img, self._pending = self._pending, None
         else:
-            ok, img = self.cap.read()
-            while not ok:
-                # A frame that fails to decode while the stream goes on is corrupt: skip and count it.
-                # When nothing follows either, this is the end of the file.
-                if not self.cap.grab():
-                    return None
-                self.corrupt += 1
-                self.index += 1
-                ok, img = self.cap.retrieve()
+            img = self._decode()
+            if img is None:
+                return None
         i = self.index
         self.index += 1
         self.pacer.wait(i)
@@ -354,6 +369,11 @@ def open_source(spec: str | int, realtime: bool = False, backend: str = "any", w
     if index is not None:
         return open_camera(index, backend, width, height, fps)
     if spec.lower().startswith(URL_PREFIXES):
+        if spec.lower().startswith(("http://", "https://")) and spec.split("?")[0].lower().endswith(VIDEO_EXTS):
+            # a video file on a web server, not a camera: every frame in order, paced by --realtime (read as a
+            # live stream, newest frame only, it was decoded as fast as it downloaded and lost but a frame)
+            log.info("reading the video file at %s (OpenCV gives up after about 30 s)", redact_url(spec))
+            return VideoFileSource(spec, realtime=realtime)
         return open_url(spec)
     if is_recording(spec):
         raise SourceError(f"{spec} is a recorded session: replay it with `pose-server replay {spec}`")
