@@ -48,11 +48,13 @@ class SourceError(RuntimeError):
 
 @dataclass
 class Frame:
-    """One captured frame: its index in the source and the time it was captured (time.time())."""
+    """One captured frame: its index in the source and the time it was captured (time.time()); a file's frame also
+    its own time in the file (seconds from its start, from the file's timestamps: variable frame rates too)."""
 
     index: int
     image: np.ndarray
     timestamp: float
+    media_t: float | None = None
 
 
 def open_video(path: str | Path) -> cv2.VideoCapture:
@@ -142,13 +144,15 @@ class _Pacer:
         self.enabled = enabled and self.period > 0
         self.start: float | None = None
 
-    def wait(self, i: int) -> None:
+    def wait(self, i: int, t: float | None = None) -> None:
+        """Until frame i is due: at `t` seconds into the source when given (a file's own timestamps), else i / fps."""
         if not self.enabled:
             return
+        t = i * self.period if t is None else t
         now = time.perf_counter()
         if self.start is None:
-            self.start = now - i * self.period
-        delay = self.start + i * self.period - now
+            self.start = now - t
+        delay = self.start + t - now
         if delay > 0:
             time.sleep(delay)
 
@@ -167,13 +171,14 @@ class VideoFileSource(Source):
         self.frame_count = n if n > 0 else None
         self.index = 0
         self.name = Path(str(shown).split("?")[0]).name
+        self.fps = _frame_rate(self.cap)
+        self._t = -1.0  # the last frame's time in the file
         first = self._decode() if self.cap.isOpened() else None  # a bad first frame is skipped like any other
         if first is None:
             self.cap.release()
             raise SourceError(f"OpenCV cannot read the video {shown}: the file is damaged or its codec is "
                               "unsupported; re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`")
         self._pending: np.ndarray | None = first
-        self.fps = _frame_rate(self.cap)
         self.size = (first.shape[1], first.shape[0])
         self.pacer = _Pacer(self.fps, realtime)
 
@@ -194,6 +199,10 @@ class VideoFileSource(Source):
             ok, img = self.cap.read()
         self.corrupt += failed
         self.index += failed
+        # The frame's own time: a variable frame rate (phones) spaces frames unevenly, and index / the average rate
+        # put a frame 0.6 s off after a change of rate. A time that does not move forward falls back to the grid.
+        t = float(self.cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+        self._t = t if math.isfinite(t) and t > self._t else max(self.index / self.fps, self._t + 1e-3)
         return img
 
     def read(self, timeout: float = 1.0) -> Frame | None:
@@ -205,8 +214,8 @@ class VideoFileSource(Source):
                 return None
         i = self.index
         self.index += 1
-        self.pacer.wait(i)
-        return Frame(i, img, time.time())
+        self.pacer.wait(i, self._t)
+        return Frame(i, img, time.time(), self._t)
 
     def close(self) -> None:
         self.cap.release()

@@ -141,7 +141,10 @@ class Stages:
             self._frames_read += 1
             if self._progress is not None:
                 self._progress.update(1)
-            media_t = frame.timestamp if live else loop_offset + frame.index / self._media_fps
+            if live:
+                media_t = frame.timestamp
+            else:  # the file's own time of the frame where it has one (variable frame rates), else its index's
+                media_t = loop_offset + (frame.media_t if frame.media_t is not None else frame.index / self._media_fps)
             # A file paced in real time was "captured" at its time in the clip: stamping packets with the
             # clip's own timing (anchored at the first frame read) keeps a recorded take as long as the clip
             # even when processing falls behind. Pacing never reads a frame before its time, so the stamp

@@ -232,3 +232,31 @@ def test_a_video_file_on_a_web_server_is_read_like_a_file(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_variable_frame_rate_video_keeps_its_own_frame_times(receiver):
+    """Phones record at a variable frame rate; frames were timed index / the average rate, 0.6 s off after a change
+    of rate, and --realtime played one part slow and the other fast. tests/data/vfr.mp4 (made with ffmpeg): 10
+    frames 40 ms apart, then 5 frames 80-120 ms apart (its average rate: 19.7 fps)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "data" / "vfr.mp4"
+    want = [0.0, 0.04, 0.08, 0.12, 0.16, 0.2, 0.24, 0.28, 0.32, 0.36, 0.44, 0.52, 0.64, 0.72, 0.84]
+    with open_source(str(path)) as src:
+        times = []
+        while (f := src.read()) is not None:
+            times.append(f.media_t)
+    assert times == pytest.approx(want, abs=1e-3)
+    pipe = Pipeline(PipelineConfig(source=str(path), detector="full-frame", udp=[receiver.target], realtime=True,
+                                   lift_3d=False, log_every=1e9), estimator=_NoPose())
+    pipe.start()
+    assert pipe.wait(timeout=60)
+    stamps = [json.loads(d)["timestamp"] for d in receiver.collect(idle=0.5)]
+    assert np.diff(stamps) == pytest.approx(np.diff(want), abs=0.02)  # paced and stamped by the file's own times
+
+
+class _NoPose:
+    skeleton, num_keypoints = "coco17", 17
+
+    def __call__(self, frame, boxes):
+        return np.zeros((len(boxes), 17, 2), np.float32), np.zeros((len(boxes), 17), np.float32)
