@@ -270,6 +270,7 @@ class LiveSource(Source):
         self._latest: Frame | None = None
         self._index = 0
         self._ended = False
+        self.lost = False  # the camera or stream stopped sending (unplugged, the stream ended)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._grab_loop, name=f"grab-{name}", daemon=True)
         self._thread.start()
@@ -280,11 +281,13 @@ class LiveSource(Source):
             ok, img = self.cap.read()
             if not ok or img is None:
                 failures += 1
-                if failures > 50:  # the device or stream went away
+                if failures > 50:  # the device or stream went away: its last failures were no corrupt frames
+                    self.lost = True
+                    log.warning("%s stopped sending frames after %d", self.name, self._index)
                     break
-                self.corrupt += 1
                 time.sleep(0.01)
                 continue
+            self.corrupt += failures  # failures a frame followed: frames that would not decode
             failures = 0
             frame = Frame(self._index, img, time.time())
             self._index += 1

@@ -121,6 +121,11 @@ class Stages:
                     waiting_since = time.monotonic()
                 continue
             if frame is None:
+                if live and getattr(self.source, "lost", False) and not self._stop.is_set():
+                    # what was captured still goes out; the run then ends as failed, saying why
+                    self.error = (f"{self.source_name} stopped sending frames after {self._frames_read}: the camera "
+                                  "was unplugged or the stream ended")
+                    self.state = "error"
                 if cfg.loop and not live:
                     self.source.close()
                     self.source = src.open_configured_source(cfg)  # as opened first: an image folder keeps its rate

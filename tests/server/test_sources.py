@@ -260,3 +260,47 @@ class _NoPose:
 
     def __call__(self, frame, boxes):
         return np.zeros((len(boxes), 17, 2), np.float32), np.zeros((len(boxes), 17), np.float32)
+
+
+def _mjpeg_server(frames: int):
+    """An MJPEG-over-HTTP stream (as IP cameras serve it) that sends `frames` frames and then goes away."""
+    import http.server
+    import threading
+
+    class Stream(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for i in range(frames):
+                jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 5 * i, np.uint8))[1].tobytes()
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                time.sleep(0.02)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_stream_that_goes_away_fails_the_run_saying_so(receiver):
+    """A camera unplugged or a stream that ended: the run exited 0, counting the reads that failed as 50 corrupt
+    frames, and nothing said the stream was lost."""
+    server = _mjpeg_server(20)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/stream"
+        pipe = Pipeline(PipelineConfig(source=url, detector="full-frame", udp=[receiver.target], lift_3d=False,
+                                       log_every=1e9), estimator=_NoPose())
+        pipe.start()
+        assert pipe.wait(timeout=60)
+        status = pipe.status()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status["frames"] >= 1 and status["corrupt_frames"] == 0, status
+    assert status["state"] == "error" and "stopped sending frames" in status["error"], status
+    assert len(receiver.collect(idle=0.3)) == status["frames"]  # what was captured went out
