@@ -34,6 +34,16 @@ def takes_frame_range(actions) -> tuple[int, int]:
     return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
+def animated_bones(action: bpy.types.Action) -> set[str]:
+    """The pose bones an Action's curves name (`pose.bones["NAME"]...`)."""
+    names = set()
+    for fc in compat.action_fcurves(action):
+        path = fc.data_path
+        if path.startswith('pose.bones["'):
+            names.add(path[len('pose.bones["'):path.find('"]', len('pose.bones["'))])
+    return names
+
+
 def _check_parts(parts: list[Part]) -> None:
     if not parts:
         raise ExportError("no take to export: record or import one first")
@@ -42,6 +52,11 @@ def _check_parts(parts: list[Part]) -> None:
             raise ExportError("pick the armature that holds the take")
         if action is None:
             raise ExportError("no take to export: record or import one first")
+        bones = animated_bones(action)
+        if bones and not bones & set(armature_obj.pose.bones.keys()):
+            # another Target picked since the take: its bones would stand still in a file named after the take
+            raise ExportError(f"{action.name} animates other bones than {armature_obj.name}'s: pick the armature "
+                              "the take was recorded on as the Target")
 
 
 @contextlib.contextmanager

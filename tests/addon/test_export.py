@@ -133,6 +133,20 @@ def test_export_operator_writes_the_last_take(scene, tmp_path):
     out = tmp_path / "renamed.fbx"
     assert bpy.ops.vitpose_mocap.export(format="FBX", filepath=str(out)) == {"FINISHED"}
     assert out.stat().st_size > 1000
+    # Another Target picked since, with other bone names: its rest pose, frozen, was written under the take's
+    # name and the export said it had finished.
+    settings.last_take = action.name
+    other = bpy.data.objects.new("Character", bpy.data.armatures.new("Character"))
+    scene.collection.objects.link(other)
+    bpy.context.view_layer.objects.active = other
+    bpy.ops.object.mode_set(mode="EDIT")
+    other.data.edit_bones.new("Hips").tail = (0.0, 0.0, 0.2)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    settings.target = other
+    for fmt in ("FBX", "BVH"):
+        with pytest.raises(RuntimeError, match="animates other bones than Character's: pick the armature"):
+            bpy.ops.vitpose_mocap.export(format=fmt, filepath=str(tmp_path / f"wrong.{fmt.lower()}"))
+        assert not (tmp_path / f"wrong.{fmt.lower()}").exists()
 
 
 def _bone_ends(scene, obj, frames) -> dict:
