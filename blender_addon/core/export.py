@@ -135,6 +135,34 @@ def _scene_named_as(scene: bpy.types.Scene, name: str):
         scene.name = original
 
 
+REST_VALUES = {"location": (0.0, 0.0, 0.0), "rotation_quaternion": (1.0, 0.0, 0.0, 0.0),
+               "rotation_euler": (0.0, 0.0, 0.0), "rotation_axis_angle": (0.0, 0.0, 1.0, 0.0), "scale": (1.0, 1.0, 1.0)}
+
+
+@contextlib.contextmanager
+def rest_before_takes(scene: bpy.types.Scene, parts: list[Part]):
+    """Each armature plays a copy of its take with every bone at rest on the frame before the take, the scene on
+    that frame: the FBX exporter writes the bones' pose at the current frame as their rest (a file of armatures
+    alone has no bind pose), so an exported take's rest was whichever of its frames was current, 43-95 cm from the
+    character's. The animation itself is baked over the take's range as before; the copies go afterwards."""
+    start = takes_frame_range([a for _o, a in parts])[0]
+    copies = []
+    try:
+        for armature_obj, action in parts:
+            copy = action.copy()
+            copies.append(copy)
+            for fc in compat.action_fcurves(copy):
+                prop = fc.data_path.rsplit(".", 1)[-1]
+                if fc.data_path.startswith("pose.bones[") and prop in REST_VALUES:
+                    fc.keyframe_points.insert(start - 1, REST_VALUES[prop][fc.array_index], options={"FAST"})
+            compat.assign_action(armature_obj, copy)
+        scene.frame_set(start - 1)
+        yield
+    finally:
+        for copy in copies:
+            bpy.data.actions.remove(copy)
+
+
 def export_fbx(scene: bpy.types.Scene, armature_obj: bpy.types.Object, action: bpy.types.Action,
                filepath: str) -> str:
     """FBX holding only the armature and this take's animation (one stack named after the take). Leaf bones
@@ -147,7 +175,7 @@ def export_fbx_take(scene: bpy.types.Scene, parts: list[Part], filepath: str, ta
     """One FBX holding every armature of a take, each with its own Action's animation, in one animation stack
     named `take_name`. Returns the written path."""
     path = _prepare_path(filepath, ".fbx")
-    with (playing_takes(scene, parts) as view_layer, _scene_named_as(scene, take_name),
+    with (playing_takes(scene, parts) as view_layer, rest_before_takes(scene, parts), _scene_named_as(scene, take_name),
           _override(scene, view_layer, [o for o, _a in parts])):
         result = bpy.ops.export_scene.fbx(
             filepath=path, use_selection=True, object_types={"ARMATURE"}, add_leaf_bones=True,

@@ -180,14 +180,22 @@ def test_fbx_round_trip_keeps_bone_ends_and_the_take_name(scene, tmp_path):
         take.sample(obj, 10.0 + i / 24.0)
     action = take.finish(obj)
     expected = _bone_ends(scene, obj, (1, 2, 3))
+    rest = {b.name: (obj.matrix_world @ b.head_local, obj.matrix_world @ b.tail_local) for b in obj.data.bones}
     take_name = action.name
+    scene.frame_set(2)  # the file's rest pose was the pose at the frame current when exporting
     path = export.export_fbx(scene, obj, action, str(tmp_path / "take.fbx"))
+    assert scene.frame_current == 2 and obj.animation_data.action == action and action.name in bpy.data.actions
+    assert len(bpy.data.actions) == 1  # the copy the export played is gone
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     assert "FINISHED" in bpy.ops.import_scene.fbx(filepath=path, anim_offset=0.0, ignore_leaf_bones=True)
     imported = next(o for o in bpy.context.scene.objects if o.type == "ARMATURE")
     imp_action = imported.animation_data.action
     assert imp_action.name.split("|")[-1] == take_name, imp_action.name  # Blender prefixes the object's name
+    for bone in imported.data.bones:  # the character's rest pose, not one of the take's frames
+        head, tail = rest[bone.name]
+        assert (imported.matrix_world @ bone.head_local - head).length < 0.005, (bone.name, "rest head")
+        assert (imported.matrix_world @ bone.tail_local - tail).length < 0.005, (bone.name, "rest tail")
     got = _bone_ends(bpy.context.scene, imported, (1, 2, 3))
     for f, bones in expected.items():
         assert set(got[f]) == set(bones)
