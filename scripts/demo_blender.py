@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     start, end = export.takes_frame_range(actions)
     bvh = export.export_bvh_take(scene, parts, str(out / f"{args.name}.bvh"))
     files = {
-        "blend": export.save_blend_copy(str(out / f"{args.name}.blend")),
+        "blend": export.save_blend_copy(str(out / f"{args.name}.blend"), scene, [(o, a) for _p, o, a in parts]),
         "fbx": export.export_fbx_take(scene, [(o, a) for _p, o, a in parts], str(out / f"{args.name}.fbx"),
                                       settings.last_take),
         "bvh": bvh[0],

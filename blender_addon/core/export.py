@@ -210,8 +210,11 @@ def export_bvh_take(scene: bpy.types.Scene, parts: list[tuple[str, bpy.types.Obj
     return [export_bvh(scene, armature_obj, action, f"{stem}_{label}.bvh") for label, armature_obj, action in parts]
 
 
-def save_blend_copy(filepath: str) -> str:
-    """Save a copy of the current file (the open file keeps its own path)."""
+def save_blend_copy(filepath: str, scene: bpy.types.Scene | None = None, parts: list[Part] | None = None) -> str:
+    """Save a copy of the current file (the open file keeps its own path). With the take's `parts`, the copy plays
+    it: each armature holds its Action, the capture rigs' constraints muted, the scene's range the take's (it
+    opened with the live rig's constraints winning over the keys: nothing moved on Play)."""
     path = _prepare_path(filepath, ".blend")
-    bpy.ops.wm.save_as_mainfile(filepath=path, copy=True)
+    with playing_takes(scene, parts) if parts else contextlib.nullcontext():
+        bpy.ops.wm.save_as_mainfile(filepath=path, copy=True)
     return path

@@ -57,7 +57,9 @@ class MOCAP_OT_export(bpy.types.Operator):
         action = None if settings.take_parts else single_take_action(settings)
         try:
             if self.format == "BLEND":
-                paths = [save_blend_copy(self.filepath)]
+                playing = [(o, a) for _p, o, a in parts] or ([(settings.target, action)] if action and
+                                                             settings.target else None)
+                paths = [save_blend_copy(self.filepath, scene, playing)]
             elif parts and self.format == "FBX":
                 paths = [export_fbx_take(scene, [(o, a) for _p, o, a in parts], self.filepath, settings.last_take)]
             elif parts:

@@ -102,17 +102,26 @@ def test_export_without_a_take_says_what_to_do(scene, tmp_path):
         export.export_bvh(scene, None, None, str(tmp_path / "x.bvh"))
 
 
-def test_blend_copy_keeps_the_take(scene, tmp_path):
+def test_blend_copy_keeps_the_take_and_plays_it(scene, tmp_path):
+    """The copy held the take, but opened with the live rig's constraints winning over its keys: nothing moved on
+    Play (the demo's demo.blend: both performers' hips still all through the take)."""
     arm = make_armature()
     action = _record_take(scene, arm)
-    path = export.save_blend_copy(str(tmp_path / "session"))
+    with export.playing_takes(scene, [(arm, action)]):
+        playing = _child_heads(scene, arm, (1, FRAMES))  # the take, played with the constraint muted
+    path = export.save_blend_copy(str(tmp_path / "session"), scene, [(arm, action)])
     assert path.endswith("session.blend")
-    name = action.name
+    assert not arm.pose.bones["root"].constraints[0].mute  # the open file is as it was
+    name, arm_name = action.name, arm.name
     bpy.ops.wm.read_factory_settings(use_empty=True)
     assert bpy.data.actions.get(name) is None
     bpy.ops.wm.open_mainfile(filepath=path)
     loaded = bpy.data.actions.get(name)
     assert loaded is not None and len(compat.action_fcurves(loaded)) == 20
+    scene, arm = bpy.context.scene, bpy.data.objects[arm_name]
+    assert (scene.frame_start, scene.frame_end) == (1, FRAMES) and arm.animation_data.action == loaded
+    for got, want in zip(_child_heads(scene, arm, (1, FRAMES)), playing, strict=True):
+        assert max(abs(g - w) for g, w in zip(got, want, strict=True)) < 1e-4, (got, want)
 
 
 def test_export_operator_writes_the_last_take(scene, tmp_path):
