@@ -222,15 +222,18 @@ class VideoFileSource(Source):
 
 
 class ImageFolderSource(Source):
-    """The images of a folder in name order; unreadable images are skipped and counted."""
+    """The images of a folder in name order (or one image file); unreadable images are skipped and counted."""
 
     def __init__(self, path: str | Path, realtime: bool = False, fps: float = 30.0) -> None:
         super().__init__()
         path = Path(path)
-        # natural order (frame_2 before frame_10: numbered without zero padding, the motion was scrambled),
-        # files only (a folder named x.jpg is none)
-        self.files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()),
-                            key=_natural_key)
+        if path.is_file():  # one photo: read as an image (a phone's EXIF turn applied), not as a one-frame video
+            self.files = [path]
+        else:
+            # natural order (frame_2 before frame_10: numbered without zero padding, the motion was scrambled),
+            # files only (a folder named x.jpg is none)
+            self.files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()),
+                                key=_natural_key)
         if not self.files:
             raise SourceError(f"no images in folder {path} (looked for {', '.join(IMAGE_EXTS)})")
         self.name = path.name or str(path)
@@ -390,7 +393,7 @@ def open_source(spec: str | int, realtime: bool = False, backend: str = "any", w
     if is_recording(spec):
         raise SourceError(f"{spec} is a recorded session: replay it with `pose-server replay {spec}`")
     path = Path(spec).expanduser()
-    if path.is_dir():
+    if path.is_dir() or path.is_file() and path.suffix.lower() in IMAGE_EXTS:
         return ImageFolderSource(path, realtime=realtime, fps=fps or 30.0)
     if not path.exists():
         raise SourceError(f"source not found: {spec}. Give a camera index (0), a video file, an image folder, "

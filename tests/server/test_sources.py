@@ -304,3 +304,18 @@ def test_a_stream_that_goes_away_fails_the_run_saying_so(receiver):
     assert status["frames"] >= 1 and status["corrupt_frames"] == 0, status
     assert status["state"] == "error" and "stopped sending frames" in status["error"], status
     assert len(receiver.collect(idle=0.3)) == status["frames"]  # what was captured went out
+
+
+def test_one_photo_is_read_as_an_image_upright(tmp_path):
+    """A single phone photo (landscape pixels, an EXIF turn to portrait) as --source came out lying on its side:
+    it was read as a one-frame video, which ignores EXIF (the same photo in a folder was upright)."""
+    from PIL import Image
+
+    photo = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to show it
+    Image.new("RGB", (80, 40), (200, 100, 50)).save(photo, exif=exif)
+    with open_source(str(photo)) as src:
+        frame = src.read()
+        assert src.read() is None
+    assert frame.image.shape[:2] == (80, 40)  # portrait, as the phone showed it
