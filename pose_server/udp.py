@@ -75,7 +75,10 @@ class UdpSender:
         for text, host, port in parsed:
             tgt = _Target(text)
             try:
-                family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+                # IPv4 first where a name has both: `localhost` resolves to ::1 first on Windows, where most
+                # receivers (Blender's add-on by default, VSeeFace, Warudo) listen on IPv4 only
+                answers = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+                family, _, _, _, addr = min(answers, key=lambda a: a[0] != socket.AF_INET)
                 tgt.family, tgt.addr = family, addr
             except OSError as exc:
                 tgt.failing, tgt.error = True, f"cannot resolve: {exc}"

@@ -230,3 +230,25 @@ def test_a_file_that_is_no_session_is_refused_before_anything_is_sent(tmp_path, 
         path.write_text(json.dumps(bad) + "\n")
         with pytest.raises(ValueError, match=why):
             replay(path, lambda data, _p: pytest.fail("sent"))
+
+
+def test_a_name_with_both_addresses_is_sent_to_over_ipv4(monkeypatch):
+    """`localhost` resolves to ::1 first on Windows; the first answer was taken, so packets went over IPv6 to
+    receivers listening on IPv4 only (Blender's add-on by default, VSeeFace) and nothing arrived, nothing said."""
+    v4 = Receiver()
+    real = socket.getaddrinfo
+
+    def both(host, port, *args, **kwargs):  # this machine's resolver, as Windows answers for localhost
+        if host != "dualstack.test":
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET6, socket.SOCK_DGRAM, 17, "", ("::1", port, 0, 0)),
+                (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", both)
+    sender = UdpSender([f"dualstack.test:{v4.target.rsplit(':', 1)[1]}"])
+    try:
+        assert sender.send(b'{"x":1}') == 1
+        assert v4.collect(idle=0.5) == [b'{"x":1}']
+    finally:
+        sender.close()
+        v4.close()
