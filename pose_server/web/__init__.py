@@ -47,7 +47,16 @@ def launch(argv: list[str] | None = None) -> int:
         print(f"pose-server web: serving on {args.host} lets anyone on the network convert videos on this "
               "machine; set a token with --token or $POSE_WEB_TOKEN (user name 'mocap')", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `docker stop`, kill: leave through the finally below
     root = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="pose-web-"))
+    try:
+        return _serve(args, root)
+    finally:
+        if not args.work_dir:  # the folder this run made for itself: uploads and results go with it
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace, root: Path) -> int:
     os.environ["GRADIO_TEMP_DIR"] = str(root / "uploads")  # before gradio loads: uploads stay in the app's folder
     try:
         from .app import WebDefaults, build_app
@@ -65,12 +74,6 @@ def launch(argv: list[str] | None = None) -> int:
 
     print(f"web: http://{args.host}:{args.port}  (jobs in {root})", file=sys.stderr)
     app.queue(default_concurrency_limit=1, max_size=32)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `docker stop`, kill: leave through the finally below
-    try:
-        app.launch(server_name=args.host, server_port=args.port, auth=auth if args.token else None, show_error=True,
-                   inbrowser=False, max_file_size=f"{args.max_upload_mb:g}mb", allowed_paths=[str(root)],
-                   share=False)
-    finally:
-        if not args.work_dir:  # the folder this run made for itself: uploads and results go with it
-            shutil.rmtree(root, ignore_errors=True)
+    app.launch(server_name=args.host, server_port=args.port, auth=auth if args.token else None, show_error=True,
+               inbrowser=False, max_file_size=f"{args.max_upload_mb:g}mb", allowed_paths=[str(root)], share=False)
     return 0
