@@ -170,7 +170,7 @@ class VideoFileSource(Source):
         n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.cap.isOpened() else 0
         self.frame_count = n if n > 0 else None
         self.index = 0
-        self.name = Path(str(shown).split("?")[0]).name
+        self.name = Path(str(shown).split("?")[0] if url else shown).name  # (a URL's query is no part of its name)
         self.fps = _frame_rate(self.cap)
         self._t = -1.0  # the last frame's time in the file
         first = self._decode() if self.cap.isOpened() else None  # a bad first frame is skipped like any other
