@@ -11,6 +11,7 @@ the overlay, the 3D pose and its packet; the animation files then hold that one 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -214,7 +215,8 @@ def _convert_job(jobs: Jobs, defaults: WebDefaults, session: str, cancel: thread
         raise gr.Error("conversion cancelled") from None
     except (ConvertError, OSError, RuntimeError, ValueError) as exc:
         jobs.remove(folder)
-        raise gr.Error(str(exc)) from None
+        # the job's files by their names: where the server keeps them is none of the page's business
+        raise gr.Error(str(exc).replace(f"{folder}{os.sep}", "").replace(str(jobs.root), "the job folder")) from None
     files = [p for ext in wanted for p in summary["files"].get(f".{ext}", [])]
     packet = first_lifted_packet(folder / "take.jsonl")
     seconds = summary["frames"] / summary["fps"]

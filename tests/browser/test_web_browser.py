@@ -381,3 +381,17 @@ def test_the_folder_a_run_made_for_itself_goes_when_it_is_stopped(tmp_path):
         proc.terminate()  # SIGTERM
         proc.wait(30)
     assert not root.exists(), f"{root} is still there"
+
+
+def test_an_error_names_the_upload_not_where_the_server_keeps_it(web, tmp_path):
+    """A bad upload's error showed the server's own paths (`/srv/.../jobs/<session>/upload.mp4`)."""
+    from gradio_client import Client, handle_file
+
+    url, work, _ = web
+    fake = tmp_path / "holiday.mp4"
+    fake.write_text("not a video")
+    with pytest.raises(Exception) as err:
+        Client(url, verbose=False).predict(video=handle_file(str(fake)), snapshot=None, formats=["jsonl"],
+                                           api_name="/convert")
+    message = str(err.value)
+    assert "upload.mp4" in message and str(work) not in message and "/jobs/" not in message, message
