@@ -87,6 +87,12 @@ class Tracks:
     boxes: dict[int, np.ndarray] = field(default_factory=dict)  # (T, 4)
     keypoints: dict[int, np.ndarray] = field(default_factory=dict)  # (T, K, 2)
     scores: dict[int, np.ndarray] = field(default_factory=dict)  # (T, K)
+    times: np.ndarray | None = None  # (T,) each frame's time in the video, its own timestamps; None: i / fps
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        """(T,) seconds from the video's start: a variable frame rate's uneven steps kept."""
+        return self.times if self.times is not None else np.arange(self.frames) / self.fps
 
 
 @dataclass
@@ -170,9 +176,10 @@ def estimate_2d(cfg: PipelineConfig, estimator: Any = None, progress: bool = Tru
             else:
                 tracker.skip_frame()
 
-        n, skipped = 0, None
+        n, skipped, times = 0, None, []
         while (not cfg.max_frames or n < cfg.max_frames) and (frame := source.read()) is not None:
             img = frame.image
+            times.append(frame.media_t if frame.media_t is not None else n / (source.fps or 30.0))
             size = (img.shape[1], img.shape[0])
             if n % stride == 0:  # the frames in between stay empty: the gap filler interpolates them
                 pose(n, img)
@@ -192,7 +199,8 @@ def estimate_2d(cfg: PipelineConfig, estimator: Any = None, progress: bool = Tru
         source.close()
     if n == 0:
         raise ConvertError(f"no frame could be read from {cfg.source}: is it a video OpenCV can decode?")
-    out = Tracks(fps=source.fps or 30.0, size=size, frames=n, skeleton=est.skeleton, source_name=source.name)
+    out = Tracks(fps=source.fps or 30.0, size=size, frames=n, skeleton=est.skeleton, source_name=source.name,
+                 times=np.asarray(times, dtype=np.float64))
     k = est.num_keypoints
     for i, ids, boxes, kpts, scores in rows:
         for tid, box, kp, sc in zip(ids, boxes, kpts, scores, strict=True):
@@ -276,7 +284,7 @@ def offline_lifter(cfg: PipelineConfig, size: tuple[int, int], world: Any = None
 
 def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, fps: float,
                size: tuple[int, int], cfg: PipelineConfig, opts: ConvertOptions,
-               world: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+               world: Any = None, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(T, 17, 3) joints and (T, 12, 4) rotations of one track, two-sided smoothed (NaN where not lifted), and the
     lifter's (T, 2) foot contact probabilities (NaN where not lifted; None when it has none): the packets carry them
     (protocol v3), so that the add-on pins planted feet in a converted take as it does live. ``world``: the run's
@@ -286,12 +294,13 @@ def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, f
 
     lifter = offline_lifter(cfg, size, world)
     n = len(keypoints)
+    t = times if times is not None else np.arange(n) / fps  # each frame's time: a variable frame rate's own
     raw = np.full((n, 17, 3), np.nan)
     contacts = np.full((n, 2), np.nan) if hasattr(lifter, "contacts") else None
     zero = np.zeros(17)
     for i in range(n):
         try:
-            j = lifter(keypoints[i, :17], scores[i, :17] if present[i] else zero, i / fps)
+            j = lifter(keypoints[i, :17], scores[i, :17] if present[i] else zero, t[i])
         except ValueError:
             j = None
         if j is not None and present[i] and np.isfinite(j).all():
@@ -321,7 +330,7 @@ def lift_track(keypoints: np.ndarray, scores: np.ndarray, present: np.ndarray, f
     return joints, rotations, contacts
 
 
-def solve_hands(keypoints: np.ndarray, scores: np.ndarray, rotations: np.ndarray, fps: float,
+def solve_hands(keypoints: np.ndarray, scores: np.ndarray, rotations: np.ndarray, times: np.ndarray,
                 size: tuple[int, int], cfg: PipelineConfig) -> list:
     """Per frame both hands ([left, right], (16, 4) quaternions or None) of one whole-body track, from its smoothed
     keypoints and its body rotations, by the live server's hand tracker run forward over the video (as
@@ -337,7 +346,7 @@ def solve_hands(keypoints: np.ndarray, scores: np.ndarray, rotations: np.ndarray
             out.append(None)
             continue
         try:
-            out.append(tracker(keypoints[i], scores[i], i / fps, cfg.kpt_threshold, forearm_deltas(rotations[i])))
+            out.append(tracker(keypoints[i], scores[i], times[i], cfg.kpt_threshold, forearm_deltas(rotations[i])))
         except (ValueError, np.linalg.LinAlgError):  # a degenerate hand costs this frame's hands
             out.append(None)
     return out
@@ -379,7 +388,7 @@ def lock_feet(joints: np.ndarray, fps: float, height: float, leak_s: float = 3.0
     return out
 
 
-def estimate_pitch(kept: list[tuple], fps: float, size: tuple[int, int], cfg: PipelineConfig) -> float:
+def estimate_pitch(kept: list[tuple], times: np.ndarray, size: tuple[int, int], cfg: PipelineConfig) -> float:
     """The camera pitch (deg down) the performers show over the whole video (lift/world.py's estimate, from every
     straight-bodied frame of every track, lifted once for it): offline the whole video is known, so the lifting
     that follows uses it from the first frame instead of settling on it while the world turns, as live."""
@@ -390,7 +399,7 @@ def estimate_pitch(kept: list[tuple], fps: float, size: tuple[int, int], cfg: Pi
         lifter = offline_lifter(cfg, size, world)
         for i in np.flatnonzero(present):
             try:
-                lifter(kpts[i, :17], scores[i, :17], i / fps)
+                lifter(kpts[i, :17], scores[i, :17], times[i])
             except ValueError:
                 continue
     pitch = 0.0 if world.pitch_deg is None else float(world.pitch_deg)
@@ -425,19 +434,19 @@ def build_motions(tracks: Tracks, cfg: PipelineConfig, opts: ConvertOptions) -> 
         kept.append((tid, present, boxes, kpts, scores, filled))
     lifts = cfg.lift_3d and get_skeleton(tracks.skeleton).coco_body  # a person's COCO-17 body (not an animal's)
     if lifts and cfg.camera_pitch is None and cfg.lifter == "learned" and kept:
-        cfg = replace(cfg, camera_pitch=estimate_pitch(kept, tracks.fps, tracks.size, cfg))
+        cfg = replace(cfg, camera_pitch=estimate_pitch(kept, tracks.frame_times, tracks.size, cfg))
     motions = []
     world = SharedWorld()  # one frame for every performer of the video
     for tid, present, boxes, kpts, scores, filled in kept:
         if lifts:
             joints, rotations, contacts = lift_track(kpts, scores, present, tracks.fps, tracks.size, cfg, opts,
-                                                     world)
+                                                     world, tracks.frame_times)
         else:
             joints, rotations = np.full((len(kpts), 17, 3), np.nan), np.full((len(kpts), 12, 4), np.nan)
             contacts = None
         hands = None
         if lifts and tracks.skeleton == "wholebody133":  # the fingers, as `run` sends them (protocol v4)
-            hands = solve_hands(kpts, scores, rotations, tracks.fps, tracks.size, cfg)
+            hands = solve_hands(kpts, scores, rotations, tracks.frame_times, tracks.size, cfg)
         motions.append(Motion(tid, present, boxes, kpts, scores, filled, joints, rotations, contacts,
                               cfg.camera_pitch, hands))
     if not motions:
@@ -475,7 +484,7 @@ def write_session(path: Path, tracks: Tracks, motions: Sequence[Motion], model: 
     enc = PacketEncoder(tracks.source_name[:256], skeleton=tracks.skeleton, image_size=tracks.size)
     with Recorder(path) as rec:
         for i in range(tracks.frames):
-            t = t0 + i / tracks.fps
+            t = t0 + float(tracks.frame_times[i])
             rec.write(enc.encode(i, t, frame_people(motions, i),
                                  meta={"fps": round(tracks.fps, 3), "model": Path(model).name[:256],
                                        "converted": "offline two-sided"}))

@@ -339,3 +339,20 @@ def test_blenders_own_error_reaches_the_user_when_its_output_ran_into_the_result
     monkeypatch.setattr(convert, "BLENDER_WORKER", worker)
     with pytest.raises(ConvertError, match=r"Blender could not export: FileNotFoundError: /proc/x.fbx"):
         convert.run_blender(tmp_path / "take.jsonl", [tmp_path / "x.fbx"], [0], 30.0)
+
+
+def test_a_variable_frame_rate_video_is_converted_on_its_own_frame_times(tmp_path):
+    """convert timed frame i at i / the average rate: a phone's variable frame rate came out evenly spaced, the
+    motion sped up and slowed down. tests/data/vfr.mp4: 10 frames 40 ms apart, then 5 frames 80-120 ms apart."""
+    from pathlib import Path
+
+    from tests.server.test_sources import _NoPose
+
+    video = Path(__file__).resolve().parents[1] / "data" / "vfr.mp4"
+    tracks = convert.estimate_2d(PipelineConfig(source=str(video), detector="full-frame", udp=[]), _NoPose(),
+                                 progress=False)
+    want = [0.0, 0.04, 0.08, 0.12, 0.16, 0.2, 0.24, 0.28, 0.32, 0.36, 0.44, 0.52, 0.64, 0.72, 0.84]
+    assert tracks.frame_times == pytest.approx(want, abs=1e-3)
+    write_session(tmp_path / "take.jsonl", tracks, [], "m", 1000.0)
+    stamps = [json.loads(line)["timestamp"] for line in (tmp_path / "take.jsonl").read_text().splitlines()]
+    assert np.array(stamps) - 1000.0 == pytest.approx(want, abs=1e-3)
