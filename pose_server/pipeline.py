@@ -135,6 +135,11 @@ class Pipeline(Stages):
                      ", ".join(self.sender.targets) or "no UDP target", cfg.model,
                      getattr(self._estimator, "backend_label", cfg.backend), cfg.device,
                      getattr(self.detector, "name", "-"))
+            if self.source is not None and not self.source.live and not cfg.realtime and self.sender.targets:
+                log.warning("%s is read as fast as the server goes and its packets carry the time each frame was "
+                            "read: a take recorded from them in Blender plays at the processing speed, not the "
+                            "clip's; add --realtime to stream it at its own pace (or use `pose-server convert`)",
+                            self.source_name)
 
     def stop(self) -> None:
         """Stop every thread, close the source, the recording and the preview. Idempotent."""

@@ -374,3 +374,17 @@ def test_a_looped_file_keeps_moving_after_its_first_pass(receiver, tmp_path):
     assert sway[0] > 40 and sway[1] > 0.8 * sway[0] and sway[2] > 0.8 * sway[0], np.round(sway, 1)
     stamps = [p["timestamp"] for p in packets]
     assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
+
+
+def test_an_unpaced_file_warns_that_a_take_from_it_plays_at_the_processing_speed(clip, receiver, caplog):
+    """`run --source clip.mp4` reads the file as fast as it can and stamps each packet with the time its frame was
+    read: a take recorded in Blender from it played at the processing speed (2.5 times slower at 12 fps), silently."""
+    from .conftest import streamed_packets
+
+    for realtime in (False, True):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            streamed_packets(Pipeline(PipelineConfig(source=str(clip), detector="full-frame", udp=[receiver.target],
+                                                     realtime=realtime, max_frames=3, log_every=1e9),
+                                      estimator=BrightFigurePose()), receiver)
+        assert ("plays at the processing speed" in caplog.text) is not realtime, caplog.text
