@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-frames", type=int, default=None, help="convert at most this many frames per upload")
     ap.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload")
     ap.add_argument("--work-dir", default=None, help="folder for uploads and results (default: a new temp folder)")
+    ap.add_argument("--allow-downloads", action="store_true",
+                    help="beyond loopback, let the page's users make the server download ViTPose weights (on "
+                         "loopback it always may)")
     return ap
 
 
@@ -66,7 +69,7 @@ def _serve(args: argparse.Namespace, root: Path) -> int:
         return 2
     defaults = WebDefaults(checkpoint=args.checkpoint, model=args.model, backend=args.backend, detector=args.detector,
                            kpt_threshold=args.kpt_threshold, max_frames=args.max_frames,
-                           work_dir=root)
+                           work_dir=root, downloads=args.allow_downloads or is_loopback(args.host))
     app, root = build_app(defaults)
 
     def auth(user: str, password: str) -> bool:  # constant-time: how long it takes tells nothing of the token

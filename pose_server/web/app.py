@@ -49,6 +49,7 @@ class WebDefaults:
     kpt_threshold: float = 0.3
     max_frames: int | None = None  # cap per upload (a public instance keeps jobs short)
     work_dir: Path | None = None  # where uploads and results live (default: a fresh temp folder)
+    downloads: bool = True  # the page may fetch model weights (off beyond loopback unless --allow-downloads)
 
 
 class Jobs:
@@ -171,7 +172,7 @@ def run_job(jobs: Jobs, defaults: WebDefaults, video: str | None, snapshot: str 
         if cancel.is_set():  # Cancel pressed while it waited in the queue (it used to clear that and convert)
             raise gr.Error("conversion cancelled")
         try:
-            fields = model_fields(model or STARTED, defaults.checkpoint, defaults.model)
+            fields = model_fields(model or STARTED, defaults.checkpoint, defaults.model, defaults.downloads)
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         return _convert_job(jobs, defaults, session, cancel, fields, video, snapshot, formats, person, height,
@@ -249,7 +250,7 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
                 with gr.Tab("webcam snapshot"):
                     snapshot = gr.Image(label="one frame from the webcam", sources=["webcam"], type="filepath",
                                         elem_id="snapshot")
-                choices = model_choices(defaults.checkpoint, defaults.model)
+                choices = model_choices(defaults.checkpoint, defaults.model, defaults.downloads)
                 model = gr.Dropdown(choices, value=STARTED, label="model", elem_id="model")
                 formats = gr.CheckboxGroup(list(FORMATS), value=["fbx", "glb"], label="downloads",
                                            info="fbx, glb, blend: every performer in one file (an armature each); "

@@ -395,3 +395,20 @@ def test_an_error_names_the_upload_not_where_the_server_keeps_it(web, tmp_path):
                                            api_name="/convert")
     message = str(err.value)
     assert "upload.mp4" in message and str(work) not in message and "/jobs/" not in message, message
+
+
+def test_a_page_beyond_loopback_does_not_download_weights_for_its_users(tmp_path, monkeypatch):
+    """Anyone reaching a page served on the network could pick ViTPose-huge and make the server download it."""
+    from pose_server.config import HUB_MODELS
+    from pose_server.web.models import model_choices, model_fields
+
+    monkeypatch.setenv("VITPOSE_CHECKPOINTS", str(tmp_path))  # no weights here
+    with pytest.raises(ValueError, match="ViTPose huge's weights are not on this server"):
+        model_fields("huge", None, "auto", downloads=False)
+    assert model_fields("huge", None, "auto", downloads=True) == {"checkpoint": None, "model_size": "huge"}
+    assert any("not on this server" in label for label, _v in model_choices(None, "auto", downloads=False))
+    folder = tmp_path / "hf" / HUB_MODELS["huge"].replace("/", "--")  # fetched once by whoever runs the server
+    folder.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).write_text("{}")
+    assert model_fields("huge", None, "auto", downloads=False)["model_size"] == "huge"
