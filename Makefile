@@ -92,8 +92,9 @@ endif
 
 test: python313 lint test-main test-bpy42 test-bpy45 test-bpy53
 
-addon: $(STAMP)
-	$(PY) scripts/build_addon.py
+# The zip needs only the standard library (Python 3.11+): no venv, no torch. ADDON_ARGS="--out-dir DIR" moves it.
+addon:
+	$(PYTHON) scripts/build_addon.py $(ADDON_ARGS)
 
 # DEMO_ARGS passes options through, e.g. make demo DEMO_ARGS="--checkpoint checkpoints/vitpose_small.pth"
 demo: $(STAMP) $(EMBEDDED)

@@ -1,7 +1,8 @@
 """ViTPose Mocap: receive pose packets over UDP, drive an armature live, record takes, export them.
 
-Installed as a Blender 4.2+ extension (blender_manifest.toml); `bl_info` below serves legacy
-add-on installs. Uses only the standard library, bpy and mathutils.
+Installed as a Blender 4.2+ extension (blender_manifest.toml); `bl_info` below, kept in step with the manifest
+(tests/addon/test_build.py), names it to tools that still read it. Uses only the standard library, bpy and
+mathutils.
 """
 
 from __future__ import annotations

@@ -42,3 +42,15 @@ def test_make_test_runs_the_addon_tests_on_every_leg_it_can():
         assert f".venv-{leg}/bin/python -m pytest -m bpy42 tests/addon" in plan, plan
     assert ".venv-bpy53/bin/python -m pytest" not in plan
     assert "SKIPPED: the add-on's tests on Blender 5.3" in plan
+
+
+def test_make_addon_builds_the_zip_without_the_servers_venv(tmp_path):
+    """`make addon` created .venv and installed torch and the whole server stack before running a build script
+    that needs only the standard library."""
+    result = make("-n", "addon", f"ADDON_ARGS=--out-dir {tmp_path}", ci="false")
+    assert result.returncode == 0, result.stderr
+    assert "pip" not in result.stdout and "venv" not in result.stdout, result.stdout
+    assert f"scripts/build_addon.py --out-dir {tmp_path}" in result.stdout
+    done = make("addon", f"ADDON_ARGS=--out-dir {tmp_path}", ci="false")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["vitpose_mocap-0.1.0.zip"]

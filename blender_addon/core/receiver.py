@@ -12,6 +12,7 @@ accepted), dropped (valid, but overwritten by a newer packet and never used by a
 from __future__ import annotations
 
 import collections
+import errno
 import hmac
 import ipaddress
 import socket
@@ -33,7 +34,7 @@ def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
@@ -75,14 +76,18 @@ class Receiver:
         if not self.token and not is_loopback(self.host):
             raise OSError(f"listening on {self.host} accepts packets from other computers: set a token "
                           "(and give the server the same one) or listen on 127.0.0.1")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        host = self.host.strip("[]")  # [::1] as the server writes IPv6 targets
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET  # ::1 or :: (it bound an IPv4 socket: refused)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            sock.bind((self.host, self.port))
+            sock.bind((host, self.port))
         except OSError as exc:
             sock.close()
+            busy = exc.errno == errno.EADDRINUSE
             raise OSError(
-                f"cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); "
-                "another program (or another Blender) may use this port: pick a free port here and in the server"
+                f"cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); " + (
+                    "another program (or another Blender) uses this port: pick a free port here and in the server"
+                    if busy else "check the address: one of this computer's, 127.0.0.1, ::1, 0.0.0.0 or ::")
             ) from exc
         # Large receive buffer: bursts are absorbed by the kernel instead of being lost there.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)

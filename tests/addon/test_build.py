@@ -98,3 +98,12 @@ def test_install_from_disk_enables_it_and_the_installed_copy_drives_a_rig(built,
     assert r["applied"] == 1 and r["target_bones"] > 10
     assert r["after_disable"] == [[False, False], False]
     assert r["after_enable"] == [[True, True], True]
+
+
+def test_bl_info_says_what_the_manifest_says():
+    import tomllib
+
+    manifest = tomllib.loads((ROOT / "blender_addon" / "blender_manifest.toml").read_text())
+    assert ".".join(map(str, blender_addon.bl_info["version"])) == manifest["version"]
+    assert ".".join(map(str, blender_addon.bl_info["blender"])) == manifest["blender_version_min"]
+    assert blender_addon.bl_info["name"] == manifest["name"]

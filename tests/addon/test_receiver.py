@@ -165,3 +165,26 @@ def test_take_all_hands_out_the_overwritten_packets_oldest_first(rx):
         rx.offer(encode(make_packet(seq, 1000.0 + seq)))
     assert rx.take_latest()["seq"] == n + 2  # taking only the newest leaves the other two dropped
     assert rx.take_all() == [] and rx.stats()["dropped"] == n - 1 - MAX_PENDING + 2
+
+
+def test_it_listens_on_ipv6_loopback_as_the_server_can_send_there():
+    """The server sends to `--udp [::1]:PORT` (docs/server.md); the add-on opened an IPv4 socket whatever the Host,
+    and Host ::1 failed with an error that blamed another program on the port."""
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.fail("this machine has no IPv6 loopback; the add-on's IPv6 path cannot be checked here")
+    for host in ("::1", "[::1]"):
+        r = Receiver(host, 0)
+        r.start()  # loopback: no token needed
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as out:
+                out.sendto(encode(make_packet(0, 1_700_000_000.0)), ("::1", r.port))
+            wait_until(lambda r=r: r.received == 1, what="a packet over IPv6")
+            assert r.invalid == 0 and r.take_latest() is not None
+        finally:
+            r.stop()
+    with pytest.raises(OSError, match="check the address"):
+        Receiver("203.0.113.7", 0, token="t").start()  # not this computer's
