@@ -60,8 +60,25 @@ class PreviewWriter:
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
+        self._t0: float | None = None  # the first frame's capture time (live sources)
+        self._last: np.ndarray | None = None
 
-    def write(self, img: np.ndarray) -> None:
+    def write(self, img: np.ndarray, t: float | None = None) -> None:
+        """Add a frame. With `t` (a live source's capture time, s) the video keeps the capture's clock: a frame is
+        repeated where the source delivered fewer frames than the video's rate and left out where it delivered
+        more (a stream sending 10 fps while reporting 25 gave a preview 2.5 times too fast); without, every frame
+        is written once (a file: all its frames, at its rate)."""
+        if t is not None:
+            if self._t0 is None:
+                self._t0 = t
+            due = int(round((t - self._t0) * self.fps)) + 1  # frames the video should hold once this one is in
+            if due <= self.frames:
+                return
+            for _ in range(min(due - self.frames - 1, int(5 * self.fps))):  # a long stall: 5 s at most
+                self._write(self._last if self._last is not None else img)
+        self._write(img)
+
+    def _write(self, img: np.ndarray) -> None:
         h, w = img.shape[:2]
         if self.writer is None:
             self.size = (w, h)
@@ -74,6 +91,7 @@ class PreviewWriter:
             img = cv2.resize(img, self.size)
         self.writer.write(img)
         self.frames += 1
+        self._last = img
 
     def close(self) -> None:
         if self.writer is not None:

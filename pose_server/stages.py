@@ -283,7 +283,9 @@ class Stages:
             self._latest_view = (img, packet["people"])
             self._stage_ms["send"].append((time.perf_counter() - t0) * 1000)
             if self._preview_writer is not None:
-                self._preview_writer.write(draw_people(img, packet["people"], self._bones(), self.config.kpt_threshold))
+                live = self.source is not None and self.source.live  # its preview keeps the capture's clock
+                self._preview_writer.write(draw_people(img, packet["people"], self._bones(), self.config.kpt_threshold),
+                                           item.frame.timestamp if live else None)
 
     def _refuse_packet(self, exc: ValueError) -> None:
         self._refused += 1

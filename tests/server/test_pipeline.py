@@ -388,3 +388,31 @@ def test_an_unpaced_file_warns_that_a_take_from_it_plays_at_the_processing_speed
                                                      realtime=realtime, max_frames=3, log_every=1e9),
                                       estimator=BrightFigurePose()), receiver)
         assert ("plays at the processing speed" in caplog.text) is not realtime, caplog.text
+
+
+def test_a_live_sources_preview_keeps_the_capture_clock(tmp_path):
+    """The preview of a live source was written one frame per processed frame at the rate the source reports: a
+    stream delivering 10 fps while reporting 25 gave a video 2.5 times too fast (dropped frames shortened it too)."""
+    import cv2
+
+    from pose_server.preview import PreviewWriter
+
+    def frames_in(path) -> int:
+        cap = cv2.VideoCapture(str(path))
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        cap.release()
+        return n
+
+    for name, step in (("slow", 0.2), ("fast", 0.05)):  # 5 and 20 frames a second into a 10 fps video, for 2 s
+        writer = PreviewWriter(tmp_path / f"{name}.mp4", fps=10.0)
+        for k in range(int(round(2.0 / step)) + 1):
+            writer.write(np.full((48, 64, 3), 5 * k % 250, np.uint8), 1000.0 + k * step)
+        writer.close()
+        assert frames_in(tmp_path / f"{name}.mp4") == 21, name  # 2 s at 10 fps, whatever the source delivered
+    writer = PreviewWriter(tmp_path / "file.mp4", fps=10.0)  # a file: every frame once
+    for _ in range(7):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.close()
+    assert frames_in(tmp_path / "file.mp4") == 7
