@@ -390,20 +390,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from .protocol import check_token
-    from .record import replay
+    from .record import load_session, replay
     from .udp import UdpSender
 
     if args.udp_token:
         check_token(args.udp_token)
-    if not Path(args.session).is_file():
-        raise FileNotFoundError(f"recording not found: {args.session}")
+    packets = load_session(args.session)  # read and checked once, before anything is sent
     sender = UdpSender(_targets(args.udp) or ["127.0.0.1:9000"])
     from tqdm import tqdm
 
-    total = sum(1 for line in open(args.session, "rb") if line.strip())
+    total = len(packets)
     with tqdm(total=total, unit="packet", desc=Path(args.session).name) as bar:
         try:
-            n = replay(args.session, lambda data, _p: sender.send(data), speed=args.speed, loop=args.loop,
+            n = replay(packets, lambda data, _p: sender.send(data), speed=args.speed, loop=args.loop,
                        on_packet=lambda i: bar.update(1) if i <= total else None, token=args.udp_token)
         except KeyboardInterrupt:
             n = bar.n

@@ -29,7 +29,7 @@ import bpy  # noqa: E402, I001 (addon_utils exists once bpy is imported)
 import addon_utils  # noqa: E402
 
 import blender_addon  # noqa: E402
-from blender_addon.core import compat, export, rig, session_import  # noqa: E402
+from blender_addon.core import export, rig, session_import  # noqa: E402
 
 
 def set_fps(scene: bpy.types.Scene, fps: float) -> None:
@@ -45,16 +45,6 @@ def first_joints(packets: list[dict], person_id: int) -> tuple[list, float] | tu
             if person["id"] == person_id and person.get("joints_3d") is not None:
                 return person["joints_3d"], p["timestamp"]
     return None, None
-
-
-def play_takes(takes: dict[int, tuple[bpy.types.Object, bpy.types.Action]]) -> None:
-    """Each armature plays its take: the action assigned, the capture rig's constraints (which follow the live
-    targets) muted so the keys drive the bones."""
-    for arm, action in takes.values():
-        compat.assign_action(arm, action)
-        for pb in arm.pose.bones:
-            for c in pb.constraints:
-                c.mute = True
 
 
 def export_glb(scene: bpy.types.Scene, path: str, start: int, end: int) -> str:
@@ -114,13 +104,11 @@ def run(job: dict) -> dict:
         elif ext == ".bvh":
             written = [export.export_bvh(scene, arm, act, per_person(out, pid, several))
                        for pid, (arm, act) in takes.items()]
-        elif ext == ".glb":
-            play_takes(takes)
-            written = [export_glb(scene, str(out), start, end)]
-        elif ext == ".blend":
-            play_takes(takes)
-            scene.frame_start, scene.frame_end = start, end
-            written = [export.save_blend_copy(str(out))]
+        elif ext == ".glb":  # each armature playing its take, its capture-rig constraints muted (as the FBX's)
+            with export.playing_takes(scene, list(takes.values())):
+                written = [export_glb(scene, str(out), start, end)]
+        elif ext == ".blend":  # a copy that plays the takes
+            written = [export.save_blend_copy(str(out), scene, list(takes.values()))]
         else:
             return {"error": f"cannot write {out.name} from Blender"}
         files.setdefault(ext, []).extend(written)

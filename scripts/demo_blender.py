@@ -92,10 +92,9 @@ class Cast:
                   "its rig has the default proportions", flush=True)
         performers.bind(self.settings, person["id"], obj)
         self.track_ids[obj.name] = [person["id"]]
-        takes = state.recording(self.scene) or []
-        state.set_recording(self.scene, takes + recorder.performer_takes(
-            self.scene, [(person["id"], obj)], takes[0].take_name if takes else None))
-        self.settings.is_recording = True
+        if not state.recording(self.scene):  # the first rig starts the take; later ones join it at the next tick
+            state.set_recording(self.scene, recorder.performer_takes(self.scene, [(person["id"], obj)]))  # (join_take)
+            self.settings.is_recording = True
         return obj
 
 

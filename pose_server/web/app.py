@@ -160,12 +160,17 @@ def job_input(folder: Path, video: str | None, snapshot: str | None) -> tuple[Pa
     raise gr.Error("upload a video or take a webcam snapshot first")
 
 
+def session_of(request: gr.Request) -> str:
+    """The browser session a request comes from (its jobs, folder and cancel flag)."""
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
 def run_job(jobs: Jobs, defaults: WebDefaults, video: str | None, snapshot: str | None, model: str,
             formats: list[str], person: str, height: float, smooth_2d: float, smooth_3d: float, lock_feet: bool,
             detector: str, request: gr.Request, progress: gr.Progress,
             estimate_pitch: bool = False) -> tuple[list, str, list[str], str | None, str]:
     """One conversion: (overlay frames, packet JSON, files to download, GLB for the 3D view, status line)."""
-    session = getattr(request, "session_hash", None) or "anonymous"
+    session = session_of(request)
     cancel = jobs.flag(session)
     jobs.running.add(session)
     try:
@@ -231,7 +236,7 @@ def _convert_job(jobs: Jobs, defaults: WebDefaults, session: str, cancel: thread
 
 
 def cancel_job(jobs: Jobs, request: gr.Request) -> str:
-    return "cancelling..." if jobs.cancel(getattr(request, "session_hash", None) or "anonymous") else \
+    return "cancelling..." if jobs.cancel(session_of(request)) else \
         "nothing to cancel"
 
 
@@ -286,7 +291,7 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
                            lock_feet, detector, request, progress, estimate_pitch)
 
         def arm(request: gr.Request) -> None:
-            jobs.arm(getattr(request, "session_hash", None) or "anonymous")
+            jobs.arm(session_of(request))
 
         # armed at the click, not when the job starts: a Cancel while it waits in the queue is then its own
         run.click(arm, None, None, queue=False).then(
@@ -297,7 +302,7 @@ def build_app(defaults: WebDefaults) -> tuple[gr.Blocks, Path]:
             return cancel_job(jobs, request)
 
         def leave(request: gr.Request) -> None:
-            jobs.leave(getattr(request, "session_hash", None) or "anonymous")
+            jobs.leave(session_of(request))
 
         stop.click(cancel, None, status, queue=False, api_name="cancel")
         app.unload(leave)  # the tab closed: Gradio drops its waiting jobs, this stops the running one
