@@ -177,6 +177,13 @@ def _masked_shift(joints: list[Vector], rest_pelvis: Vector, rig_settings) -> Ve
     return Vector()
 
 
+def drivable(person: dict | None, rig_settings) -> bool:
+    """Whether a packet's person can pose an armature: lifted to 3D (or, with Hands only, carrying hands). One
+    that is not (absent, or the lifter failed on that frame) leaves the armature's last pose, and a take records
+    nothing for it: the gap is interpolated, instead of a held pose and then a jump."""
+    return person is not None and bool(person.get("joints_3d") or rig_settings.hands_only and person.get("hands"))
+
+
 def apply_person(scene: bpy.types.Scene, armature_obj: bpy.types.Object, person: dict, packet: dict) -> None:
     """Pose `armature_obj` from one person of a packet, per scene.vitpose_mocap.rig. Raises
     BoneMapError/RigError/ValueError with a message for the panel when the armature cannot be driven."""

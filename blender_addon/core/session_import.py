@@ -75,7 +75,7 @@ def import_session(scene: bpy.types.Scene, armature_obj: bpy.types.Object, path:
             if progress is not None and i % 100 == 0:
                 progress(i / len(packets))
             person = select_person(packet, person_mode, person_id)
-            if person is None:
+            if not drive.drivable(person, scene.vitpose_mocap.rig):  # as live: a gap, not a held pose
                 continue
             _drive(scene, armature_obj, _pin(lock, person, packet), packet)
             recorder.evaluated_view_layer(scene)
@@ -118,7 +118,7 @@ def import_session_performers(scene: bpy.types.Scene, bound: list[tuple[int, bpy
             people = performers.people_by_id(packet)
             driven = [(take, armature, _pin(lock, people[track_id], packet))
                       for take, (_id, armature), lock, track_id in zip(takes, bound, locks, ids, strict=True)
-                      if track_id in people]
+                      if drive.drivable(people.get(track_id), settings.rig)]
             for _take, armature, person in driven:
                 _drive(scene, armature, person, packet)
             if driven:

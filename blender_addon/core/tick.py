@@ -101,9 +101,7 @@ def _apply_packet(scene, settings, drives: list[tuple[int | None, bpy.types.Obje
             continue
         person = select_person(packet, settings.person_mode, settings.person_id) if track_id is None \
             else by_id.get(track_id)
-        if person is None or not (person.get("joints_3d") or settings.rig.hands_only and person.get("hands")):
-            # not in the shot, or not lifted this frame: its armature holds its last pose and a take samples
-            # nothing (the gap is interpolated, as for a performer out of the shot, instead of a held pose, then a jump)
+        if not drive.drivable(person, settings.rig):  # not in the shot, or not lifted: its last pose holds
             continue
         if settings.foot_lock:  # protocol v3 contacts: planted feet stay put (core/foot_lock.py), per armature
             lock = foot_lock.lock_for((scene.session_uid, armature.session_uid))

@@ -161,7 +161,7 @@ def test_an_imported_session_hands_a_lost_performer_over_as_live_does(scene, tmp
     assert [f for f, _v in _keys(settings.take_parts[1].action)] == list(range(1, 5))
 
 
-def test_a_performer_not_lifted_for_a_few_frames_is_interpolated_not_held_then_jumped(scene, send):
+def test_a_performer_not_lifted_for_a_few_frames_is_interpolated_not_held_then_jumped(scene, send, tmp_path):
     """A bound person sent without 3D (the lifter failed on those frames) was sampled at its held pose: the take
     stood still, then jumped. Now those frames are a gap, interpolated like a performer out of the shot."""
     t0 = _start_take(scene, send)
@@ -171,8 +171,19 @@ def test_a_performer_not_lifted_for_a_few_frames_is_interpolated_not_held_then_j
             packet["people"][1]["joints_3d"] = None
         send(packet)
     assert bpy.ops.vitpose_mocap.record_stop() == {"FINISHED"}
-    p1 = scene.vitpose_mocap.take_parts[1].action
-    xs = [v for _f, v in _keys(p1)]
+    _assert_moves_evenly(scene.vitpose_mocap.take_parts[1].action)
+    # Import Session of the same kind of packets: the same gap (it recorded the held pose, then the jump)
+    packets = [_packet(seq, t0, (0, 1)) for seq in range(1, N + 1)]
+    for packet in packets[4:8]:
+        packet["people"][1]["joints_3d"] = None
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join(json.dumps(p) for p in packets) + "\n")
+    assert bpy.ops.vitpose_mocap.import_session(filepath=str(path)) == {"FINISHED"}
+    _assert_moves_evenly(scene.vitpose_mocap.take_parts[1].action)
+
+
+def _assert_moves_evenly(action) -> None:
+    xs = [v for _f, v in _keys(action)]
     steps = [b - a for a, b in zip(xs, xs[1:], strict=False)]
     assert min(steps) > 0 and max(steps) < 2.5 * min(steps), xs  # the hips move on evenly across the gap
 
